@@ -1,0 +1,124 @@
+"""`edgenode` command line. Each subcommand takes --config and --state-dir.
+
+Exit codes: 0 success, 1 failure, 2 usage, 78 invalid config (EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from edgenode import __version__
+from edgenode.config import ConfigError, config_path, load_config, load_relay_section
+from edgenode.logs import setup_logging
+
+EX_CONFIG = 78
+DEFAULT_STATE_DIR = Path("/var/lib/edgenode")
+log = logging.getLogger("edgenode")
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def state_dir(args: argparse.Namespace, configured: Path | None = None) -> Path:
+    """--state-dir, then $STATE_DIRECTORY (systemd), then [storage] state_dir, then default."""
+    if args.state_dir:
+        return Path(args.state_dir)
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":")[0])
+    return configured or DEFAULT_STATE_DIR
+
+
+def report_config_error(exc: ConfigError) -> int:
+    print(f"config invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EX_CONFIG
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"edgenode {__version__}")
+    return 0
+
+
+def cmd_validate_config(args: argparse.Namespace) -> int:
+    path = config_path(args.path or args.config)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return report_config_error(exc)
+    print(f"{path}: valid (site {config.node.site}, node {config.node.id}, "
+          f"hardware {config.node.hardware})")
+    return 0
+
+
+def cmd_relay_safe(args: argparse.Namespace) -> int:
+    from edgenode.control import relay_safe
+
+    path = config_path(args.config)
+    try:
+        section = load_relay_section(path)
+    except ConfigError as exc:
+        return report_config_error(exc)
+    return 0 if relay_safe(section) else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edgenode.node import Node
+
+    path = config_path(args.config)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return report_config_error(exc)
+    node = Node(config, path, state_dir(args, config.storage.state_dir))
+    log.info("edgenode %s: site %s node %s starting", __version__, config.node.site,
+             config.node.id)
+    return node.run()
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="config file (default $EDGENODE_CONFIG or "
+                        "/etc/edgenode/edgenode.toml)")
+    parser.add_argument("--state-dir", help="state directory (default $STATE_DIRECTORY, "
+                        "[storage] state_dir, /var/lib/edgenode)")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgenode", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p)
+        p.set_defaults(func=func)
+        return p
+
+    add("run", cmd_run, "run the daemon")
+    p = add("validate-config", cmd_validate_config,
+            "check a config file and list every problem (exit 78 when invalid)")
+    p.add_argument("path", nargs="?", help="config file (default: --config)")
+    add("relay-safe", cmd_relay_safe,
+        "drive the jammer relay OFF and release it (reads only [relay])")
+    add("version", cmd_version, "print the version")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a traceback for the person at the mast
+        log.error("%s failed: %s: %s", args.command, type(exc).__name__, exc)
+        log.debug("traceback", exc_info=True)
+        return 1

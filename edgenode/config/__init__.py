@@ -1,0 +1,45 @@
+"""Node configuration: one TOML file validated into typed models.
+
+`load_config` reports every problem at once as `ConfigError.problems`, each naming the file,
+the key path, the bad value and the rule it breaks.
+"""
+
+from edgenode.config.loader import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    Problem,
+    config_path,
+    load_config,
+    load_relay_section,
+)
+from edgenode.config.models import (
+    AcousticSection,
+    BrokerSection,
+    Config,
+    EffectorSection,
+    NodeSection,
+    OperatorKey,
+    RadarSection,
+    RelaySection,
+    SensorsSection,
+    StorageSection,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "AcousticSection",
+    "BrokerSection",
+    "Config",
+    "ConfigError",
+    "EffectorSection",
+    "NodeSection",
+    "OperatorKey",
+    "Problem",
+    "RadarSection",
+    "RelaySection",
+    "SensorsSection",
+    "StorageSection",
+    "config_path",
+    "load_config",
+    "load_relay_section",
+]

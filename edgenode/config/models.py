@@ -1,0 +1,201 @@
+"""Typed config sections. Units are in the field names; every number has bounds.
+
+An unknown key is an error (`extra="forbid"`): a misspelt option must never be ignored on a
+unit that switches a jammer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Site and node ids become MQTT topic levels and file names: keep them plain.
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+GpioLine = Annotated[int, Field(ge=0, le=53)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeSection(Section):
+    site: Identifier
+    id: Identifier
+    hardware: str = Field("custom", max_length=64)
+    latitude_deg: float = Field(ge=-90, le=90)
+    longitude_deg: float = Field(ge=-180, le=180)
+    altitude_m: float = Field(ge=-500, le=9000)
+    # Config is authoritative for the heading; the compass only checks it.
+    mast_heading_deg: float = Field(ge=0, lt=360)
+
+
+class StorageSection(Section):
+    state_dir: Path | None = None
+    outbox_max_mb: float = Field(64, ge=1, le=4096)
+    outbox_max_age_h: float = Field(72, ge=0.1, le=24 * 365)
+    audit_segment_kb: int = Field(1024, ge=16, le=65536)
+    audit_max_segments: int = Field(64, ge=2, le=10000)
+
+
+class BrokerSection(Section):
+    url: str = Field(pattern=r"^mqtts?://[^/:\s]+(:\d{1,5})?/?$")
+    mqtt_version: Literal["5", "3.1.1"] = "5"
+    keepalive_s: int = Field(10, ge=2, le=600)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = Field(None, max_length=256)
+    # A file (or a systemd credential name, looked up in $CREDENTIALS_DIRECTORY) holding the
+    # password; never the password itself in the config.
+    password_file: Path | None = None
+    password_credential: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    replay_rate_per_s: float = Field(200, ge=1, le=10000)
+    health_period_s: float = Field(10, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _client_cert_pair(self) -> BrokerSection:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (mutual TLS needs both)")
+        return self
+
+
+class RadarSection(Section):
+    model: Literal["ti-mmwave", "ops243"]
+    data_port: str = Field(min_length=1)
+    cli_port: str | None = None
+    data_baud: int = Field(921600, ge=1200, le=4_000_000)
+    cli_baud: int = Field(115200, ge=1200, le=4_000_000)
+    # TI chirp configuration uploaded over the CLI port at start (path, relative to the config).
+    chirp_config: Path | None = None
+    # Where the radar's boresight points, clockwise from the mast heading.
+    boresight_azimuth_deg: float = Field(0, ge=-180, le=180)
+    mount_height_m: float = Field(3.0, ge=0, le=200)
+    frame_timeout_s: float = Field(2.0, ge=0.1, le=60)
+
+
+class AcousticSection(Section):
+    backend: Literal["alsa", "wav", "fake", "sim"]
+    # ALSA device name, WAV path, fake generator name or sim socket, by backend.
+    device: str = Field(min_length=1)
+    # A shipped geometry name (uma16, uma8, respeaker4) or a TOML file of positions.
+    geometry: str = Field(min_length=1)
+    channels: int = Field(ge=1, le=64)
+    sample_rate_hz: int = Field(48000, ge=16000, le=96000)
+    block_frames: int = Field(4096, ge=256, le=65536)
+    # Capture channel feeding each geometry microphone, in geometry order.
+    channel_map: list[Annotated[int, Field(ge=0, le=63)]] | None = None
+    stall_timeout_s: float = Field(2.0, ge=0.1, le=60)
+
+
+class RelaySection(Section):
+    """The jammer relay board (hardware/relay-board.md)."""
+
+    backend: Literal["gpiod", "rpigpio", "fake", "sim"]
+    # gpiod opens the header chip by label: its number changed between Pi 5 kernels.
+    chip_label: str = Field("pinctrl-rp1", min_length=1)
+    device: str | None = None  # sim backend: the twin's socket
+    drive_line: GpioLine
+    heartbeat_line: GpioLine
+    aux_line: GpioLine
+    key_test_line: GpioLine
+    key_operate_line: GpioLine
+    heartbeat_period_ms: int = Field(20, ge=2, le=500)
+    # The board's monostable dropout; the heartbeat must toggle well inside it.
+    board_dropout_ms: int = Field(200, ge=20, le=5000)
+    # Dead-man rule: the longest the relay may stay on, whatever any command says. Mandatory.
+    max_on_s: float = Field(ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _lines_distinct_and_heartbeat_fast(self) -> RelaySection:
+        lines = [self.drive_line, self.heartbeat_line, self.aux_line, self.key_test_line,
+                 self.key_operate_line]
+        if len(set(lines)) != len(lines):
+            raise ValueError(f"relay lines must be five different GPIO lines, got {lines}")
+        if self.heartbeat_period_ms * 3 > self.board_dropout_ms:
+            raise ValueError(
+                f"heartbeat_period_ms {self.heartbeat_period_ms} must be at most a third of "
+                f"board_dropout_ms {self.board_dropout_ms}, or the board drops out while healthy"
+            )
+        return self
+
+
+Role = Literal["observer", "technician", "operator", "admin"]
+
+
+class OperatorKey(Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    role: Role
+    # Raw 32-byte Ed25519 public key, base64.
+    public_key: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$")
+    # Made by `edgenode run --sim`: never valid with a real relay.
+    demo: bool = False
+
+
+class EffectorSection(Section):
+    # Jamming is lawful only for authorised (mostly government) users: off unless enabled here.
+    enabled: bool = False
+    two_person: bool = False
+    max_engage_s: float = Field(30, ge=1, le=600)
+    max_arm_s: float = Field(300, ge=5, le=3600)
+    duty_window_s: float = Field(600, ge=10, le=86400)
+    duty_max_on_s: float = Field(120, ge=1, le=86400)
+    # The relay goes off when the broker has been gone this long (ARMED drops to SAFE too).
+    link_loss_grace_s: float = Field(5, ge=0, le=10)
+    command_max_lifetime_s: float = Field(30, ge=1, le=300)
+    clock_skew_s: float = Field(2, ge=0, le=60)
+    max_command_bytes: int = Field(8192, ge=512, le=65536)
+    keys_dir: Path | None = None
+    keys: list[OperatorKey] = Field(default_factory=list)
+
+
+I2CKind = Literal["ina219", "ina226", "qmc5883l", "lis3mdl", "tmp102", "bme280", "hat-eeprom"]
+
+
+class I2CDevice(Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    kind: I2CKind
+    bus: int = Field(1, ge=0, le=32)
+    address: int = Field(ge=0x03, le=0x77)
+    shunt_ohm: float | None = Field(None, gt=0, le=10)
+
+
+class SensorsSection(Section):
+    i2c_backend: Literal["smbus2", "fake", "sim"] = "smbus2"
+    i2c_device: str | None = None  # sim backend: the twin's socket
+    i2c: list[I2CDevice] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SensorsSection:
+        names = [d.name for d in self.i2c]
+        if len(set(names)) != len(names):
+            raise ValueError(f"i2c device names must be unique, got {names}")
+        return self
+
+
+class Config(Section):
+    node: NodeSection
+    storage: StorageSection = StorageSection()
+    broker: BrokerSection
+    relay: RelaySection
+    effector: EffectorSection = EffectorSection()
+    radar: RadarSection | None = None
+    acoustic: AcousticSection | None = None
+    sensors: SensorsSection = SensorsSection()
+
+    @model_validator(mode="after")
+    def _cross_section_rules(self) -> Config:
+        if self.effector.max_engage_s > self.relay.max_on_s:
+            raise ValueError(
+                f"effector.max_engage_s {self.effector.max_engage_s} exceeds relay.max_on_s "
+                f"{self.relay.max_on_s}: an engagement may never outlast the relay's dead-man limit"
+            )
+        if self.effector.enabled and self.relay.backend != "sim":
+            demo = [k.id for k in self.effector.keys if k.demo]
+            if demo:
+                raise ValueError(
+                    f"effector.enabled with demo key(s) {demo} on relay backend "
+                    f"'{self.relay.backend}': demo keys work only with the simulated relay"
+                )
+        return self

@@ -1,0 +1,1 @@
+"""Hardware abstraction: wires in, typed readings out. Knows nothing of the daemon."""

@@ -1,0 +1,110 @@
+"""Shared fixtures: a real Mosquitto on a free loopback port, the shared recordings, ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+EDGENODE = [sys.executable, "-m", "edgenode"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s} s")
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    if not found:
+        pytest.fail("mosquitto is not installed: run `make test`, which installs it")
+    return found
+
+
+class Mosquitto:
+    """A private broker. `extra` lines go into its config (TLS listeners, ACLs...)."""
+
+    def __init__(self, workdir: Path, port: int | None = None, extra: str = ""):
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"mosquitto-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> Mosquitto:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / f"mosquitto-{self.port}.conf"
+        # As root (CI), Mosquitto 2 would drop to its own user and lose the test files.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        listener = "" if "listener" in self.extra else (
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        conf.write_text(f"{listener}persistence false\n{user}{self.extra}\n")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept by the process
+        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf), "-v"],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"mosquitto did not start: {self.log_path.read_text()[-2000:]}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A fresh broker for one test; stop/start it to simulate an outage."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One broker for the tests that only need a broker to be there."""
+    broker = Mosquitto(tmp_path_factory.mktemp("shared-broker")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data; tests using it skip, saying why, where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"development recordings not found at {SHARED_DATA}")
+    return SHARED_DATA

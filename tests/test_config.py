@@ -1,0 +1,98 @@
+"""Config validation: every example validates; mistakes are all reported with their keys."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgenode.config import ConfigError, load_config, load_relay_section
+from tests.conftest import EDGENODE, ROOT
+
+EXAMPLES = sorted((ROOT / "hardware").rglob("*.toml"))
+NODE_CONFIGS = [p for p in EXAMPLES if "scenarios" not in p.parts]
+
+
+@pytest.mark.parametrize("path", NODE_CONFIGS, ids=lambda p: p.name)
+def test_every_example_config_validates(path: Path) -> None:
+    config = load_config(path)
+    assert config.effector.enabled is False or config.relay.backend == "sim"
+
+
+FIVE_MISTAKES = """
+[node]
+site = "Bad Site"
+id = "mast-01"
+latitude_deg = 95.0
+longitude_deg = 11.9
+altitude_m = 12.0
+mast_heading_deg = 0.0
+
+[broker]
+url = "http://broker:1883"
+
+[relay]
+backend = "fake"
+drive_line = 17
+heartbeat_line = 27
+aux_line = 22
+key_test_line = 5
+key_operate_line = 6
+max_on_s = 60
+hartbeat_period_ms = 10
+
+[effector]
+link_loss_grace_s = 30
+"""
+
+
+def test_five_mistakes_are_all_reported_with_their_keys(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(FIVE_MISTAKES)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    keys = {p.key for p in info.value.problems}
+    assert keys == {"node.site", "node.latitude_deg", "broker.url",
+                    "relay.hartbeat_period_ms", "effector.link_loss_grace_s"}
+    assert all(p.file == str(path) for p in info.value.problems)
+
+
+def test_validate_config_cli_lists_problems_and_exits_78(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(FIVE_MISTAKES)
+    proc = subprocess.run([*EDGENODE, "validate-config", str(path)], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 78
+    assert "Traceback" not in proc.stderr
+    assert "5 problem(s)" in proc.stderr
+    assert f"{path}: node.latitude_deg = 95.0: Input should be less than or equal to 90" \
+        in proc.stderr
+    assert "relay.hartbeat_period_ms = 10: unknown key" in proc.stderr
+
+
+def test_missing_mandatory_dead_man_limit_is_an_error(tmp_path: Path) -> None:
+    text = (ROOT / "hardware/dev-fake.toml").read_text().replace("max_on_s = 60\n", "")
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert [p.key for p in info.value.problems] == ["relay.max_on_s"]
+
+
+def test_unreadable_and_non_toml_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[node\nsite=")
+    with pytest.raises(ConfigError, match=r"bad\.toml: \(syntax\): invalid TOML"):
+        load_config(bad)
+
+
+def test_relay_section_is_read_even_when_the_file_is_broken(tmp_path: Path) -> None:
+    text = (ROOT / "hardware/dev-fake.toml").read_text() + "\n[broken\nnonsense = = 1\n"
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError):
+        load_config(path)
+    assert load_relay_section(path).drive_line == 17
