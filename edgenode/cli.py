@@ -108,7 +108,33 @@ def build_parser() -> argparse.ArgumentParser:
     add("relay-safe", cmd_relay_safe,
         "drive the jammer relay OFF and release it (reads only [relay])")
     add("version", cmd_version, "print the version")
+    for module_name in COMMAND_MODULES:
+        _register(module_name, add)
     return parser
+
+
+# Modules that add subcommands: each has `register(add)`, where `add(name, func, help)` returns
+# the subcommand's argparse parser (with --config and --state-dir already on it).
+COMMAND_MODULES = (
+    "edgenode.sim_cli",
+    "edgenode.detect_cli",
+    "edgenode.ctl",
+    "edgenode.control.audit_cli",
+    "edgenode.selftest",
+)
+
+
+def _register(module_name: str, add: Callable[..., argparse.ArgumentParser]) -> None:
+    """Offer a module's commands; a module not written yet offers none (no placeholders)."""
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return
+        raise
+    module.register(add)
 
 
 def main(argv: list[str] | None = None) -> int:

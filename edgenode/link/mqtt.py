@@ -1,0 +1,184 @@
+"""The one MQTT client wrapper (paho-mqtt 2.x). Everything that speaks MQTT goes through here:
+the daemon's link and the operator tool `edgenode ctl`.
+
+- MQTT 5 by default, 3.1.1 on request; TLS with server verification, optional client certs.
+- Subscriptions are remembered and made again in every on_connect, so a reconnect restores them.
+- paho reconnects by itself with exponential backoff (`reconnect_delay_set`); jitter is added
+  by randomising the first delay per client.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BrokerOptions:
+    url: str  # mqtt://host:port or mqtts://host:port
+    client_id: str
+    keepalive_s: int = 10
+    mqtt_version: str = "5"
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    will_topic: str | None = None
+    will_payload: bytes = b""
+    clean_start: bool = True
+
+    @property
+    def host_port_tls(self) -> tuple[str, int, bool]:
+        parts = urlsplit(self.url)
+        tls = parts.scheme == "mqtts"
+        return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    topic: str
+    payload: bytes
+    retain: bool
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+
+
+MessageHandler = Callable[[InboundMessage], None]
+
+
+class MqttClient:
+    def __init__(self, options: BrokerOptions,
+                 on_connect: Callable[[], None] | None = None,
+                 on_disconnect: Callable[[str], None] | None = None):
+        self.options = options
+        self._on_connect_cb, self._on_disconnect_cb = on_connect, on_disconnect
+        self._subs: dict[str, tuple[int, MessageHandler]] = {}
+        self._lock = threading.Lock()
+        self.connected = threading.Event()
+        self.last_error = ""
+        v5 = options.mqtt_version == "5"
+        self.v5 = v5
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=options.client_id,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            clean_session=None if v5 else options.clean_start,
+        )
+        host, port, tls = options.host_port_tls
+        self._host, self._port = host, port
+        if tls:
+            context = ssl.create_default_context(
+                cafile=str(options.ca_file) if options.ca_file else None)
+            if options.cert_file and options.key_file:
+                context.load_cert_chain(str(options.cert_file), str(options.key_file))
+            self._client.tls_set_context(context)
+        if options.username:
+            self._client.username_pw_set(options.username, options.password)
+        if options.will_topic:
+            self._client.will_set(options.will_topic, options.will_payload, qos=1, retain=True)
+        self._client.reconnect_delay_set(min_delay=1 + random.random(), max_delay=30)
+        self._client.on_connect = self._handle_connect
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_message = self._handle_message
+        self._client.on_publish = self._handle_publish
+        self._publish_listeners: list[Callable[[int], None]] = []
+
+    # -- connection --------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect in the background; paho's loop thread reconnects for ever after."""
+        kwargs = {"clean_start": self.options.clean_start} if self.v5 else {}
+        self._client.connect_async(self._host, self._port, self.options.keepalive_s, **kwargs)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        try:
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+        self.connected.clear()
+
+    def _handle_connect(self, client: paho.Client, userdata: object, flags: object,
+                        reason: paho.ReasonCode, properties: object) -> None:
+        if reason.is_failure:
+            self.last_error = f"broker refused the connection: {reason}"
+            log.error("mqtt: %s:%d %s", self._host, self._port, self.last_error)
+            return
+        self.last_error = ""
+        with self._lock:
+            subs = list(self._subs.items())
+        for topic, (qos, _) in subs:
+            client.subscribe(topic, qos)
+        self.connected.set()
+        log.info("mqtt: connected to %s:%d", self._host, self._port)
+        if self._on_connect_cb:
+            self._on_connect_cb()
+
+    def _handle_disconnect(self, client: paho.Client, userdata: object, flags: object,
+                           reason: paho.ReasonCode, properties: object) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was:
+            log.warning("mqtt: disconnected from %s:%d (%s)", self._host, self._port, reason)
+        if self._on_disconnect_cb:
+            self._on_disconnect_cb(str(reason))
+
+    # -- subscribe ---------------------------------------------------------------------
+    def subscribe(self, topic: str, handler: MessageHandler, qos: int = 1) -> None:
+        with self._lock:
+            self._subs[topic] = (qos, handler)
+        if self.connected.is_set():
+            self._client.subscribe(topic, qos)
+
+    def _handle_message(self, client: paho.Client, userdata: object,
+                        msg: paho.MQTTMessage) -> None:
+        props = getattr(msg, "properties", None)
+        message = InboundMessage(
+            topic=msg.topic, payload=bytes(msg.payload), retain=bool(msg.retain),
+            response_topic=getattr(props, "ResponseTopic", None) if props else None,
+            correlation_data=getattr(props, "CorrelationData", None) if props else None,
+        )
+        with self._lock:
+            handlers = [h for pattern, (_, h) in self._subs.items()
+                        if paho.topic_matches_sub(pattern, msg.topic)]
+        for handler in handlers:
+            try:
+                handler(message)
+            except Exception:
+                log.exception("mqtt: handler for %s failed", msg.topic)
+
+    # -- publish -----------------------------------------------------------------------
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                response_topic: str | None = None,
+                correlation_data: bytes | None = None) -> paho.MQTTMessageInfo:
+        """Queue a publish; the returned info's `mid` is acknowledged via `on_published`."""
+        properties = None
+        if self.v5 and (response_topic or correlation_data):
+            properties = Properties(PacketTypes.PUBLISH)
+            if response_topic:
+                properties.ResponseTopic = response_topic
+            if correlation_data:
+                properties.CorrelationData = correlation_data
+        return self._client.publish(topic, payload, qos=qos, retain=retain,
+                                    properties=properties)
+
+    def on_published(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(mid)` when the broker acknowledged a publish (PUBACK for QoS 1)."""
+        self._publish_listeners.append(listener)
+
+    def _handle_publish(self, client: paho.Client, userdata: object, mid: int,
+                        reason: paho.ReasonCode, properties: object) -> None:
+        for listener in self._publish_listeners:
+            listener(mid)
