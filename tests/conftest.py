@@ -72,7 +72,8 @@ class Mosquitto:
             wait_for_port(self.port)
         except TimeoutError:
             self.stop()
-            raise RuntimeError(f"mosquitto did not start: {self.log_path.read_text()[-2000:]}")
+            tail = self.log_path.read_text()[-2000:]
+            raise RuntimeError(f"mosquitto did not start: {tail}") from None
         return self
 
     def stop(self) -> None:
