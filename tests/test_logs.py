@@ -1,0 +1,44 @@
+"""Log lines: sd-daemon priority prefixes when stderr is the journal, JSON on request."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import EDGENODE, ROOT
+from tests.test_daemon_lifecycle import write_config
+
+
+def run_relay_safe(tmp_path: Path, *args: str, journal: bool) -> list[str]:
+    config = write_config(tmp_path)
+    log_path = tmp_path / "stderr.log"
+    with open(log_path, "w") as err:
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        if journal:
+            st = os.fstat(err.fileno())
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+        subprocess.run([*EDGENODE, "relay-safe", "--config", str(config), *args], cwd=ROOT,
+                       env=env, stderr=err, check=True, timeout=20)
+    return log_path.read_text().splitlines()
+
+
+def test_lines_carry_priority_prefixes_when_stderr_is_the_journal(tmp_path: Path) -> None:
+    lines = run_relay_safe(tmp_path, journal=True)
+    assert any(line.startswith("<6>") and "relay-safe: drive OFF" in line for line in lines)
+
+
+def test_plain_stderr_has_timestamps_and_no_prefixes(tmp_path: Path) -> None:
+    lines = run_relay_safe(tmp_path, journal=False)
+    assert lines and not any(line.startswith("<") for line in lines)
+    assert any("edgenode.control.relay: relay-safe: drive OFF" in line for line in lines)
+
+
+def test_json_format_gives_one_object_per_line_naming_the_component(tmp_path: Path) -> None:
+    lines = run_relay_safe(tmp_path, "--log-format", "json", journal=False)
+    records = [json.loads(line) for line in lines]
+    assert {"t", "level", "component", "msg"} <= set(records[0])
+    assert any(r["component"] == "edgenode.control.relay" and "drive OFF" in r["msg"]
+               for r in records)
