@@ -25,10 +25,12 @@ class RadarFrame:
     frame_number: int
     t_capture: float  # time.time() when the frame's last byte arrived
     points: np.ndarray = field(default_factory=empty_points)  # float32 (N, 6), POINT_COLUMNS
+    stats: object | None = None  # the radar's own per-frame statistics where it sends them
 
     def __eq__(self, other: object) -> bool:
+        # NaN marks a value the radar did not send (e.g. no side info), so NaN equals NaN here
         return (isinstance(other, RadarFrame) and self.frame_number == other.frame_number
-                and np.array_equal(self.points, other.points))
+                and np.array_equal(self.points, other.points, equal_nan=True))
 
 
 PARSERS = {

@@ -1,0 +1,1 @@
+"""The digital twin: simulated parts that speak the real wire formats."""
