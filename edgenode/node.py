@@ -21,7 +21,7 @@ from edgenode.control import Effector, open_relay
 from edgenode.control_socket import ControlSocket
 from edgenode.health import Health
 from edgenode.notify import notify, watchdog_interval_s
-from edgenode.sensing import build_sensor_stages
+from edgenode.sensing import ReadingQueue, build_sensor_stages
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,16 @@ class Node:
     def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         relay = open_relay(self.config.relay)
-        self.effector = Effector(relay, self.config, self.health)
+        # Until the link and system facts are wired: audit/state go nowhere but the audit
+        # log, and the clock counts as unsynchronised (arm/engage refused).
+        self.effector = Effector(relay, self.config, self.health, self.state_dir,
+                                 publish_audit=lambda record: None,
+                                 publish_state=lambda state: None,
+                                 clock_synced=lambda: False)
         self.effector.start()
-        for component in build_sensor_stages(self.config, self.config_path, self.health):
+        self.readings = ReadingQueue()
+        for component in build_sensor_stages(self.config, self.config_path, self.health,
+                                             self.readings):
             self._start(component)
         self._start(_SocketComponent(ControlSocket(self.state_dir / "control.sock",
                                                    self._handle_local)))
