@@ -53,6 +53,12 @@ class BrokerSection(Section):
     password_credential: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     replay_rate_per_s: float = Field(200, ge=1, le=10000)
     health_period_s: float = Field(10, ge=1, le=3600)
+    # Reconnect backoff: doubles from reconnect_min_s up to reconnect_max_s, both jittered.
+    reconnect_min_s: float = Field(1, ge=0.1, le=60)
+    reconnect_max_s: float = Field(30, ge=1, le=600)
+    # QoS 1 publishes on the wire at once: at most the broker's Receive Maximum
+    # (Mosquitto 20, EMQX 32, HiveMQ 10).
+    max_inflight: int = Field(20, ge=1, le=65535)
 
     @model_validator(mode="after")
     def _client_cert_pair(self) -> BrokerSection:
@@ -146,8 +152,15 @@ class EffectorSection(Section):
     command_max_lifetime_s: float = Field(30, ge=1, le=300)
     clock_skew_s: float = Field(2, ge=0, le=60)
     max_command_bytes: int = Field(8192, ge=512, le=65536)
+    # How long the relay's aux contact may lag the drive (operate/release time plus bounce)
+    # before a disagreement is a FAULT (a contact still closed after the drive dropped is
+    # `stuck_on`).
+    aux_settle_ms: int = Field(100, ge=5, le=2000)
     keys_dir: Path | None = None
     keys: list[OperatorKey] = Field(default_factory=list)
+    # Version of the key set above; a keys-update over MQTT with a higher version replaces it
+    # (kept in the state directory) until this number is raised past it.
+    keys_version: int = Field(0, ge=0, le=2**31)
 
 
 I2CKind = Literal["ina219", "ina226", "qmc5883l", "lis3mdl", "tmp102", "bme280", "hat-eeprom"]
@@ -159,6 +172,12 @@ class I2CDevice(Section):
     bus: int = Field(1, ge=0, le=32)
     address: int = Field(ge=0x03, le=0x77)
     shunt_ohm: float | None = Field(None, gt=0, le=10)
+
+    @model_validator(mode="after")
+    def _power_monitor_needs_shunt(self) -> I2CDevice:
+        if self.kind in ("ina219", "ina226") and self.shunt_ohm is None:
+            raise ValueError(f"{self.kind} '{self.name}' needs shunt_ohm (the shunt resistor)")
+        return self
 
 
 class SensorsSection(Section):
