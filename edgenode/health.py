@@ -85,16 +85,16 @@ class LoopThread(threading.Thread):
     def __init__(self, stage: StageHealth, step: Callable[[], None], stop: threading.Event,
                  *, error_backoff_s: float = 1.0):
         super().__init__(name=f"stage-{stage.name}", daemon=True)
-        self.stage, self._step, self._stop = stage, step, stop
+        self.stage, self._step, self._stop_event = stage, step, stop
         self._backoff = error_backoff_s
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop_event.is_set():
             self.stage.stall_point()
             try:
                 self._step()
             except Exception as exc:  # a stage never dies: it reports and retries
                 self.stage.set("failed", f"{type(exc).__name__}: {exc}")
                 log.debug("%s: step failed", self.stage.name, exc_info=True)
-                self._stop.wait(self._backoff)
+                self._stop_event.wait(self._backoff)
             self.stage.beat()

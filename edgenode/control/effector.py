@@ -1,56 +1,589 @@
-"""The effector: owns the relay, runs its deadline loop (the only heartbeat source).
+"""The effector: the state machine that owns the jammer relay, and its deadline loop.
 
-Foundation version: SAFE only. The engage issue adds the state machine (ARMED, ENGAGED,
-FAULT), command handling and the audit trail.
+States: SAFE -> ARMED (signed `arm`) -> ENGAGED (signed `engage`) -> ARMED when the engagement
+ends; ARMED expires to SAFE; FAULT latches (across restarts) until an admin `reset`, which
+succeeds only when the aux contact agrees with the drive.
+
+Threads: commands arrive on the caller's thread (MQTT) and act at once under `_lock` (so an
+engage reaches the relay without waiting for the loop); the deadline loop (health stage
+"effector") enforces every deadline and interlock and is the only toggler of the heartbeat,
+which it toggles only while no FAULT is latched. Audit records and state publishes go through a
+queue to an emitter thread, so a slow SD card or broker never holds the lock or the loop.
+
+The relay goes OFF on: engagement end, disengage/safe, the key switch leaving OPERATE, the aux
+contact disagreeing with the drive (FAULT), the broker link lost beyond link_loss_grace_s
+(also ARMED -> SAFE), relay.max_on_s, stop, make_safe (reload), and power-on (ENGAGED is never
+restored). A stalled loop stops the heartbeat, so the relay board drops the jammer.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import queue
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from edgenode.config import Config
-from edgenode.health import Health, LoopThread
-from hal.relay import JammerRelay
+from edgenode.control.admission import Admission, Admitted, Rejection
+from edgenode.control.audit import AuditLog
+from edgenode.control.keys import KeyRing, KeyStore, current_ring, parse_key_list, trusted
+from edgenode.control.store import EffectorStore
+from edgenode.health import Health
+from edgenode.link.mqtt import InboundMessage
+from hal.relay import JammerRelay, KeySwitch
 
 log = logging.getLogger(__name__)
 
+SAFE, ARMED, ENGAGED, FAULT = "SAFE", "ARMED", "ENGAGED", "FAULT"
+RESULT_VERSION = 1
+ALARM_REPEAT_S = 5.0
+JUNK_REPORT_S = 10.0
+# An engagement shorter than this is not worth starting: the budget counts as spent.
+MIN_ENGAGE_S = 0.05
+
+ActionHandler = Callable[[dict[str, Any]], str | None]
+
 
 class Effector:
-    def __init__(self, relay: JammerRelay, config: Config, health: Health):
+    def __init__(self, relay: JammerRelay, config: Config, health: Health, state_dir: Path, *,
+                 publish_audit: Callable[[dict[str, Any]], None],
+                 publish_state: Callable[[dict[str, Any]], None],
+                 clock_synced: Callable[[], bool], audit_fsync: bool = True):
         self._relay = relay
         self._config = config
+        self._eff = config.effector
         self._period_s = config.relay.heartbeat_period_ms / 1000
-        self._stop = threading.Event()
-        self._stage = health.register("effector", deadline_s=max(1.0, 10 * self._period_s))
-        self._thread = LoopThread(self._stage, self._step, self._stop)
-        self.state = "SAFE"
+        self._settle_s = self._eff.aux_settle_ms / 1000
+        self._publish_audit, self._publish_state = publish_audit, publish_state
+        self._lock = threading.RLock()
+        self._stop_event = threading.Event()
+        self._stage = health.register("effector", deadline_s=max(
+            1.0, 5 * config.relay.board_dropout_ms / 1000))
+        self._thread = threading.Thread(target=self._run, name="stage-effector", daemon=True)
+        control_dir = state_dir / "control"
+        self._store = EffectorStore(control_dir)
+        self._keystore = KeyStore(control_dir)
+        self._ring: KeyRing = current_ring(self._eff, self._keystore)
+        self._audit = AuditLog(state_dir / "audit",
+                               segment_bytes=config.storage.audit_segment_kb * 1024,
+                               max_segments=config.storage.audit_max_segments, fsync=audit_fsync)
+        self._admission = Admission(config, lambda: self._ring, clock_synced)
+        self._emit_q: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._emitter = threading.Thread(target=self._emit_loop, name="effector-emit",
+                                         daemon=True)
+        self._handlers: dict[str, ActionHandler] = {}
+        self.counters: Counter[str] = Counter()
+        self._junk_since: Counter[str] = Counter()
+        self._junk_reported = 0.0
+        self._state = SAFE
+        self._since = time.time()
+        self._reason = "power-on"
+        self._fault: dict[str, Any] | None = None
+        self._alarm: dict[str, Any] | None = None
+        self._alarm_sent = 0.0
+        self._armed_until: float | None = None
+        self._armed_by: str | None = None
+        self._engaged_until: float | None = None
+        self._engaged: dict[str, Any] | None = None
+        self._drive_on_since: float | None = None
+        self._duty_row: int | None = None
+        self._disagree_since: float | None = None
+        self._link_down_since: float | None = None
+        self._inputs_seen: tuple[str, bool] | None = None
+        self._started = self._stopped = False
+
+    # -- public API ----------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def set_action_handler(self, action: str, handler: ActionHandler) -> None:
+        """Let the daemon serve `selftest` and `rebirth`: handler(params) -> summary or None;
+        raising makes the result `error`."""
+        if action not in ("selftest", "rebirth"):
+            raise ValueError(f"effector: no external handler for '{action}'")
+        self._handlers[action] = handler
 
     def start(self) -> None:
-        inputs = self._relay.read()
-        if inputs.aux_closed:
-            log.error("effector: aux contact closed at start-up with the drive off")
-        self._stage.set("ok")
+        """Check the aux contact first, restore a latched FAULT, then start the loop."""
+        with self._lock:
+            self._relay.drive(False)
+            inputs = self._relay.read()
+            self._inputs_seen = (inputs.key.value, inputs.aux_closed)
+            self._emitter.start()
+            self._audit_event("start", {"keys_version": self._ring.version,
+                                        "keys_source": self._ring.source,
+                                        "enabled": self._eff.enabled})
+            if inputs.aux_closed:
+                self._enter_fault("stuck_on", "aux contact closed at start-up with the drive "
+                                  "off", alarm=True)
+            else:
+                latched = self._store.get("fault")
+                if latched:
+                    fault = json.loads(latched)
+                    self._enter_fault(fault.get("code", "fault"),
+                                      f"latched before restart: {fault.get('detail', '')}",
+                                      alarm=fault.get("code") == "stuck_on")
+            if self._state != FAULT:
+                self._stage.set("ok")
+            self._publish()
+            self._started = True
         self._thread.start()
 
-    def _step(self) -> None:
-        # The heartbeat toggles only while this loop runs: a hung loop lets the board drop.
-        self._relay.toggle_heartbeat()
-        time.sleep(self._period_s / 2)
+    def stop(self) -> None:
+        """SAFE first, then stop the loop, write what is queued and release the relay."""
+        if self._stopped:
+            return
+        for step in (lambda: self.make_safe("stopping"), self._stop_event.set, self._join_loop,
+                     self._drain, self._audit.close, self._store.close, self._relay.close):
+            try:
+                step()
+            except Exception:
+                log.exception("effector: error while stopping (continuing)")
+        self._stopped = True
 
     def make_safe(self, reason: str) -> None:
-        self._relay.drive(False)
-        if self.state != "SAFE":
-            log.warning("effector: SAFE (%s)", reason)
-        self.state = "SAFE"
+        """Relay OFF now; ARMED/ENGAGED -> SAFE (a FAULT stays latched)."""
+        with self._lock:
+            self._go_safe(reason)
 
-    def stop(self) -> None:
-        """Safe first, then stop the loop and release the relay. Never raises."""
+    def link_changed(self, up: bool) -> None:
+        with self._lock:
+            if up:
+                if self._link_down_since is not None:
+                    log.info("effector: broker link back")
+                self._link_down_since = None
+            elif self._link_down_since is None:
+                self._link_down_since = time.monotonic()
+                log.warning("effector: broker link lost; relay off after %.1f s "
+                            "(link_loss_grace_s)", self._eff.link_loss_grace_s)
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until queued audit records and state publishes are out (tests, shutdown)."""
+        deadline = time.monotonic() + timeout_s
+        while self._emit_q.unfinished_tasks:
+            if time.monotonic() > deadline or not self._emitter.is_alive():
+                return False
+            time.sleep(0.002)
+        return True
+
+    @property
+    def keys(self) -> KeyRing:
+        return self._ring
+
+    # -- commands ------------------------------------------------------------------------
+    def handle_command(self, msg: InboundMessage) -> dict[str, Any]:
+        """Answer one command: exactly one result, never an exception."""
+        self.counters["received"] += 1
         try:
-            self.make_safe("stopping")
-        finally:
-            self._stop.set()
-            if self._thread.is_alive():
-                self._thread.join(timeout=2)
-            self._relay.close()
+            outcome = self._admission.admit(msg.payload, msg.retain)
+            if isinstance(outcome, Rejection) and not outcome.authentic:
+                return self._junk(outcome)
+            assert isinstance(outcome, Admitted | Rejection)
+            env_raw = outcome.envelope.raw if isinstance(outcome, Admitted) else None
+            self._audit_event("command", {"topic": msg.topic, "retained": msg.retain,
+                                          "envelope": env_raw or _try_json(msg.payload)})
+            if isinstance(outcome, Rejection):
+                return self._result(outcome.command_id, "rejected", outcome.reason)
+            return self._act(outcome)
+        except Exception as exc:
+            log.exception("effector: command handling failed; making safe")
+            try:
+                self.make_safe(f"internal error handling a command: {type(exc).__name__}")
+            except Exception:
+                log.exception("effector: make_safe failed")
+            return self._result(_try_id(msg.payload), "error",
+                                f"internal_error: {type(exc).__name__}: {exc}")
+
+    def _junk(self, rej: Rejection) -> dict[str, Any]:
+        # Unsigned junk: counted, summarised at a limited rate, never one audit record each.
+        self.counters["junk"] += 1
+        if rej.command_id is None:
+            self.counters["unparseable"] += 1
+        with self._lock:
+            self._junk_since[rej.code] += 1
+            self._report_junk(force=False)
+        return self._result(rej.command_id, "rejected", rej.reason, audit=False)
+
+    def _report_junk(self, force: bool) -> None:
+        now = time.monotonic()
+        if not self._junk_since or (not force and now - self._junk_reported < JUNK_REPORT_S):
+            return
+        counts = dict(self._junk_since)
+        total = sum(counts.values())
+        log.warning("effector: %d unsigned or malformed command(s) rejected %s", total, counts)
+        self._audit_event("junk", {"count": total, "reasons": counts,
+                                   "total_since_start": self.counters["junk"]})
+        self._junk_since.clear()
+        self._junk_reported = now
+
+    def _result(self, command_id: str | None, status: str, reason: str | None, *,
+                audit: bool = True) -> dict[str, Any]:
+        result = {"v": RESULT_VERSION, "id": command_id, "status": status, "reason": reason,
+                  "state": self._state}
+        self.counters["results"] += 1
+        self.counters[f"result_{status}"] += 1
+        if audit:
+            self._audit_event("result", result)
+        if status != "ok":
+            log.info("effector: command %s %s: %s", command_id, status, reason)
+        return result
+
+    def _act(self, adm: Admitted) -> dict[str, Any]:
+        env = adm.envelope
+        handler = None
+        with self._lock:
+            if self._store.seen(env.id):
+                return self._result(env.id, "rejected", "replayed: this command id was already "
+                                    "received")
+            recorded = False
+            if env.action == "engage":
+                status, reason, recorded = self._engage(adm)
+            else:
+                action = getattr(self, "_do_" + env.action.replace("-", "_"), None)
+                if action is not None:
+                    status, reason = action(adm)
+                else:  # selftest / rebirth: served by the daemon, outside the lock
+                    handler = self._handlers.get(env.action)
+                    status, reason = "ok", None
+            if not recorded:
+                self._store.remember(env.id, env.expires_at)
+        if env.action in ("selftest", "rebirth"):
+            status, reason = self._external(env.action, handler, env.params)
+        return self._result(env.id, status, reason)
+
+    def _external(self, action: str, handler: ActionHandler | None,
+                  params: dict[str, Any]) -> tuple[str, str | None]:
+        if handler is None:
+            return "error", f"not_available: {action} is not served on this node"
+        try:
+            return "ok", handler(params)
+        except Exception as exc:
+            log.exception("effector: %s handler failed", action)
+            return "error", f"{action}_failed: {type(exc).__name__}: {exc}"
+
+    def _refuse_arming(self, action: str) -> str | None:
+        if not self._eff.enabled:
+            return (f"effector_disabled: effector.enabled is false in the node config; {action} "
+                    "is refused")
+        if self._state == FAULT:
+            return f"fault: FAULT latched ({self._fault_text()}); an admin reset is needed"
+        return None
+
+    def _do_arm(self, adm: Admitted) -> tuple[str, str | None]:
+        refusal = self._refuse_arming("arm")
+        if refusal:
+            return "rejected", refusal
+        if self._state == ENGAGED:
+            return "rejected", "engaged: already engaged; disengage first"
+        ttl = float(adm.envelope.params["ttl_s"])
+        self._armed_until = time.monotonic() + ttl
+        self._armed_by = adm.key.id
+        if self._state == SAFE:
+            self._transition(ARMED, f"armed by {adm.key.id} for {ttl:g} s", adm.envelope.id)
+        else:
+            self._publish()
+        return "ok", None
+
+    def _engage(self, adm: Admitted) -> tuple[str, str | None, bool]:
+        env = adm.envelope
+        refusal = self._refuse_arming("engage")
+        if refusal:
+            return "rejected", refusal, False
+        if self._state == ENGAGED:
+            return "rejected", "engaged: already engaged", False
+        if self._state != ARMED:
+            return "rejected", f"not_armed: state is {self._state}; arm first", False
+        if self._eff.two_person and adm.key.id == self._armed_by:
+            return "rejected", (f"two_person_rule: armed by '{self._armed_by}'; engage must be "
+                                "signed by another operator"), False
+        key = self._relay.key_switch()
+        if key is not KeySwitch.OPERATE:
+            return "rejected", f"key_switch_not_operate: key switch at {key.value}", False
+        if not self._admission.clock_ok():
+            return "rejected", "clock_not_synced: engage needs a synchronised clock", False
+        if self._link_down_since is not None:
+            return "rejected", "link_lost: the broker link is down", False
+        wall = time.time()
+        used = self._store.duty_used_s(self._eff.duty_window_s, wall)
+        remaining = self._eff.duty_max_on_s - used
+        if remaining < MIN_ENGAGE_S:
+            return "rejected", (f"duty_budget_spent: {used:.1f} s on in the last "
+                                f"{self._eff.duty_window_s:g} s (effector.duty_max_on_s "
+                                f"{self._eff.duty_max_on_s:g})"), False
+        requested = float(env.params["duration_s"])
+        duration = min(requested, remaining, self._config.relay.max_on_s)
+        # The id and the planned interval go to disk (one transaction) before the relay moves:
+        # after a crash the replay is still caught and the whole plan counts against the budget.
+        self._duty_row = self._store.remember(env.id, env.expires_at,
+                                              duty=(wall, wall + duration))
+        now = time.monotonic()
+        self._relay.drive(True)
+        self._drive_on_since = now
+        self._disagree_since = None
+        self._engaged_until = now + duration
+        target = {k: env.params[k] for k in ("track", "bearing_deg") if k in env.params}
+        self._engaged = {"by": adm.key.id, "command": env.id, "duration_s": duration, **target}
+        self._transition(ENGAGED, f"engaged by {adm.key.id} for {duration:g} s", env.id)
+        note = None
+        if duration < requested:
+            note = f"duration capped to {duration:.2f} s by the duty-cycle budget"
+        return "ok", note, True
+
+    def _do_disengage(self, adm: Admitted) -> tuple[str, str | None]:
+        if self._state == ENGAGED:
+            self._end_engagement(f"disengaged by {adm.key.id}", adm.envelope.id)
+            return "ok", None
+        self._relay.drive(False)
+        return "ok", f"not engaged (state {self._state})"
+
+    def _do_safe(self, adm: Admitted) -> tuple[str, str | None]:
+        self._go_safe(f"safe by {adm.key.id}", adm.envelope.id)
+        if self._state == FAULT:
+            return "ok", f"relay off; FAULT stays latched ({self._fault_text()})"
+        return "ok", None
+
+    def _do_reset(self, adm: Admitted) -> tuple[str, str | None]:
+        if self._state != FAULT:
+            return "ok", f"no fault to reset (state {self._state})"
+        self._relay.drive(False)
+        inputs = self._relay.read()
+        if not inputs.aux_agrees:
+            return "rejected", ("aux_disagrees: the aux contact is closed with the drive off; "
+                                "the relay is still stuck")
+        self._fault = self._alarm = None
+        self._store.put("fault", None)
+        self._stage.set("ok")
+        self._transition(SAFE, f"reset by {adm.key.id}", adm.envelope.id)
+        return "ok", None
+
+    def _do_keys_update(self, adm: Admitted) -> tuple[str, str | None]:
+        params = adm.envelope.params
+        version = int(params["version"])
+        if version <= self._ring.version:
+            return "rejected", (f"stale_key_version: version {version} is not above the "
+                                f"current {self._ring.version}")
+        keys = {k.id: trusted(k) for k in parse_key_list(params["keys"])}
+        revoked = (set(self._ring.keys) | self._ring.revoked | set(params.get("revoked", []))) \
+            - set(keys)
+        # A new key set is a reload: SAFE first.
+        self.make_safe(f"key set replaced by {adm.key.id} (version {version})")
+        ring = KeyRing(version, keys, revoked, "keys-update")
+        self._keystore.save(ring)
+        self._ring = ring
+        self._audit_event("keys", ring.describe())
+        log.warning("effector: key set version %d installed by %s (%d keys, %d revoked)",
+                    version, adm.key.id, len(keys), len(revoked))
+        return "ok", None
+
+    # -- the deadline loop ---------------------------------------------------------------
+    def _run(self) -> None:
+        # Like health.LoopThread (stall point, beat per loop, failed + back off on error).
+        while not self._stop_event.is_set():
+            self._stage.stall_point()
+            try:
+                self._step()
+            except Exception as exc:
+                self._stage.set("failed", f"{type(exc).__name__}: {exc}")
+                log.exception("effector: loop step failed")
+                self._stop_event.wait(1.0)
+            self._stage.beat()
+
+    def _step(self) -> None:
+        try:
+            with self._lock:
+                self._enforce(time.monotonic())
+                if self._state != FAULT:
+                    # The only heartbeat: it stops when this loop stalls or a FAULT latches.
+                    self._relay.toggle_heartbeat()
+        except Exception:
+            try:
+                with self._lock:
+                    self._enter_fault("loop_error", "the effector loop failed")
+            except Exception:
+                log.exception("effector: could not latch the loop FAULT")
+            raise
+        self._stop_event.wait(self._period_s / 2)
+
+    def _enforce(self, now: float) -> None:
+        inputs = self._relay.read()
+        if self._state == FAULT:
+            self._repeat_alarm(now)
+            self._publish_inputs(inputs.key.value, inputs.aux_closed)
+            return
+        if inputs.aux_closed != inputs.drive:
+            if self._disagree_since is None:
+                self._disagree_since = now
+            elif now - self._disagree_since >= self._settle_s:
+                if inputs.drive:
+                    self._enter_fault("aux_open", "the aux contact stayed open with the drive "
+                                      "on: the relay did not pull in")
+                else:
+                    self._enter_fault("stuck_on", "the aux contact stayed closed after the "
+                                      "drive dropped: relay stuck on", alarm=True)
+                return
+        else:
+            self._disagree_since = None
+        if self._state == ENGAGED:
+            assert self._engaged_until is not None and self._drive_on_since is not None
+            if inputs.key is not KeySwitch.OPERATE:
+                self._end_engagement(f"key switch left OPERATE ({inputs.key.value})", None,
+                                     to=SAFE)
+            elif now - self._drive_on_since >= self._config.relay.max_on_s:
+                self._end_engagement("relay.max_on_s reached", None)
+            elif now >= self._engaged_until:
+                self._end_engagement("engagement duration ended", None)
+        elif inputs.drive:
+            # Nothing but an engagement may hold the drive on.
+            log.error("effector: drive found on outside an engagement; off")
+            self._relay.drive(False)
+        if (self._link_down_since is not None and self._state in (ARMED, ENGAGED)
+                and now - self._link_down_since >= self._eff.link_loss_grace_s):
+            self._go_safe(f"broker link lost for more than {self._eff.link_loss_grace_s:g} s "
+                          "(link_loss_grace_s)")
+        if (self._state == ARMED and self._armed_until is not None
+                and now >= self._armed_until):
+            self._armed_until = self._armed_by = None
+            self._transition(SAFE, "arm expired")
+        self._publish_inputs(inputs.key.value, inputs.aux_closed)
+        if self._junk_since:
+            self._report_junk(force=False)
+
+    def _publish_inputs(self, key: str, aux: bool) -> None:
+        if self._inputs_seen != (key, aux):
+            first = self._inputs_seen is None
+            self._inputs_seen = (key, aux)
+            if not first:
+                self._publish()
+
+    def _repeat_alarm(self, now: float) -> None:
+        if self._alarm is not None and now - self._alarm_sent >= ALARM_REPEAT_S:
+            self._publish()
+
+    # -- transitions ---------------------------------------------------------------------
+    def _go_safe(self, reason: str, command_id: str | None = None) -> None:
+        """Relay off; ARMED/ENGAGED -> SAFE; a FAULT stays."""
+        self._armed_until = self._armed_by = None
+        if self._state == ENGAGED:
+            self._end_engagement(reason, command_id, to=SAFE)
+            return
+        self._relay.drive(False)
+        self._drive_on_since = None
+        if self._state == ARMED:
+            self._transition(SAFE, reason, command_id)
+
+    def _end_engagement(self, reason: str, command_id: str | None, to: str = ARMED) -> None:
+        self._relay.drive(False)
+        now = time.monotonic()
+        self._disagree_since = None
+        self._drive_on_since = None
+        self._engaged_until = self._engaged = None
+        if self._duty_row is not None:
+            self._store.duty_close(self._duty_row, time.time())
+            self._duty_row = None
+        if to == ARMED and (self._armed_until is None or now >= self._armed_until):
+            to = SAFE
+        if to == SAFE:
+            self._armed_until = self._armed_by = None
+        self._transition(to, reason, command_id)
+
+    def _enter_fault(self, code: str, detail: str, *, alarm: bool = False) -> None:
+        self._relay.drive(False)
+        if self._duty_row is not None:
+            self._store.duty_close(self._duty_row, time.time())
+            self._duty_row = None
+        self._drive_on_since = self._engaged_until = self._engaged = None
+        self._armed_until = self._armed_by = None
+        self._disagree_since = None
+        self._fault = {"code": code, "detail": detail}
+        self._store.put("fault", json.dumps(self._fault))
+        if alarm:
+            self._alarm = {"name": code, "detail": detail, "since": time.time()}
+            log.critical("effector: ALARM %s: %s; heartbeat stopped", code, detail)
+        self._stage.set("degraded", f"FAULT {code}")
+        if self._state == FAULT:
+            self._publish()
+        else:
+            self._transition(FAULT, f"{code}: {detail}")
+
+    def _fault_text(self) -> str:
+        return f"{self._fault['code']}: {self._fault['detail']}" if self._fault else "unknown"
+
+    def _transition(self, new: str, reason: str, command_id: str | None = None) -> None:
+        old = self._state
+        self._state, self._since, self._reason = new, time.time(), reason
+        log.warning("effector: %s -> %s (%s)", old, new, reason)
+        self._audit_event("state", {"from": old, "to": new, "reason": reason,
+                                    "command": command_id})
+        self._publish()
+
+    def _publish(self) -> None:
+        now_m, now_w = time.monotonic(), time.time()
+
+        def wall(deadline: float | None) -> float | None:
+            return None if deadline is None else round(now_w + (deadline - now_m), 3)
+
+        key, aux = self._inputs_seen or ("unknown", False)
+        state = {
+            "v": 1, "site": self._config.node.site, "node": self._config.node.id,
+            "state": self._state, "since": round(self._since, 3), "reason": self._reason,
+            "enabled": self._eff.enabled, "armed_until": wall(self._armed_until),
+            "armed_by": self._armed_by, "engaged_until": wall(self._engaged_until),
+            "engagement": self._engaged, "key_switch": key, "aux_closed": aux,
+            "fault": self._fault, "alarm": self._alarm, "keys_version": self._ring.version,
+            "t": round(now_w, 3),
+        }
+        if self._alarm is not None:
+            self._alarm_sent = now_m
+        self._emit_q.put(("state", state))
+
+    def _audit_event(self, kind: str, data: dict[str, Any]) -> None:
+        self._emit_q.put(("audit", (kind, data, time.time())))
+
+    # -- emitter -------------------------------------------------------------------------
+    def _emit_loop(self) -> None:
+        while True:
+            item = self._emit_q.get()
+            try:
+                if item[0] == "stop":
+                    return
+                if item[0] == "audit":
+                    kind, data, t = item[1]
+                    record = self._audit.append(kind, data, t)
+                    self._publish_audit(record)
+                else:
+                    self._publish_state(item[1])
+            except Exception:
+                log.exception("effector: audit/state emit failed")
+            finally:
+                self._emit_q.task_done()
+
+    def _drain(self) -> None:
+        with self._lock:
+            self._report_junk(force=True)
+        if self._emitter.is_alive():
+            self._emit_q.put(("stop", None))
+            self._emitter.join(timeout=5)
+
+    def _join_loop(self) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+
+def _try_json(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
+
+
+def _try_id(payload: bytes) -> str | None:
+    value = _try_json(payload)
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and len(value["id"]) <= 64:
+        return value["id"]
+    return None

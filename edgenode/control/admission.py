@@ -1,0 +1,168 @@
+"""Command admission: from an MQTT payload to an authentic, fresh command meant for this node.
+
+Checks, in order: size, JSON shape, signature present, key known (not revoked), signature
+valid; then (authentic commands, each audited) retained flag, site, node, action, role, params,
+clock, issue/expiry times, lifetime. The replay check is the effector's, under its lock.
+Nothing here touches the relay.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from edgenode.config import Config
+from edgenode.control.envelope import ULID_RE, Envelope, Malformed, parse
+from edgenode.control.keys import ALLOWED, KeyRing, TrustedKey, parse_key_list
+
+ACTIONS = ("arm", "engage", "disengage", "safe", "reset", "selftest", "rebirth", "keys-update")
+# Actions that may name a list of nodes; arm and engage name exactly one.
+LIST_ACTIONS = frozenset({"safe", "selftest", "rebirth"})
+# Obeyed whatever the clock says: they only ever make the node safer.
+ALWAYS_OBEYED = frozenset({"safe", "disengage"})
+CLOCK_GATED = frozenset({"arm", "engage"})
+
+
+@dataclass(frozen=True)
+class Rejection:
+    code: str
+    detail: str
+    command_id: str | None
+    authentic: bool  # signature verified: the command is audited; otherwise it is junk
+
+    @property
+    def reason(self) -> str:
+        return f"{self.code}: {self.detail}" if self.detail else self.code
+
+
+@dataclass(frozen=True)
+class Admitted:
+    envelope: Envelope
+    key: TrustedKey
+
+
+def _num(params: dict[str, Any], name: str) -> float:
+    value = params.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"'{name}' must be a number")
+    return float(value)
+
+
+def check_params(action: str, params: dict[str, Any], config: Config) -> str | None:
+    """None when the params fit the action, else what is wrong (naming the field)."""
+    eff = config.effector
+    try:
+        if action == "arm":
+            if set(params) != {"ttl_s"}:
+                return "arm takes exactly {ttl_s}"
+            ttl = _num(params, "ttl_s")
+            if not 0 < ttl <= eff.max_arm_s:
+                return f"ttl_s {ttl} outside (0, effector.max_arm_s {eff.max_arm_s}]"
+        elif action == "engage":
+            target = set(params) - {"duration_s"}
+            if "duration_s" not in params or target not in ({"track"}, {"bearing_deg"}):
+                return "engage takes duration_s and exactly one of track, bearing_deg"
+            duration = _num(params, "duration_s")
+            if not 0 < duration <= eff.max_engage_s:
+                return (f"duration_s {duration} outside (0, effector.max_engage_s "
+                        f"{eff.max_engage_s}]")
+            if "track" in params and not (isinstance(params["track"], str)
+                                          and ULID_RE.match(params["track"])):
+                return "track must be a track id (ULID)"
+            if "bearing_deg" in params:
+                bearing = _num(params, "bearing_deg")
+                if not 0 <= bearing < 360:
+                    return f"bearing_deg {bearing} outside [0, 360)"
+        elif action == "keys-update":
+            if not {"version", "keys"} <= set(params) <= {"version", "keys", "revoked"}:
+                return "keys-update takes version, keys and optionally revoked"
+            version = params["version"]
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                return "version must be a positive integer"
+            parse_key_list(params["keys"])
+            revoked = params.get("revoked", [])
+            if not isinstance(revoked, list) or not all(isinstance(r, str) for r in revoked):
+                return "revoked must be a list of key ids"
+        elif params:
+            return f"{action} takes no params, got {sorted(params)[:5]}"
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+class Admission:
+    def __init__(self, config: Config, ring: Callable[[], KeyRing],
+                 clock_synced: Callable[[], bool]):
+        self._config = config
+        self._ring = ring
+        self._clock_synced = clock_synced
+
+    def clock_ok(self) -> bool:
+        try:
+            return bool(self._clock_synced())
+        except Exception:
+            return False
+
+    def admit(self, payload: bytes, retained: bool,
+              now: float | None = None) -> Admitted | Rejection:
+        eff = self._config.effector
+        if len(payload) > eff.max_command_bytes:
+            return Rejection("oversized", f"{len(payload)} bytes > effector.max_command_bytes "
+                             f"{eff.max_command_bytes}", None, False)
+        try:
+            env = parse(payload)
+        except Malformed as exc:
+            return Rejection(exc.code, exc.detail, exc.command_id, False)
+        ring = self._ring()
+        key = ring.keys.get(env.key_id)
+        if key is None:
+            code = "revoked_key" if env.key_id in ring.revoked else "unknown_key"
+            return Rejection(code, f"key '{env.key_id}' (key set version {ring.version})",
+                             env.id, False)
+        if not key.verify(env.signature, env.signed_bytes):
+            return Rejection("bad_signature", f"signature does not verify with key "
+                             f"'{key.id}'", env.id, False)
+
+        def reject(code: str, detail: str) -> Rejection:
+            return Rejection(code, detail, env.id, True)
+
+        node = self._config.node
+        if retained:
+            return reject("retained", "a retained command is never acted on")
+        if env.site != node.site:
+            return reject("wrong_site", f"command for site '{env.site}', this is '{node.site}'")
+        if node.id not in env.nodes:
+            return reject("wrong_node", f"command for {list(env.nodes)[:5]}, this is "
+                          f"'{node.id}'")
+        if env.action not in ACTIONS:
+            return reject("unknown_action", f"'{env.action}' is not one of {list(ACTIONS)}")
+        if env.node_is_list and env.action not in LIST_ACTIONS:
+            return reject("wrong_node", f"{env.action} must name exactly one node, not a list")
+        if env.action not in ALLOWED[key.role]:
+            return reject("role_not_allowed", f"key '{key.id}' has role {key.role}, which may "
+                          f"not {env.action}")
+        problem = check_params(env.action, env.params, self._config)
+        if problem:
+            return reject("bad_params", problem)
+        synced = self.clock_ok()
+        if env.action in CLOCK_GATED and not synced:
+            return reject("clock_not_synced", f"{env.action} needs a synchronised clock")
+        now = time.time() if now is None else now
+        lifetime = env.expires_at - env.issued_at
+        if lifetime <= 0:
+            return reject("malformed", "expires_at is not after issued_at")
+        if lifetime > eff.command_max_lifetime_s:
+            return reject("lifetime_too_long", f"lifetime {lifetime:.1f} s > "
+                          f"effector.command_max_lifetime_s {eff.command_max_lifetime_s}")
+        # With an unsynchronised clock the node cannot judge freshness; safe and disengage
+        # are obeyed anyway (they only stop things), everything else is judged as usual.
+        if synced or env.action not in ALWAYS_OBEYED:
+            if env.issued_at > now + eff.clock_skew_s:
+                return reject("issued_in_future", f"issued {env.issued_at - now:.1f} s ahead of "
+                              f"this node's clock (effector.clock_skew_s {eff.clock_skew_s})")
+            if now >= env.expires_at:
+                return reject("expired", f"expired {now - env.expires_at:.1f} s ago")
+        return Admitted(env, key)

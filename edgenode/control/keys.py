@@ -1,0 +1,245 @@
+"""Operator keys: who may do what, where the node's key set comes from, operator key files.
+
+The node holds public keys only, each with a role. The key set is the config's
+(`[[effector.keys]]` plus `effector.keys_dir`, version `effector.keys_version`) until an
+admin-signed `keys-update` with a higher version replaces it; that set is kept in
+`<state_dir>/control/keys.json` and wins over the config while its version is higher.
+
+An operator key file (written by `edgenode ctl keygen`, mode 0600) is TOML:
+
+    id = "alice"
+    role = "operator"
+    private_key = "<base64 of the raw 32-byte Ed25519 seed>"
+    public_key = "<base64 of the raw 32-byte public key>"
+
+and `<file>.pub` holds the `[[effector.keys]]` snippet an installer pastes into the node config
+or drops into the keys directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pydantic import ValidationError
+
+from edgenode.config import EffectorSection, OperatorKey
+
+log = logging.getLogger(__name__)
+
+ROLES = ("observer", "technician", "operator", "admin")
+# What each role may send; any valid key may send `safe`.
+ALLOWED: dict[str, frozenset[str]] = {
+    "observer": frozenset({"safe"}),
+    "technician": frozenset({"safe", "selftest", "rebirth"}),
+    "operator": frozenset({"safe", "selftest", "rebirth", "arm", "engage", "disengage"}),
+    "admin": frozenset({"safe", "selftest", "rebirth", "arm", "engage", "disengage", "reset",
+                        "keys-update"}),
+}
+
+
+class KeyFileError(ValueError):
+    """A key file is unreadable or malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    id: str
+    role: str
+    public_key: Ed25519PublicKey
+    public_b64: str
+    demo: bool = False
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        try:
+            self.public_key.verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
+
+
+@dataclass
+class KeyRing:
+    version: int
+    keys: dict[str, TrustedKey]
+    revoked: set[str] = field(default_factory=set)
+    source: str = "config"
+
+    def describe(self) -> dict[str, Any]:
+        return {"version": self.version, "source": self.source,
+                "keys": {k.id: k.role for k in self.keys.values()},
+                "revoked": sorted(self.revoked)}
+
+
+def public_key_from_b64(text: str) -> Ed25519PublicKey:
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) != 32:
+        raise ValueError(f"public key is {len(raw)} bytes, not 32")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def trusted(key: OperatorKey) -> TrustedKey:
+    return TrustedKey(key.id, key.role, public_key_from_b64(key.public_key), key.public_key,
+                      key.demo)
+
+
+def _keys_from_toml(path: Path) -> list[OperatorKey]:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    entries = data.get("effector", {}).get("keys", data.get("keys", []))
+    if not entries and "public_key" in data:
+        entries = [{k: data[k] for k in ("id", "role", "public_key", "demo") if k in data}]
+    return [OperatorKey.model_validate(entry) for entry in entries]
+
+
+def load_config_keys(section: EffectorSection) -> KeyRing:
+    """The config's key set: [[effector.keys]] and every *.toml / *.pub file in keys_dir."""
+    keys = {k.id: trusted(k) for k in section.keys}
+    if section.keys_dir is not None:
+        files = sorted([*section.keys_dir.glob("*.toml"), *section.keys_dir.glob("*.pub")])
+        for path in files:
+            try:
+                for key in _keys_from_toml(path):
+                    if key.id in keys and keys[key.id].public_b64 != key.public_key:
+                        log.error("effector: key '%s' in %s differs from an earlier one; "
+                                  "keeping the first", key.id, path)
+                        continue
+                    keys[key.id] = trusted(key)
+            except (OSError, tomllib.TOMLDecodeError, ValidationError, ValueError) as exc:
+                log.error("effector: keys file %s skipped: %s", path, exc)
+    return KeyRing(section.keys_version, keys, set(), "config")
+
+
+def parse_key_list(entries: Any) -> list[OperatorKey]:
+    """Validate a keys-update list; raises ValueError naming the entry at fault."""
+    if not isinstance(entries, list) or not entries or len(entries) > 1000:
+        raise ValueError("'keys' must be a non-empty list of at most 1000 keys")
+    out = []
+    for index, entry in enumerate(entries):
+        try:
+            key = OperatorKey.model_validate(entry)
+            public_key_from_b64(key.public_key)
+        except (ValidationError, ValueError, binascii.Error) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"keys[{index}] invalid: {first}") from None
+        out.append(key)
+    ids = [k.id for k in out]
+    if len(set(ids)) != len(ids):
+        raise ValueError("'keys' lists a key id twice")
+    return out
+
+
+class KeyStore:
+    """The persisted key set from the last accepted keys-update."""
+
+    def __init__(self, directory: Path):
+        self.path = directory / "keys.json"
+
+    def load(self) -> KeyRing | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            keys = [OperatorKey.model_validate(k) for k in data["keys"]]
+            return KeyRing(int(data["version"]), {k.id: trusted(k) for k in keys},
+                           set(data.get("revoked", [])), "keys-update")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
+            log.error("effector: %s unreadable (%s); using the config's keys", self.path, exc)
+            return None
+
+    def save(self, ring: KeyRing) -> None:
+        data = {"version": ring.version, "revoked": sorted(ring.revoked),
+                "keys": [{"id": k.id, "role": k.role, "public_key": k.public_b64,
+                          "demo": k.demo} for k in ring.keys.values()]}
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+
+def current_ring(section: EffectorSection, store: KeyStore) -> KeyRing:
+    config_ring = load_config_keys(section)
+    stored = store.load()
+    if stored is not None and stored.version > config_ring.version:
+        return stored
+    return config_ring
+
+
+# -- operator key files (the ctl side) ---------------------------------------------------
+@dataclass(frozen=True)
+class OperatorIdentity:
+    id: str
+    role: str
+    private_key: Ed25519PrivateKey
+
+    @property
+    def public_b64(self) -> str:
+        raw = self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return base64.b64encode(raw).decode("ascii")
+
+
+def public_snippet(key_id: str, role: str, public_b64: str, *, demo: bool = False) -> str:
+    lines = ["[[effector.keys]]", f'id = "{key_id}"', f'role = "{role}"',
+             f'public_key = "{public_b64}"']
+    if demo:
+        lines.append("demo = true")
+    return "\n".join(lines) + "\n"
+
+
+def generate_key_file(path: Path, key_id: str, role: str, *, demo: bool = False) -> str:
+    """Write a new key pair (private file 0600 and `<path>.pub`); return the public snippet.
+
+    Refuses to overwrite an existing key file (FileExistsError).
+    """
+    OperatorKey.model_validate({"id": key_id, "role": role,
+                                "public_key": "A" * 43 + "="})  # checks id and role
+    return write_key_file(path, OperatorIdentity(key_id, role, Ed25519PrivateKey.generate()),
+                          demo=demo)
+
+
+def write_key_file(path: Path, identity: OperatorIdentity, *, demo: bool = False) -> str:
+    seed = identity.private_key.private_bytes_raw()
+    text = (f"# edgenode operator key: keep secret, never copy it to a node\n"
+            f'id = "{identity.id}"\nrole = "{identity.role}"\n'
+            f'private_key = "{base64.b64encode(seed).decode("ascii")}"\n'
+            f'public_key = "{identity.public_b64}"\n')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    snippet = public_snippet(identity.id, identity.role, identity.public_b64, demo=demo)
+    Path(f"{path}.pub").write_text(snippet, encoding="utf-8")
+    return snippet
+
+
+def load_key_file(path: Path) -> OperatorIdentity:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise KeyFileError(f"key file {path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise KeyFileError(f"key file {path}: not a key file ({exc})") from None
+    try:
+        seed = base64.b64decode(data["private_key"], validate=True)
+        private = Ed25519PrivateKey.from_private_bytes(seed)
+        key_id, role = str(data["id"]), str(data["role"])
+    except (KeyError, ValueError, TypeError, binascii.Error) as exc:
+        raise KeyFileError(f"key file {path}: needs id, role and a 32-byte base64 "
+                           f"private_key ({type(exc).__name__})") from None
+    if role not in ROLES:
+        raise KeyFileError(f"key file {path}: role '{role}' is not one of {list(ROLES)}")
+    return OperatorIdentity(key_id, role, private)

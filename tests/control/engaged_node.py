@@ -1,0 +1,42 @@
+"""A process holding an Effector on a fake board: obeys the signed commands in a file, says
+ENGAGED, then waits to be killed. Usage: engaged_node.py CONFIG_JSON STATE_DIR COMMANDS GPIO_LOG"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from edgenode.config import Config
+from edgenode.control import Effector
+from edgenode.health import Health
+from edgenode.link.mqtt import InboundMessage
+from hal.ports.gpio.fake import FakeGpio
+from hal.relay import JammerRelay
+
+
+def main() -> None:
+    config_path, state_dir, commands, gpio_log = sys.argv[1:5]
+    config = Config.model_validate_json(Path(config_path).read_text())
+    r = config.relay
+    gpio = FakeGpio(inputs={r.key_operate_line: True}, device=gpio_log)
+    relay = JammerRelay(gpio, drive_line=r.drive_line, heartbeat_line=r.heartbeat_line,
+                        aux_line=r.aux_line, key_test_line=r.key_test_line,
+                        key_operate_line=r.key_operate_line)
+    effector = Effector(relay, config, Health(), Path(state_dir), publish_audit=lambda _: None,
+                        publish_state=lambda _: None, clock_synced=lambda: True)
+    effector.start()
+    for line in Path(commands).read_text().splitlines():
+        result = effector.handle_command(InboundMessage("cmd", line.encode(), False))
+        if result["status"] != "ok":
+            print(json.dumps(result), flush=True)
+        # The relay coil: the aux contact follows the drive.
+        gpio.drive_input(r.aux_line, gpio.level(r.drive_line))
+    print(effector.state, flush=True)
+    while True:
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Every way the relay goes OFF, on the fake board with a relay coil that follows the drive."""
+
+from __future__ import annotations
+
+import time
+
+from tests.control.conftest import AUX, HEARTBEAT, Rig, RigFactory, wait_for
+
+
+def test_relay_goes_off_when_the_engagement_duration_ends(rig: Rig) -> None:
+    rig.arm_and_engage(duration_s=0.3)
+    assert rig.effector.state == "ENGAGED"
+    assert wait_for(lambda: not rig.drive(), 2)
+    assert rig.effector.state == "ARMED"
+    on = rig.gpio.high_time(17)
+    assert 0.28 <= on <= 0.8, f"relay was on {on:.3f} s for a 0.3 s engagement"
+
+
+def test_disengage_drops_the_relay_and_stays_armed(rig: Rig) -> None:
+    rig.arm_and_engage()
+    assert rig.send("bob", "disengage")["status"] == "ok"
+    assert not rig.drive()
+    assert rig.effector.state == "ARMED"
+
+
+def test_safe_from_any_key_drops_the_relay_and_disarms(rig: Rig) -> None:
+    rig.arm_and_engage()
+    result = rig.send("obs", "safe")
+    assert result["status"] == "ok" and result["state"] == "SAFE"
+    assert not rig.drive()
+
+
+def test_key_switch_leaving_operate_drops_the_relay(rig: Rig) -> None:
+    rig.arm_and_engage()
+    rig.key("test")
+    assert wait_for(lambda: not rig.drive(), 3)
+    assert rig.effector.state == "SAFE"
+
+
+def test_relay_that_does_not_pull_in_is_a_fault(rig: Rig) -> None:
+    rig.coil.dead = True
+    rig.arm_and_engage()
+    assert wait_for(lambda: rig.effector.state == "FAULT", 3)
+    assert not rig.drive()
+    assert rig.effector.state == "FAULT"
+
+
+def test_stuck_relay_stops_the_heartbeat_and_raises_a_retained_alarm(rig: Rig) -> None:
+    rig.arm_and_engage()
+    rig.coil.stuck = True
+    assert rig.send("alice", "disengage")["status"] == "ok"
+    assert not rig.drive()
+    assert wait_for(lambda: rig.effector.state == "FAULT", 3)
+    toggles = rig.heartbeat_toggles()
+    time.sleep(0.3)
+    assert rig.heartbeat_toggles() == toggles, "heartbeat kept toggling with the relay stuck on"
+    rig.effector.flush()
+    alarms = [s for s in rig.states if s["alarm"]]
+    assert alarms and alarms[-1]["alarm"]["name"] == "stuck_on"
+    assert alarms[-1]["state"] == "FAULT"
+
+
+def test_stuck_on_alarm_repeats_every_5_s_until_reset(rig: Rig) -> None:
+    rig.coil.stuck = True
+    assert wait_for(lambda: rig.effector.state == "FAULT", 3)
+    rig.effector.flush()
+    first = len([s for s in rig.states if s["alarm"]])
+    time.sleep(5.3)
+    rig.effector.flush()
+    assert len([s for s in rig.states if s["alarm"]]) == first + 1
+    # An admin reset is refused while the contact is still closed, accepted once it opens.
+    assert rig.send("root", "reset")["reason"].startswith("aux_disagrees")
+    rig.coil.stuck = False
+    assert wait_for(lambda: not rig.gpio.level(AUX), 3)
+    result = rig.send("root", "reset")
+    assert result["status"] == "ok" and result["state"] == "SAFE", result
+    rig.effector.flush()
+    assert rig.states[-1]["alarm"] is None
+    toggles = rig.heartbeat_toggles()
+    assert wait_for(lambda: rig.heartbeat_toggles() > toggles + 3, 3)
+
+
+def test_stuck_relay_at_start_up_is_a_fault_before_anything_else(make_rig: RigFactory) -> None:
+    rig = make_rig(start=False)
+    rig.gpio.drive_input(AUX, True)
+    rig.coil.stuck = True
+    rig.effector.start()
+    assert rig.effector.state == "FAULT"
+    time.sleep(0.1)
+    assert rig.heartbeat_toggles() == 1, "heartbeat toggled with a stuck relay at start-up"
+
+
+def test_link_loss_beyond_grace_drops_the_relay_and_disarms(make_rig: RigFactory) -> None:
+    rig = make_rig(link_loss_grace_s=1.0)
+    rig.arm_and_engage()
+    lost = time.monotonic()
+    rig.effector.link_changed(False)
+    time.sleep(0.2)
+    assert rig.drive(), "dropped inside the grace time"
+    assert wait_for(lambda: not rig.drive(), 3)
+    off_after = rig.drive_history()[-1][0] - lost
+    assert 1.0 <= off_after < 1.5, f"relay off {off_after:.2f} s after the link went"
+    assert rig.effector.state == "SAFE"
+
+
+def test_link_loss_drops_armed_to_safe(rig: Rig) -> None:
+    rig.send("alice", "arm", {"ttl_s": 30})
+    rig.effector.link_changed(False)
+    assert wait_for(lambda: rig.effector.state == "SAFE", 3)
+    assert not rig.drive_went_high()
+
+
+def test_link_back_within_grace_keeps_the_engagement(make_rig: RigFactory) -> None:
+    rig = make_rig(link_loss_grace_s=2.0)
+    rig.arm_and_engage()
+    rig.effector.link_changed(False)
+    time.sleep(0.1)
+    rig.effector.link_changed(True)
+    time.sleep(0.4)
+    assert rig.drive() and rig.effector.state == "ENGAGED"
+
+
+def test_arm_expires_to_safe(rig: Rig) -> None:
+    assert rig.send("alice", "arm", {"ttl_s": 0.2})["status"] == "ok"
+    assert wait_for(lambda: rig.effector.state == "SAFE", 3)
+
+
+def test_stop_drops_the_relay_and_releases_the_lines(rig: Rig) -> None:
+    rig.arm_and_engage()
+    rig.effector.stop()
+    assert not rig.drive()
+    assert not rig.gpio.lines[17].held and not rig.gpio.lines[HEARTBEAT].held
+
+
+def test_make_safe_on_reload_drops_the_relay(rig: Rig) -> None:
+    rig.arm_and_engage()
+    rig.effector.make_safe("config reload requested")
+    assert not rig.drive() and rig.effector.state == "SAFE"
+
+
+def test_keys_update_is_a_reload_safe_first(rig: Rig) -> None:
+    from tests.control.conftest import OPERATORS, key_entry
+
+    rig.arm_and_engage()
+    keys = [key_entry(k) for k in OPERATORS.values()]
+    assert rig.send("root", "keys-update", {"version": 5, "keys": keys})["status"] == "ok"
+    assert not rig.drive() and rig.effector.state == "SAFE"
+
+
+def test_stalled_effector_loop_stops_the_heartbeat(rig: Rig) -> None:
+    assert wait_for(lambda: rig.heartbeat_toggles() > 5, 3)
+    rig.arm_and_engage()
+    rig.health.stall("effector", 2.0)
+    time.sleep(0.1)
+    before = rig.heartbeat_toggles()
+    time.sleep(0.5)
+    assert rig.heartbeat_toggles() == before, "heartbeat toggled while the loop was stalled"
+    # The stall also holds the deadlines; it is the board that drops the jammer here.
+    assert wait_for(lambda: rig.heartbeat_toggles() > before, 3)
+
+
+def test_heartbeat_toggles_while_healthy(rig: Rig) -> None:
+    start = rig.heartbeat_toggles()
+    time.sleep(0.3)
+    toggles = rig.heartbeat_toggles() - start
+    assert toggles >= 5, f"{toggles} heartbeat edges in 0.3 s (period 20 ms)"
+
+
+def test_full_cycle_safe_armed_engaged_armed(rig: Rig) -> None:
+    rig.arm_and_engage(duration_s=0.2)
+    assert wait_for(lambda: rig.effector.state == "ARMED", 3)
+    rig.effector.flush()
+    transitions = [(r["data"]["from"], r["data"]["to"]) for r in rig.audit
+                   if r["kind"] == "state"]
+    assert transitions == [("SAFE", "ARMED"), ("ARMED", "ENGAGED"), ("ENGAGED", "ARMED")]

@@ -1,0 +1,298 @@
+"""Every refusal names its reason, and the relay's drive line never goes high."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edgenode.control.keys import OperatorIdentity
+from edgenode.control.operator import encode
+from tests.control.conftest import NODE, OPERATORS, Rig, RigFactory, command, key_entry
+
+
+def code(result: dict[str, Any]) -> str:
+    return (result["reason"] or "").split(":")[0]
+
+
+def assert_refused(rig: Rig, result: dict[str, Any], reason: str) -> None:
+    assert result["status"] == "rejected", result
+    assert code(result) == reason, result
+    assert not rig.drive_went_high(), "the relay moved on a refused command"
+
+
+def signed_engage(rig: Rig) -> dict[str, Any]:
+    assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    return command(OPERATORS["alice"], "engage", {"duration_s": 5, "bearing_deg": 10})
+
+
+def test_tampered_params_fail_the_signature(rig: Rig) -> None:
+    env = signed_engage(rig)
+    env["params"]["duration_s"] = 6
+    result = rig.send_raw(encode(env))
+    assert_refused(rig, result, "bad_signature")
+    assert result["id"] == env["id"]
+
+
+def test_signature_by_another_key_is_refused(rig: Rig) -> None:
+    env = signed_engage(rig)
+    forged = command(OperatorIdentity("alice", "operator", Ed25519PrivateKey.generate()),
+                     "engage", {"duration_s": 5, "bearing_deg": 10})
+    env["signature"] = forged["signature"]
+    assert_refused(rig, rig.send_raw(encode(env)), "bad_signature")
+
+
+def test_garbage_signature_is_refused(rig: Rig) -> None:
+    env = signed_engage(rig)
+    env["signature"] = "not base64!"
+    assert_refused(rig, rig.send_raw(encode(env)), "bad_signature")
+    env["signature"] = base64.b64encode(b"x" * 63).decode()
+    assert_refused(rig, rig.send_raw(encode(env)), "bad_signature")
+
+
+def test_missing_signature_is_refused(rig: Rig) -> None:
+    env = signed_engage(rig)
+    del env["signature"]
+    assert_refused(rig, rig.send_raw(encode(env)), "missing_signature")
+
+
+def test_unknown_key_is_refused(rig: Rig) -> None:
+    signed_engage(rig)
+    mallory = OperatorIdentity("mallory", "admin", Ed25519PrivateKey.generate())
+    assert_refused(rig, rig.send(mallory, "engage", {"duration_s": 5, "bearing_deg": 1}),
+                   "unknown_key")
+
+
+def test_revoked_key_is_refused_after_keys_update(rig: Rig) -> None:
+    keep = [key_entry(OPERATORS[k]) for k in ("root", "bob")]
+    result = rig.send("root", "keys-update", {"version": 1, "keys": keep})
+    assert result["status"] == "ok", result
+    assert_refused(rig, rig.send("alice", "arm", {"ttl_s": 10}), "revoked_key")
+    assert rig.send("bob", "arm", {"ttl_s": 10})["status"] == "ok"
+
+
+@pytest.mark.parametrize(("who", "action", "params"), [
+    ("obs", "arm", {"ttl_s": 10}),
+    ("obs", "selftest", {}),
+    ("tech", "arm", {"ttl_s": 10}),
+    ("tech", "engage", {"duration_s": 1, "bearing_deg": 0}),
+    ("alice", "reset", {}),
+    ("alice", "keys-update", {"version": 9, "keys": [key_entry(OPERATORS["alice"])]}),
+])
+def test_role_not_allowed(rig: Rig, who: str, action: str, params: dict[str, Any]) -> None:
+    if action == "engage":
+        rig.send("alice", "arm", {"ttl_s": 30})
+    assert_refused(rig, rig.send(who, action, params), "role_not_allowed")
+
+
+def test_wrong_site_is_refused(rig: Rig) -> None:
+    assert_refused(rig, rig.send("alice", "arm", {"ttl_s": 10}, site="other"), "wrong_site")
+
+
+def test_wrong_node_is_refused(rig: Rig) -> None:
+    assert_refused(rig, rig.send("alice", "arm", {"ttl_s": 10}, node="mast-99"), "wrong_node")
+
+
+def test_arm_and_engage_must_name_exactly_one_node(rig: Rig) -> None:
+    result = rig.send("alice", "arm", {"ttl_s": 10}, node=[NODE, "mast-02"])
+    assert_refused(rig, result, "wrong_node")
+    assert rig.effector.state == "SAFE"
+
+
+def test_safe_may_name_a_list_of_nodes(rig: Rig) -> None:
+    assert rig.send("obs", "safe", {}, node=["mast-02", NODE])["status"] == "ok"
+
+
+def test_expired_command_is_refused(rig: Rig) -> None:
+    result = rig.send("alice", "arm", {"ttl_s": 10}, now=time.time() - 20, lifetime_s=10)
+    assert_refused(rig, result, "expired")
+
+
+def test_command_from_the_future_is_refused(rig: Rig) -> None:
+    result = rig.send("alice", "arm", {"ttl_s": 10}, now=time.time() + 5, lifetime_s=10)
+    assert_refused(rig, result, "issued_in_future")
+
+
+def test_small_clock_skew_is_tolerated(rig: Rig) -> None:
+    result = rig.send("alice", "arm", {"ttl_s": 10}, now=time.time() + 1.5, lifetime_s=10)
+    assert result["status"] == "ok", result
+
+
+def test_overlong_lifetime_is_refused(rig: Rig) -> None:
+    assert_refused(rig, rig.send("alice", "arm", {"ttl_s": 10}, lifetime_s=31),
+                   "lifetime_too_long")
+
+
+def test_replayed_command_is_refused_even_after_a_restart(make_rig: RigFactory,
+                                                          tmp_path: Any) -> None:
+    state = tmp_path / "node-state"
+    first = make_rig(state_dir=state)
+    arm = encode(command(OPERATORS["alice"], "arm", {"ttl_s": 10}))
+    assert first.send_raw(arm)["status"] == "ok"
+    assert_refused(first, first.send_raw(arm), "replayed")
+    first.effector.stop()
+    second = make_rig(state_dir=state)
+    assert_refused(second, second.send_raw(arm), "replayed")
+    assert second.effector.state == "SAFE"
+
+
+def test_retained_command_is_never_acted_on(rig: Rig) -> None:
+    assert_refused(rig, rig.send("alice", "arm", {"ttl_s": 10}, retain=True), "retained")
+    assert rig.effector.state == "SAFE"
+
+
+@pytest.mark.parametrize("payload", [
+    b"", b"{", b"\xff\xfe", b"[]", b"null", b'"arm"', b'{"id": 5}',
+    b'{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","id":"01ARZ3NDEKTSV4RRFFQ69G5FAW"}',
+    b'{"v":1,"issued_at":NaN}', b"[" * 4000 + b"]" * 4000,
+])
+def test_malformed_payload_is_answered_with_a_null_id(rig: Rig, payload: bytes) -> None:
+    result = rig.send_raw(payload)
+    assert_refused(rig, result, "malformed")
+    assert result["id"] is None
+
+
+def test_malformed_envelope_with_an_id_is_answered_with_that_id(rig: Rig) -> None:
+    env = command(OPERATORS["alice"], "arm", {"ttl_s": 10})
+    env["issued_at"] = "yesterday"
+    result = rig.send_raw(encode(env))
+    assert_refused(rig, result, "malformed")
+    assert result["id"] == env["id"]
+
+
+def test_oversized_payload_is_refused_unread(rig: Rig) -> None:
+    env = command(OPERATORS["alice"], "arm", {"ttl_s": 10})
+    payload = encode(env) + b" " * 9000
+    assert_refused(rig, rig.send_raw(payload), "oversized")
+
+
+def test_unknown_action_is_refused(rig: Rig) -> None:
+    assert_refused(rig, rig.send("root", "launch", {}), "unknown_action")
+
+
+@pytest.mark.parametrize(("action", "params"), [
+    ("arm", {}),
+    ("arm", {"ttl_s": "10"}),
+    ("arm", {"ttl_s": 0}),
+    ("arm", {"ttl_s": 301}),
+    ("arm", {"ttl_s": 10, "extra": 1}),
+    ("engage", {"duration_s": 5}),
+    ("engage", {"duration_s": 5, "bearing_deg": 10, "track": "01ARZ3NDEKTSV4RRFFQ69G5FAV"}),
+    ("engage", {"duration_s": 31, "bearing_deg": 10}),
+    ("engage", {"duration_s": -1, "bearing_deg": 10}),
+    ("engage", {"duration_s": True, "bearing_deg": 10}),
+    ("engage", {"duration_s": 5, "bearing_deg": 360}),
+    ("engage", {"duration_s": 5, "track": "drone-1"}),
+    ("disengage", {"now": True}),
+    ("keys-update", {"version": 0, "keys": []}),
+    ("keys-update", {"version": 2, "keys": [{"id": "x", "role": "god", "public_key": "A"}]}),
+])
+def test_bad_params_are_refused(rig: Rig, action: str, params: dict[str, Any]) -> None:
+    rig.send("alice", "arm", {"ttl_s": 30})
+    result = rig.send("root", action, params)
+    assert_refused(rig, result, "bad_params")
+
+
+def test_unsynchronised_clock_refuses_arm_and_engage(make_rig: RigFactory) -> None:
+    rig = make_rig()
+    rig.send("alice", "arm", {"ttl_s": 30})
+    rig.clock["synced"] = False
+    assert_refused(rig, rig.send("alice", "engage", {"duration_s": 5, "bearing_deg": 1}),
+                   "clock_not_synced")
+    assert_refused(rig, rig.send("alice", "arm", {"ttl_s": 30}), "clock_not_synced")
+
+
+def test_unsynchronised_clock_still_obeys_safe_and_disengage(make_rig: RigFactory) -> None:
+    rig = make_rig()
+    rig.arm_and_engage()
+    rig.clock["synced"] = False
+    # The node's clock is an hour out: safe and disengage are obeyed anyway.
+    skewed = time.time() + 3600
+    assert rig.send("bob", "disengage", {}, now=skewed)["status"] == "ok"
+    assert not rig.drive()
+    assert rig.send("obs", "safe", {}, now=skewed)["status"] == "ok"
+    assert rig.effector.state == "SAFE"
+
+
+def test_disabled_effector_refuses_arm_and_engage(make_rig: RigFactory) -> None:
+    rig = make_rig(enabled=False)
+    assert_refused(rig, rig.send("alice", "arm", {"ttl_s": 10}), "effector_disabled")
+    assert_refused(rig, rig.send("alice", "engage", {"duration_s": 5, "bearing_deg": 1}),
+                   "effector_disabled")
+
+
+def test_effector_is_disabled_by_default() -> None:
+    from edgenode.config import EffectorSection
+
+    assert EffectorSection().enabled is False
+
+
+def test_engage_needs_arm_first(rig: Rig) -> None:
+    assert_refused(rig, rig.send("alice", "engage", {"duration_s": 5, "bearing_deg": 1}),
+                   "not_armed")
+
+
+@pytest.mark.parametrize("position", ["off", "test", "invalid"])
+def test_engage_needs_the_key_switch_at_operate(make_rig: RigFactory, position: str) -> None:
+    rig = make_rig(key=position)
+    if position == "invalid":
+        rig.gpio.drive_input(5, True)
+        rig.gpio.drive_input(6, True)
+    assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    result = rig.send("alice", "engage", {"duration_s": 5, "bearing_deg": 1})
+    assert_refused(rig, result, "key_switch_not_operate")
+
+
+def test_engage_is_refused_while_a_fault_is_latched(rig: Rig) -> None:
+    rig.coil.stuck = True  # aux closes with the drive off: stuck_on FAULT
+    assert rig.effector.state != "FAULT"
+    from tests.control.conftest import wait_for
+
+    assert wait_for(lambda: rig.effector.state == "FAULT")
+    assert_refused(rig, rig.send("alice", "arm", {"ttl_s": 30}), "fault")
+    assert_refused(rig, rig.send("alice", "engage", {"duration_s": 5, "bearing_deg": 1}),
+                   "fault")
+
+
+def test_two_person_rule_needs_a_second_operator(make_rig: RigFactory) -> None:
+    rig = make_rig(two_person=True)
+    assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    assert_refused(rig, rig.send("alice", "engage", {"duration_s": 5, "bearing_deg": 1}),
+                   "two_person_rule")
+    assert rig.send("bob", "engage", {"duration_s": 5, "bearing_deg": 1})["status"] == "ok"
+
+
+def test_spent_duty_budget_refuses_engage(make_rig: RigFactory) -> None:
+    rig = make_rig(duty_max_on_s=1, duty_window_s=60)
+    rig.arm_and_engage(duration_s=1)
+    from tests.control.conftest import wait_for
+
+    assert wait_for(lambda: rig.effector.state == "ARMED")
+    history = len(rig.drive_history())
+    result = rig.send("alice", "engage", {"duration_s": 1, "bearing_deg": 1})
+    assert result["status"] == "rejected" and code(result) == "duty_budget_spent", result
+    assert len(rig.drive_history()) == history
+
+
+def test_stale_keys_update_version_is_refused(rig: Rig) -> None:
+    keys = [key_entry(OperatorIdentity("root", "admin", OPERATORS["root"].private_key))]
+    assert rig.send("root", "keys-update", {"version": 3, "keys": keys})["status"] == "ok"
+    assert_refused(rig, rig.send("root", "keys-update", {"version": 3, "keys": keys}),
+                   "stale_key_version")
+
+
+def test_every_refusal_is_audited_once_and_junk_is_summarised(rig: Rig) -> None:
+    signed = rig.send("alice", "arm", {"ttl_s": 10}, site="elsewhere")
+    for _ in range(500):
+        rig.send_raw(b"junk")
+    rig.effector.stop()
+    kinds = [r["kind"] for r in rig.audit]
+    results = [r for r in rig.audit if r["kind"] == "result"]
+    assert [r["data"]["id"] for r in results] == [signed["id"]]
+    junk = [r for r in rig.audit if r["kind"] == "junk"]
+    assert 1 <= len(junk) <= 2, kinds
+    assert sum(r["data"]["count"] for r in junk) == 500
+    assert set(junk[0]["data"]["reasons"]) == {"malformed"}
