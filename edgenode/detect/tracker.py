@@ -1,0 +1,511 @@
+"""Multi-target tracker over radar plots and acoustic bearings.
+
+- State: constant-velocity Kalman filter per track in local ENU (edgenode.detect.kalman),
+  origin at the node's reference point.
+- Radar plots: position measurement (covariance from the plot's range/bearing/elevation
+  errors) then the radial speed as a scalar EKF update (skipped when it disagrees by more than
+  3 sigma: doppler aliasing and rotor micro-doppler).
+- Acoustic bearings: EKF updates on true bearing (and elevation where the array gives one). A
+  bearing that lands on a track fuses into it (the track gains "acoustic" and the f0/score
+  evidence); one that lands on none starts an acoustic-only track, placed at a nominal range
+  with a range uncertainty as large as the range, and reported without range or location. The
+  first radar plot in its gate gives it a range (the object keeps its id).
+- Association: Mahalanobis gate, then global nearest neighbour (scipy's
+  linear_sum_assignment) on d^2 + ln det S, which prefers the sharper of two tracks a plot
+  fits. Tracks are predicted along their velocity, so two targets crossing keep their ids.
+- Lifecycle (M of N over time): tentative -> confirmed after `confirm_hits` measurements within
+  `confirm_window_s`; confirmed -> coasting after `coast_after_s` without one; coasting ->
+  confirmed on the next; coasting -> ended after `end_after_s`; a tentative track ends after
+  `tentative_timeout_s` without a measurement.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.stats import chi2
+
+from edgenode.detect import kalman
+from edgenode.detect.classify import Classification, TrackFeatures, classify
+from edgenode.detect.events import Event, State, TrackEvents
+from edgenode.detect.geo import LocalFrame, polar_to_enu, wrap_pi
+from edgenode.detect.plots import Plot
+from edgenode.detect.types import AcousticBearing
+from edgenode.ulid import new_ulid
+
+log = logging.getLogger(__name__)
+
+_INFEASIBLE = 1e9
+
+
+def _trace(P: np.ndarray, start: int, stop: int) -> float:
+    """Sum of P's diagonal over [start, stop): np.trace costs more than this on a 6x6."""
+    d = P.diagonal()
+    return float(sum(d[start:stop].tolist()))
+
+
+class Track:
+    """One object's filter and bookkeeping. Owned by the Tracker."""
+
+    __slots__ = ("P", "acoustic_last_t", "acoustic_score", "classification", "classified_t",
+                 "f0_hz", "first_seen", "has_elevation", "has_range", "hit_times", "last_hit",
+                 "manoeuvre", "object_id", "points", "radar_last_t", "snr_db", "status", "t",
+                 "t_ref", "updates", "v_ref", "vv_ref", "x")
+
+    def __init__(self, t: float, x: np.ndarray, P: np.ndarray, *, has_range: bool,
+                 has_elevation: bool):
+        self.object_id = new_ulid()
+        self.x, self.P, self.t = x, P, t
+        self.first_seen = self.last_hit = t
+        self.status = "tentative"
+        self.hit_times: deque[float] = deque(maxlen=16)
+        self.hit_times.append(t)
+        self.updates = 1
+        self.has_range, self.has_elevation = has_range, has_elevation
+        self.radar_last_t: float | None = None
+        self.acoustic_last_t: float | None = None
+        self.f0_hz: float | None = None
+        self.acoustic_score = 0.0
+        self.snr_db: float | None = None
+        self.points: float | None = None
+        self.manoeuvre: float | None = None
+        self.t_ref: float | None = None
+        self.v_ref = np.zeros(3)
+        self.vv_ref = 0.0
+        self.classification: Classification | None = None
+        self.classified_t = -math.inf
+
+
+class Tracker:
+    """Plots and bearings in, track events out. Not thread-safe: one owner calls update()."""
+
+    def __init__(self, *, latitude_deg: float, longitude_deg: float, altitude_m: float,
+                 mast_heading_deg: float,
+                 mount_height_m: float = 3.0,
+                 q_horizontal: float = 4.0,
+                 q_vertical: float = 1.0,
+                 gate_probability: float = 0.99,
+                 confirm_hits: int = 3,
+                 confirm_window_s: float = 1.0,
+                 tentative_timeout_s: float = 1.0,
+                 coast_after_s: float = 0.5,
+                 end_after_s: float = 3.0,
+                 init_speed_sigma_mps: float = 10.0,
+                 doppler_sigma_mps: float = 0.5,
+                 doppler_max_mps: float | None = None,
+                 plot_extent_m: float = 0.3,
+                 unresolved_m: float = 2.0,
+                 acoustic_nominal_range_m: float = 150.0,
+                 acoustic_range_m: float | None = None,
+                 acoustic_memory_s: float = 5.0,
+                 radar_rcs_offset_db: float | None = 83.0,
+                 classify_period_s: float = 0.5,
+                 max_update_rate_hz: float = 2.0,
+                 announce_tentative: bool = False,
+                 max_tracks: int = 200):
+        self.frame = LocalFrame(latitude_deg, longitude_deg, altitude_m)
+        self.mast_heading_deg = mast_heading_deg
+        self.mount_height_m = mount_height_m  # the ENU origin's height above the ground
+        self.q_horizontal, self.q_vertical = q_horizontal, q_vertical
+        self.gate = {dof: float(chi2.ppf(gate_probability, dof)) for dof in (1, 2, 3)}
+        self.confirm_hits, self.confirm_window_s = confirm_hits, confirm_window_s
+        self.tentative_timeout_s = tentative_timeout_s
+        self.coast_after_s, self.end_after_s = coast_after_s, end_after_s
+        self.init_speed_sigma_mps = init_speed_sigma_mps
+        self.doppler_sigma_mps = doppler_sigma_mps
+        self.doppler_max_mps = doppler_max_mps  # the radar's unambiguous radial speed
+        # A plot's centroid wanders over the object from frame to frame (glint, which points
+        # the radar kept): an error no single plot reports, added to every one.
+        self.plot_extent_var = np.eye(3) * plot_extent_m**2
+        self.unresolved_var = np.eye(3) * unresolved_m**2
+        self.acoustic_nominal_range_m = acoustic_nominal_range_m
+        self.acoustic_range_m = acoustic_range_m
+        self.acoustic_memory_s = acoustic_memory_s
+        self.radar_rcs_offset_db = radar_rcs_offset_db
+        self.classify_period_s = classify_period_s
+        self.max_tracks = max_tracks
+        self.events = TrackEvents(max_update_rate_hz=max_update_rate_hz,
+                                  announce_tentative=announce_tentative)
+        self._tracks: list[Track] = []
+        self._t_last = -math.inf
+
+    # ---------------------------------------------------------------- public
+
+    def update(self, t: float, plots: list[Plot],
+               bearings: list[AcousticBearing]) -> list[Event]:
+        """Take one batch of measurements at time t (unix s); the events it causes."""
+        if t < self._t_last:
+            # A late batch (another sensor's thread): measure it at the tracks' time rather
+            # than predicting backwards.
+            t = self._t_last
+        self._t_last = t
+        hit: set[int] = set()
+        self._predict(t)
+        if plots:
+            hit |= self._radar(t, plots)
+        if bearings:
+            hit |= self._acoustic(t, bearings)
+        return self._lifecycle(t, hit)
+
+    def tracks(self) -> list[State]:
+        """The state of every live track (tentative ones included)."""
+        return [self._state(tr) for tr in self._tracks]
+
+    # ---------------------------------------------------------------- filter
+
+    def _predict(self, t: float) -> None:
+        if not self._tracks:
+            return
+        X = np.stack([tr.x for tr in self._tracks])
+        P = np.stack([tr.P for tr in self._tracks])
+        dt = np.array([t - tr.t for tr in self._tracks])
+        kalman.predict(X, P, dt, self.q_horizontal, self.q_vertical)
+        for i, tr in enumerate(self._tracks):
+            tr.x, tr.P, tr.t = X[i], P[i], t
+
+    def _radar(self, t: float, plots: list[Plot]) -> set[int]:
+        n_plots = len(plots)
+        Z = np.array([(p.east_m, p.north_m, p.up_m) for p in plots])
+        pol = np.array([(p.range_m, p.azimuth_deg, p.elevation_deg or 0.0, p.range_error_m,
+                         p.azimuth_error_deg, p.elevation_error_deg) for p in plots])
+        pol[:, 1:3] = np.radians(pol[:, 1:3])
+        pol[:, 4:6] = np.radians(pol[:, 4:6])
+        R = kalman.polar_covariance(pol[:, 0], pol[:, 1], pol[:, 2], pol[:, 3], pol[:, 4],
+                                    pol[:, 5]) + self.plot_extent_var
+        tracks = self._tracks
+        assigned: dict[int, int] = {}
+        gated_by_ranged = np.zeros(n_plots, dtype=bool)
+        if tracks:
+            X = np.stack([tr.x for tr in tracks])
+            P = np.stack([tr.P for tr in tracks])
+            d2, logdet = kalman.position_gate(X, P, Z, R)
+            feasible = d2 < self.gate[3]
+            ranged = np.array([tr.has_range for tr in tracks])
+            gated_by_ranged = (feasible & ranged[:, None]).any(axis=0)
+            if feasible.any():
+                # Radial speed tells apart two objects at one place (crossing paths). Capped:
+                # an aliased doppler must not make a good position fit impossible.
+                rdot, H = kalman.radial_speed_jacobian(X)
+                s_d = kalman.scalar_innovation_variance(
+                    P, H, np.full(len(tracks), self.doppler_sigma_mps**2))
+                nu_d = np.array([p.radial_speed_mps for p in plots])[None, :] - rdot[:, None]
+                if self.doppler_max_mps is not None:
+                    span = 2.0 * self.doppler_max_mps
+                    nu_d = (nu_d + 0.5 * span) % span - 0.5 * span
+                d2_doppler = np.minimum(nu_d * nu_d / s_d[:, None], 9.0)
+                cost = np.where(feasible, d2 + logdet + d2_doppler, _INFEASIBLE)
+                rows, cols = linear_sum_assignment(cost)
+                ok = feasible[rows, cols]
+                assigned = dict(zip(rows[ok].tolist(), cols[ok].tolist(), strict=True))
+            upd = [i for i in assigned if tracks[i].has_range]
+            if upd:
+                cols = [assigned[i] for i in upd]
+                R_upd = R[cols]
+                starved = ranged.copy()
+                starved[upd] = False
+                # The plot also fits a ranged track that got none: two objects the radar did
+                # not resolve (crossing). It says where the pair is, not where either one is:
+                # widen its error by their separation and the radar's resolution cell, skip
+                # its doppler, so neither track's velocity bends towards the other.
+                shared = (feasible[:, cols] & starved[:, None]).any(axis=0)
+                for m in np.flatnonzero(shared).tolist():
+                    others = np.flatnonzero(feasible[:, cols[m]] & starved)
+                    gap = X[others, :3] - X[upd[m], :3]
+                    R_upd[m] = R_upd[m] + gap.T @ gap + self.unresolved_var
+                self._radar_update(t, [tracks[i] for i in upd], X[upd], P[upd],
+                                   [plots[k] for k in cols], Z[cols], R_upd, shared)
+            for i in assigned:
+                if not tracks[i].has_range:  # acoustic-only: the plot gives it its range
+                    k = assigned[i]
+                    tracks[i].x, tracks[i].P = self._initial_state(plots[k], Z[k], R[k])
+                    tracks[i].has_range = True
+                    tracks[i].has_elevation = plots[k].elevation_deg is not None
+                    self._note_plot(tracks[i], t, plots[k])
+        hit = set(assigned)
+        used = set(assigned.values())
+        for k, plot in enumerate(plots):
+            # A plot inside a ranged track's gate is a second piece of that object (or of a
+            # neighbour) rather than a new object.
+            if k in used or gated_by_ranged[k] or len(self._tracks) >= self.max_tracks:
+                continue
+            x, P0 = self._initial_state(plot, Z[k], R[k])
+            track = Track(t, x, P0, has_range=True, has_elevation=plot.elevation_deg is not None)
+            self._note_plot(track, t, plot)
+            self._tracks.append(track)
+        return {id(self._tracks[i]) for i in hit}
+
+    def _radar_update(self, t: float, tracks: list[Track], X: np.ndarray, P: np.ndarray,
+                      plots: list[Plot], Z: np.ndarray, R: np.ndarray,
+                      shared: np.ndarray) -> None:
+        X, P = kalman.position_update(X, P, Z, R)
+        rdot, H = kalman.radial_speed_jacobian(X)
+        doppler = np.array([p.radial_speed_mps for p in plots])
+        var = np.full(len(plots), self.doppler_sigma_mps**2)
+        nu = doppler - rdot
+        if self.doppler_max_mps is not None:  # an aliased doppler is off by 2 v_max
+            span = 2.0 * self.doppler_max_mps
+            nu = (nu + 0.5 * span) % span - 0.5 * span
+        consistent = (nu * nu < 9.0 * kalman.scalar_innovation_variance(P, H, var)) & ~shared
+        if consistent.any():
+            X[consistent], P[consistent] = kalman.scalar_update(
+                X[consistent], P[consistent], H[consistent], nu[consistent], var[consistent])
+        for i, tr in enumerate(tracks):
+            tr.x, tr.P = X[i], P[i]
+            if plots[i].elevation_deg is not None:
+                tr.has_elevation = True
+            self._note_plot(tr, t, plots[i])
+            self._note_manoeuvre(tr, t)
+
+    def _initial_state(self, plot: Plot, z: np.ndarray,
+                       r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A state from one plot: its position, and its radial speed along the line of sight
+        (the cross-range speed unknown)."""
+        los = z / max(float(np.linalg.norm(z)), 1e-3)
+        x = np.zeros(6)
+        x[:3] = z
+        x[3:] = plot.radial_speed_mps * los
+        P = np.zeros((6, 6))
+        P[:3, :3] = r
+        s2 = self.init_speed_sigma_mps**2
+        P[3:, 3:] = s2 * (np.eye(3) - np.outer(los, los)) + 4.0 * np.outer(los, los)
+        return x, P
+
+    def _note_plot(self, track: Track, t: float, plot: Plot) -> None:
+        track.radar_last_t = t
+        a = 0.3
+        track.snr_db = plot.snr_db if track.snr_db is None else (
+            (1 - a) * track.snr_db + a * plot.snr_db)
+        track.points = float(plot.point_count) if track.points is None else (
+            (1 - a) * track.points + a * plot.point_count)
+
+    def _note_manoeuvre(self, track: Track, t: float) -> None:
+        """RMS velocity change over >= 1 s spans, less what the filter's own velocity noise
+        explains."""
+        v = track.x[3:]
+        vv = _trace(track.P, 3, 6)
+        if track.t_ref is None:
+            track.t_ref, track.v_ref, track.vv_ref = t, v.copy(), vv
+            return
+        span = t - track.t_ref
+        if span < 1.0:
+            return
+        change2 = float(np.sum((v - track.v_ref) ** 2)) - (vv + track.vv_ref)
+        accel = math.sqrt(max(change2, 0.0)) / span
+        track.manoeuvre = accel if track.manoeuvre is None else (
+            0.7 * track.manoeuvre + 0.3 * accel)
+        track.t_ref, track.v_ref, track.vv_ref = t, v.copy(), vv
+
+    # ---------------------------------------------------------------- acoustic
+
+    def _bearing_fit(self, track: Track, b: AcousticBearing) -> tuple[float, int]:
+        """(d^2 + ln s, degrees of freedom) of a bearing against a track, or (inf, 0)."""
+        az, H = kalman.bearing_jacobian(track.x)
+        s = float(H @ track.P @ H) + math.radians(b.error_deg) ** 2
+        nu = float(wrap_pi(math.radians(b.azimuth_deg) - az))
+        d2, logs, dof = nu * nu / s, math.log(s), 1
+        if b.elevation_deg is not None and (track.has_elevation or not track.has_range):
+            el, He = kalman.elevation_jacobian(track.x)
+            se = float(He @ track.P @ He) + math.radians(b.error_deg) ** 2
+            nue = math.radians(b.elevation_deg) - el
+            d2, logs, dof = d2 + nue * nue / se, logs + math.log(se), 2
+        if d2 >= self.gate[dof]:
+            return math.inf, 0
+        return d2 + logs, dof
+
+    def _acoustic(self, t: float, bearings: list[AcousticBearing]) -> set[int]:
+        tracks = self._tracks
+        hit: set[int] = set()
+        used: set[int] = set()
+        gated = [False] * len(bearings)
+        if tracks:
+            cost = np.full((len(tracks), len(bearings)), _INFEASIBLE)
+            for i, tr in enumerate(tracks):
+                for k, b in enumerate(bearings):
+                    c, _ = self._bearing_fit(tr, b)
+                    if c < math.inf:
+                        cost[i, k] = c
+                        gated[k] = True
+            if (cost < _INFEASIBLE).any():
+                rows, cols = linear_sum_assignment(cost)
+                for i, k in zip(rows.tolist(), cols.tolist(), strict=True):
+                    if cost[i, k] < _INFEASIBLE:
+                        self._bearing_update(tracks[i], t, bearings[k])
+                        hit.add(id(tracks[i]))
+                        used.add(k)
+        for k, b in enumerate(bearings):
+            if k in used or gated[k] or len(self._tracks) >= self.max_tracks:
+                continue
+            track = self._acoustic_track(t, b)
+            self._tracks.append(track)
+        return hit
+
+    def _bearing_update(self, track: Track, t: float, b: AcousticBearing) -> None:
+        var = math.radians(b.error_deg) ** 2
+        az, H = kalman.bearing_jacobian(track.x)
+        nu = float(wrap_pi(math.radians(b.azimuth_deg) - az))
+        X, P = kalman.scalar_update(track.x[None], track.P[None], H[None], np.array([nu]),
+                                    np.array([var]))
+        if b.elevation_deg is not None and (track.has_elevation or not track.has_range):
+            el, He = kalman.elevation_jacobian(X[0])
+            X, P = kalman.scalar_update(X, P, He[None],
+                                        np.array([math.radians(b.elevation_deg) - el]),
+                                        np.array([var]))
+            track.has_elevation = True
+        track.x, track.P = X[0], P[0]
+        if not track.has_range:
+            self._hold_nominal_range(track)
+        track.acoustic_last_t = t
+        track.f0_hz = b.f0_hz
+        track.acoustic_score = b.score
+
+    def _hold_nominal_range(self, track: Track) -> None:
+        """An acoustic-only track's range is not observable: keep it at the nominal range so
+        the bearing Jacobian stays sane."""
+        p = track.x[:3]
+        norm = float(np.linalg.norm(p))
+        if norm > 1e-6:
+            track.x = track.x.copy()
+            track.x[:3] = p * (self.acoustic_nominal_range_m / norm)
+
+    def _acoustic_track(self, t: float, b: AcousticBearing) -> Track:
+        rng = self.acoustic_nominal_range_m
+        el = b.elevation_deg if b.elevation_deg is not None else 0.0
+        el_err = b.error_deg if b.elevation_deg is not None else 30.0
+        x = np.zeros(6)
+        x[:3] = polar_to_enu(rng, b.azimuth_deg, el)
+        P = np.zeros((6, 6))
+        P[:3, :3] = kalman.polar_covariance(
+            np.array([rng]), np.radians([b.azimuth_deg]), np.radians([el]),
+            np.array([rng * 0.7]), np.radians([b.error_deg]), np.radians([el_err]))[0]
+        P[3:, 3:] = np.eye(3) * 25.0
+        track = Track(t, x, P, has_range=False, has_elevation=b.elevation_deg is not None)
+        track.acoustic_last_t, track.f0_hz, track.acoustic_score = t, b.f0_hz, b.score
+        return track
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def _lifecycle(self, t: float, hit: set[int]) -> list[Event]:
+        events: list[Event] = []
+        alive: list[Track] = []
+        for tr in self._tracks:
+            before = tr.status
+            if id(tr) in hit:
+                tr.last_hit = t
+                tr.hit_times.append(t)
+                tr.updates += 1
+                if tr.status == "coasting":
+                    tr.status = "confirmed"
+            quiet = t - tr.last_hit
+            if tr.status == "tentative":
+                recent = sum(1 for h in tr.hit_times if t - h <= self.confirm_window_s)
+                if recent >= self.confirm_hits:
+                    tr.status = "confirmed"
+                elif quiet > self.tentative_timeout_s:
+                    tr.status = "ended"
+            elif tr.status == "confirmed" and quiet > self.coast_after_s:
+                tr.status = "coasting"
+            if tr.status == "coasting" and quiet > self.end_after_s:
+                tr.status = "ended"
+            if tr.status != before or t - tr.classified_t >= self.classify_period_s:
+                tr.classification = classify(self._features(tr, t))
+                tr.classified_t = t
+            assert tr.classification is not None
+            event = self.events.observe(t, tr.object_id, tr.status, tr.classification.label,
+                                        tr.updates, lambda tr=tr: self._state(tr))
+            if event is not None:
+                events.append(event)
+            if tr.status != "ended":
+                alive.append(tr)
+            else:
+                log.debug("tracker: track %s ended after %d updates", tr.object_id, tr.updates)
+        self._tracks = alive
+        return events
+
+    # ---------------------------------------------------------------- output
+
+    def _features(self, tr: Track, t: float) -> TrackFeatures:
+        speed = height = rcs = None
+        height_error = 0.0
+        rng = float(np.linalg.norm(tr.x[:3]))
+        # Speed only once the velocity is known to ~3 m/s per axis; a 2D radar sees no climb.
+        axes = 3 if tr.has_elevation else 2
+        if tr.has_range and _trace(tr.P, 3, 3 + axes) < 9.0 * axes:
+            speed = float(np.linalg.norm(tr.x[3:3 + axes]))
+        if tr.has_range and tr.has_elevation:
+            height = float(tr.x[2]) + self.mount_height_m
+            height_error = math.sqrt(max(float(tr.P[2, 2]), 0.0))
+        heard = tr.acoustic_last_t is not None and t - tr.acoustic_last_t <= self.acoustic_memory_s
+        harmonic: float | None = None
+        if heard:
+            harmonic = tr.acoustic_score
+        elif (self.acoustic_range_m is not None and tr.has_range
+              and rng <= self.acoustic_range_m and t - tr.first_seen >= 2.0):
+            harmonic = 0.0
+        if self.radar_rcs_offset_db is not None and tr.has_range and tr.snr_db is not None:
+            rcs = tr.snr_db + 40.0 * math.log10(max(rng, 1.0)) - self.radar_rcs_offset_db
+        return TrackFeatures(speed_mps=speed, height_m=height, height_error_m=height_error,
+                             manoeuvre_mps2=tr.manoeuvre,
+                             harmonic_score=harmonic, f0_hz=tr.f0_hz if heard else None,
+                             rcs_dbsm=rcs,
+                             points_per_plot=tr.points if tr.radar_last_t is not None else None)
+
+    def _state(self, tr: Track) -> State:
+        """The agreed track state dict (SAPIENT DetectionReport-like)."""
+        x, P = tr.x, tr.P
+        e, n, u = float(x[0]), float(x[1]), float(x[2])
+        az, Ha = kalman.bearing_jacobian(x)
+        az_err = math.degrees(math.sqrt(max(float(Ha @ P @ Ha), 0.0)))
+        state: dict[str, Any] = {
+            "object_id": tr.object_id,
+            "status": tr.status,
+            "t": round(tr.last_hit, 3),
+            "first_seen": round(tr.first_seen, 3),
+            "range_m": None,
+            "azimuth_deg": {"value": round(math.degrees(az) % 360.0, 2),
+                            "error": round(az_err, 2)},
+            "elevation_deg": None,
+            "location": None,
+            "velocity_enu_mps": None,
+            "speed_mps": None,
+        }
+        if tr.has_elevation:
+            el, He = kalman.elevation_jacobian(x)
+            state["elevation_deg"] = {
+                "value": round(math.degrees(el), 2),
+                "error": round(math.degrees(math.sqrt(max(float(He @ P @ He), 0.0))), 2)}
+        if tr.has_range:
+            rng = math.sqrt(e * e + n * n + u * u)
+            los = x[:3] / max(rng, 1e-3)
+            state["range_m"] = {"value": round(rng, 2),
+                                "error": round(math.sqrt(max(float(los @ P[:3, :3] @ los), 0.0)),
+                                               2)}
+            lat, lon, alt = self.frame.to_geodetic(e, n, u)
+            state["location"] = {"datum": "WGS84", "latitude_deg": round(lat, 7),
+                                 "longitude_deg": round(lon, 7), "altitude_m": round(alt, 2),
+                                 "error_m": round(math.sqrt(max(_trace(P, 0, 3),
+                                                                0.0)), 2)}
+            state["velocity_enu_mps"] = {"east": round(float(x[3]), 2),
+                                         "north": round(float(x[4]), 2),
+                                         "up": round(float(x[5]), 2)}
+            state["speed_mps"] = round(float(np.linalg.norm(x[3:])), 2)
+        cls = tr.classification or classify(TrackFeatures())
+        state["classification"] = cls.distribution
+        state["evidence"] = cls.evidence
+        last = tr.last_hit
+        sensors = []
+        if tr.radar_last_t is not None and last - tr.radar_last_t <= self.acoustic_memory_s:
+            sensors.append("radar")
+        heard = tr.acoustic_last_t is not None and last - tr.acoustic_last_t <= \
+            self.acoustic_memory_s
+        if heard:
+            sensors.append("acoustic")
+        state["sensors"] = sensors
+        state["acoustic"] = ({"f0_hz": None if tr.f0_hz is None else round(tr.f0_hz, 1),
+                              "score": round(tr.acoustic_score, 3)} if heard else None)
+        state["updates"] = tr.updates
+        return state
