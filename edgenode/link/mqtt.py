@@ -3,8 +3,12 @@ the daemon's link and the operator tool `edgenode ctl`.
 
 - MQTT 5 by default, 3.1.1 on request; TLS with server verification, optional client certs.
 - Subscriptions are remembered and made again in every on_connect, so a reconnect restores them.
-- paho reconnects by itself with exponential backoff (`reconnect_delay_set`); jitter is added
-  by randomising the first delay per client.
+- paho's loop thread reconnects for ever; the delay before each attempt is set here through
+  `reconnect_delay_set`: exponential from `reconnect_min_s` to `reconnect_max_s`, each delay
+  drawn in [d/2, d] ("equal jitter") so a fleet that lost one broker does not return in
+  lockstep.
+- A connection that fails before CONNACK (refused TCP, TLS handshake) leaves its reason in
+  `last_error`, naming the broker, so health can say why.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +45,9 @@ class BrokerOptions:
     will_topic: str | None = None
     will_payload: bytes = b""
     clean_start: bool = True
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 30.0
+    max_inflight: int = 20
 
     @property
     def host_port_tls(self) -> tuple[str, int, bool]:
@@ -78,7 +86,7 @@ class MqttClient:
             clean_session=None if v5 else options.clean_start,
         )
         host, port, tls = options.host_port_tls
-        self._host, self._port = host, port
+        self._host, self._port, self._tls = host, port, tls
         if tls:
             context = ssl.create_default_context(
                 cafile=str(options.ca_file) if options.ca_file else None)
@@ -89,12 +97,30 @@ class MqttClient:
             self._client.username_pw_set(options.username, options.password)
         if options.will_topic:
             self._client.will_set(options.will_topic, options.will_payload, qos=1, retain=True)
-        self._client.reconnect_delay_set(min_delay=1 + random.random(), max_delay=30)
+        self._client.max_inflight_messages_set(options.max_inflight)
+        self._failures = 0
+        self._schedule_next_attempt(failed=False)
         self._client.on_connect = self._handle_connect
+        self._client.on_connect_fail = self._handle_connect_fail
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
         self._client.on_publish = self._handle_publish
         self._publish_listeners: list[Callable[[int], None]] = []
+        self._publish_result_listeners: list[Callable[[int, int], None]] = []
+
+    def _schedule_next_attempt(self, *, failed: bool) -> None:
+        # paho waits `min_delay` before its next attempt after reconnect_delay_set (which also
+        # resets its own doubling), so the doubling and the jitter are ours.
+        self._failures = self._failures + 1 if failed else 0
+        ceiling = max(self.options.reconnect_min_s, self.options.reconnect_max_s)
+        delay = min(ceiling, self.options.reconnect_min_s * 2 ** max(0, self._failures - 1))
+        delay *= 0.5 + 0.5 * random.random()
+        self._client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+        self.next_delay_s = delay
+
+    @property
+    def broker(self) -> str:
+        return f"{self._host}:{self._port}"
 
     # -- connection --------------------------------------------------------------------
     def start(self) -> None:
@@ -115,8 +141,10 @@ class MqttClient:
         if reason.is_failure:
             self.last_error = f"broker refused the connection: {reason}"
             log.error("mqtt: %s:%d %s", self._host, self._port, self.last_error)
+            self._schedule_next_attempt(failed=True)
             return
         self.last_error = ""
+        self._schedule_next_attempt(failed=False)
         with self._lock:
             subs = list(self._subs.items())
         for topic, (qos, _) in subs:
@@ -126,12 +154,40 @@ class MqttClient:
         if self._on_connect_cb:
             self._on_connect_cb()
 
+    def _handle_connect_fail(self, client: paho.Client, userdata: object) -> None:
+        # paho calls this inside its `except OSError`: the exception is still the current one.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason = (f"TLS server certificate refused: {exc.verify_message or exc} "
+                      f"(is {self.options.ca_file or 'the system CA store'} the CA that signed "
+                      "the broker's certificate, and does it name this host?)")
+        elif isinstance(exc, ssl.SSLError):
+            reason = f"TLS handshake failed: {exc.reason or exc}"
+        elif exc is not None:
+            reason = f"cannot connect: {exc}"
+        else:
+            reason = "cannot connect"
+        if reason != self.last_error:
+            log.error("mqtt: %s:%d %s", self._host, self._port, reason)
+        self.last_error = reason
+        self._schedule_next_attempt(failed=True)
+
     def _handle_disconnect(self, client: paho.Client, userdata: object, flags: object,
                            reason: paho.ReasonCode, properties: object) -> None:
         was = self.connected.is_set()
         self.connected.clear()
         if was:
             log.warning("mqtt: disconnected from %s:%d (%s)", self._host, self._port, reason)
+        elif not self.last_error.startswith("broker refused"):
+            # Closed before CONNACK: under mutual TLS this is how a refused client
+            # certificate looks from here (TLS 1.3 finishes the client's handshake first).
+            hint = (" (mutual TLS: is the client certificate missing, expired or signed by "
+                    "another CA?)") if self._tls else ""
+            error = f"connection closed before the broker accepted it ({reason}){hint}"
+            if error != self.last_error:
+                log.error("mqtt: %s:%d %s", self._host, self._port, error)
+            self.last_error = error
+            self._schedule_next_attempt(failed=True)
         if self._on_disconnect_cb:
             self._on_disconnect_cb(str(reason))
 
@@ -178,7 +234,15 @@ class MqttClient:
         """Call `listener(mid)` when the broker acknowledged a publish (PUBACK for QoS 1)."""
         self._publish_listeners.append(listener)
 
+    def on_publish_result(self, listener: Callable[[int, int], None]) -> None:
+        """Call `listener(mid, reason_code)` on every PUBACK; a code >= 0x80 is the broker's
+        refusal (MQTT 5 only, e.g. 0x87 not authorized; 3.1.1 brokers refuse silently)."""
+        self._publish_result_listeners.append(listener)
+
     def _handle_publish(self, client: paho.Client, userdata: object, mid: int,
                         reason: paho.ReasonCode, properties: object) -> None:
         for listener in self._publish_listeners:
             listener(mid)
+        code = int(getattr(reason, "value", 0) or 0)
+        for result_listener in self._publish_result_listeners:
+            result_listener(mid, code)

@@ -1,0 +1,386 @@
+"""The node's link to the control room: topics, durable events, availability, commands.
+
+Topics and payloads are the contract in docs/mqtt.md. Events and audit records go through the
+on-disk outbox (edgenode/link/outbox.py) and leave it only on PUBACK; state topics (status,
+health, effector, selftest) are retained, latest wins, and sent again on every connect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgenode.config import Config
+from edgenode.health import Health
+from edgenode.link.credentials import LinkConfigError, broker_password
+from edgenode.link.mqtt import BrokerOptions, InboundMessage, MqttClient
+from edgenode.link.outbox import Dropped, Outbox
+from edgenode.link.payloads import (
+    PRIORITY_AUDIT,
+    PRIORITY_GAP,
+    PRIORITY_NEW_END,
+    PRIORITY_UPDATE,
+    STATE_NAMES,
+    Envelope,
+    encode,
+)
+from edgenode.link.pump import Pump
+from edgenode.link.topics import Topics
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.sqlite3"
+PUMP_WINDOW = 256  # outbox rows handed to the client and not yet acknowledged
+STOP_FLUSH_S = 1.0
+COMMAND_QUEUE = 256
+_STATE_ORDER = {"ok": 0, "starting": 1, "degraded": 2, "failed": 3}
+
+CommandHandler = Callable[[InboundMessage], dict[str, Any] | None]
+
+
+class Link:
+    """The daemon's MQTT link. Construct, register handlers, `start()`, `stop()`.
+
+    `publish_event`/`publish_audit` work before `start()` and while the broker is away: they
+    only append to the outbox (committed on return).
+    """
+
+    def __init__(self, config: Config, state_dir: Path, health: Health, *,
+                 version: str, capabilities: list[str], config_digest: str):
+        self._config = config
+        broker = config.broker
+        self.topics = Topics(config.node.site, config.node.id)
+        self.broker_url = broker.url
+        self.outbox = Outbox(state_dir / OUTBOX_FILE,
+                             max_bytes=int(config.storage.outbox_max_mb * 1024 * 1024),
+                             max_age_s=config.storage.outbox_max_age_h * 3600)
+        self.session = self.outbox.next_session()
+        self._env = Envelope(config.node.site, config.node.id, self.session)
+        self._birth_facts = {"version": version, "capabilities": list(capabilities),
+                             "config_digest": config_digest}
+        try:
+            self._client = MqttClient(self._broker_options(), on_connect=self._on_connect,
+                                      on_disconnect=self._on_disconnect)
+        except (ssl.SSLError, OSError) as exc:
+            raise LinkConfigError(
+                f"broker.ca_file/cert_file/key_file ({broker.ca_file}, {broker.cert_file}, "
+                f"{broker.key_file}): cannot load for {broker.url}: {exc}") from None
+        self._client.on_publish_result(self._on_publish_result)
+        self._pump = Pump(self.outbox, self._client, replay_rate_per_s=broker.replay_rate_per_s,
+                          window=PUMP_WINDOW, on_drops=self._record_drops)
+        self._stage = health.register("link", deadline_s=5.0)
+        self._health = health
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seq_lock = threading.Lock()
+        self._seq = {"events": 0, "audit": 0}
+        self._state_lock = threading.Lock()
+        self._states: dict[str, bytes] = {}  # encoded retained payloads, latest wins
+        self._health_extra: dict[str, Any] = {}
+        self._health_due = 0.0
+        self._health_parts: dict[str, str] = {}
+        self._next_expiry = 0.0
+        self._handler: CommandHandler | None = None
+        self._commands: queue.Queue[InboundMessage | None] = queue.Queue(COMMAND_QUEUE)
+        self._cmd_thread: threading.Thread | None = None
+        self._listeners: list[Callable[[bool], None]] = []
+        self._ever_connected = False
+        self._n = {"dropped": 0, "gaps": 0, "connects": 0, "cmd_received": 0,
+                   "cmd_results": 0, "cmd_overflow": 0, "responses_refused": 0}
+        self._client.subscribe(self.topics.cmd, self._on_cmd_message, qos=1)
+
+    def _broker_options(self) -> BrokerOptions:
+        broker = self._config.broker
+        offline = encode(self._env.offline(reason="connection_lost", t=None))
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(broker, key)
+            if path is not None and not Path(path).is_file():
+                raise LinkConfigError(f"broker.{key}: {path} is not a readable file")
+        if broker.url.startswith("mqtt://") and broker.ca_file is not None:
+            raise LinkConfigError(f"broker.ca_file is set but broker.url {broker.url} is not "
+                                  "mqtts://: the connection would not be encrypted")
+        options = BrokerOptions(
+            url=broker.url, client_id=self.topics.client_id, keepalive_s=broker.keepalive_s,
+            mqtt_version=broker.mqtt_version, username=broker.username,
+            password=broker_password(broker), ca_file=broker.ca_file,
+            cert_file=broker.cert_file, key_file=broker.key_file,
+            will_topic=self.topics.status, will_payload=offline,
+            reconnect_min_s=broker.reconnect_min_s, reconnect_max_s=broker.reconnect_max_s,
+            max_inflight=broker.max_inflight)
+        return options
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect in the background (never blocks on the broker) and start the pump."""
+        self._stage.set("starting", f"connecting to {self.broker_url}")
+        self._thread = threading.Thread(target=self._loop, name="link", daemon=True)
+        self._thread.start()
+        self._cmd_thread = threading.Thread(target=self._command_loop, name="link-cmd",
+                                            daemon=True)
+        self._cmd_thread.start()
+        self._client.start()
+
+    def stop(self) -> None:
+        """Flush what goes out within about a second, publish `offline`, disconnect.
+        Rows not acknowledged stay in the outbox for the next start. Never raises."""
+        try:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(timeout=2)
+            if self._client.connected.is_set():
+                self._pump.drain(STOP_FLUSH_S)
+                info = self._client.publish(
+                    self.topics.status, encode(self._env.offline(reason="stopped",
+                                                                 t=time.time())),
+                    qos=1, retain=True)
+                info.wait_for_publish(timeout=1.0)
+            self._pump.finish()
+        except Exception:
+            log.exception("link: error while stopping")
+        finally:
+            try:
+                self._client.stop()
+            except Exception:
+                log.exception("link: error while disconnecting")
+            if self._cmd_thread is not None:
+                self._commands.put(None)
+                self._cmd_thread.join(timeout=2)
+            self._pump.finish()
+            self.outbox.close()
+            self._stage.set("failed", "stopped")
+
+    # -- outbound ----------------------------------------------------------------------
+    def publish_event(self, event: dict[str, Any]) -> None:
+        """Wrap a detect event ({type, object_id, before, after}) and store it for sending."""
+        priority = PRIORITY_UPDATE if event.get("type") == "update" else PRIORITY_NEW_END
+        self._append("events", self.topics.events, priority,
+                      lambda seq, t: self._env.event(event, seq, t))
+
+    def publish_audit(self, record: dict[str, Any]) -> None:
+        """Store an audit record (published verbatim under `record`) for sending."""
+        self._append("audit", self.topics.audit, PRIORITY_AUDIT,
+                     lambda seq, t: self._env.audit(record, seq, t))
+
+    def _append(self, stream: str, topic: str, priority: int,
+                build: Callable[[int, float], dict[str, Any]]) -> None:
+        with self._seq_lock:  # seq order == outbox order within the session
+            seq = self._seq[stream]
+            t = time.time()
+            payload = encode(build(seq, t))
+            drops = self.outbox.append(topic, payload, stream=stream, session=self.session,
+                                       seq=seq, priority=priority, created=t)
+            self._seq[stream] = seq + 1
+        if drops:
+            self._record_drops(drops)
+        self._pump.wake()
+
+    def _record_drops(self, drops: list[Dropped]) -> None:
+        """Every drop becomes a gap record on `events`: never silent."""
+        for drop in drops:
+            self._n["dropped"] += len(drop.seqs)
+            self._n["gaps"] += 1
+            log.warning("link: dropped %d %s record(s) of session %d (%s)",
+                        len(drop.seqs), drop.stream, drop.session, drop.reason)
+            t = time.time()
+            gap = self._env.gap(stream=drop.stream, session=drop.session, seqs=drop.seqs,
+                                reason=drop.reason, t=t)
+            more = self.outbox.append(self.topics.events, encode(gap), stream="gap",
+                                      session=self.session, seq=None, priority=PRIORITY_GAP,
+                                      created=t)
+            if more:
+                self._record_drops(more)
+        self._pump.wake()
+
+    def set_state(self, name: str, payload: dict[str, Any]) -> None:
+        """Retained state: "health" (merged into the link's own health report), "effector",
+        "selftest". Latest wins; re-sent on every connect."""
+        if name not in STATE_NAMES:
+            raise ValueError(f"link: unknown state {name!r} (one of {STATE_NAMES})")
+        if name == "health":
+            with self._state_lock:
+                self._health_extra = dict(payload)
+            self._publish_health()
+            return
+        body = encode(self._env.state(payload, time.time()))
+        with self._state_lock:
+            self._states[name] = body
+        if self._client.connected.is_set():
+            self._client.publish(self.topics.topic(name), body, qos=1, retain=True)
+
+    def _health_payload(self) -> bytes:
+        parts = self._health.snapshot()
+        worst = max((p["state"] for p in parts.values()), key=lambda s: _STATE_ORDER[str(s)],
+                    default="ok")
+        with self._state_lock:
+            extra = dict(self._health_extra)
+        body = {"state": worst, "parts": parts, **extra, "link": self.counters()}
+        return encode(self._env.state(body, time.time()))
+
+    def _publish_health(self) -> None:
+        body = self._health_payload()
+        with self._state_lock:
+            self._states["health"] = body
+        self._health_due = time.monotonic() + self._config.broker.health_period_s
+        if self._client.connected.is_set():
+            self._client.publish(self.topics.topic("health"), body, qos=1, retain=True)
+
+    # -- the link's loop ---------------------------------------------------------------
+    def _loop(self) -> None:
+        # Like health.LoopThread (which cannot be joined: its `_stop` attribute shadows
+        # threading.Thread._stop); a failing step reports and retries.
+        while not self._stop.is_set():
+            self._stage.stall_point()
+            try:
+                self._step()
+            except Exception as exc:
+                self._stage.set("failed", f"{type(exc).__name__}: {exc}")
+                log.exception("link: loop step failed")
+                self._stop.wait(1.0)
+            self._stage.beat()
+
+    def _step(self) -> None:
+        self._pump.step(0.25)
+        now = time.monotonic()
+        if now >= self._next_expiry:
+            self._next_expiry = now + 10
+            drops = self.outbox.expire()
+            if drops:
+                self._record_drops(drops)
+        parts = {name: str(p["state"]) for name, p in self._health.snapshot().items()}
+        if now >= self._health_due or parts != self._health_parts:
+            self._health_parts = parts
+            self._publish_health()
+        self._update_stage()
+
+    def _update_stage(self) -> None:
+        if self._client.connected.is_set():
+            self._stage.set("ok")
+            return
+        why = self._client.last_error or ("connection lost" if self._ever_connected
+                                          else "connecting")
+        state = "starting" if why == "connecting" else "failed"
+        self._stage.set(state, f"broker {self._client.broker} ({self.broker_url}): {why}")
+
+    # -- connection --------------------------------------------------------------------
+    def _on_connect(self) -> None:
+        self._ever_connected = True
+        self._n["connects"] += 1
+        node = self._config.node
+        birth = self._env.online(
+            t=time.time(), version=self._birth_facts["version"], hardware=node.hardware,
+            capabilities=self._birth_facts["capabilities"],
+            position={"datum": "WGS84", "latitude_deg": node.latitude_deg,
+                      "longitude_deg": node.longitude_deg, "altitude_m": node.altitude_m},
+            mast_heading_deg=node.mast_heading_deg,
+            config_digest=self._birth_facts["config_digest"], client_id=self.topics.client_id,
+            mqtt_version=self._config.broker.mqtt_version)
+        self._client.publish(self.topics.status, encode(birth), qos=1, retain=True)
+        health = self._health_payload()
+        with self._state_lock:
+            self._states["health"] = health
+            states = list(self._states.items())
+        for name, body in states:
+            self._client.publish(self.topics.topic(name), body, qos=1, retain=True)
+        self._pump.connected()
+        self._notify(True)
+
+    def _on_disconnect(self, reason: str) -> None:
+        self._pump.disconnected()
+        self._notify(False)
+
+    def _notify(self, up: bool) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(up)
+            except Exception:
+                log.exception("link: link-change listener failed")
+
+    def on_link_change(self, listener: Callable[[bool], None]) -> None:
+        """`listener(True)` after every connect (birth sent), `listener(False)` on every loss."""
+        self._listeners.append(listener)
+
+    def _on_publish_result(self, mid: int, reason_code: int) -> None:
+        self._pump.on_publish_result(mid, reason_code)
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected.is_set()
+
+    # -- commands ----------------------------------------------------------------------
+    def on_command(self, handler: CommandHandler) -> None:
+        """`handler(message)` for every message on .../cmd, retained ones included (the
+        handler refuses those: `message.retain`). A returned dict is the result: published
+        on .../cmd/result (QoS 1) and, for an MQTT 5 command with a response topic under
+        .../cmd/result/, there too with its correlation data. None publishes nothing."""
+        self._handler = handler
+
+    def _on_cmd_message(self, message: InboundMessage) -> None:
+        # paho's network thread: hand over at once so keepalives never wait for a handler.
+        self._n["cmd_received"] += 1
+        try:
+            self._commands.put_nowait(message)
+        except queue.Full:
+            self._n["cmd_overflow"] += 1
+            log.error("link: command queue full (%d); command on %s discarded",
+                      COMMAND_QUEUE, message.topic)
+
+    def _command_loop(self) -> None:
+        while True:
+            message = self._commands.get()
+            if message is None:
+                return
+            self._handle_command(message)
+
+    def _handle_command(self, message: InboundMessage) -> None:
+        handler = self._handler
+        try:
+            if handler is None:
+                result: dict[str, Any] | None = {
+                    "id": _command_id(message.payload), "status": "rejected",
+                    "reason": "this node has no command handler"}
+            else:
+                result = handler(message)
+        except Exception as exc:
+            log.exception("link: command handler failed")
+            result = {"id": _command_id(message.payload), "status": "failed",
+                      "reason": f"internal error: {type(exc).__name__}: {exc}"}
+        if result is None:
+            return
+        body = encode(self._env.result(result, time.time()))
+        self._client.publish(self.topics.cmd_result, body, qos=1)
+        self._n["cmd_results"] += 1
+        if message.response_topic:
+            if self.topics.is_own_response_topic(message.response_topic):
+                self._client.publish(message.response_topic, body, qos=1,
+                                     correlation_data=message.correlation_data)
+            else:
+                self._n["responses_refused"] += 1
+                log.warning("link: response topic %r is outside %s/; result sent on %s only",
+                            message.response_topic, self.topics.cmd_result,
+                            self.topics.cmd_result)
+
+    # -- counters ----------------------------------------------------------------------
+    def counters(self) -> dict[str, Any]:
+        """Outbox and link counters (also in every health report under `link`)."""
+        pump = self._pump.counters
+        return {"session": self.session, "connected": self.connected,
+                "backlog": self.outbox.backlog, "backlog_bytes": self.outbox.backlog_bytes,
+                "in_flight": self._pump.in_flight, "published": pump.published,
+                "replayed": pump.replayed, "refused": pump.refused,
+                "outbox_resets": self.outbox.reset_corrupt, **self._n,
+                "last_error": self._client.last_error}
+
+
+def _command_id(payload: bytes) -> str | None:
+    try:
+        value = json.loads(payload).get("id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

@@ -1,0 +1,201 @@
+"""Shared pieces of the link tests: a node config, detect-shaped events, a recording
+subscriber that checks every message against the topic's schema."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edgenode.config import Config, load_config
+from edgenode.link.payloads import load_schema
+from edgenode.link.topics import schema_for_topic
+from edgenode.ulid import new_ulid
+
+SITE, NODE = "test", "n1"
+PREFIX = f"edgenode/{SITE}/{NODE}"
+
+
+def persistent_broker_extra(workdir: Path) -> str:
+    """Mosquitto lines (for Mosquitto(extra=...)) keeping sessions across a restart."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return (f"persistence true\npersistence_location {workdir}/\n"
+            "max_queued_messages 0\nmax_inflight_messages 20\n")
+
+
+def write_config(path: Path, url: str, *, site: str = SITE, node: str = NODE,
+                 **broker: Any) -> Path:
+    """A valid node config file with a [broker] section (fake relay, no sensors)."""
+    storage = broker.pop("_storage", None)
+    lines = [f'url = "{url}"'] + [f"{k} = {json.dumps(str(v) if isinstance(v, Path) else v)}"
+                                  for k, v in broker.items()]
+    text = f"""
+[node]
+site = "{site}"
+id = "{node}"
+hardware = "test-rig"
+latitude_deg = 51.5
+longitude_deg = -0.12
+altitude_m = 30.0
+mast_heading_deg = 90.0
+
+[broker]
+{chr(10).join(lines)}
+
+[relay]
+backend = "fake"
+drive_line = 17
+heartbeat_line = 27
+aux_line = 22
+key_test_line = 5
+key_operate_line = 6
+max_on_s = 60
+"""
+    if storage:
+        text += "\n[storage]\n" + "\n".join(f"{k} = {v}" for k, v in storage.items()) + "\n"
+    path.write_text(text)
+    return path
+
+
+def make_config(tmp_path: Path, url: str, storage: dict[str, Any] | None = None, *,
+                site: str = SITE, node: str = NODE, **broker: Any) -> Config:
+    if storage:
+        broker["_storage"] = storage
+    return load_config(write_config(tmp_path / f"{site}-{node}.toml", url, site=site,
+                                    node=node, **broker))
+
+
+def track_state(object_id: str, t: float, status: str = "confirmed",
+                updates: int = 1) -> dict[str, Any]:
+    return {
+        "object_id": object_id, "status": status, "t": t, "first_seen": t - 2.0,
+        "range_m": {"value": 412.0, "error": 3.5},
+        "azimuth_deg": {"value": 123.4, "error": 1.2},
+        "elevation_deg": {"value": 8.1, "error": 2.0},
+        "location": {"datum": "WGS84", "latitude_deg": 51.4975, "longitude_deg": -0.1156,
+                     "altitude_m": 88.0, "error_m": 6.0},
+        "velocity_enu_mps": {"east": 4.0, "north": -3.0, "up": 0.2},
+        "speed_mps": 5.0,
+        "classification": [{"type": "drone", "confidence": 0.8},
+                           {"type": "bird", "confidence": 0.2}],
+        "evidence": [{"name": "rotor_harmonics", "value": True, "weight": 0.6},
+                     {"name": "rcs_dbsm", "value": -18.5, "weight": 0.4}],
+        "sensors": ["radar", "acoustic"],
+        "acoustic": {"f0_hz": 187.5, "score": 0.9},
+        "updates": updates,
+    }
+
+
+def track_event(kind: str, object_id: str | None = None, t: float | None = None,
+                updates: int = 1) -> dict[str, Any]:
+    object_id = object_id or new_ulid()
+    t = time.time() if t is None else t
+    state = track_state(object_id, t, updates=updates)
+    before = None if kind == "new" else track_state(object_id, t - 0.1, updates=updates - 1)
+    after = ({**state, "status": "ended"} if kind == "end" else state)
+    return {"type": kind, "object_id": object_id, "before": before, "after": after}
+
+
+def wait_until(predicate: Any, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: dict[str, Any]
+    retain: bool
+    t: float
+    correlation_data: bytes | None = None
+
+
+@dataclass
+class Recorder:
+    """Subscribes to edgenode/#; every message must parse and match its topic's schema."""
+
+    url_port: int
+    topic: str = "edgenode/#"
+    tls: ssl.SSLContext | None = None
+    # A persistent session (the control room's consumer): the broker queues for it while it
+    # reconnects after an outage. Needs a broker with PERSISTENT_BROKER settings.
+    persistent: bool = False
+    messages: list[Received] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"rec-{new_ulid()}",
+                                  protocol=paho.MQTTv5)
+        self._connect_props = None
+        if self.persistent:
+            self._connect_props = Properties(PacketTypes.CONNECT)
+            self._connect_props.SessionExpiryInterval = 3600
+        if self.tls:
+            self.client.tls_set_context(self.tls)
+        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(self.topic, 1),
+                                                         self._ready.set())
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.1, 0.5)
+
+    def start(self) -> Recorder:
+        self.client.connect_async("127.0.0.1", self.url_port, 30,
+                                  clean_start=not self.persistent,
+                                  properties=self._connect_props)
+        self.client.loop_start()
+        assert self._ready.wait(10), "recorder could not connect"
+        time.sleep(0.1)  # SUBACK
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        props = getattr(msg, "properties", None)
+        try:
+            payload = json.loads(msg.payload)
+        except ValueError:
+            self.problems.append(f"{msg.topic}: not JSON: {msg.payload[:80]!r}")
+            return
+        name = schema_for_topic(msg.topic)
+        if name is None:
+            self.problems.append(f"{msg.topic}: no schema for this topic")
+        else:
+            errors = sorted(jsonschema.Draft202012Validator(load_schema(name))
+                            .iter_errors(payload), key=str)
+            if errors:
+                self.problems.append(f"{msg.topic}: {errors[0].message} at "
+                                     f"{list(errors[0].absolute_path)}")
+        with self._lock:
+            self.messages.append(Received(
+                msg.topic, payload, bool(msg.retain), time.monotonic(),
+                getattr(props, "CorrelationData", None) if props else None))
+
+    def on(self, suffix: str) -> list[Received]:
+        with self._lock:
+            return [m for m in self.messages if m.topic == f"{PREFIX}/{suffix}"]
+
+    def wait_for(self, predicate: Any, timeout_s: float = 10.0) -> bool:
+        return wait_until(predicate, timeout_s)
+
+    def track_events(self) -> list[dict[str, Any]]:
+        return [m.payload for m in self.on("events") if m.payload.get("type") != "gap"]
+
+    def unique_events(self) -> dict[str, dict[str, Any]]:
+        return {e["event_id"]: e for e in self.track_events()}

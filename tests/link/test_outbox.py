@@ -1,0 +1,116 @@
+"""The outbox on a real SQLite file: sessions, caps, priorities, in-flight protection."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from edgenode.link.outbox import ROW_OVERHEAD_BYTES, Outbox
+from edgenode.link.payloads import PRIORITY_AUDIT, PRIORITY_GAP, PRIORITY_NEW_END, PRIORITY_UPDATE
+
+PAYLOAD = b"{" + b"x" * 936 + b"}"  # 1000 bytes stored with the row overhead
+ROW = len(PAYLOAD) + ROW_OVERHEAD_BYTES
+
+
+def _fill(box: Outbox, kinds: list[int], created: float = 1000.0) -> list:
+    drops = []
+    for seq, priority in enumerate(kinds):
+        stream = "audit" if priority == PRIORITY_AUDIT else "events"
+        drops += box.append("t", PAYLOAD, stream=stream, session=1, seq=seq,
+                            priority=priority, created=created + seq)
+    return drops
+
+
+def test_session_grows_on_every_open_and_survives_restart(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    sessions = []
+    for _ in range(3):
+        box = Outbox(path, max_bytes=10**6, max_age_s=3600)
+        sessions.append(box.next_session())
+        box.close()
+    assert sessions == [1, 2, 3]
+
+
+def test_database_runs_in_wal_with_synchronous_normal(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3", max_bytes=10**6, max_age_s=3600)
+    db = box._db
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_rows_survive_reopen_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    box = Outbox(path, max_bytes=10**6, max_age_s=3600)
+    _fill(box, [PRIORITY_NEW_END, PRIORITY_UPDATE, PRIORITY_AUDIT])
+    box.close()
+    box = Outbox(path, max_bytes=10**6, max_age_s=3600)
+    assert box.backlog == 3
+    assert [r.seq for r in box.claim(0, limit=10)] == [0, 1, 2]
+
+
+def test_size_cap_drops_oldest_updates_first_then_new_end_then_audit(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3", max_bytes=10 * ROW, max_age_s=3600)
+    kinds = [PRIORITY_AUDIT, PRIORITY_NEW_END, PRIORITY_UPDATE, PRIORITY_UPDATE,
+             PRIORITY_NEW_END, PRIORITY_UPDATE, PRIORITY_UPDATE, PRIORITY_UPDATE,
+             PRIORITY_AUDIT, PRIORITY_NEW_END]
+    assert _fill(box, kinds) == []  # exactly at the cap
+    drops = _fill(box, [PRIORITY_UPDATE], created=2000.0)  # one over: free down to 90 %
+    assert [(d.stream, d.reason, d.seqs) for d in drops] == [
+        ("events", "outbox_size_cap", [2, 3])]
+    assert box.backlog_bytes <= 9 * ROW
+    # Keep pushing new/end only: the updates go, then new/end, audit last.
+    many = _fill(box, [PRIORITY_NEW_END] * 20, created=3000.0)
+    dropped = [(d.stream, seq) for d in many for seq in d.seqs]
+    remaining = {(r.stream, r.priority) for r in box.claim(0, limit=100)}
+    assert (PRIORITY_UPDATE in {p for _, p in remaining}) is False
+    assert ("audit", PRIORITY_AUDIT) in remaining
+    assert all(stream == "events" for stream, _ in dropped)
+
+
+def test_audit_goes_only_when_nothing_else_is_left(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3", max_bytes=4 * ROW, max_age_s=3600)
+    _fill(box, [PRIORITY_AUDIT] * 4)
+    drops = _fill(box, [PRIORITY_AUDIT])
+    assert [(d.stream, d.seqs) for d in drops] == [("audit", [0, 1])]  # oldest, to 90 %
+
+
+def test_gap_records_are_never_dropped(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3", max_bytes=3 * ROW, max_age_s=1)
+    for _ in range(5):
+        box.append("t", PAYLOAD, stream="gap", session=1, seq=None, priority=PRIORITY_GAP,
+                   created=0.0)
+    assert box.expire(now=10_000.0) == []
+    assert box.backlog == 5
+
+
+def test_age_cap_expires_old_records_and_reports_them(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3", max_bytes=10**6, max_age_s=100)
+    _fill(box, [PRIORITY_UPDATE, PRIORITY_NEW_END, PRIORITY_AUDIT], created=1000.0)
+    _fill(box, [PRIORITY_UPDATE], created=1190.0)
+    drops = box.expire(now=1150.0)
+    assert sorted((d.stream, tuple(d.seqs), d.reason) for d in drops) == [
+        ("audit", (2,), "outbox_age_cap"), ("events", (0, 1), "outbox_age_cap")]
+    assert box.backlog == 1
+
+
+def test_rows_in_flight_are_never_dropped(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3", max_bytes=5 * ROW, max_age_s=100)
+    _fill(box, [PRIORITY_UPDATE] * 5, created=1000.0)
+    claimed = box.claim(0, limit=2)
+    drops = _fill(box, [PRIORITY_UPDATE], created=2000.0)
+    assert all(seq not in (0, 1) for d in drops for seq in d.seqs)
+    assert box.expire(now=5000.0)  # expires the rest...
+    assert {r.id for r in claimed} <= {r[0] for r in box._db.execute("SELECT id FROM outbox")}
+    box.delete([r.id for r in claimed])
+    assert box.backlog == 0
+
+
+def test_a_corrupt_outbox_is_moved_aside_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    path.write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    box = Outbox(path, max_bytes=10**6, max_age_s=100)
+    assert box.reset_corrupt == 1
+    assert list(tmp_path.glob("o.sqlite3.corrupt-*"))
+    assert box.next_session() == 1
+    sqlite3.connect(path).execute("SELECT COUNT(*) FROM outbox").fetchone()

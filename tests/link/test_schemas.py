@@ -1,0 +1,163 @@
+"""Every payload shape has a strict, versioned schema; each schema refuses a known-bad case."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+from typing import Any
+
+import jsonschema
+import pytest
+
+from edgenode.link.payloads import Envelope, encode, load_schema, schema_names
+from edgenode.link.topics import SCHEMA_BY_SUFFIX, Topics, schema_for_topic
+from edgenode.ulid import new_ulid
+from tests.conftest import ROOT
+from tests.link.helpers import NODE, SITE, track_event
+
+ENV = Envelope(SITE, NODE, 7)
+NOW = time.time()
+
+
+def good_examples() -> dict[str, list[dict[str, Any]]]:
+    online = ENV.online(t=NOW, version="0.1.0", hardware="pi5-iwr6843-uma16",
+                        capabilities=["radar", "acoustic", "effector"],
+                        position={"datum": "WGS84", "latitude_deg": 51.5,
+                                  "longitude_deg": -0.12, "altitude_m": 30.0},
+                        mast_heading_deg=90.0, config_digest="sha256:ab12",
+                        client_id="edgenode-test-n1", mqtt_version="5")
+    link = {"session": 7, "connected": True, "backlog": 0, "backlog_bytes": 0, "in_flight": 0,
+            "published": 3, "replayed": 0, "refused": 0, "outbox_resets": 0, "dropped": 0,
+            "gaps": 0, "connects": 1, "cmd_received": 0, "cmd_results": 0, "cmd_overflow": 0,
+            "responses_refused": 0, "last_error": ""}
+    return {
+        "events": [ENV.event(track_event("new"), 0, NOW),
+                   ENV.event(track_event("update", updates=4), 1, NOW),
+                   ENV.event(track_event("end", updates=9), 2, NOW),
+                   ENV.gap(stream="events", session=6, seqs=[4, 5, 6, 9],
+                           reason="outbox_size_cap", t=NOW)],
+        "status": [online, ENV.offline(reason="connection_lost", t=None),
+                   ENV.offline(reason="stopped", t=NOW)],
+        "health": [ENV.state({"state": "degraded",
+                              "parts": {"radar": {"state": "degraded", "reason": "no frame",
+                                                  "since_beat_s": 0.1}},
+                              "system": {"cpu_temp_c": 61.2, "throttled": 0,
+                                         "clock_synced": True},
+                              "queues": {"radar": 0}, "effector": "SAFE",
+                              "readings": {"bus_voltage_v": 12.1}, "link": link}, NOW)],
+        "effector": [ENV.state({"state": "ARMED", "enabled": True, "reason": "armed by op1",
+                                "armed_until": NOW + 60, "command_id": new_ulid(),
+                                "key_switch": "operate", "alarm": None}, NOW)],
+        "audit": [ENV.audit({"seq": 1, "prev": "00", "hash": "ab", "kind": "command"}, 0, NOW)],
+        "selftest": [ENV.state({"ok": False, "checks": [
+            {"name": "radar", "state": "failed", "reason": "no frames on /dev/ttyACM1"},
+            {"name": "relay", "state": "ok", "reason": "", "value": True}]}, NOW)],
+        "cmd": [{"v": 1, "id": new_ulid(), "site": SITE, "node": NODE, "action": "safe",
+                 "params": {}, "issued_at": NOW, "expires_at": NOW + 30, "key_id": "op1",
+                 "signature": "c2lnbmF0dXJl"}],
+        "cmd_result": [ENV.result({"id": new_ulid(), "action": "safe", "status": "ok",
+                                   "reason": "relay off"}, NOW),
+                       ENV.result({"id": None, "status": "rejected",
+                                   "reason": "malformed JSON"}, NOW)],
+    }
+
+
+def _mutate(example: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
+    bad = copy.deepcopy(example)
+    target = bad
+    for key in path[:-1]:
+        target = target[key]
+    if value is _DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return bad
+
+
+_DELETE = object()
+# (schema, index of the good example, path, bad value, what makes it bad)
+BAD_CASES = [
+    ("events", 0, ["v"], 2, "unknown schema version"),
+    ("events", 0, ["seq"], -1, "negative seq"),
+    ("events", 0, ["before"], {"object_id": "x"}, "new event with a before state"),
+    ("events", 1, ["after", "azimuth_deg", "error"], -1.0, "negative error"),
+    ("events", 1, ["after", "classification", 0, "type"], "ufo", "unknown class"),
+    ("events", 1, ["after", "colour"], "red", "extra track field"),
+    ("events", 0, ["event_id"], "not-a-ulid", "event id is not a ULID"),
+    ("events", 3, ["dropped", "ranges"], [[1]], "half a range"),
+    ("events", 3, ["reason"], "felt like it", "unknown drop reason"),
+    ("status", 0, ["capabilities"], _DELETE, "birth without capabilities"),
+    ("status", 1, ["state"], "asleep", "unknown state"),
+    ("health", 0, ["link", "backlog"], -3, "negative backlog"),
+    ("health", 0, ["parts", "radar", "state"], "fine", "unknown part state"),
+    ("effector", 0, ["state"], "ON", "unknown effector state"),
+    ("audit", 0, ["record"], {}, "empty audit record"),
+    ("selftest", 0, ["checks", 0, "state"], "meh", "unknown check state"),
+    ("cmd", 0, ["signature"], _DELETE, "unsigned command"),
+    ("cmd", 0, ["v"], _DELETE, "unversioned command"),
+    ("cmd_result", 0, ["status"], "maybe", "unknown result status"),
+    ("cmd_result", 0, ["extra"], 1, "extra field"),
+]
+
+
+def _errors(schema_name: str, payload: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
+    return [e.message for e in validator.iter_errors(payload)]
+
+
+def test_every_schema_is_valid_strict_and_versioned() -> None:
+    assert sorted(SCHEMA_BY_SUFFIX.values()) == schema_names()
+    for name in schema_names():
+        schema = load_schema(name)
+        jsonschema.Draft202012Validator.check_schema(schema)
+        text = json.dumps(schema)
+        assert '"v": {"const": 1' in text, f"{name}: no version field"
+        assert '"additionalProperties": false' in text, f"{name}: not closed"
+        assert '"required"' in text, f"{name}: nothing required"
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMA_BY_SUFFIX.values()))
+def test_payloads_the_link_builds_match_their_schema(name: str) -> None:
+    for example in good_examples()[name]:
+        assert _errors(name, json.loads(encode(example))) == [], example
+
+
+@pytest.mark.parametrize(("name", "index", "path", "value", "why"), BAD_CASES,
+                         ids=[case[4] for case in BAD_CASES])
+def test_schema_rejects_a_known_bad_payload(name: str, index: int, path: list[Any],
+                                            value: Any, why: str) -> None:
+    good = good_examples()[name][index]
+    assert _errors(name, good) == []
+    assert _errors(name, _mutate(good, path, value)), f"{name} accepted: {why}"
+
+
+def test_each_schema_has_a_bad_case() -> None:
+    assert {case[0] for case in BAD_CASES} == set(schema_names())
+
+
+def test_replayed_flag_is_allowed_only_as_true() -> None:
+    event = json.loads(encode(ENV.event(track_event("update", updates=2), 5, NOW)))
+    assert _errors("events", {**event, "replayed": True}) == []
+    assert _errors("events", {**event, "replayed": False})
+
+
+def test_topics_map_to_schemas_and_strangers_to_none() -> None:
+    topics = Topics(SITE, NODE)
+    assert schema_for_topic(topics.events) == "events"
+    assert schema_for_topic(topics.cmd_result) == "cmd_result"
+    assert schema_for_topic(topics.cmd_result + "/ctl-abc") == "cmd_result"
+    assert schema_for_topic(f"{topics.prefix}/debug") is None
+    assert schema_for_topic("other/thing") is None
+
+
+def test_docs_carry_every_schema_verbatim() -> None:
+    """docs/mqtt.md embeds each schema file; the two never drift apart."""
+    doc = (ROOT / "docs" / "mqtt.md").read_text()
+    blocks = re.findall(r"<!-- schema: (\w+) -->\n```json\n(.*?)```", doc, re.S)
+    embedded = {name: json.loads(body) for name, body in blocks}
+    assert sorted(embedded) == schema_names()
+    for name, schema in embedded.items():
+        assert schema == load_schema(name), (
+            f"docs/mqtt.md: schema {name} is stale: python -m edgenode.link.schemadoc")
