@@ -1,0 +1,204 @@
+"""`edgenode simulate`: run the digital twin; and `prepare_sim_run` for `edgenode run --sim`.
+
+The twin is its own process: the daemon reaches it only through its ordinary backends (the
+radar's pty with the real serial driver, and the `sim` backends over the twin's socket), so
+nothing in the daemon knows it is being simulated except its config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hal.sim.scenario import (
+    FAULT_NAMES,
+    ScenarioError,
+    load_hardware,
+    load_scenario,
+    resolve_scenario,
+)
+
+log = logging.getLogger(__name__)
+
+ENDPOINTS_TIMEOUT_S = 20.0
+DEMO_KEY_ID = "demo-operator"
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from hal.sim.run import run_twin
+
+    try:
+        load_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"scenario invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 78
+    out = Path(args.out) if args.out else Path(args.state_dir or "state") / "sim"
+    return run_twin(args.scenario, out, speed=args.speed, faults=args.fault or [],
+                    with_parent=args.with_parent, linger_s=args.linger_s)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def register(add: Any) -> None:
+    p = add("simulate", cmd_simulate,
+            "run the digital twin of a scenario (hardware/scenarios/) for a daemon to use")
+    p.add_argument("--scenario", required=True,
+                   help="scenario file, or a shipped scenario's name (one-drone-crossing)")
+    p.add_argument("--speed", type=_positive, default=1.0,
+                   help="run scenario and sensors this many times faster (relay board: wall "
+                   "clock)")
+    p.add_argument("--fault", action="append", choices=FAULT_NAMES,
+                   help="inject a fault from the start (repeatable)")
+    p.add_argument("--out", help="directory for endpoints.json, truth.jsonl, the socket and "
+                   "the pty links (default STATE_DIR/sim)")
+    p.add_argument("--with-parent", action="store_true",
+                   help="belong to the parent process: leave Ctrl-C to it, and stop a few "
+                   "seconds after it is gone")
+    p.add_argument("--linger-s", type=float, default=3.0,
+                   help="with --with-parent: seconds to keep recording after the parent dies")
+
+
+# -- edgenode run --sim ---------------------------------------------------------------------
+def demo_operator_key(state_dir: Path) -> str:
+    """The demo operator's public key (raw Ed25519, base64); made on first use."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = state_dir / "operator.key"
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path}: not an Ed25519 private key")
+    else:
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+        log.info("sim: demo operator key created: %s (use: edgenode ctl --key %s)", path, path)
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str) -> dict[str, Any]:
+    """A node config for the twin described by endpoints.json."""
+    hardware = load_hardware(endpoints["hardware"])
+    pose = endpoints["node"]
+    socket_path = endpoints["socket"]
+    relay = dict(hardware["relay"]) | endpoints["relay"]
+    relay.pop("chip_label", None)
+    relay |= {"backend": "sim", "device": socket_path}
+    effector = {k: v for k, v in hardware.get("effector", {}).items() if k != "keys"}
+    effector |= {"enabled": True, "keys": [{"id": DEMO_KEY_ID, "role": "operator",
+                                            "public_key": public_key, "demo": True}]}
+    config: dict[str, Any] = {
+        "node": {"site": "sim", "id": "twin-01", "hardware": endpoints["hardware"],
+                 "latitude_deg": pose["latitude_deg"], "longitude_deg": pose["longitude_deg"],
+                 "altitude_m": pose["altitude_m"],
+                 "mast_heading_deg": pose["mast_heading_deg"]},
+        "broker": {"url": broker_url},
+        "relay": relay,
+        "effector": effector,
+        "sensors": {"system_backend": "sim", "i2c_backend": "sim", "i2c_device": socket_path,
+                    "i2c": endpoints["i2c"]},
+    }
+    radar = hardware.get("radar")
+    if radar and endpoints.get("radar_data"):
+        radar = dict(radar) | {"data_port": endpoints["radar_data"],
+                               "cli_port": endpoints["radar_cli"],
+                               "mount_height_m": pose["mast_height_m"]}
+        radar.pop("chirp_config", None)
+        config["radar"] = radar
+    acoustic = hardware.get("acoustic")
+    if acoustic:
+        config["acoustic"] = dict(acoustic) | {"backend": "sim", "device": socket_path}
+    return config
+
+
+def prepare_sim_run(scenario: Path, state_dir: Path, broker_url: str, speed: float,
+                    faults: list[str]) -> tuple[Path, subprocess.Popen[bytes]]:
+    """Start the twin as a child process and write a node config that uses it.
+
+    Returns (config path, the twin's process). The twin writes to state_dir/sim (truth.jsonl,
+    endpoints.json, twin.log); it stops a few seconds after the calling process is gone.
+    """
+    scenario = resolve_scenario(scenario)
+    load_scenario(scenario)  # a bad scenario fails here, naming file and key
+    sim_dir = state_dir / "sim"
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    endpoints_path = sim_dir / "endpoints.json"
+    endpoints_path.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "edgenode", "simulate", "--scenario", str(scenario),
+            "--out", str(sim_dir), "--speed", repr(speed), "--with-parent"]
+    for fault in faults:
+        argv += ["--fault", fault]
+    log_path = sim_dir / "twin.log"
+    with log_path.open("ab") as log_fh:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_fh,
+                                 stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + ENDPOINTS_TIMEOUT_S
+    while not endpoints_path.exists():
+        if child.poll() is not None or time.monotonic() > deadline:
+            if child.poll() is None:
+                child.terminate()
+                child.wait(5)
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"sim: twin for '{scenario}' did not start (exit "
+                               f"{child.returncode}); {log_path}:\n{tail}")
+        time.sleep(0.05)
+    endpoints = json.loads(endpoints_path.read_text())
+    config = sim_config(endpoints, broker_url, demo_operator_key(state_dir))
+    config_path = state_dir / "sim-node.toml"
+    config_path.write_text(f"# Written by edgenode run --sim for {scenario}; "
+                           "regenerated each run.\n" + to_toml(config))
+    return config_path, child
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def to_toml(config: dict[str, Any]) -> str:
+    """Sections of scalars, and lists of tables (`[[sensors.i2c]]`)."""
+    out: list[str] = []
+    for section, body in config.items():
+        out.append(f"\n[{section}]")
+        tables = []
+        for key, value in body.items():
+            if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+                tables.append((key, value))
+            elif value is not None:
+                out.append(f"{key} = {_value(value)}")
+        for key, items in tables:
+            for item in items:
+                out.append(f"\n[[{section}.{key}]]")
+                out.extend(f"{k} = {_value(v)}" for k, v in item.items() if v is not None)
+    return "\n".join(out).lstrip() + "\n"
