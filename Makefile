@@ -7,6 +7,8 @@ STATE ?= state
 APT_PACKAGES := mosquitto libsystemd-dev pkg-config gcc python3-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
+SCENARIO ?= one-drone-crossing
+MOSQUITTO := $(shell command -v mosquitto || echo /usr/sbin/mosquitto)
 
 .PHONY: run test test-long bench lint install apt setup clean
 
@@ -42,8 +44,21 @@ test-long: setup
 bench: setup
 	@set -e; for f in tests/bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 
+# The demo: a private Mosquitto on a free loopback port (Debian may run one on 1883), the
+# daemon on the digital twin, and the operator's live view. Ctrl-C stops all three.
 run: setup
-	$(VENV)/bin/edgenode run --config hardware/dev-fake.toml --state-dir $(STATE)
+	@set -u; mkdir -p $(STATE); \
+	port=$$($(PY) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	broker=mqtt://127.0.0.1:$$port; \
+	{ echo "listener $$port 127.0.0.1"; echo "allow_anonymous true"; echo "persistence false"; \
+	  [ "$$(id -u)" = 0 ] && echo "user root"; } > $(STATE)/mosquitto.conf; \
+	$(MOSQUITTO) -c $(STATE)/mosquitto.conf > $(STATE)/mosquitto.log 2>&1 & mq=$$!; \
+	$(VENV)/bin/edgenode run --sim $(SCENARIO) --broker $$broker --state-dir $(STATE) \
+	  2> $(STATE)/edgenode.log & node=$$!; \
+	trap 'kill -INT $$node 2>/dev/null; wait $$node; kill $$mq 2>/dev/null; wait $$mq' EXIT; \
+	echo "make run: broker $$broker, scenario $(SCENARIO), daemon log $(STATE)/edgenode.log"; \
+	echo "make run: command the demo node with: $(VENV)/bin/edgenode ctl --broker $$broker --key $(STATE)/operator.key arm --ttl 60"; \
+	sleep 2; $(VENV)/bin/edgenode ctl --broker $$broker watch
 
 install:
 	$(SUDO) bash systemd/install.sh

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from edgenode.config import ConfigError, config_path, load_config, load_relay_se
 from edgenode.logs import setup_logging
 
 EX_CONFIG = 78
+TWIN_LINGER_S = 0.5  # the board's dropout (200 ms) plus margin
 DEFAULT_STATE_DIR = Path("/var/lib/edgenode")
 log = logging.getLogger("edgenode")
 
@@ -70,7 +73,18 @@ def cmd_relay_safe(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from edgenode.node import Node
 
-    path = config_path(args.config)
+    twin = None
+    if args.sim:
+        from edgenode.sim_cli import prepare_sim_run
+
+        sim_state = Path(args.state_dir or "state")
+        path, twin = prepare_sim_run(Path(args.sim), sim_state, args.broker, args.speed,
+                                     args.fault or [])
+        args.state_dir = str(sim_state)
+        log.info("run --sim: twin pid %d, config %s; command it with: edgenode ctl --broker %s "
+                 "--key %s", twin.pid, path, args.broker, sim_state / "operator.key")
+    else:
+        path = config_path(args.config)
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -78,7 +92,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     node = Node(config, path, state_dir(args, config.storage.state_dir))
     log.info("edgenode %s: site %s node %s starting", __version__, config.node.site,
              config.node.id)
-    return node.run()
+    try:
+        return node.run()
+    finally:
+        if twin is not None:
+            _stop_twin(twin)
+
+
+def _stop_twin(twin: subprocess.Popen[bytes]) -> None:
+    """Let the twin record the relay board dropping, then stop it."""
+    time.sleep(TWIN_LINGER_S)
+    twin.terminate()
+    try:
+        twin.wait(5)
+    except subprocess.TimeoutExpired:
+        twin.kill()
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("run", cmd_run, "run the daemon")
+    p = add("run", cmd_run, "run the daemon")
+    p.add_argument("--sim", metavar="SCENARIO",
+                   help="run on the digital twin: a scenario file or the name of one in "
+                   "hardware/scenarios (the config is derived from it)")
+    p.add_argument("--broker", default="mqtt://127.0.0.1:1883",
+                   help="with --sim: the MQTT broker URL (default %(default)s)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="with --sim: run scenario and sensors this many times faster")
+    p.add_argument("--fault", action="append", metavar="NAME",
+                   help="with --sim: inject a fault (repeatable), e.g. radar-unplugged")
     p = add("validate-config", cmd_validate_config,
             "check a config file and list every problem (exit 78 when invalid)")
     p.add_argument("path", nargs="?", help="config file (default: --config)")

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import tomllib
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -313,13 +314,18 @@ def cmd_status(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return EXIT_OK if rows else EXIT_REFUSED
 
 
-def _track_rows(events: list[tuple[str, bytes]], tracks: dict[tuple[str, str], dict[str, Any]]
-                ) -> None:
+def _track_rows(events: list[tuple[str, bytes]], tracks: dict[tuple[str, str], dict[str, Any]],
+                recent: deque[str]) -> None:
+    """Apply track events to the table; `new` and `end` also go to the recent-events ticker."""
     for topic, payload in events:
         event = _decode(payload)
         if not isinstance(event, dict) or "object_id" not in event:
             continue
         key = (topic.split("/")[2], str(event["object_id"]))
+        if event.get("type") in ("new", "end"):
+            state = event.get("after") or event.get("before") or {}
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.get("t", time.time())))
+            recent.append(f"{stamp} {event['type']:<4}" + _describe_track(key[0], state))
         if event.get("type") == "end" or not isinstance(event.get("after"), dict):
             tracks.pop(key, None)
         else:
@@ -347,6 +353,7 @@ def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     for leaf in ("status", "health", "effector", "events"):
         client.subscribe(f"{prefix}/{leaf}", collector)
     tracks: dict[tuple[str, str], dict[str, Any]] = {}
+    recent: deque[str] = deque(maxlen=8)
     end = time.monotonic() + args.for_s if args.for_s else None
     tty = sys.stdout.isatty()
     try:
@@ -355,7 +362,7 @@ def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
             with collector.lock:
                 latest = dict(collector.latest)
                 events, collector.events = collector.events, []
-            _track_rows(events, tracks)
+            _track_rows(events, tracks, recent)
             nodes: dict[tuple[str, str], dict[str, bytes]] = {}
             for topic, payload in latest.items():
                 parts = topic.split("/")
@@ -371,6 +378,7 @@ def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
                       f"{'NODE':<16}{'TRACK':<10}{'STATUS':<11}{'CLASS':<10}{'CONF':<6}"
                       f"{'AZ':>6}{'RANGE':>8}{'SPEED':>7}"]
             screen += [_describe_track(key[0], state) for key, state in sorted(tracks.items())]
+            screen += ["", "recent track events:", *recent]
             # Home + clear-to-end redraws in place without scrolling.
             print(("\x1b[H\x1b[J" if tty else "") + "\n".join(screen), flush=True)
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ the effector releases the relay last. Handlers on the stop path never raise.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -20,15 +21,16 @@ from edgenode.config import Config
 from edgenode.control import Effector, open_relay
 from edgenode.control_socket import ControlSocket
 from edgenode.health import Health
+from edgenode.link import Link
 from edgenode.notify import notify, watchdog_interval_s
-from edgenode.sensing import ReadingQueue, build_sensor_stages
+from edgenode.sensing import AcousticStage, ReadingQueue, build_sensor_stages
+from edgenode.tracking import DetectionStage
+from hal.sensors.system import open_system_facts
 
 log = logging.getLogger(__name__)
 
 
 class Component(Protocol):
-    name: str
-
     def start(self) -> None: ...
     def stop(self) -> None: ...
 
@@ -47,27 +49,73 @@ class Node:
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-        relay = open_relay(self.config.relay)
-        # Until the link and system facts are wired: audit/state go nowhere but the audit
-        # log, and the clock counts as unsynchronised (arm/engage refused).
-        self.effector = Effector(relay, self.config, self.health, self.state_dir,
-                                 publish_audit=lambda record: None,
-                                 publish_state=lambda state: None,
-                                 clock_synced=lambda: False)
+        config = self.config
+        self.system = open_system_facts(config.sensors.system_backend,
+                                        device=config.sensors.system_device)
+        self.link = Link(config, self.state_dir, self.health, version=__version__,
+                         capabilities=self._capabilities(), config_digest=self._config_digest())
+        # The relay is reserved (OFF) before any other part starts.
+        relay = open_relay(config.relay)
+        self.effector = Effector(relay, config, self.health, self.state_dir,
+                                 publish_audit=self.link.publish_audit,
+                                 publish_state=lambda state: self.link.set_state("effector", state),
+                                 clock_synced=self._clock_synced)
         self.effector.start()
         self.readings = ReadingQueue()
-        for component in build_sensor_stages(self.config, self.config_path, self.health,
-                                             self.readings):
+        self.sensors = build_sensor_stages(config, self.config_path, self.health, self.readings)
+        for component in self.sensors:
             self._start(component)
+        acoustic = next((s for s in self.sensors if isinstance(s, AcousticStage)), None)
+        self.detection = DetectionStage(
+            config, self.health, self.readings, self.link.publish_event,
+            geometry_m=acoustic.geometry.positions_m if acoustic else None)
+        self._start(self.detection)
+        self.link.on_command(self.effector.handle_command)
+        self.link.on_link_change(self.effector.link_changed)
+        self._start(self.link)
         self._start(_SocketComponent(ControlSocket(self.state_dir / "control.sock",
                                                    self._handle_local)))
         notify("READY=1")
         self._status()
 
+    def _capabilities(self) -> list[str]:
+        caps = ["effector"] if self.config.effector.enabled else []
+        if self.config.radar is not None:
+            caps.append(f"radar:{self.config.radar.model}")
+        if self.config.acoustic is not None:
+            caps.append(f"acoustic:{self.config.acoustic.geometry}")
+        return caps
+
+    def _config_digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.config_path.read_bytes()).hexdigest()[:16]
+
+    def _clock_synced(self) -> bool:
+        try:
+            return bool(self.system.read().clock_synced)
+        except Exception as exc:  # unknown means not synchronised: arm/engage refused
+            log.warning("node: cannot read clock sync state: %s", exc)
+            return False
+
+    def _health_extra(self) -> dict[str, Any]:
+        """What the link adds to the health report: board facts, queues, sensor counters."""
+        extra: dict[str, Any] = {"queue_depth": self.readings.depth(),
+                                 "queue_dropped": self.readings.dropped}
+        try:
+            facts = self.system.read()
+            extra.update(cpu_temp_c=facts.cpu_temp_c, throttled=facts.throttled,
+                         clock_synced=facts.clock_synced)
+        except Exception as exc:
+            extra["system_error"] = str(exc)
+        if self.effector is not None:
+            extra["effector"] = self.effector.state
+        for stage in self.sensors:
+            extra[stage.name] = stage.counters()
+        return extra
+
     def _start(self, component: Component) -> None:
         component.start()
         self._started.append(component)
-        log.info("node: %s started", component.name)
+        log.info("node: %s started", _name(component))
 
     def stop(self) -> None:
         notify("STOPPING=1")
@@ -76,7 +124,7 @@ class Node:
             _never_raise("effector.make_safe", self.effector.make_safe, "daemon stopping")
         while self._started:
             component = self._started.pop()
-            _never_raise(f"{component.name}.stop", component.stop)
+            _never_raise(f"{_name(component)}.stop", component.stop)
         if self.effector is not None:
             _never_raise("effector.stop", self.effector.stop)
         log.info("node: stopped")
@@ -123,6 +171,7 @@ class Node:
             reported_late = late
             if time.monotonic() - last_status > 10:
                 self._status()
+                self.link.set_state("health", self._health_extra())
                 last_status = time.monotonic()
 
     def _handle_reload(self) -> None:
@@ -140,9 +189,18 @@ class Node:
     def _handle_local(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request.get("cmd")
         if cmd == "status":
+            acoustic = self.detection.last_acoustic
             return {"ok": True, "version": __version__, "pid": os.getpid(),
                     "effector": self.effector.state if self.effector else None,
-                    "stages": self.health.snapshot()}
+                    "stages": self.health.snapshot(), "health": self._health_extra(),
+                    "link": self.link.counters(), "session": self.link.session,
+                    "tracks": self.detection.tracker.tracks(),
+                    "radar_frames": list(self.detection.frame_digests),
+                    "acoustic": None if acoustic is None else {
+                        "t": acoustic.t, "drone": acoustic.drone, "score": acoustic.score,
+                        "f0_hz": acoustic.f0_hz,
+                        "bearings_deg": [b.azimuth_deg for b in acoustic.bearings]},
+                    "recent_bearings": list(self.detection.recent_bearings)}
         if cmd == "stall":
             # Fault injection for the watchdog and dead-man tests; off unless asked for.
             if os.environ.get("EDGENODE_ALLOW_FAULTS") != "1":
@@ -163,6 +221,10 @@ class _SocketComponent:
 
     def stop(self) -> None:
         self._sock.stop()
+
+
+def _name(component: object) -> str:
+    return str(getattr(component, "name", type(component).__name__.lower()))
 
 
 def _never_raise(what: str, fn: Any, *args: object) -> None:

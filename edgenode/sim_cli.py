@@ -8,10 +8,8 @@ nothing in the daemon knows it is being simulated except its config.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -75,27 +73,15 @@ def register(add: Any) -> None:
 
 # -- edgenode run --sim ---------------------------------------------------------------------
 def demo_operator_key(state_dir: Path) -> str:
-    """The demo operator's public key (raw Ed25519, base64); made on first use."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    """The demo operator's public key (raw Ed25519, base64); the key file is made on first
+    use in the operator tool's format, so `edgenode ctl --key STATE/operator.key` works."""
+    from edgenode.control.keys import generate_key_file, load_key_file
 
     path = state_dir / "operator.key"
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path}: not an Ed25519 private key")
-    else:
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
+    if not path.exists():
+        generate_key_file(path, DEMO_KEY_ID, "operator", demo=True)
         log.info("sim: demo operator key created: %s (use: edgenode ctl --key %s)", path, path)
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                        serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
+    return load_key_file(path).public_b64
 
 
 def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str) -> dict[str, Any]:
@@ -118,6 +104,7 @@ def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str) -> d
         "relay": relay,
         "effector": effector,
         "sensors": {"system_backend": "sim", "i2c_backend": "sim", "i2c_device": socket_path,
+                    "system_device": socket_path,
                     "i2c": endpoints["i2c"]},
     }
     radar = hardware.get("radar")

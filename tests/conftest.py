@@ -103,7 +103,7 @@ def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitt
     broker.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data; tests using it skip, saying why, where it is absent."""
     if not SHARED_DATA.is_dir():

@@ -183,6 +183,7 @@ class I2CDevice(Section):
 class SensorsSection(Section):
     # CPU temperature, throttling and clock sync: the host's own, or the twin's.
     system_backend: Literal["host", "fake", "sim"] = "host"
+    system_device: str | None = None  # sim backend: the twin's socket
     i2c_backend: Literal["smbus2", "fake", "sim"] = "smbus2"
     i2c_device: str | None = None  # sim backend: the twin's socket
     i2c: list[I2CDevice] = Field(default_factory=list)

@@ -67,7 +67,7 @@ def test_sim_run_config_validates_and_trusts_a_demo_key(tmp_path: Path) -> None:
         assert config.effector.enabled
         (key,) = config.effector.keys
         assert key.demo and key.role == "operator"
-        assert (state / "operator.key").read_bytes().startswith(b"-----BEGIN PRIVATE KEY")
+        assert (state / "operator.key").read_text().startswith("# edgenode operator key")
         assert config.radar is not None and config.radar.data_port == str(
             state / "sim" / "radar-data")
         assert config.acoustic is not None and config.acoustic.backend == "sim"

@@ -1,0 +1,141 @@
+"""Acoustic drone detector: rotor harmonics found, machinery, wind and helicopters refused,
+level and block size irrelevant, real propeller recordings followed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgenode.detect.acoustic import AcousticDetector, AcousticResult
+from edgenode.detect.sitenoise import rotor_sound, site_noise
+from hal.ports.audio.wav import read_wav
+
+
+def run(det: AcousticDetector, pcm: np.ndarray, block: int = 4096) -> list[AcousticResult]:
+    rate = det.rate
+    out: list[AcousticResult] = []
+    for start in range(0, len(pcm), block):
+        out += det.process(pcm[start:start + block], start / rate)
+    return out
+
+
+def site_with_rotor(rate: int, seconds: float, rotor_amp: float, *, f0_hz: float = 170.0,
+                    seed: int = 4) -> np.ndarray:
+    noise = np.concatenate(list(site_noise(seconds, rate, seed=seed)))[:, 0]
+    rotor = rotor_sound(seconds, rate, f0_hz=f0_hz, seed=seed) * rotor_amp
+    return (noise + rotor[: len(noise)]).astype(np.float32)
+
+
+def test_ten_minutes_of_site_noise_raise_no_alarm() -> None:
+    rate = 16000
+    det = AcousticDetector(rate, 1)
+    t = 0.0
+    alarms = blocks = 0
+    for chunk in site_noise(600.0, rate, chunk_s=20.0, seed=1):
+        results = det.process(chunk, t)
+        t += len(chunk) / rate
+        alarms += sum(r.drone for r in results)
+        blocks += len(results)
+    assert blocks > 12000
+    assert alarms == 0
+
+
+def test_wandering_rotor_in_site_noise_is_detected_with_its_fundamental() -> None:
+    rate = 44100
+    results = run(AcousticDetector(rate, 1), site_with_rotor(rate, 12.0, 0.01))
+    late = [r for r in results if r.t > 3.0]
+    assert sum(r.drone for r in late) > 0.7 * len(late)
+    f0 = np.median([r.f0_hz for r in late if r.drone and r.f0_hz])
+    assert f0 == pytest.approx(170.0, rel=0.05)
+
+
+def test_the_same_sound_12_db_quieter_or_louder_decides_the_same() -> None:
+    rate = 44100
+    mix = site_with_rotor(rate, 8.0, 0.004)
+    decisions = []
+    for gain_db in (-12.0, 0.0, 12.0):
+        results = run(AcousticDetector(rate, 1), mix * np.float32(10 ** (gain_db / 20)))
+        decisions.append([r.drone for r in results])
+    assert any(decisions[1])
+    assert decisions[0] == decisions[1] == decisions[2]
+
+
+def test_noise_getting_20_db_louder_raises_no_alarm() -> None:
+    """CFAR: the threshold rides on the floor, so a louder site is not a drone."""
+    rate = 22050
+    rng = np.random.default_rng(5)
+    quiet = rng.standard_normal(rate * 6) * 0.001
+    loud = np.convolve(rng.standard_normal(rate * 6), np.ones(8) / 8, mode="same") * 0.03
+    results = run(AcousticDetector(rate, 1), np.concatenate([quiet, loud]).astype(np.float32))
+    assert not any(r.drone for r in results)
+
+
+def test_helicopter_main_rotor_comb_is_not_a_drone() -> None:
+    """A main rotor's blade-pass (here 18 Hz, slap-rich) plus a tail rotor comb at 95 Hz,
+    both Doppler-sliding as it flies past: harmonic, moving, but no drone."""
+    rate = 22050
+    seconds = 10.0
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    doppler = 1.04 - 0.08 * t / seconds  # approaching, then receding
+    phase = np.cumsum(doppler) / rate
+    main = sum(np.sin(2 * np.pi * 18.0 * k * phase) / k**0.5 for k in range(1, 30))
+    tail = sum(np.sin(2 * np.pi * 95.0 * k * phase) * 0.5 / k for k in range(1, 8))
+    rng = np.random.default_rng(2)
+    pcm = (0.02 * (main + tail) + 0.002 * rng.standard_normal(n)).astype(np.float32)
+    results = run(AcousticDetector(rate, 1), pcm)
+    assert not any(r.drone for r in results)
+
+
+@pytest.mark.parametrize("rate", [16000, 48000, 96000])
+def test_any_sample_rate_from_16_to_96_khz(rate: int) -> None:
+    results = run(AcousticDetector(rate, 1), site_with_rotor(rate, 6.0, 0.01, f0_hz=230.0))
+    hits = [r for r in results if r.drone]
+    assert len(hits) > 0.4 * len(results)
+    assert np.median([r.f0_hz for r in hits]) == pytest.approx(230.0, rel=0.05)
+
+
+def test_block_size_of_the_audio_port_does_not_matter() -> None:
+    rate = 16000
+    mix = site_with_rotor(rate, 5.0, 0.01)
+    runs = [run(AcousticDetector(rate, 1), mix, block) for block in (256, 4096, 10007)]
+    assert runs[0] == runs[1] == runs[2]
+    assert runs[0][1].t - runs[0][0].t == pytest.approx(AcousticDetector(rate, 1).hop_s)
+
+
+def test_multichannel_input_is_combined() -> None:
+    """Four microphones, each with its own self-noise: the channels' power spectra are
+    averaged, the rotor is found, and the microphones' noise alone raises nothing."""
+    rate = 16000
+    scene = site_with_rotor(rate, 8.0, 0.004)
+    rng = np.random.default_rng(9)
+    self_noise = 0.004 * rng.standard_normal((len(scene), 4)).astype(np.float32)
+    with_rotor = run(AcousticDetector(rate, 4), scene[:, None] + self_noise)
+    assert sum(r.drone for r in with_rotor) > 0.4 * len(with_rotor)
+    assert not any(r.drone for r in run(AcousticDetector(rate, 4), self_noise))
+
+
+def test_block_with_wrong_channel_count_is_refused() -> None:
+    det = AcousticDetector(16000, 2)
+    with pytest.raises(ValueError, match="3 channels, expected 2"):
+        det.process(np.zeros((100, 3), dtype=np.float32), 0.0)
+
+
+def test_crazyflie_propeller_f0_rises_with_thrust(shared_data: Path) -> None:
+    folder = shared_data / "acoustic" / "crazyflie-propeller"
+    commands, f0s = [], []
+    for path in sorted(folder.glob("*.wav"), key=lambda p: int(p.stem)):
+        samples, rate = read_wav(path)  # 32-bit float WAV
+        results = run(AcousticDetector(rate, samples.shape[1]), samples)
+        commands.append(int(path.stem))
+        f0s.append(float(np.median([r.f0_hz for r in results if r.f0_hz])))
+    assert len(f0s) == 13
+    ranks = np.argsort(np.argsort(f0s))
+    spearman = np.corrcoef(ranks, np.arange(len(f0s)))[0, 1]
+    assert spearman > 0.95
+    # Monotonic within the analysis' resolution (about 1 % at these harmonics).
+    steps = np.diff(f0s) / np.array(f0s[:-1])
+    assert steps.min() > -0.02
+    assert f0s[-1] / f0s[0] > 1.15
