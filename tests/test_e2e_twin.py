@@ -65,7 +65,7 @@ class SimDaemon:
                 return request(self.state / "control.sock", {"cmd": "status"})
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise AssertionError(f"daemon not answering; log:\n{self.log_text()}")
+                    raise AssertionError(f"daemon not answering; log:\n{self.log_text()}") from None
                 time.sleep(0.2)
 
     def log_text(self) -> str:
