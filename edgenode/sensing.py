@@ -7,6 +7,7 @@ keeps the daemon alive while the health report says what is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenode.config import AcousticSection, Config, RadarSection
+from edgenode.config.models import I2CDevice, SensorsSection
 from edgenode.health import Health, LoopThread
 from hal.ports.serial import PortUnavailable, SerialPort
 from hal.radar import make_parser
@@ -184,6 +186,77 @@ class AcousticStage(_Stage):
             self.source.close()
 
 
+class I2CStage(_Stage):
+    """Reads every configured I2C part once a second; a part that fails is retried, named."""
+
+    name = "i2c"
+    PERIOD_S = 1.0
+    COMPASS_KINDS = ("qmc5883l", "lis3mdl")
+
+    def __init__(self, sensors: SensorsSection, mast_heading_deg: float, health: Health):
+        super().__init__(health, deadline_s=10.0)
+        self.section, self.mast_heading_deg = sensors, mast_heading_deg
+        self._buses: dict[int, Any] = {}
+        self._parts: dict[str, Any] = {}
+        self.readings: dict[str, dict[str, Any]] = {}
+        self.errors: dict[str, str] = {}
+
+    def _part(self, device: I2CDevice) -> Any:
+        from hal.ports.i2c import open_i2c
+        from hal.sensors import open_sensor
+
+        if device.name not in self._parts:
+            if device.bus not in self._buses:
+                self._buses[device.bus] = open_i2c(self.section.i2c_backend, bus=device.bus,
+                                                   device=self.section.i2c_device)
+            self._parts[device.name] = open_sensor(device.kind, self._buses[device.bus],
+                                                   device.address, shunt_ohm=device.shunt_ohm)
+        return self._parts[device.name]
+
+    def step(self) -> None:
+        for device in self.section.i2c:
+            try:
+                reading = self._part(device).read()
+            except Exception as exc:  # absent, wrong chip, bus error: named, retried
+                self._parts.pop(device.name, None)
+                self.errors[device.name] = f"{device.kind} '{device.name}': {exc}"
+                self.readings.pop(device.name, None)
+                continue
+            self.errors.pop(device.name, None)
+            self.readings[device.name] = _as_dict(reading)
+        problems = list(self.errors.values()) + self._compass_problems()
+        self.health.set("ok" if not problems else "degraded", "; ".join(problems))
+        self._stop.wait(self.PERIOD_S)
+
+    def _compass_problems(self) -> list[str]:
+        """The config is authoritative for the mast heading; the compass only checks it."""
+        out = []
+        for device in self.section.i2c:
+            reading = self.readings.get(device.name)
+            if device.kind not in self.COMPASS_KINDS or not reading:
+                continue
+            true_heading = (reading["heading_deg"] + self.section.magnetic_declination_deg) % 360
+            off = (true_heading - self.mast_heading_deg + 180) % 360 - 180
+            if abs(off) > self.section.compass_tolerance_deg:
+                out.append(f"compass '{device.name}' reads {true_heading:.0f} deg true but "
+                           f"node.mast_heading_deg is {self.mast_heading_deg:.0f}: check the "
+                           "mast heading or the compass mounting")
+        return out
+
+    def counters(self) -> dict[str, Any]:
+        return {"readings": dict(self.readings), "errors": dict(self.errors)}
+
+    def close(self) -> None:
+        for bus in self._buses.values():
+            bus.close()
+
+
+def _as_dict(reading: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(reading) and not isinstance(reading, type):
+        return dataclasses.asdict(reading)
+    return {"value": reading}
+
+
 def build_sensor_stages(config: Config, config_path: Path, health: Health,
                         out: ReadingQueue) -> list[_Stage]:
     stages: list[_Stage] = []
@@ -191,4 +264,6 @@ def build_sensor_stages(config: Config, config_path: Path, health: Health,
         stages.append(RadarStage(config.radar, config_path.parent, health, out))
     if config.acoustic is not None:
         stages.append(AcousticStage(config.acoustic, config_path.parent, health, out))
+    if config.sensors.i2c:
+        stages.append(I2CStage(config.sensors, config.node.mast_heading_deg, health))
     return stages

@@ -187,6 +187,9 @@ class SensorsSection(Section):
     i2c_backend: Literal["smbus2", "fake", "sim"] = "smbus2"
     i2c_device: str | None = None  # sim backend: the twin's socket
     i2c: list[I2CDevice] = Field(default_factory=list)
+    # The compass checks node.mast_heading_deg: magnetic + declination = true.
+    magnetic_declination_deg: float = Field(0.0, ge=-30, le=30)
+    compass_tolerance_deg: float = Field(10.0, ge=1, le=90)
 
     @model_validator(mode="after")
     def _unique_names(self) -> SensorsSection:
