@@ -184,17 +184,20 @@ def test_jammer_stops_radiating_within_dropout_when_daemon_is_sigkilled_while_on
     assert off[0] - killed_at <= 0.26
 
 
+PARTS = {"jammer-power", "compass", "enclosure-temp"}
+
+
 def test_i2c_parts_are_read_and_the_compass_confirms_the_mast_heading(sim_daemon) -> None:
     daemon = sim_daemon("empty-sky")
     daemon.status()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         status = daemon.status()
-        if status["health"]["i2c"]["readings"].keys() >= {"jammer-power", "compass", "enclosure-temp"}:
+        if status["health"]["i2c"]["readings"].keys() >= PARTS:
             break
         time.sleep(0.5)
     i2c = status["health"]["i2c"]
-    assert set(i2c["readings"]) >= {"jammer-power", "compass", "enclosure-temp"}, i2c
+    assert set(i2c["readings"]) >= PARTS, i2c
     assert i2c["errors"] == {}
     assert status["stages"]["i2c"]["state"] == "ok", status["stages"]["i2c"]
     assert 0 <= i2c["readings"]["jammer-power"]["current_a"] < 0.5  # jammer not radiating
