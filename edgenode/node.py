@@ -23,7 +23,9 @@ from edgenode.control_socket import ControlSocket
 from edgenode.health import Health
 from edgenode.link import Link
 from edgenode.notify import notify, watchdog_interval_s
-from edgenode.sensing import AcousticStage, ReadingQueue, build_sensor_stages
+from edgenode.selftest import run_selftest
+from edgenode.selftest import summary as selftest_summary
+from edgenode.sensing import AcousticStage, I2CStage, ReadingQueue, build_sensor_stages
 from edgenode.tracking import DetectionStage
 from hal.sensors.system import open_system_facts
 
@@ -45,6 +47,8 @@ class Node:
         self._reload = threading.Event()
         self._started: list[Component] = []
         self.effector: Effector | None = None
+        self.effector_state: dict[str, Any] | None = None
+        self.sensors: list[Any] = []
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -58,8 +62,9 @@ class Node:
         relay = open_relay(config.relay)
         self.effector = Effector(relay, config, self.health, self.state_dir,
                                  publish_audit=self.link.publish_audit,
-                                 publish_state=lambda state: self.link.set_state("effector", state),
+                                 publish_state=self._effector_changed,
                                  clock_synced=self._clock_synced)
+        self.effector.set_action_handler("selftest", self._remote_selftest)
         self.effector.start()
         self.readings = ReadingQueue()
         self.sensors = build_sensor_stages(config, self.config_path, self.health, self.readings)
@@ -77,6 +82,18 @@ class Node:
                                                    self._handle_local)))
         notify("READY=1")
         self._status()
+
+    def _effector_changed(self, state: dict[str, Any]) -> None:
+        self.effector_state = state
+        self.link.set_state("effector", state)
+
+    def selftest(self) -> dict[str, Any]:
+        report = run_selftest(self)
+        self.link.set_state("selftest", report)
+        return report
+
+    def _remote_selftest(self, params: dict[str, Any]) -> str:
+        return selftest_summary(self.selftest())
 
     def _capabilities(self) -> list[str]:
         caps = ["effector"] if self.config.effector.enabled else []
@@ -96,20 +113,26 @@ class Node:
             log.warning("node: cannot read clock sync state: %s", exc)
             return False
 
-    def _health_extra(self) -> dict[str, Any]:
-        """What the link adds to the health report: board facts, queues, sensor counters."""
-        extra: dict[str, Any] = {"queue_depth": self.readings.depth(),
-                                 "queue_dropped": self.readings.dropped}
+    def health_extra(self) -> dict[str, Any]:
+        """What the daemon adds to the link's health report (docs/mqtt.md, schema `health`):
+        system facts, queue depths, per-part counters and the effector state."""
+        counters: dict[str, dict[str, int]] = {"readings": {"dropped": self.readings.dropped}}
+        extra: dict[str, Any] = {"queues": {"readings": self.readings.depth()},
+                                 "counters": counters}
         try:
             facts = self.system.read()
-            extra.update(cpu_temp_c=facts.cpu_temp_c, throttled=facts.throttled,
-                         clock_synced=facts.clock_synced)
-        except Exception as exc:
-            extra["system_error"] = str(exc)
+            extra["system"] = {"cpu_temp_c": facts.cpu_temp_c, "throttled": facts.throttled,
+                               "clock_synced": facts.clock_synced}
+        except Exception as exc:  # unknown means not synchronised, as for arm/engage
+            extra["system"] = {"cpu_temp_c": None, "throttled": None, "clock_synced": False,
+                               "error": str(exc)}
         if self.effector is not None:
             extra["effector"] = self.effector.state
+            counters["effector"] = dict(self.effector.counters)
         for stage in self.sensors:
-            extra[stage.name] = stage.counters()
+            counters[stage.name] = stage.counters()
+            if isinstance(stage, I2CStage):
+                extra["readings"] = stage.flat_readings()
         return extra
 
     def _start(self, component: Component) -> None:
@@ -171,7 +194,7 @@ class Node:
             reported_late = late
             if time.monotonic() - last_status > 10:
                 self._status()
-                self.link.set_state("health", self._health_extra())
+                self.link.set_state("health", self.health_extra())
                 last_status = time.monotonic()
 
     def _handle_reload(self) -> None:
@@ -192,7 +215,7 @@ class Node:
             acoustic = self.detection.last_acoustic
             return {"ok": True, "version": __version__, "pid": os.getpid(),
                     "effector": self.effector.state if self.effector else None,
-                    "stages": self.health.snapshot(), "health": self._health_extra(),
+                    "stages": self.health.snapshot(), "health": self.health_extra(),
                     "link": self.link.counters(), "session": self.link.session,
                     "tracks": self.detection.tracker.tracks(),
                     "radar_frames": list(self.detection.frame_digests),
@@ -201,6 +224,8 @@ class Node:
                         "f0_hz": acoustic.f0_hz,
                         "bearings_deg": [b.azimuth_deg for b in acoustic.bearings]},
                     "recent_bearings": list(self.detection.recent_bearings)}
+        if cmd == "selftest":
+            return {"ok": True, "report": self.selftest()}
         if cmd == "stall":
             # Fault injection for the watchdog and dead-man tests; off unless asked for.
             if os.environ.get("EDGENODE_ALLOW_FAULTS") != "1":

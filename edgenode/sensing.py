@@ -200,6 +200,8 @@ class I2CStage(_Stage):
         self._parts: dict[str, Any] = {}
         self.readings: dict[str, dict[str, Any]] = {}
         self.errors: dict[str, str] = {}
+        self.reads = 0
+        self.failures = 0
 
     def _part(self, device: I2CDevice) -> Any:
         from hal.ports.i2c import open_i2c
@@ -218,10 +220,12 @@ class I2CStage(_Stage):
             try:
                 reading = self._part(device).read()
             except Exception as exc:  # absent, wrong chip, bus error: named, retried
+                self.failures += 1
                 self._parts.pop(device.name, None)
                 self.errors[device.name] = f"{device.kind} '{device.name}': {exc}"
                 self.readings.pop(device.name, None)
                 continue
+            self.reads += 1
             self.errors.pop(device.name, None)
             self.readings[device.name] = _as_dict(reading)
         problems = list(self.errors.values()) + self._compass_problems()
@@ -243,8 +247,19 @@ class I2CStage(_Stage):
                            "mast heading or the compass mounting")
         return out
 
-    def counters(self) -> dict[str, Any]:
-        return {"readings": dict(self.readings), "errors": dict(self.errors)}
+    def counters(self) -> dict[str, int]:
+        return {"reads": self.reads, "failures": self.failures}
+
+    def flat_readings(self) -> dict[str, Any]:
+        """`part.quantity_unit` -> value, for the health report (`jammer-power.current_a`)."""
+        out: dict[str, Any] = {}
+        for part, reading in list(self.readings.items()):
+            for key, value in reading.items():
+                if isinstance(value, tuple | list):
+                    out.update({f"{part}.{key}.{i}": v for i, v in enumerate(value)})
+                else:
+                    out[f"{part}.{key}"] = value
+        return out
 
     def close(self) -> None:
         for bus in self._buses.values():

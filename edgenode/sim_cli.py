@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 ENDPOINTS_TIMEOUT_S = 20.0
 DEMO_KEY_ID = "demo-operator"
+DEMO_ADMIN_KEY_ID = "demo-admin"
+# Set to 1 to have `edgenode run --sim` also make STATE/admin.key (role admin) and trust it,
+# for `edgenode ctl --key STATE/admin.key reset` (the FAULT paths) and keys-update demos.
+ADMIN_KEY_ENV = "EDGENODE_SIM_ADMIN_KEY"
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -75,17 +80,27 @@ def register(add: Any) -> None:
 def demo_operator_key(state_dir: Path) -> str:
     """The demo operator's public key (raw Ed25519, base64); the key file is made on first
     use in the operator tool's format, so `edgenode ctl --key STATE/operator.key` works."""
+    return _demo_key(state_dir / "operator.key", DEMO_KEY_ID, "operator")
+
+
+def demo_admin_key(state_dir: Path) -> str:
+    """Like demo_operator_key, for STATE/admin.key with role admin (may `reset`)."""
+    return _demo_key(state_dir / "admin.key", DEMO_ADMIN_KEY_ID, "admin")
+
+
+def _demo_key(path: Path, key_id: str, role: str) -> str:
     from edgenode.control.keys import generate_key_file, load_key_file
 
-    path = state_dir / "operator.key"
     if not path.exists():
-        generate_key_file(path, DEMO_KEY_ID, "operator", demo=True)
-        log.info("sim: demo operator key created: %s (use: edgenode ctl --key %s)", path, path)
+        generate_key_file(path, key_id, role, demo=True)
+        log.info("sim: demo %s key created: %s (use: edgenode ctl --key %s)", role, path, path)
     return load_key_file(path).public_b64
 
 
-def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str) -> dict[str, Any]:
-    """A node config for the twin described by endpoints.json."""
+def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str,
+               admin_public_key: str | None = None) -> dict[str, Any]:
+    """A node config for the twin described by endpoints.json; with admin_public_key, the
+    demo admin key is trusted too."""
     hardware = load_hardware(endpoints["hardware"])
     pose = endpoints["node"]
     socket_path = endpoints["socket"]
@@ -93,8 +108,11 @@ def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str) -> d
     relay.pop("chip_label", None)
     relay |= {"backend": "sim", "device": socket_path}
     effector = {k: v for k, v in hardware.get("effector", {}).items() if k != "keys"}
-    effector |= {"enabled": True, "keys": [{"id": DEMO_KEY_ID, "role": "operator",
-                                            "public_key": public_key, "demo": True}]}
+    keys = [{"id": DEMO_KEY_ID, "role": "operator", "public_key": public_key, "demo": True}]
+    if admin_public_key is not None:
+        keys.append({"id": DEMO_ADMIN_KEY_ID, "role": "admin", "public_key": admin_public_key,
+                     "demo": True})
+    effector |= {"enabled": True, "keys": keys}
     config: dict[str, Any] = {
         "node": {"site": "sim", "id": "twin-01", "hardware": endpoints["hardware"],
                  "latitude_deg": pose["latitude_deg"], "longitude_deg": pose["longitude_deg"],
@@ -121,12 +139,16 @@ def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str) -> d
 
 
 def prepare_sim_run(scenario: Path, state_dir: Path, broker_url: str, speed: float,
-                    faults: list[str]) -> tuple[Path, subprocess.Popen[bytes]]:
+                    faults: list[str], *, admin_key: bool | None = None,
+                    ) -> tuple[Path, subprocess.Popen[bytes]]:
     """Start the twin as a child process and write a node config that uses it.
 
     Returns (config path, the twin's process). The twin writes to state_dir/sim (truth.jsonl,
     endpoints.json, twin.log); it stops a few seconds after the calling process is gone.
+    `admin_key` (default: $EDGENODE_SIM_ADMIN_KEY = 1) also trusts STATE/admin.key as admin.
     """
+    if admin_key is None:
+        admin_key = os.environ.get(ADMIN_KEY_ENV) == "1"
     scenario = resolve_scenario(scenario)
     load_scenario(scenario)  # a bad scenario fails here, naming file and key
     sim_dir = state_dir / "sim"
@@ -152,7 +174,8 @@ def prepare_sim_run(scenario: Path, state_dir: Path, broker_url: str, speed: flo
                                f"{child.returncode}); {log_path}:\n{tail}")
         time.sleep(0.05)
     endpoints = json.loads(endpoints_path.read_text())
-    config = sim_config(endpoints, broker_url, demo_operator_key(state_dir))
+    config = sim_config(endpoints, broker_url, demo_operator_key(state_dir),
+                        demo_admin_key(state_dir) if admin_key else None)
     config_path = state_dir / "sim-node.toml"
     config_path.write_text(f"# Written by edgenode run --sim for {scenario}; "
                            "regenerated each run.\n" + to_toml(config))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import time
@@ -14,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgenode.control_socket import request
 from hal.radar import points_digest
 from tests.conftest import EDGENODE, ROOT, Mosquitto
+from tests.simdaemon import SimDaemon, ctl, engage, radiating_changes
 
 HOVER_SCENARIO = """
 name = "hover-doa"
@@ -44,47 +43,6 @@ waypoints = [
   {{ position_m = [{east}, {north}], altitude_m = 12.0, speed_mps = 1.0, hold_s = 600.0 }},
 ]
 """
-
-
-class SimDaemon:
-    """`edgenode run --sim` as a real subprocess, with its control socket and truth file."""
-
-    def __init__(self, scenario: str | Path, state: Path, broker: Mosquitto, *args: str):
-        self.state = state
-        env = dict(os.environ, EDGENODE_ALLOW_FAULTS="1")
-        env.pop("STATE_DIRECTORY", None)
-        self.log = open(state.parent / f"{state.name}.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [*EDGENODE, "run", "--sim", str(scenario), "--broker", broker.url, "--state-dir",
-             str(state), *args], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def status(self, timeout_s: float = 30) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return request(self.state / "control.sock", {"cmd": "status"})
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise AssertionError(f"daemon not answering; log:\n{self.log_text()}") from None
-                time.sleep(0.2)
-
-    def log_text(self) -> str:
-        return (self.state.parent / f"{self.state.name}.log").read_text()[-4000:]
-
-    def truth(self) -> list[dict]:
-        path = self.state / "sim" / "truth.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture
@@ -143,33 +101,6 @@ def test_static_source_bearing_comes_out_of_the_daemons_direction_finding_within
     assert np.all(np.abs(errors) <= 3 * sigmas + 1.0), (true_bearing, bearings)
 
 
-def radiating_changes(daemon: SimDaemon) -> list[tuple[float, bool]]:
-    return [(r["t"], r["radiating"]) for r in daemon.truth() if "radiating" in r]
-
-
-def ctl(daemon: SimDaemon, broker: Mosquitto, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EDGENODE, "ctl", "--broker", broker.url, "--key",
-                           str(daemon.state / "operator.key"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=30)
-
-
-def engage(daemon: SimDaemon, broker: Mosquitto, duration_s: int = 30) -> float:
-    """Arm and engage through the operator tool; return when the twin radiates."""
-    daemon.status()
-    for attempt in ("arm", "engage"):
-        args = ["arm", "--ttl", "60"] if attempt == "arm" else [
-            "engage", "--duration", str(duration_s), "--bearing", "90"]
-        proc = ctl(daemon, broker, *args)
-        assert proc.returncode == 0, f"ctl {attempt}: {proc.stdout}{proc.stderr}"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        on = [t for t, radiating in radiating_changes(daemon) if radiating]
-        if on:
-            return on[-1]
-        time.sleep(0.05)
-    raise AssertionError(f"the twin's jammer never radiated; log:\n{daemon.log_text()}")
-
-
 def test_jammer_stops_radiating_within_dropout_when_daemon_is_sigkilled_while_on(
         sim_daemon, mosquitto: Mosquitto) -> None:
     daemon = sim_daemon("empty-sky")
@@ -193,11 +124,39 @@ def test_i2c_parts_are_read_and_the_compass_confirms_the_mast_heading(sim_daemon
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         status = daemon.status()
-        if status["health"]["i2c"]["readings"].keys() >= PARTS:
+        parts = {name.split(".")[0] for name in status["health"].get("readings", {})}
+        if parts >= PARTS:
             break
         time.sleep(0.5)
-    i2c = status["health"]["i2c"]
-    assert set(i2c["readings"]) >= PARTS, i2c
-    assert i2c["errors"] == {}
+    readings = status["health"]["readings"]
+    assert {name.split(".")[0] for name in readings} >= PARTS, readings
     assert status["stages"]["i2c"]["state"] == "ok", status["stages"]["i2c"]
-    assert 0 <= i2c["readings"]["jammer-power"]["current_a"] < 0.5  # jammer not radiating
+    assert status["health"]["counters"]["i2c"]["failures"] == 0
+    assert 0 <= readings["jammer-power.current_a"] < 0.5  # jammer not radiating
+
+
+def test_selftest_passes_every_part_and_names_a_missing_one(sim_daemon,
+                                                            mosquitto: Mosquitto) -> None:
+    daemon = sim_daemon("empty-sky")
+    daemon.status()
+    time.sleep(3)  # the I2C stage reads once a second
+    local = subprocess.run([*EDGENODE, "selftest", "--state-dir", str(daemon.state)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert local.returncode == 0, local.stdout + local.stderr
+    names = {line.split()[1] for line in local.stdout.splitlines() if line.startswith("PASS")}
+    assert names >= {"radar", "acoustic", "i2c:jammer-power", "relay", "system", "link"}
+    # From afar: the signed selftest command (any operator may) gets the summary back.
+    remote = ctl(daemon, mosquitto, "selftest")
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    assert "0 failed" in remote.stdout + remote.stderr
+    # A part goes missing: the self-test fails, naming it and the address.
+    endpoints = json.loads((daemon.state / "sim" / "endpoints.json").read_text())
+    from hal.sim.protocol import control
+
+    control(endpoints["socket"], "fault.start", name="i2c-missing")
+    time.sleep(3)
+    local = subprocess.run([*EDGENODE, "selftest", "--state-dir", str(daemon.state)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert local.returncode == 1
+    failed = [line for line in local.stdout.splitlines() if line.startswith("FAIL")]
+    assert any("i2c:" in line and "0x" in line for line in failed), local.stdout

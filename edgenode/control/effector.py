@@ -31,6 +31,7 @@ from typing import Any
 from edgenode.config import Config
 from edgenode.control.admission import Admission, Admitted, Rejection
 from edgenode.control.audit import AuditLog
+from edgenode.control.envelope import ULID_RE
 from edgenode.control.keys import KeyRing, KeyStore, current_ring, parse_key_list, trusted
 from edgenode.control.store import EffectorStore
 from edgenode.health import Health
@@ -328,7 +329,8 @@ class Effector:
         self._disagree_since = None
         self._engaged_until = now + duration
         target = {k: env.params[k] for k in ("track", "bearing_deg") if k in env.params}
-        self._engaged = {"by": adm.key.id, "command": env.id, "duration_s": duration, **target}
+        self._engaged = {"by": adm.key.id, "command_id": env.id, "duration_s": duration,
+                         **target}
         self._transition(ENGAGED, f"engaged by {adm.key.id} for {duration:g} s", env.id)
         note = None
         if duration < requested:
@@ -584,6 +586,7 @@ def _try_json(payload: bytes) -> Any:
 
 def _try_id(payload: bytes) -> str | None:
     value = _try_json(payload)
-    if isinstance(value, dict) and isinstance(value.get("id"), str) and len(value["id"]) <= 64:
+    # Only a ULID is echoed as the result's id (the cmd_result schema): anything else is junk.
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and ULID_RE.match(value["id"]):
         return value["id"]
     return None

@@ -7,7 +7,6 @@ health, effector, selftest) are retained, latest wins, and sent again on every c
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import ssl
@@ -30,6 +29,7 @@ from edgenode.link.payloads import (
     STATE_NAMES,
     Envelope,
     encode,
+    result_id,
 )
 from edgenode.link.pump import Pump
 from edgenode.link.topics import Topics
@@ -343,13 +343,13 @@ class Link:
         try:
             if handler is None:
                 result: dict[str, Any] | None = {
-                    "id": _command_id(message.payload), "status": "rejected",
+                    "id": result_id(message.payload), "status": "rejected",
                     "reason": "this node has no command handler"}
             else:
                 result = handler(message)
         except Exception as exc:
             log.exception("link: command handler failed")
-            result = {"id": _command_id(message.payload), "status": "failed",
+            result = {"id": result_id(message.payload), "status": "error",
                       "reason": f"internal error: {type(exc).__name__}: {exc}"}
         if result is None:
             return
@@ -377,10 +377,3 @@ class Link:
                 "outbox_resets": self.outbox.reset_corrupt, **self._n,
                 "last_error": self._client.last_error}
 
-
-def _command_id(payload: bytes) -> str | None:
-    try:
-        value = json.loads(payload).get("id")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None

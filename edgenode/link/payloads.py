@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,6 +23,10 @@ SCHEMA_VERSION = 1
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 EVENT_TYPES = ("new", "update", "end")
 STATE_NAMES = ("health", "effector", "selftest")
+# cmd_result.status: ok (done), rejected (refused, nothing moved), error (the node failed while
+# handling it). The same words edgenode/control uses.
+RESULT_STATUSES = ("ok", "rejected", "error")
+ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 # Outbox priorities: when a cap bites, the lowest goes first. Gap records are never dropped.
 PRIORITY_UPDATE, PRIORITY_NEW_END, PRIORITY_AUDIT, PRIORITY_GAP = 0, 1, 2, 3
@@ -111,10 +116,24 @@ class Envelope:
         return body
 
     def state(self, payload: dict[str, Any], t: float) -> dict[str, Any]:
+        """A retained state (schemas effector, health, selftest): the producer's fields as
+        they are; `v`, `site`, `node`, `session` and `t` are the link's."""
         return {**payload, **self._base(t)}
 
     def result(self, result: dict[str, Any], t: float) -> dict[str, Any]:
+        """A command result (schema cmd_result): {id, status, reason[, state][, action]} from
+        the handler, stamped like every payload. `status` is one of RESULT_STATUSES."""
         return {**result, **self._base(t)}
+
+
+def result_id(payload: bytes) -> str | None:
+    """The id a result may echo for a raw command: its `id` when that is a ULID, else None
+    (a result never repeats arbitrary text from the wire as an id)."""
+    try:
+        value = json.loads(payload).get("id")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return value if isinstance(value, str) and ULID_RE.match(value) else None
 
 
 def seq_ranges(seqs: list[int]) -> list[list[int]]:

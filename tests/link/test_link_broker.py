@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edgenode.control.audit import record_hash
 from edgenode.health import Health
 from edgenode.link import InboundMessage, Link
 from edgenode.ulid import new_ulid
@@ -86,8 +87,13 @@ def test_every_payload_on_every_topic_matches_its_schema(mosquitto: Mosquitto,
     link.publish_event(event)
     link.publish_event(track_event("update", event["object_id"], updates=2))
     link.publish_event(track_event("end", event["object_id"], updates=3))
-    link.publish_audit({"kind": "command", "hash": "ab12", "prev": "0000"})
-    link.set_state("effector", {"state": "SAFE", "enabled": False, "reason": "start-up"})
+    record = {"seq": 0, "t": time.time(), "kind": "start", "data": {}, "prev": "0" * 64}
+    link.publish_audit({**record, "hash": record_hash(record)})
+    link.set_state("effector", {"state": "SAFE", "since": time.time(), "reason": "start-up",
+                                "enabled": False, "armed_until": None, "armed_by": None,
+                                "engaged_until": None, "engagement": None, "key_switch": "off",
+                                "aux_closed": False, "fault": None, "alarm": None,
+                                "keys_version": 0})
     link.set_state("selftest", {"ok": True, "checks": [
         {"name": "relay", "state": "ok", "reason": "heartbeat toggles"}]})
     link.set_state("health", {"system": {"cpu_temp_c": 55.0, "throttled": 0,
@@ -259,7 +265,7 @@ def test_handler_failure_still_answers_with_the_command_id(mosquitto: Mosquitto,
     operator.publish(f"{PREFIX}/cmd", json.dumps(command), qos=1)
     assert recorder.wait_for(lambda: len(recorder.messages) == 1)
     result = recorder.messages[0].payload
-    assert (result["id"], result["status"]) == (command["id"], "failed")
+    assert (result["id"], result["status"]) == (command["id"], "error")
     assert "verifier exploded" in result["reason"]
     operator.loop_stop()
     recorder.stop()

@@ -6,12 +6,25 @@ import copy
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from edgenode.link.payloads import Envelope, encode, load_schema, schema_names
+from edgenode.control import Effector
+from edgenode.control.audit import record_hash
+from edgenode.control.operator import encode as operator_encode
+from edgenode.health import Health
+from edgenode.link.mqtt import InboundMessage
+from edgenode.link.payloads import (
+    RESULT_STATUSES,
+    Envelope,
+    encode,
+    load_schema,
+    result_id,
+    schema_names,
+)
 from edgenode.link.topics import SCHEMA_BY_SUFFIX, Topics, schema_for_topic
 from edgenode.ulid import new_ulid
 from tests.conftest import ROOT
@@ -45,23 +58,54 @@ def good_examples() -> dict[str, list[dict[str, Any]]]:
                                                   "since_beat_s": 0.1}},
                               "system": {"cpu_temp_c": 61.2, "throttled": 0,
                                          "clock_synced": True},
-                              "queues": {"radar": 0}, "effector": "SAFE",
-                              "readings": {"bus_voltage_v": 12.1}, "link": link}, NOW)],
-        "effector": [ENV.state({"state": "ARMED", "enabled": True, "reason": "armed by op1",
-                                "armed_until": NOW + 60, "command_id": new_ulid(),
-                                "key_switch": "operate", "alarm": None}, NOW)],
-        "audit": [ENV.audit({"seq": 1, "prev": "00", "hash": "ab", "kind": "command"}, 0, NOW)],
+                              "queues": {"readings": 0},
+                              "counters": {"radar": {"frames": 12, "bytes_skipped": 0},
+                                           "effector": {"received": 3, "junk": 1}},
+                              "effector": "SAFE",
+                              "readings": {"bus_voltage_v": 12.1}, "link": link}, NOW),
+                   ENV.state({"state": "ok", "parts": {}, "system": {
+                       "cpu_temp_c": None, "throttled": None, "clock_synced": False,
+                       "error": "adjtimex failed"}, "link": link}, NOW)],
+        "effector": [ENV.state(effector_state(), NOW),
+                     ENV.state(effector_state(
+                         state="ENGAGED", engaged_until=NOW + 5,
+                         engagement={"by": "op1", "command_id": new_ulid(), "duration_s": 5.0,
+                                     "bearing_deg": 120.0}), NOW),
+                     ENV.state(effector_state(
+                         state="FAULT", armed_until=None, armed_by=None, aux_closed=True,
+                         fault={"code": "stuck_on", "detail": "aux contact stayed closed"},
+                         alarm={"name": "stuck_on", "detail": "aux contact stayed closed",
+                                "since": NOW}), NOW)],
+        "audit": [ENV.audit(audit_record(), 0, NOW)],
         "selftest": [ENV.state({"ok": False, "checks": [
             {"name": "radar", "state": "failed", "reason": "no frames on /dev/ttyACM1"},
             {"name": "relay", "state": "ok", "reason": "", "value": True}]}, NOW)],
         "cmd": [{"v": 1, "id": new_ulid(), "site": SITE, "node": NODE, "action": "safe",
                  "params": {}, "issued_at": NOW, "expires_at": NOW + 30, "key_id": "op1",
                  "signature": "c2lnbmF0dXJl"}],
-        "cmd_result": [ENV.result({"id": new_ulid(), "action": "safe", "status": "ok",
-                                   "reason": "relay off"}, NOW),
-                       ENV.result({"id": None, "status": "rejected",
-                                   "reason": "malformed JSON"}, NOW)],
+        "cmd_result": [ENV.result({"v": 1, "id": new_ulid(), "status": "ok", "reason": None,
+                                   "state": "ARMED"}, NOW),
+                       ENV.result({"v": 1, "id": None, "status": "rejected",
+                                   "reason": "malformed: not a JSON document", "state": "SAFE"},
+                                  NOW),
+                       ENV.result({"id": new_ulid(), "action": "safe", "status": "error",
+                                   "reason": "internal error: RuntimeError: boom"}, NOW)],
     }
+
+
+def effector_state(**changes: Any) -> dict[str, Any]:
+    """The shape edgenode/control/effector.py publishes (ARMED by default)."""
+    return {"v": 1, "site": SITE, "node": NODE, "state": "ARMED", "since": NOW,
+            "reason": "armed by op1 for 60 s", "enabled": True, "armed_until": NOW + 60,
+            "armed_by": "op1", "engaged_until": None, "engagement": None,
+            "key_switch": "operate", "aux_closed": False, "fault": None, "alarm": None,
+            "keys_version": 0, "t": NOW, **changes}
+
+
+def audit_record() -> dict[str, Any]:
+    record = {"seq": 4, "t": NOW, "kind": "command", "data": {"topic": "x", "retained": False},
+              "prev": "0" * 64}
+    return {**record, "hash": record_hash(record)}
 
 
 def _mutate(example: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
@@ -92,12 +136,25 @@ BAD_CASES = [
     ("status", 1, ["state"], "asleep", "unknown state"),
     ("health", 0, ["link", "backlog"], -3, "negative backlog"),
     ("health", 0, ["parts", "radar", "state"], "fine", "unknown part state"),
+    ("health", 0, ["counters", "radar", "frames"], -1, "negative counter"),
+    ("health", 0, ["cpu_temp_c"], 50.0, "system facts outside system"),
     ("effector", 0, ["state"], "ON", "unknown effector state"),
+    ("effector", 0, ["keys_version"], _DELETE, "effector state without keys_version"),
+    ("effector", 0, ["relay_on"], True, "effector field control does not publish"),
+    ("effector", 1, ["engagement", "command"], "x", "engagement field renamed"),
+    ("effector", 1, ["engagement", "bearing_deg"], _DELETE, "engagement without a target"),
+    ("effector", 2, ["alarm"], "stuck_on", "alarm as a bare string"),
     ("audit", 0, ["record"], {}, "empty audit record"),
+    ("audit", 0, ["record", "hash"], "ab", "audit record hash not sha256 hex"),
+    ("audit", 0, ["record", "note"], "hi", "field added inside the audit record"),
+    ("cmd", 0, ["node"], [], "command naming no node"),
     ("selftest", 0, ["checks", 0, "state"], "meh", "unknown check state"),
     ("cmd", 0, ["signature"], _DELETE, "unsigned command"),
     ("cmd", 0, ["v"], _DELETE, "unversioned command"),
     ("cmd_result", 0, ["status"], "maybe", "unknown result status"),
+    ("cmd_result", 0, ["status"], "failed", "status outside ok|rejected|error"),
+    ("cmd_result", 0, ["state"], "ON", "unknown effector state in a result"),
+    ("cmd_result", 1, ["id"], "not-a-ulid", "result id is not a ULID"),
     ("cmd_result", 0, ["extra"], 1, "extra field"),
 ]
 
@@ -161,3 +218,72 @@ def test_docs_carry_every_schema_verbatim() -> None:
     for name, schema in embedded.items():
         assert schema == load_schema(name), (
             f"docs/mqtt.md: schema {name} is stale: python -m edgenode.link.schemadoc")
+
+
+def test_every_payload_a_real_effector_emits_matches_its_schema(tmp_path: Path) -> None:
+    """The contract between edgenode/control and the link: a real Effector on the fake relay
+    board goes through arm, engage (bearing and track), disengage, junk, a retained command,
+    safe and a stuck relay; each state, result and audit record it hands the link, wrapped
+    by the link's envelope, validates."""
+    from hal.ports.gpio.fake import FakeGpio
+    from hal.relay import JammerRelay
+    from tests.control import conftest as rig
+
+    gpio = FakeGpio(inputs={rig.KEY_OPERATE: True})
+    relay = JammerRelay(gpio, drive_line=rig.DRIVE, heartbeat_line=rig.HEARTBEAT,
+                        aux_line=rig.AUX, key_test_line=rig.KEY_TEST,
+                        key_operate_line=rig.KEY_OPERATE)
+    coil = rig.RelayCoil(gpio)
+    states: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    effector = Effector(relay, rig.make_config(), Health(), tmp_path / "state",
+                        publish_audit=records.append, publish_state=states.append,
+                        clock_synced=lambda: True)
+    alice, bob = rig.OPERATORS["alice"], rig.OPERATORS["bob"]
+
+    def send(payload: bytes, retain: bool = False) -> dict[str, Any]:
+        return effector.handle_command(
+            InboundMessage(f"edgenode/{rig.SITE}/{rig.NODE}/cmd", payload, retain))
+
+    def signed(who: Any, action: str, params: dict[str, Any] | None = None) -> bytes:
+        return operator_encode(rig.command(who, action, params))
+
+    results = []
+    try:
+        effector.start()
+        results.append(send(signed(alice, "arm", {"ttl_s": 30})))
+        results.append(send(signed(alice, "engage", {"duration_s": 5, "bearing_deg": 90})))
+        results.append(send(signed(bob, "disengage")))
+        results.append(send(signed(alice, "engage", {"duration_s": 5,
+                                                     "track": "01ARZ3NDEKTSV4RRFFQ69G5FAV"})))
+        results.append(send(b"\x00not json"))
+        results.append(send(b'{"id": "not-a-ulid"}'))
+        results.append(send(signed(alice, "arm", {"ttl_s": 30}), retain=True))
+        results.append(send(signed(rig.OPERATORS["obs"], "arm", {"ttl_s": 30})))
+        coil.stuck = True  # the relay welds: disengaging leaves the aux contact closed
+        results.append(send(signed(bob, "disengage")))
+        assert rig.wait_for(lambda: effector.state == "FAULT")
+        results.append(send(signed(alice, "safe")))
+        assert effector.flush()
+    finally:
+        effector.stop()
+        coil.stop()
+    assert [r["status"] for r in results] == ["ok", "ok", "ok", "ok", "rejected", "rejected",
+                                              "rejected", "rejected", "ok", "ok"]
+    assert any(s["engagement"] and "track" in s["engagement"] for s in states)
+    assert any(s["alarm"] for s in states) and any(s["fault"] for s in states)
+    wrapped = ([("cmd_result", ENV.result(r, NOW)) for r in results]
+               + [("effector", ENV.state(s, NOW)) for s in states]
+               + [("audit", ENV.audit(r, i, NOW)) for i, r in enumerate(records)])
+    assert {r["record"]["kind"] for _, r in wrapped if "record" in r} >= {
+        "start", "command", "result", "state", "junk"}
+    for name, payload in wrapped:
+        assert _errors(name, json.loads(encode(payload))) == [], (name, payload)
+
+
+def test_a_result_echoes_only_a_ulid_as_the_command_id() -> None:
+    ulid = new_ulid()
+    assert result_id(json.dumps({"id": ulid}).encode()) == ulid
+    for junk in (b'{"id": "drop table"}', b'{"id": 5}', b"[1]", b"\xff", b"[" * 100_000):
+        assert result_id(junk) is None
+    assert set(RESULT_STATUSES) == set(load_schema("cmd_result")["properties"]["status"]["enum"])
