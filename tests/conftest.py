@@ -46,10 +46,13 @@ def mosquitto_binary() -> str:
 class Mosquitto:
     """A private broker. `extra` lines go into its config (TLS listeners, ACLs...)."""
 
-    def __init__(self, workdir: Path, port: int | None = None, extra: str = ""):
+    def __init__(self, workdir: Path, port: int | None = None, extra: str = "",
+                 persistent: bool = False):
+        """`persistent`: sessions and queued messages survive a stop/start (saved on stop)."""
         self.workdir = workdir
         self.port = port or free_port()
         self.extra = extra
+        self.persistent = persistent
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"mosquitto-{self.port}.log"
 
@@ -64,7 +67,9 @@ class Mosquitto:
         user = "user root\n" if os.geteuid() == 0 else ""
         listener = "" if "listener" in self.extra else (
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
-        conf.write_text(f"{listener}persistence false\n{user}{self.extra}\n")
+        persistence = (f"persistence true\npersistence_location {self.workdir}/\n"
+                       if self.persistent else "persistence false\n")
+        conf.write_text(f"{listener}{persistence}{user}{self.extra}\n")
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept by the process
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf), "-v"],
                                      stdout=log, stderr=subprocess.STDOUT)

@@ -37,8 +37,9 @@ class SimDaemon:
 
     def __init__(self, scenario: str | Path | None, state: Path, broker: Mosquitto, *args: str,
                  config: Path | None = None, env: dict[str, str] | None = None,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, sim_dir: Path | None = None):
         self.state = state
+        self.sim_dir = sim_dir or state / "sim"  # the twin's truth, endpoints and socket
         self.broker = broker
         environ = dict(os.environ, EDGENODE_ALLOW_FAULTS="1", **(env or {}))
         environ.pop("STATE_DIRECTORY", None)
@@ -71,11 +72,11 @@ class SimDaemon:
         return self.log_path.read_text()[-4000:]
 
     def truth(self) -> list[dict]:
-        return read_truth(self.state / "sim" / "truth.jsonl")
+        return read_truth(self.sim_dir / "truth.jsonl")
 
     def twin(self, op: str, **fields: Any) -> dict[str, Any]:
         """A run-time request to the twin (key switch, faults, board status)."""
-        endpoints = json.loads((self.state / "sim" / "endpoints.json").read_text())
+        endpoints = json.loads((self.sim_dir / "endpoints.json").read_text())
         return protocol.control(endpoints["socket"], op, **fields)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
@@ -119,7 +120,8 @@ class SimTwin:
             state.mkdir(parents=True, exist_ok=True)
             shutil.copy(self.state / "operator.key", state / "operator.key")
         return SimDaemon(None, state, self.broker, *args, config=config or self.config,
-                         log_path=self.state.parent / f"{log_name}.log")
+                         log_path=self.state.parent / f"{log_name}.log",
+                         sim_dir=self.state / "sim")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -36,7 +36,7 @@ from edgenode.control.keys import KeyRing, KeyStore, current_ring, parse_key_lis
 from edgenode.control.store import EffectorStore
 from edgenode.health import Health
 from edgenode.link.mqtt import InboundMessage
-from hal.relay import JammerRelay, KeySwitch
+from hal.relay import JammerRelay, KeySwitch, RelayInputs
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class Effector:
         self._eff = config.effector
         self._period_s = config.relay.heartbeat_period_ms / 1000
         self._settle_s = self._eff.aux_settle_ms / 1000
+        self._dropout_s = config.relay.board_dropout_ms / 1000
+        self._last_step: float | None = None
         self._publish_audit, self._publish_state = publish_audit, publish_state
         self._lock = threading.RLock()
         self._stop_event = threading.Event()
@@ -114,7 +116,7 @@ class Effector:
         """Check the aux contact first, restore a latched FAULT, then start the loop."""
         with self._lock:
             self._relay.drive(False)
-            inputs = self._relay.read()
+            inputs = self._settled_inputs()
             self._inputs_seen = (inputs.key.value, inputs.aux_closed)
             self._emitter.start()
             self._audit_event("start", {"keys_version": self._ring.version,
@@ -135,6 +137,17 @@ class Effector:
             self._publish()
             self._started = True
         self._thread.start()
+
+    def _settled_inputs(self) -> RelayInputs:
+        """Inputs once the relay had time to release: after a crash while engaged the drive
+        line was still high, and the contact opens a few ms after the drive drops. No
+        heartbeat runs yet, so waiting cannot keep the jammer on."""
+        deadline = time.monotonic() + self._settle_s
+        inputs = self._relay.read()
+        while inputs.aux_closed and time.monotonic() < deadline:
+            time.sleep(0.005)
+            inputs = self._relay.read()
+        return inputs
 
     def stop(self) -> None:
         """SAFE first, then stop the loop, write what is queued and release the relay."""
@@ -399,7 +412,15 @@ class Effector:
     def _step(self) -> None:
         try:
             with self._lock:
-                self._enforce(time.monotonic())
+                now = time.monotonic()
+                if (self._state == ENGAGED and self._last_step is not None
+                        and now - self._last_step > self._dropout_s):
+                    # The loop stalled longer than the board's dropout, so the jammer lost
+                    # its supply: never let it come back on by itself when the loop resumes.
+                    self._end_engagement(f"effector loop stalled {now - self._last_step:.2f} s",
+                                         None, to=SAFE)
+                self._last_step = now
+                self._enforce(now)
                 if self._state != FAULT:
                     # The only heartbeat: it stops when this loop stalls or a FAULT latches.
                     self._relay.toggle_heartbeat()

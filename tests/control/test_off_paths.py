@@ -101,7 +101,7 @@ def test_link_loss_beyond_grace_drops_the_relay_and_disarms(make_rig: RigFactory
     assert wait_for(lambda: not rig.drive(), 3)
     off_after = rig.drive_history()[-1][0] - lost
     assert 1.0 <= off_after < 1.5, f"relay off {off_after:.2f} s after the link went"
-    assert rig.effector.state == "SAFE"
+    assert wait_for(lambda: rig.effector.state == "SAFE", 3)  # state follows the drive
 
 
 def test_link_loss_drops_armed_to_safe(rig: Rig) -> None:
@@ -158,6 +158,10 @@ def test_stalled_effector_loop_stops_the_heartbeat(rig: Rig) -> None:
     assert rig.heartbeat_toggles() == before, "heartbeat toggled while the loop was stalled"
     # The stall also holds the deadlines; it is the board that drops the jammer here.
     assert wait_for(lambda: rig.heartbeat_toggles() > before, 3)
+    # When the loop resumes it must not let the jammer come back on by itself: the board
+    # dropped it during the stall, so the engagement is over.
+    assert not rig.drive()
+    assert wait_for(lambda: rig.effector.state == "SAFE", 3)
 
 
 def test_heartbeat_toggles_while_healthy(rig: Rig) -> None:
