@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import importlib
 import logging
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from hal.backends import load_backend
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +141,4 @@ _BACKENDS = {
 def open_system_facts(backend: str, device: str | None = None) -> SystemFactsSource:
     """Open the named backend; `device` is the backend's own (host: thermal zone file; sim:
     the twin's socket)."""
-    try:
-        module_name, cls_name = _BACKENDS[backend].split(":")
-    except KeyError:
-        raise ValueError(f"system facts backend '{backend}' unknown; choose one of "
-                         f"{sorted(_BACKENDS)}") from None
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    return cls(device=device)
+    return load_backend("system facts backend", _BACKENDS, backend)(device=device)

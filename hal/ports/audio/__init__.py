@@ -7,12 +7,13 @@ error, never a silent fallback to another.
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from hal.backends import load_backend
 
 
 @dataclass
@@ -64,17 +65,7 @@ def open_audio(backend: str, *, device: str, channels: int, sample_rate_hz: int,
                **options: object) -> AudioSource:
     """Open the named backend. `device` is the ALSA device, WAV path, fake generator name or
     sim socket, by backend; `options` are the backend's own (e.g. `sample_format`, `loop`)."""
-    try:
-        target = _BACKENDS[backend]
-    except KeyError:
-        known = sorted(_BACKENDS)
-        raise AudioError(f"audio backend '{backend}' unknown; choose one of {known}") from None
-    module_name, cls_name = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise AudioError(f"audio backend '{backend}' is not installed here: {exc}") from exc
-    source: AudioSource = getattr(module, cls_name)(
+    source: AudioSource = load_backend("audio backend", _BACKENDS, backend, AudioError)(
         device=device, channels=channels, sample_rate_hz=sample_rate_hz,
         block_frames=block_frames, stall_timeout_s=stall_timeout_s, **options)
     return source

@@ -7,8 +7,9 @@ error, never a silent fallback to another.
 
 from __future__ import annotations
 
-import importlib
 from typing import Literal, Protocol
+
+from hal.backends import load_backend
 
 Bias = Literal["pull_down", "pull_up", "disabled"]
 
@@ -44,14 +45,4 @@ _BACKENDS = {
 
 def open_gpio(backend: str, **options: object) -> GpioBackend:
     """Open the named backend; options are the backend's own (chip_label, device...)."""
-    try:
-        target = _BACKENDS[backend]
-    except KeyError:
-        known = sorted(_BACKENDS)
-        raise GpioError(f"gpio backend '{backend}' unknown; choose one of {known}") from None
-    module_name, cls_name = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise GpioError(f"gpio backend '{backend}' is not installed here: {exc}") from exc
-    return getattr(module, cls_name)(**options)
+    return load_backend("gpio backend", _BACKENDS, backend, GpioError)(**options)

@@ -8,8 +8,9 @@ Multi-byte registers are read as blocks so that each driver states the chip's by
 from __future__ import annotations
 
 import errno
-import importlib
 from typing import Protocol
+
+from hal.backends import load_backend
 
 # The SMBus block transfers carry at most 32 bytes.
 MAX_BLOCK = 32
@@ -60,18 +61,7 @@ def open_i2c(backend: str, *, bus: int, device: str | None = None) -> I2CBus:
     `device`: smbus2, a device path instead of /dev/i2c-<bus>; sim, the twin's socket;
     fake, ignored (the fake starts with no parts: attach them with `FakeI2CBus.attach`).
     """
-    try:
-        target = _BACKENDS[backend]
-    except KeyError:
-        known = sorted(_BACKENDS)
-        raise ValueError(f"i2c backend '{backend}' unknown; choose one of {known}") from None
-    module_name, cls_name = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise I2CError(bus, None, f"i2c backend '{backend}' is not installed here: {exc}",
-                       errno.ENODEV) from exc
-    cls = getattr(module, cls_name)
+    cls = load_backend("i2c backend", _BACKENDS, backend)
     if backend == "fake":
         return cls({}, bus=bus)
     return cls(bus=bus, device=device)
