@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Mosquitto
+from tests.conftest import ROOT, Mosquitto, terminate
 from tests.link.helpers import Recorder, write_config
 
 
@@ -49,12 +49,7 @@ class Publisher:
     def end(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EDGENODE
+from tests.conftest import EDGENODE, terminate
 
 
 class TwinProcess:
@@ -40,13 +40,7 @@ class TwinProcess:
                              f"truth: {self.truth()[-10:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 def start_twin(out: Path, scenario: str | Path, *extra: str) -> TwinProcess:
