@@ -1,7 +1,9 @@
-"""`edgenode replay` (a recording through the acoustic or radar chain) and `edgenode eval
---clips` (the acoustic detector scored on a folder of labelled clips).
+"""`edgenode replay` (a recording through the acoustic or radar chain), `edgenode eval
+--clips` (the acoustic detector scored on a folder of labelled clips), `edgenode eval
+--truth/--run` (the daemon scored against the digital twin's ground truth, in
+edgenode.eval_twin) and `edgenode record` (raw device streams to files, edgenode.record).
 
-Both read files only; neither touches devices, the broker or the relay.
+Replay and eval --clips read files only; neither touches devices, the broker or the relay.
 """
 
 from __future__ import annotations
@@ -41,13 +43,41 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = add("eval", cmd_eval, "score the acoustic detector on a folder of labelled clips "
-            "(labels.csv with file,label columns)")
-    p.add_argument("--clips", type=Path, required=True, metavar="DIR",
-                   help="folder holding labels.csv and the WAV clips")
+            "(labels.csv with file,label columns), or the daemon against the digital twin's "
+            "ground truth (--truth with --events, or --run SCENARIO)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--clips", type=Path, metavar="DIR",
+                      help="folder holding labels.csv and the WAV clips")
+    what.add_argument("--truth", type=Path, metavar="FILE",
+                      help="the twin's truth.jsonl (STATE/sim/truth.jsonl of run --sim)")
+    what.add_argument("--run", metavar="SCENARIO",
+                      help="run the daemon on the twin for the scenario's duration and score "
+                      "it (a scenario file or the name of one in hardware/scenarios)")
     p.add_argument("--gain-db", type=float, action="append", metavar="DB",
-                   help="apply this gain before detection; repeat for several (default 0)")
+                   help="--clips: apply this gain before detection; repeat for several "
+                   "(default 0)")
+    p.add_argument("--events", type=Path, metavar="FILE",
+                   help="--truth: the daemon's track events, JSON lines (MQTT payloads)")
+    p.add_argument("--speed", type=float, metavar="X",
+                   help="--run: run the twin X times faster (default 1); --truth: the "
+                   "speed it ran at (default: from endpoints.json beside the truth file)")
+    p.add_argument("--seconds", type=float, metavar="N",
+                   help="--run: scenario seconds to run (default: the scenario's duration)")
+    p.add_argument("--broker", metavar="URL",
+                   help="--run: MQTT broker (default: a private Mosquitto on a free port)")
+    p.add_argument("--out", metavar="DIR",
+                   help="--run: keep truth, events and the daemon's log here (default: a "
+                   "new temporary directory)")
+    p.add_argument("--gate-deg", type=float, default=10.0, metavar="DEG",
+                   help="--truth/--run: bearing gate for a track to count on a target "
+                   "(default 10)")
     p.add_argument("--json", action="store_true",
-                   help="one JSON object per clip and gain, then a summary object")
+                   help="--clips: one JSON object per clip and gain, then a summary object; "
+                   "--truth/--run: the score as one JSON object")
+
+    from edgenode.record import register as register_record
+
+    register_record(add)
 
 
 # ---------------------------------------------------------------- replay
@@ -186,6 +216,10 @@ def decide_clip(path: Path, gain_db: float) -> tuple[bool, float, float | None, 
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.clips is None:
+        from edgenode.eval_twin import cmd_eval_twin
+
+        return cmd_eval_twin(args)
     folder: Path = args.clips
     try:
         clips = read_labels(folder)

@@ -23,25 +23,43 @@ whose f0 agrees form a track; the score is their median strength (1.0 ~ three ha
 over the peak threshold), and a drone needs score >= threshold, a track that wanders, and no
 helicopter veto. A clip is a drone when any block says so (edgenode eval).
 
-One analysis per hop; the detector buffers whatever block size the audio port delivers.
+A second, independent path catches rotors whose comb the 80-800 Hz search cannot see (a small
+or racing quad's blade-pass above 800 Hz, or a close-in recording dominated by a few high
+rotor lines): two strong lines that wander together at a fixed frequency ratio, whatever the
+ratio, over pair_window_s (LinePairs). One shaft holds the ratio of its lines while its speed
+changes; independent sources do not, and machinery does not wander. The ratio must hold more
+tightly than the frequency resolution allows a chance match, and the lines must wander by more
+than that tolerance, so steady or independently wandering lines never qualify. The f0 reported
+is their common fundamental where the ratio is one of small harmonics (7/4: the 4th and 7th).
+A higher comb also reaches the 80-800 Hz search through a subharmonic, so its f0 may then be
+reported as 1/2 to 1/4 of the true blade-pass.
+
+One analysis per hop; the detector buffers whatever block size the audio port delivers. Cost
+(16 channels at 48 kHz must stay under 2 % of one core): the Hann window is applied in the
+frequency domain on the band only, the comb is one gather over a (harmonics, candidates)
+table, the few-element steps run in plain Python, and a bearing is computed at most once per
+window length.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import fft as sfft
-from scipy.ndimage import maximum_filter1d, median_filter
+from scipy.ndimage import median_filter
 
 from edgenode.detect.doa import DoaEstimator
 from edgenode.detect.types import AcousticBearing
 
 log = logging.getLogger(__name__)
+
+_NEIGHBOURS2 = np.arange(-2, 3)
+_ABSENT = -1e9  # log frequency / log ratio of an absent line: fails every comparison
+_TRACK_GATE = 0.08  # log f: blocks whose f0 (or lower line) is this close belong to one track
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,13 @@ class AcousticParams:
     block_hits: int = 3  # harmonics that must carry an unmasked tonal peak
     threshold: float = 0.9  # on the integrated score
     wander_min: float = 0.003  # detrended rms of log f0 on the track (0.3 %)
+    # Co-wandering line pair (any band, any ratio): see LinePairs.
+    pair_db: float = 10.0  # both lines stand this far above the floor
+    pair_window_s: float = 1.0  # two lines are weaker evidence than a comb: watch them longer
+    pair_presence: float = 0.75  # share of the window's blocks that must hold the pair
+    pair_lines: int = 6  # strongest free lines per block considered
+    pair_min_ratio: float = 1.1  # distinct lines, not one line's two halves
+    pair_precision_bins: float = 0.25  # an interpolated line's frequency error, in bins
 
 
 class AcousticDetector:
@@ -113,14 +138,14 @@ class AcousticDetector:
         self.hop = max(1, round(self.n * p.hop_fraction))
         self.hop_s = self.hop / sample_rate_hz
         self.df = sample_rate_hz / self.n
-        self.window = np.hanning(self.n).astype(np.float32)
         lo = max(1, int(p.band_hz[0] / self.df))
-        hi = min(self.n // 2, int(min(p.band_hz[1], 0.45 * sample_rate_hz) / self.df))
+        hi = min(self.n // 2 - 1, int(min(p.band_hz[1], 0.45 * sample_rate_hz) / self.df))
         self.lo, self.hi = lo, hi
         self.freqs = np.arange(lo, hi) * self.df
         span = int(p.floor_span_hz / self.df) | 1
         self.floor_span = max(span, 9)
-        self._buf = np.zeros((0, channels), dtype=np.float32)
+        self._store = np.zeros((3 * self.n, channels), dtype=np.float32)
+        self._start = self._end = 0  # the unread samples are _store[_start:_end]
         self._t_next: float | None = None  # time of the buffer's first sample
         self._prev_p: np.ndarray | None = None
         nb = hi - lo
@@ -132,22 +157,35 @@ class AcousticDetector:
         self._history: deque[tuple[float, float | None]] = deque(
             maxlen=max(2, round(p.persist_s / self.hop_s)))
         self._comb_index, self._comb_valid, self._f0_grid = self._build_comb()
-        self._comb_low = self._comb_valid[:, : p.miss_harmonics]
+        self._low_in_band = self._comb_valid[:, : p.miss_harmonics].sum(axis=1)
+        self._ev_buf = np.zeros(self.hi - self.lo + 1)
+        self._k = np.arange(1, p.harmonics + 1, dtype=np.float64)
         self.doa = (DoaEstimator(positions_m, sample_rate_hz, self.n)
                     if positions_m is not None and len(positions_m) >= 2 else None)
         self.heading_deg = heading_deg
+        self._next_bearing_t = -math.inf
         self._peak_bins: list[int] = []
         self.last_wander = 0.0  # for diagnostics: the track's wander at the last block
+        self._pairs = LinePairs(p, self.hop_s, self.df)
+        self.last_pair: LinePair | None = None  # the pair that decided the last block, if any
 
     def _build_comb(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Bin indices (relative to lo) of each candidate f0's harmonics."""
+        """Bin indices (relative to lo; one past the band where a harmonic is outside it) of
+        each candidate f0's harmonics, (harmonics, candidates); validity; the candidates."""
         p = self.p
-        # Fine enough that the highest harmonic lands within one bin of its line.
-        f0 = np.arange(p.f0_min_hz, p.f0_max_hz, 2.0 * self.df / p.harmonics)
+        # Fine enough that the highest harmonic inside the band lands within one bin of its
+        # line: a step of 2 bins over that harmonic's number (a high f0 has fewer in band).
+        top = self.hi * self.df
+        grid = []
+        f = p.f0_min_hz
+        while f < p.f0_max_hz:
+            grid.append(f)
+            f += 2.0 * self.df / max(1, min(p.harmonics, int(top / f)))
+        f0 = np.asarray(grid)
         k = np.arange(1, p.harmonics + 1)
         bins = np.rint(f0[:, None] * k[None, :] / self.df).astype(int) - self.lo
         valid = (bins >= 0) & (bins < self.hi - self.lo)
-        return np.clip(bins, 0, self.hi - self.lo - 1), valid, f0
+        return np.where(valid, bins, self.hi - self.lo).T.copy(), valid, f0
 
     def process(self, samples: np.ndarray, t_start: float) -> list[AcousticResult]:
         """Take a (frames, channels) float block whose first sample is at t_start."""
@@ -157,22 +195,40 @@ class AcousticDetector:
         if x.shape[1] != self.channels:
             raise ValueError(f"acoustic detector: block has {x.shape[1]} channels, "
                              f"expected {self.channels}")
-        if self._t_next is None or len(self._buf) == 0:
-            self._t_next = t_start - len(self._buf) / self.rate
-        self._buf = np.concatenate([self._buf, x]) if len(self._buf) else x
+        held = self._end - self._start
+        if self._t_next is None or held == 0:
+            self._t_next = t_start - held / self.rate
+        # Samples accumulate in one store, copied once on arrival; the unread tail moves to
+        # the front only when the store runs out (not the whole buffer on every block).
+        m = len(x)
+        if self._end + m > len(self._store):
+            if held + m > len(self._store):
+                grown = np.zeros((held + m + self.n, self.channels), dtype=np.float32)
+                grown[:held] = self._store[self._start:self._end]
+                self._store = grown
+            else:
+                self._store[:held] = self._store[self._start:self._end]
+            self._start, self._end = 0, held
+        self._store[self._end:self._end + m] = x
+        self._end += m
         results = []
-        while len(self._buf) >= self.n:
-            frame = self._buf[:self.n]
+        while self._end - self._start >= self.n:
+            frame = self._store[self._start:self._start + self.n]
             t_centre = self._t_next + 0.5 * self.n / self.rate
             results.append(self._analyse(frame, t_centre))
-            self._buf = self._buf[self.hop:]
+            self._start += self.hop
             self._t_next += self.hop / self.rate
         return results
 
     def _analyse(self, frame: np.ndarray, t: float) -> AcousticResult:
         p = self.p
-        spec = sfft.rfft(frame * self.window[:, None], axis=0)
-        band = np.ascontiguousarray(spec[self.lo:self.hi])
+        # Hann window applied after the transform, on the band only: a periodic Hann is the
+        # spectral kernel (-1/4, 1/2, -1/4), which is cheaper than windowing every channel.
+        # Scaled by 4 (-1, 2, -1): the whitening and PHAT are blind to a constant gain.
+        raw = sfft.rfft(frame, axis=0)
+        band = raw[self.lo:self.hi] * np.float32(2.0)
+        band -= raw[self.lo - 1:self.hi - 1]
+        band -= raw[self.lo + 1:self.hi + 1]
         flat = band.view(band.real.dtype)  # (F, 2M) real and imaginary parts side by side
         power = np.einsum("fm,fm->f", flat, flat).astype(np.float64)
         # Two hops averaged: a steadier floor and peaks, still faster than rotor wander.
@@ -187,67 +243,115 @@ class AcousticDetector:
         masked = self._lines.update(frame[self.n - min(self.hop, self.n):, 0], self.hop_s)
         # Lines that sit in one short bin most of the time are steady at this resolution too.
         self._occ += self._alpha_occ * (peaks - self._occ)
-        masked = masked | (maximum_filter1d(self._occ, 3) > p.occupancy_level)
-        free = peaks & ~masked
-        evidence = np.where(free, np.minimum(white, 20.0) - p.peak_db + 1.0, 0.0)
-        evidence = maximum_filter1d(evidence, 3)
+        free = peaks & ~(masked | (_max3(self._occ) > p.occupancy_level))
+        evidence = _max3(np.where(free, np.minimum(white, 20.0) - p.peak_db + 1.0, 0.0))
         self._blocks += 1
         f0: float | None = None
         self._peak_bins = []
-        strength = self._comb(evidence) if free.sum() >= p.block_hits else np.zeros(1)
-        best = int(np.argmax(strength))
-        if strength[best] > 0:
+        n_free = int(np.count_nonzero(free))
+        strength = self._comb(evidence) if n_free >= p.block_hits else None
+        best_strength = 0.0
+        if strength is not None:
+            best = int(np.argmax(strength))
+            best_strength = float(strength[best])
+        if best_strength > 0:
             # The lowest fundamental that explains nearly as much: not a multiple of the truth.
-            near = np.flatnonzero(strength >= p.prefer_low * strength[best])
-            best = int(near[0])
-            f0 = self._refine_f0(white, evidence, float(self._f0_grid[best]))
-        self._history.append((float(strength[best]) / (p.block_hits * 4.0), f0))
+            best = int(np.flatnonzero(strength >= p.prefer_low * best_strength)[0])
+            best_strength = float(strength[best])
+            f0 = self._refine_f0(white, best)
+        self._history.append((best_strength / (p.block_hits * 4.0), f0))
         score, f0_track, wander = self._integrated()
         self.last_wander = wander
         warm = self._blocks > self._warmup_blocks
         drone = (warm and score >= p.threshold and wander >= p.wander_min
                  and not self._lines.helicopter)
         f0 = f0_track
+        # A second, independent piece of evidence: two strong lines that wander together at a
+        # fixed frequency ratio (one rotating shaft), whatever their ratio or band. It decides
+        # only where the comb did not, so it is evaluated only then.
+        self._pairs.push(self._strong_lines(white, free))
+        self.last_pair = None
+        if warm and not drone and not self._lines.helicopter:
+            pair = self._pairs.best()
+            if pair is not None and pair.strength >= p.threshold:
+                self.last_pair = pair
+                drone = True
+                score = max(score, pair.strength)
+                f0 = pair.f0_hz
+                self._peak_bins = [round(pair.low_hz / self.df), round(pair.high_hz / self.df)]
         bearings: list[AcousticBearing] = []
-        if drone and self.doa is not None and f0 is not None:
-            bearings = self._bearings(spec, f0, t, score)
+        # One bearing per window length: half-overlapping windows share half their samples,
+        # so a bearing from every hop adds little information for twice the cost.
+        if (drone and self.doa is not None and f0 is not None
+                and t >= self._next_bearing_t):
+            bearings = self._bearings(band, f0, t, score)
+            if bearings:
+                self._next_bearing_t = t + self.n / self.rate - 0.5 * self.hop_s
         return AcousticResult(t=t, drone=drone, score=round(score, 4),
                               f0_hz=None if f0 is None else round(f0, 2), bearings=bearings)
+
+    def _strong_lines(self, white: np.ndarray, free: np.ndarray) -> list[tuple[float, float]]:
+        """(interpolated frequency in Hz, dB over the floor) of the strongest free lines
+        above pair_db, at most pair_lines of them, in rising frequency."""
+        strong = np.flatnonzero(free & (white > self.p.pair_db))
+        if len(strong) > self.p.pair_lines:
+            top = np.argpartition(white[strong], -self.p.pair_lines)[-self.p.pair_lines:]
+            strong = np.sort(strong[top])
+        if len(strong) < 2:
+            return []
+        b = np.minimum(np.maximum(strong, 1), len(white) - 2)
+        lines = []
+        for i, a, m, c in zip(b.tolist(), white[b - 1].tolist(), white[b].tolist(),
+                              white[b + 1].tolist(), strict=True):
+            denom = a - 2.0 * m + c
+            delta = 0.0 if denom >= 0 else min(max(0.5 * (a - c) / denom, -0.5), 0.5)
+            lines.append(((i + self.lo + delta) * self.df, m))
+        return lines
 
     def _comb(self, evidence: np.ndarray) -> np.ndarray:
         """Harmonic-sum strength of every candidate f0 over the unmasked tonal evidence."""
         p = self.p
-        comb = evidence[self._comb_index] * self._comb_valid
+        self._ev_buf[:-1] = evidence  # the last slot stays 0: where out-of-band harmonics point
+        comb = self._ev_buf[self._comb_index]  # (harmonics, candidates): rows sum fast
         present = comb > 0
-        hits = present.sum(axis=1)
+        hits = np.add.reduce(present, axis=0)
         # A missing low harmonic counts against a candidate: f0/2 explains every line of f0
         # but leaves its odd harmonics empty.
-        misses = (~present[:, : p.miss_harmonics] & self._comb_low).sum(axis=1)
-        strength = np.maximum(comb.sum(axis=1) - p.miss_penalty * misses, 0.0)
+        misses = self._low_in_band - np.add.reduce(present[: p.miss_harmonics], axis=0)
+        strength = np.add.reduce(comb, axis=0)
+        strength -= p.miss_penalty * misses
+        np.maximum(strength, 0.0, out=strength)
         strength[hits < p.block_hits] = 0.0
         return strength
 
-    def _refine_f0(self, white: np.ndarray, evidence: np.ndarray, f0: float) -> float:
-        """Least-squares f0 from the interpolated frequencies of the harmonics that hit; keeps
-        their peak bins for direction finding."""
-        num = den = 0.0
-        self._peak_bins = []
+    def _refine_f0(self, white: np.ndarray, candidate: int) -> float:
+        """Least-squares f0 from the interpolated frequencies of the harmonics of the comb
+        candidate that hit (the evidence _comb left in _ev_buf); keeps their peak bins for
+        direction finding."""
+        f0 = float(self._f0_grid[candidate])
         last = len(white) - 1
-        for k in range(1, self.p.harmonics + 1):
-            centre = round(k * f0 / self.df) - self.lo
-            if centre < 1 or centre >= last or evidence[centre] <= 0:
-                continue
-            lo, hi = max(1, centre - 1), min(last - 1, centre + 1)
-            b = lo + int(np.argmax(white[lo:hi + 1]))
-            a, m, c = white[b - 1], white[b], white[b + 1]
-            denom = a - 2 * m + c
-            delta = 0.0 if denom >= 0 else float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5))
-            fk = (b + self.lo + delta) * self.df
+        centre = self._comb_index[:, candidate]  # out-of-band harmonics point at a zero slot
+        hit = (self._ev_buf[centre] > 0) & (centre >= 1) & (centre < last)
+        self._peak_bins = []
+        if not hit.any():
+            return f0
+        k, centre = self._k[hit].tolist(), centre[hit]
+        # Each hit's neighbourhood at once (two bins each side, kept inside the band); the
+        # dozen harmonics are then cheaper in plain Python than in numpy calls.
+        near = white[np.minimum(np.maximum(centre[:, None] + _NEIGHBOURS2, 0), last)].tolist()
+        num = den = 0.0
+        for kk, c, v in zip(k, centre.tolist(), near, strict=True):
+            # The strongest of the centre bin and its neighbours (kept off the band's edges).
+            lo_i, hi_i = (1 if c - 1 < 1 else 0), (1 if c + 1 > last - 1 else 2)
+            j = max(range(lo_i, hi_i + 1), key=lambda i, v=v: (v[i + 1], -i))
+            a, m, cc = v[j], v[j + 1], v[j + 2]
+            denom = a - 2.0 * m + cc
+            delta = 0.0 if denom >= 0 else min(max(0.5 * (a - cc) / denom, -0.5), 0.5)
+            b = c - 1 + j
             self._peak_bins.append(b + self.lo)
             # Weighted by SNR (dB above floor): strong lines are measured more precisely.
-            weight = float(m)
-            num += weight * k * fk
-            den += weight * k * k
+            num += m * kk * (b + self.lo + delta) * self.df
+            den += m * kk * kk
         return num / den if den else f0
 
     def _integrated(self) -> tuple[float, float | None, float]:
@@ -257,28 +361,24 @@ class AcousticDetector:
         track); wander is the detrended spread of log f0 on that track, which a governed or
         mains-locked machine does not have and a flying multirotor always has.
         """
+        # A dozen entries: plain Python beats numpy's per-call overhead here.
         f0s = sorted(f for _, f in self._history if f is not None)
         if len(f0s) < 3:
             return 0.0, None, 0.0
         ref = f0s[len(f0s) // 2]
         scores, track, times = [], [], []
         for i, (s, f) in enumerate(self._history):
-            if f is not None and abs(math.log(f / ref)) < 0.08:
+            if f is not None and abs(math.log(f / ref)) < _TRACK_GATE:
                 scores.append(s)
                 track.append(math.log(f))
-                times.append(i)
+                times.append(float(i))
             else:
                 scores.append(0.0)
-        score = statistics.median(scores)
+        score = _median(scores)
         if len(track) < 3:
             return score, ref, 0.0
-        x = np.asarray(times, dtype=np.float64)
-        y = np.asarray(track)
-        x -= x.mean()
-        slope = float((x * (y - y.mean())).sum() / (x * x).sum())
-        resid = y - y.mean() - slope * x
         # Robust spread (MAD): one mis-picked block must not make a steady machine wander.
-        spread = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
+        spread = _detrended_spread(times, track)
         return score, math.exp(track[-1]), spread
 
     def _bearings(self, spec: np.ndarray, f0: float, t: float,
@@ -286,13 +386,182 @@ class AcousticDetector:
         assert self.doa is not None
         if len(self._peak_bins) < 2:
             return []
-        est = self.doa.estimate(spec, np.array(self._peak_bins))
+        est = self.doa.estimate(spec, np.array(self._peak_bins), first_bin=self.lo)
         if est is None:
             return []
         return [AcousticBearing(t=t, azimuth_deg=(self.heading_deg + est.azimuth_deg) % 360.0,
                                 elevation_deg=est.elevation_deg, error_deg=est.error_deg,
                                 f0_hz=f0, score=score)]
 
+
+
+def _max3(values: np.ndarray) -> np.ndarray:
+    """Maximum over each element and its two neighbours (maximum_filter1d(values, 3) without
+    its per-call overhead; the edges see their one neighbour, as 'reflect' does)."""
+    out = values.copy()
+    np.maximum(out[1:], values[:-1], out=out[1:])
+    np.maximum(out[:-1], values[1:], out=out[:-1])
+    return out
+
+
+@dataclass(frozen=True)
+class LinePair:
+    """Two lines that wandered together at a fixed ratio over the pair window."""
+
+    low_hz: float
+    high_hz: float
+    f0_hz: float  # the common fundamental where the ratio is one of small harmonics, else low
+    strength: float  # same units as the comb score
+    presence: float  # share of the window's blocks that held the pair
+    wander: float  # detrended spread of the low line's log frequency
+    ratio_tolerance: float  # log-ratio gate the pair held, from the frequency resolution
+
+
+class LinePairs:
+    """Co-wandering line pairs: the strongest free lines of each block over pair_window_s.
+
+    Two lines from one rotating shaft (two harmonics of a blade-pass, or a blade-pass and a
+    motor line) keep their frequency ratio while the shaft speeds up and slows down; lines of
+    independent sources wander independently, and machinery does not wander at all. A pair
+    counts when, in most blocks of the window, a line near the lower one has a partner at the
+    same ratio within what the frequency resolution can measure, and the lower line wanders by
+    at least twice that tolerance (else the ratio test proves nothing) and by wander_min.
+    """
+
+    def __init__(self, p: AcousticParams, hop_s: float, df: float) -> None:
+        self.p = p
+        self.df = df
+        self.width = max(3, round(p.pair_window_s / hop_s))
+        self.k = p.pair_lines
+        # Every pair (lower i, upper j) of a block's lines, sorted by frequency: (W, C) arrays
+        # of the lower line's log frequency, the log ratio and the pair's dB over threshold.
+        lower, upper = np.triu_indices(self.k, 1)
+        self.combos = list(zip(lower.tolist(), upper.tolist(), strict=True))
+        shape = (self.width, len(self.combos))
+        self.low = np.full(shape, _ABSENT)
+        self.ratio = np.full(shape, _ABSENT)
+        self.gain = np.zeros(shape)
+        self.with_pairs = np.zeros(self.width, dtype=bool)  # blocks that held two lines
+        self.row = -1
+        self.filled = 0
+        self.min_log_ratio = math.log(p.pair_min_ratio)
+
+    def push(self, lines: list[tuple[float, float]]) -> None:
+        """Record one block's strong free lines: (frequency Hz, dB over the floor), rising."""
+        self.row = (self.row + 1) % self.width
+        self.filled = min(self.filled + 1, self.width)
+        m = len(lines)
+        self.with_pairs[self.row] = m >= 2
+        if m < 2:  # no pair in this block
+            self.low[self.row] = _ABSENT
+            self.ratio[self.row] = _ABSENT
+            self.gain[self.row] = 0.0
+            return
+        logf = [math.log(f) for f, _ in lines]
+        level = [min(db, 20.0) for _, db in lines]
+        offset = 2.0 * (self.p.peak_db - 1.0)
+        low, ratio, gain = [], [], []
+        for i, j in self.combos:  # a dozen pairs: plain Python
+            if j < m:
+                low.append(logf[i])
+                ratio.append(logf[j] - logf[i])
+                gain.append(level[i] + level[j] - offset)
+            else:
+                low.append(_ABSENT)
+                ratio.append(_ABSENT)
+                gain.append(0.0)
+        self.low[self.row] = low
+        self.ratio[self.row] = ratio
+        self.gain[self.row] = gain
+
+    def best(self) -> LinePair | None:
+        """The strongest pair that held over the whole window, or None."""
+        p = self.p
+        # Cheap necessary condition first: enough blocks held two strong lines at all.
+        if (self.filled < self.width
+                or np.count_nonzero(self.with_pairs) < p.pair_presence * self.width):
+            return None
+        low, ratio = self.low[self.row], self.ratio[self.row]
+        keep = np.flatnonzero(ratio >= self.min_log_ratio)
+        if len(keep) == 0:
+            return None
+        low, ratio = low[keep], ratio[keep]
+        # Ratio precision: each interpolated line is good to ~pair_precision_bins of a bin.
+        tol = p.pair_precision_bins * self.df * (np.exp(-low) + np.exp(-low - ratio))
+        order = (self.row + 1 + np.arange(self.width)) % self.width  # oldest first
+        past_low, past_ratio = self.low[order], self.ratio[order]  # (W, C)
+        err = np.abs(past_ratio[None] - ratio[:, None, None])  # (P, W, C)
+        err[(err >= tol[:, None, None])
+            | (np.abs(past_low[None] - low[:, None, None]) >= _TRACK_GATE)] = np.inf
+        pick = np.argmin(err, axis=2)  # (P, W): the best-fitting pair in each block
+        held = err.min(axis=2) < np.inf
+        presence = np.add.reduce(held, axis=1) / self.width
+        candidates = np.flatnonzero(presence >= p.pair_presence)
+        if len(candidates) == 0:
+            return None
+        rows = np.arange(self.width)
+        # Strength like the comb score: the median over the window of the pair's dB over the
+        # peak threshold, counting blocks without the pair as zero.
+        gain = np.where(held[candidates], self.gain[order][rows, pick[candidates]], 0.0)
+        strength = _row_median(gain) / (p.block_hits * 4.0)
+        for c in np.argsort(-strength, kind="stable"):  # strongest first; the first that
+            q = candidates[c]                            # also wanders is the answer
+            hit = held[q]
+            track = past_low[rows[hit], pick[q][hit]]
+            wander = _detrended_spread(rows[hit].tolist(), track.tolist())
+            if wander < max(p.wander_min, 2.0 * float(tol[q])):
+                continue
+            low_hz = math.exp(float(low[q]))
+            # The window's median ratio: steadier than one block's for naming the harmonics.
+            held_ratio = float(np.median(past_ratio[rows[hit], pick[q][hit]]))
+            return LinePair(low_hz=low_hz, high_hz=low_hz * math.exp(float(ratio[q])),
+                            f0_hz=_common_fundamental(low_hz, held_ratio, float(tol[q]),
+                                                      p.harmonics),
+                            strength=float(strength[c]), presence=float(presence[q]),
+                            wander=wander, ratio_tolerance=float(tol[q]))
+        return None
+
+
+def _detrended_spread(x: list[float], y: list[float]) -> float:
+    """Robust (MAD) spread of y about its straight-line fit over x. Plain Python: the tracks
+    are a few dozen points, where numpy's per-call cost dominates."""
+    n = len(y)
+    if n < 3:
+        return 0.0
+    x_mean, y_mean = sum(x) / n, sum(y) / n
+    xc = [xi - x_mean for xi in x]
+    slope = sum(xi * (yi - y_mean) for xi, yi in zip(xc, y, strict=True)) / sum(
+        xi * xi for xi in xc)
+    resid = [yi - y_mean - slope * xi for xi, yi in zip(xc, y, strict=True)]
+    centre = _median(resid)
+    return 1.4826 * _median([abs(r - centre) for r in resid])
+
+
+def _row_median(a: np.ndarray) -> np.ndarray:
+    """np.median(a, axis=1) from one partition, without np.median's overhead."""
+    n = a.shape[1]
+    mid = n // 2
+    if n % 2:
+        return np.partition(a, mid, axis=1)[:, mid]
+    halves = np.partition(a, (mid - 1, mid), axis=1)
+    return 0.5 * (halves[:, mid - 1] + halves[:, mid])
+
+
+def _common_fundamental(low_hz: float, log_ratio: float, tol: float, harmonics: int) -> float:
+    """low / k for the smallest k that makes both lines harmonics k and m of one fundamental
+    (m <= harmonics); the lower line itself where no such k exists."""
+    ratio = math.exp(log_ratio)
+    for k in range(1, harmonics):
+        m = round(k * ratio)
+        if m <= harmonics and abs(math.log(m / (k * ratio))) < 2.0 * tol:
+            return low_hz / k
+    return low_hz
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
 class StationaryLines:
@@ -319,6 +588,9 @@ class StationaryLines:
         self.heli_index = np.clip(np.rint(f_rotor[:, None] * k[None, :] / self.fine_df).astype(int)
                                   - self.lo_fine, 0, self.hi_fine - self.lo_fine - 1)
         self.heli_hits = 0
+        self.heli_span = int(self.heli_index.max()) + 2
+        self._centres: np.ndarray | None = None
+        self._positions = np.zeros(0)
         self.heli_until = 0.0  # seconds of helicopter veto left
         self.window = np.hanning(self.n).astype(np.float32)
         self.ring = np.zeros(self.n, dtype=np.float32)
@@ -327,24 +599,29 @@ class StationaryLines:
         self.avg: np.ndarray | None = None
         self.alpha = min(1.0, p.line_every_s / p.line_average_s)
         self.seg = max(8, round(25.0 / self.fine_df))  # floor in ~25 Hz segments
-        self.memory = np.zeros(hi - lo)  # seconds of mask left per short bin
+        self.clock = 0.0  # seconds of audio seen
+        self.expiry = np.zeros(hi - lo)  # clock at which each short bin's mask lapses
+        self.pos = 0  # next write position in the ring
         self.mask = np.zeros(hi - lo, dtype=bool)
 
     def update(self, new_samples: np.ndarray, elapsed_s: float) -> np.ndarray:
         m = len(new_samples)
         if m >= self.n:
             self.ring[:] = new_samples[-self.n:]
-        else:
-            self.ring[:-m] = self.ring[m:]
-            self.ring[-m:] = new_samples
+            self.pos = 0
+        else:  # circular: written in place, put in time order only when a spectrum is taken
+            first = min(m, self.n - self.pos)
+            self.ring[self.pos:self.pos + first] = new_samples[:first]
+            self.ring[: m - first] = new_samples[first:]
+            self.pos = (self.pos + m) % self.n
         self.filled += m
         self.since += elapsed_s
-        self.memory = np.maximum(self.memory - elapsed_s, 0.0)
+        self.clock += elapsed_s
         self.heli_until = max(0.0, self.heli_until - elapsed_s)
         if self.filled >= self.n and self.since >= self.p.line_every_s:
             self.since = 0.0
             self._refresh()
-        self.mask = self.memory > 0
+        self.mask = self.expiry > self.clock
         return self.mask
 
     @property
@@ -352,7 +629,8 @@ class StationaryLines:
         return self.heli_until > 0
 
     def _refresh(self) -> None:
-        spec = sfft.rfft(self.ring * self.window)[self.lo_fine:self.hi_fine]
+        ordered = np.concatenate((self.ring[self.pos:], self.ring[:self.pos]))
+        spec = sfft.rfft(ordered * self.window)[self.lo_fine:self.hi_fine]
         power = spec.real**2 + spec.imag**2
         self.avg = power if self.avg is None else self.avg + self.alpha * (power - self.avg)
         level = 10.0 * np.log10(self.avg + float(self.avg.max()) * 1e-12 + 1e-30)
@@ -360,15 +638,25 @@ class StationaryLines:
         nseg = len(level) // self.seg
         if nseg < 2:
             return
-        meds = np.median(level[: nseg * self.seg].reshape(nseg, self.seg), axis=1)
-        centres = (np.arange(nseg) + 0.5) * self.seg
-        white = level - np.interp(np.arange(len(level)), centres, meds)
+        segments = level[: nseg * self.seg].reshape(nseg, self.seg)
+        mid = self.seg // 2
+        if self.seg % 2:  # np.median without its overhead: the middle order statistic(s)
+            meds = np.partition(segments, mid, axis=1)[:, mid]
+        else:
+            halves = np.partition(segments, (mid - 1, mid), axis=1)
+            meds = 0.5 * (halves[:, mid - 1] + halves[:, mid])
+        if self._centres is None or len(self._centres) != nseg:
+            self._centres = (np.arange(nseg) + 0.5) * self.seg
+            self._positions = np.arange(len(level), dtype=np.float64)
+        white = level - np.interp(self._positions, self._centres, meds)
         local_max = (white >= np.roll(white, 1)) & (white >= np.roll(white, -1))
         line = (white > self.p.line_db) & local_max & self.in_band
         if line.any():
-            self.memory[self.to_short[line]] = self.p.stationary_memory_s
+            self.expiry[self.to_short[line]] = self.clock + self.p.stationary_memory_s
         # Main-rotor comb: most of the first harmonics of a 8-30 Hz blade-pass present.
-        tonal = maximum_filter1d((local_max & (white > self.p.heli_db)).astype(np.int8), 3)
-        self.heli_hits = int(tonal[self.heli_index].sum(axis=1).max())
+        # Only the low bins the rotor comb can reach (plus the neighbour the max needs).
+        low = self.heli_span
+        tonal = _max3((local_max[:low] & (white[:low] > self.p.heli_db)).astype(np.int8))
+        self.heli_hits = int(np.add.reduce(tonal[self.heli_index], axis=1).max())
         if self.heli_hits >= self.p.heli_hits:
             self.heli_until = self.p.heli_hold_s

@@ -13,6 +13,7 @@ Costs scale with directions x mics x harmonic bins, so the search runs coarse, t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,33 +74,39 @@ class DoaEstimator:
         f = np.arange(self._table_bins) * self.df
         self._coarse_table = np.exp(
             -2j * np.pi * f[:, None, None] * self._coarse_delay[None, :, :]).astype(np.complex64)
+        # Delays of the fine azimuth row around every coarse direction: (G, A, M).
+        self._fine_offsets = np.arange(-self.coarse_step, self.coarse_step + 0.01, 1.0)
+        fine_az = self._coarse[0][:, None] + self._fine_offsets[None, :]
+        fine_el = np.broadcast_to(self._coarse[1][:, None], fine_az.shape)
+        self._fine_delay = unit_vectors(fine_az, fine_el) @ self.positions.T / self.c
 
-    def estimate(self, spectrum: np.ndarray, bins: np.ndarray) -> DoaEstimate | None:
-        """spectrum: (F, channels) rfft of the block; bins: the harmonic bins to use."""
-        bins = np.unique(np.asarray(bins, dtype=int))
+    def estimate(self, spectrum: np.ndarray, bins: np.ndarray,
+                 first_bin: int = 0) -> DoaEstimate | None:
+        """spectrum: (F, channels) rfft of the block, or the part of it from first_bin on;
+        bins: the harmonic bins to use (indices of the full rfft)."""
+        # A dozen bins: a Python set is cheaper than np.unique.
+        bins = np.array(sorted({int(b) for b in np.asarray(bins).ravel().tolist()}), dtype=int)
         if len(bins) == 0 or spectrum.shape[1] < self.mics:
             return None
-        x = spectrum[bins, : self.mics]
+        x = spectrum[bins - first_bin, : self.mics]
         mag = np.abs(x)
-        if not np.all(mag > 0):
+        if not float(mag.min()) > 0:
             return None
-        x = x / mag  # PHAT: phase only, every bin and mic weighs the same
+        x = (x / mag).astype(np.complex64)  # PHAT: phase only, every bin and mic weighs the same
         freqs = bins * self.df
         # Spatial aliasing: bins above c / (2 d_min) still help, the coarse grid tolerates it.
         if bins[-1] < self._table_bins:
-            beam = np.matmul(self._coarse_table[bins], x.astype(np.complex64)[:, :, None])
-            power = (np.abs(beam[..., 0]) ** 2).mean(axis=0)
+            beam = np.matmul(self._coarse_table[bins], x[:, :, None])[..., 0]
+            power = np.add.reduce(beam.real**2 + beam.imag**2, axis=0)
         else:
             power = self._steer(x, freqs, self._coarse_delay)
         g = int(np.argmax(power))
         az0, el0 = self._coarse[0][g], self._coarse[1][g]
         # Fine azimuth at the coarse elevation, then elevation at the fine azimuth: the two
         # are nearly separable near the peak, and this costs tens of directions, not hundreds.
-        fine_az = az0 + np.arange(-self.coarse_step, self.coarse_step + 0.01, 1.0)
-        delay = unit_vectors(fine_az, np.full_like(fine_az, el0)) @ self.positions.T / self.c
-        row = self._steer(x, freqs, delay)
+        row = self._steer(x, freqs, self._fine_delay[g])
         i = int(np.argmax(row))
-        best_az = float(fine_az[i] + _parabolic(row, i) * 1.0)
+        best_az = float(az0 + self._fine_offsets[i] + _parabolic(row, i) * 1.0)
         peak = float(row[i])
         elevation: float | None = None
         if self.has_elevation:
@@ -118,12 +125,14 @@ class DoaEstimator:
     def _steer(self, x: np.ndarray, freqs: np.ndarray, delay: np.ndarray) -> np.ndarray:
         """Normalised SRP (0..1) for each direction row of delay (G, M)."""
         # undo the arrival phase exp(+j 2 pi f tau): multiply by exp(-j 2 pi f tau)
-        phase = (-2.0 * np.pi * freqs[:, None, None] * delay[None, :, :]).astype(np.float32)
+        phase = ((-2.0 * np.pi * freqs).astype(np.float32)[:, None, None]
+                 * delay.astype(np.float32)[None, :, :])
         steer = np.empty(phase.shape, dtype=np.complex64)  # (B, G, M)
         steer.real = np.cos(phase)  # float32 cos/sin: several times faster than complex exp
         steer.imag = np.sin(phase)
         beam = np.matmul(steer, x.astype(np.complex64)[:, :, None])[..., 0]  # (B, G)
-        return (np.abs(beam) ** 2).mean(axis=0) / self.mics**2
+        power = np.add.reduce(beam.real**2 + beam.imag**2, axis=0, dtype=np.float64)
+        return power / (len(freqs) * self.mics**2)
 
     def _error_deg(self, peak: float, n_bins: int, freqs: np.ndarray) -> float:
         """One-sigma azimuth error: beamwidth shrunk by coherence and the number of bins.
@@ -131,19 +140,19 @@ class DoaEstimator:
         A coherent plane wave gives peak -> 1; noise drives it towards 1/M. The effective SNR
         follows from that, and the Cramer-Rao-like scaling beamwidth / sqrt(2 M B SNR).
         """
-        f_mean = float(np.sqrt(np.mean(freqs**2)))
-        beamwidth = np.degrees(self.c / max(f_mean * self.aperture_m, 1e-9))
+        f_mean = math.sqrt(float(np.dot(freqs, freqs)) / len(freqs))
+        beamwidth = math.degrees(self.c / max(f_mean * self.aperture_m, 1e-9))
         floor = 1.0 / self.mics
-        coherence = np.clip((peak - floor) / (1.0 - floor), 1e-3, 0.999)
+        coherence = min(max((peak - floor) / (1.0 - floor), 1e-3), 0.999)
         snr = coherence / (1.0 - coherence)
-        sigma = beamwidth / np.sqrt(2.0 * self.mics * n_bins * snr)
-        return float(np.clip(sigma, 0.2, 90.0))
+        sigma = beamwidth / math.sqrt(2.0 * self.mics * n_bins * snr)
+        return min(max(sigma, 0.2), 90.0)
 
 
 def _parabolic(values: np.ndarray, i: int) -> float:
     """Sub-step offset (-0.5..0.5) of a peak at index i from its two neighbours."""
     if i <= 0 or i >= len(values) - 1:
         return 0.0
-    a, b, c = values[i - 1], values[i], values[i + 1]
+    a, b, c = values[i - 1:i + 2].tolist()
     denom = a - 2 * b + c
-    return 0.0 if denom == 0 else float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5))
+    return 0.0 if denom == 0 else min(max(0.5 * (a - c) / denom, -0.5), 0.5)

@@ -13,10 +13,20 @@
 - Association: Mahalanobis gate, then global nearest neighbour (scipy's
   linear_sum_assignment) on d^2 + ln det S, which prefers the sharper of two tracks a plot
   fits. Tracks are predicted along their velocity, so two targets crossing keep their ids.
-- Lifecycle (M of N over time): tentative -> confirmed after `confirm_hits` measurements within
-  `confirm_window_s`; confirmed -> coasting after `coast_after_s` without one; coasting ->
-  confirmed on the next; coasting -> ended after `end_after_s`; a tentative track ends after
-  `tentative_timeout_s` without a measurement.
+  Radar plots go to ranged tracks only: an acoustic-only track's gate is a long wedge along
+  its bearing in which any false plot would do, so one plot never gives it a range. Instead
+  the radar forms its own track, and once that is confirmed on the acoustic track's bearing
+  the two are one object (`_fuse_acoustic`): the older id lives on with the radar's state.
+- Lifecycle: tentative -> confirmed when the track's score (edgenode.detect.trackscore: the
+  log-likelihood ratio of a real object against a chance alignment of false measurements,
+  with the false-plot density learnt on site) reaches `confirm_score` after at least
+  `min_confirm_hits` measurements; confirmed -> coasting after `coast_after_s` without one;
+  coasting -> confirmed on the next; coasting -> ended after `end_after_s`; a tentative track
+  ends after `tentative_timeout_s` without a measurement or when its score falls below
+  `delete_score`.
+- One object, one track: two ranged tracks whose states (position and velocity) agree within
+  the gate for `merge_after_s` are one object the radar saw as two plots; the younger ends.
+  Crossing targets are at one place with different velocities, so they never merge.
 """
 
 from __future__ import annotations
@@ -28,13 +38,18 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.stats import chi2
+from scipy.special import gammaincinv
 
 from edgenode.detect import kalman
 from edgenode.detect.classify import Classification, TrackFeatures, classify
 from edgenode.detect.events import Event, State, TrackEvents
 from edgenode.detect.geo import LocalFrame, polar_to_enu, wrap_pi
 from edgenode.detect.plots import Plot
+from edgenode.detect.trackscore import (
+    FalsePlotDensity,
+    doppler_log_ratio,
+    gaussian_log,
+)
 from edgenode.detect.types import AcousticBearing
 from edgenode.ulid import new_ulid
 
@@ -53,9 +68,9 @@ class Track:
     """One object's filter and bookkeeping. Owned by the Tracker."""
 
     __slots__ = ("P", "acoustic_last_t", "acoustic_score", "classification", "classified_t",
-                 "f0_hz", "first_seen", "has_elevation", "has_range", "hit_times", "last_hit",
-                 "manoeuvre", "object_id", "points", "radar_last_t", "snr_db", "status", "t",
-                 "t_ref", "updates", "v_ref", "vv_ref", "x")
+                 "dup_since", "f0_hz", "first_seen", "has_elevation", "has_range", "hit_times",
+                 "last_hit", "manoeuvre", "object_id", "points", "radar_last_t", "score",
+                 "snr_db", "status", "t", "t_ref", "updates", "v_ref", "vv_ref", "x")
 
     def __init__(self, t: float, x: np.ndarray, P: np.ndarray, *, has_range: bool,
                  has_elevation: bool):
@@ -79,6 +94,8 @@ class Track:
         self.vv_ref = 0.0
         self.classification: Classification | None = None
         self.classified_t = -math.inf
+        self.score = 0.0  # log-likelihood ratio: real object vs false measurements
+        self.dup_since: float | None = None  # since when another track duplicates this one
 
 
 class Tracker:
@@ -90,8 +107,15 @@ class Tracker:
                  q_horizontal: float = 4.0,
                  q_vertical: float = 1.0,
                  gate_probability: float = 0.99,
-                 confirm_hits: int = 3,
-                 confirm_window_s: float = 1.0,
+                 confirm_score: float = 10.0,
+                 delete_score: float = -6.0,
+                 min_confirm_hits: int = 2,
+                 radar_pd: float = 0.8,
+                 acoustic_pd: float = 0.9,
+                 acoustic_false_per_rad: float = 0.1 / (2.0 * math.pi),
+                 acoustic_decorrelation_s: float = 0.5,
+                 doppler_span_mps: float = 20.0,
+                 merge_after_s: float = 1.0,
                  tentative_timeout_s: float = 1.0,
                  coast_after_s: float = 0.5,
                  end_after_s: float = 3.0,
@@ -103,7 +127,10 @@ class Tracker:
                  acoustic_nominal_range_m: float = 150.0,
                  acoustic_range_m: float | None = None,
                  acoustic_memory_s: float = 5.0,
-                 radar_rcs_offset_db: float | None = 83.0,
+                 # snr + 40 log10(range) - offset = RCS (dBsm): the radar's link budget. An
+                 # IWR6843 ISK at its long-range chirp sees 1 m^2 at 10 m with ~60 dB SNR
+                 # (60 + 40 log10(10)); the twin is calibrated the same.
+                 radar_rcs_offset_db: float | None = 100.0,
                  classify_period_s: float = 0.5,
                  max_update_rate_hz: float = 2.0,
                  announce_tentative: bool = False,
@@ -112,8 +139,20 @@ class Tracker:
         self.mast_heading_deg = mast_heading_deg
         self.mount_height_m = mount_height_m  # the ENU origin's height above the ground
         self.q_horizontal, self.q_vertical = q_horizontal, q_vertical
-        self.gate = {dof: float(chi2.ppf(gate_probability, dof)) for dof in (1, 2, 3)}
-        self.confirm_hits, self.confirm_window_s = confirm_hits, confirm_window_s
+        # chi-square quantiles; scipy.special instead of scipy.stats saves ~45 MB of RSS
+        self.gate = {dof: float(2 * gammaincinv(dof / 2, gate_probability))
+                     for dof in (1, 2, 3, 6)}
+        # confirm_score = ln(1/alpha): about one false track per 20,000 chances.
+        self.confirm_score, self.delete_score = confirm_score, delete_score
+        self.min_confirm_hits = min_confirm_hits
+        self.log_radar_pd = math.log(radar_pd)
+        self.log_radar_miss = math.log(1.0 - radar_pd)
+        self.log_acoustic_pd = math.log(acoustic_pd)
+        self.log_acoustic_false = math.log(acoustic_false_per_rad)
+        self.acoustic_decorrelation_s = acoustic_decorrelation_s
+        self.doppler_span_mps = doppler_span_mps
+        self.merge_after_s = merge_after_s
+        self.false_plots = FalsePlotDensity()
         self.tentative_timeout_s = tentative_timeout_s
         self.coast_after_s, self.end_after_s = coast_after_s, end_after_s
         self.init_speed_sigma_mps = init_speed_sigma_mps
@@ -133,6 +172,7 @@ class Tracker:
                                   announce_tentative=announce_tentative)
         self._tracks: list[Track] = []
         self._t_last = -math.inf
+        self._last_bearing_t = -math.inf
 
     # ---------------------------------------------------------------- public
 
@@ -149,6 +189,7 @@ class Tracker:
         if plots:
             hit |= self._radar(t, plots)
         if bearings:
+            self._last_bearing_t = t
             hit |= self._acoustic(t, bearings)
         return self._lifecycle(t, hit)
 
@@ -177,7 +218,11 @@ class Tracker:
         pol[:, 4:6] = np.radians(pol[:, 4:6])
         R = kalman.polar_covariance(pol[:, 0], pol[:, 1], pol[:, 2], pol[:, 3], pol[:, 4],
                                     pol[:, 5]) + self.plot_extent_var
-        tracks = self._tracks
+        # ln of the false-plot density at each plot: what a chance plot would score there.
+        log_false = [self.false_plots.log_density(p.range_m, el)
+                     for p, el in zip(plots, pol[:, 2].tolist(), strict=True)]
+        # Plots go to ranged tracks only (see the module's docstring).
+        tracks = [tr for tr in self._tracks if tr.has_range]
         assigned: dict[int, int] = {}
         gated_by_ranged = np.zeros(n_plots, dtype=bool)
         if tracks:
@@ -185,8 +230,7 @@ class Tracker:
             P = np.stack([tr.P for tr in tracks])
             d2, logdet = kalman.position_gate(X, P, Z, R)
             feasible = d2 < self.gate[3]
-            ranged = np.array([tr.has_range for tr in tracks])
-            gated_by_ranged = (feasible & ranged[:, None]).any(axis=0)
+            gated_by_ranged = feasible.any(axis=0)
             if feasible.any():
                 # Radial speed tells apart two objects at one place (crossing paths). Capped:
                 # an aliased doppler must not make a good position fit impossible.
@@ -202,11 +246,17 @@ class Tracker:
                 rows, cols = linear_sum_assignment(cost)
                 ok = feasible[rows, cols]
                 assigned = dict(zip(rows[ok].tolist(), cols[ok].tolist(), strict=True))
-            upd = [i for i in assigned if tracks[i].has_range]
+                for i, k in assigned.items():
+                    tracks[i].score += (
+                        self.log_radar_pd + gaussian_log(float(d2[i, k]), float(logdet[i, k]), 3)
+                        - log_false[k]
+                        + doppler_log_ratio(float(nu_d[i, k]), float(s_d[i]),
+                                            self.doppler_span_mps))
+            upd = list(assigned)
             if upd:
                 cols = [assigned[i] for i in upd]
                 R_upd = R[cols]
-                starved = ranged.copy()
+                starved = np.ones(len(tracks), dtype=bool)
                 starved[upd] = False
                 # The plot also fits a ranged track that got none: two objects the radar did
                 # not resolve (crossing). It says where the pair is, not where either one is:
@@ -219,15 +269,16 @@ class Tracker:
                     R_upd[m] = R_upd[m] + gap.T @ gap + self.unresolved_var
                 self._radar_update(t, [tracks[i] for i in upd], X[upd], P[upd],
                                    [plots[k] for k in cols], Z[cols], R_upd, shared)
-            for i in assigned:
-                if not tracks[i].has_range:  # acoustic-only: the plot gives it its range
-                    k = assigned[i]
-                    tracks[i].x, tracks[i].P = self._initial_state(plots[k], Z[k], R[k])
-                    tracks[i].has_range = True
-                    tracks[i].has_elevation = plots[k].elevation_deg is not None
-                    self._note_plot(tracks[i], t, plots[k])
-        hit = set(assigned)
+            for i, tr in enumerate(tracks):
+                if i not in assigned and tr.status == "tentative":
+                    tr.score += self.log_radar_miss
+        hit = {id(tracks[i]) for i in assigned}
         used = set(assigned.values())
+        taken = np.zeros(n_plots, dtype=bool)
+        for i, k in assigned.items():
+            taken[k] = tracks[i].status in ("confirmed", "coasting")
+        self.false_plots.learn(t, pol[:, 0], np.radians([p.azimuth_node_deg for p in plots]),
+                               pol[:, 2], ~taken)
         for k, plot in enumerate(plots):
             # A plot inside a ranged track's gate is a second piece of that object (or of a
             # neighbour) rather than a new object.
@@ -237,7 +288,7 @@ class Tracker:
             track = Track(t, x, P0, has_range=True, has_elevation=plot.elevation_deg is not None)
             self._note_plot(track, t, plot)
             self._tracks.append(track)
-        return {id(self._tracks[i]) for i in hit}
+        return hit
 
     def _radar_update(self, t: float, tracks: list[Track], X: np.ndarray, P: np.ndarray,
                       plots: list[Plot], Z: np.ndarray, R: np.ndarray,
@@ -324,16 +375,21 @@ class Tracker:
         gated = [False] * len(bearings)
         if tracks:
             cost = np.full((len(tracks), len(bearings)), _INFEASIBLE)
+            dofs = np.zeros((len(tracks), len(bearings)), dtype=np.int64)
             for i, tr in enumerate(tracks):
                 for k, b in enumerate(bearings):
-                    c, _ = self._bearing_fit(tr, b)
+                    c, dof = self._bearing_fit(tr, b)
                     if c < math.inf:
-                        cost[i, k] = c
+                        cost[i, k], dofs[i, k] = c, dof
                         gated[k] = True
+            # A bearing that fits two tracks (two drones crossing the same line of sight) does
+            # not say which it belongs to: it updates neither, as a shared radar plot does not.
+            ambiguous = (cost < _INFEASIBLE).sum(axis=0) > 1
             if (cost < _INFEASIBLE).any():
                 rows, cols = linear_sum_assignment(cost)
                 for i, k in zip(rows.tolist(), cols.tolist(), strict=True):
-                    if cost[i, k] < _INFEASIBLE:
+                    if cost[i, k] < _INFEASIBLE and not ambiguous[k]:
+                        self._acoustic_score(tracks[i], t, float(cost[i, k]), int(dofs[i, k]))
                         self._bearing_update(tracks[i], t, bearings[k])
                         hit.add(id(tracks[i]))
                         used.add(k)
@@ -343,6 +399,16 @@ class Tracker:
             track = self._acoustic_track(t, b)
             self._tracks.append(track)
         return hit
+
+    def _acoustic_score(self, track: Track, t: float, cost: float, dof: int) -> None:
+        """Score a bearing that fits the track with cost d^2 + ln det S (before the update)."""
+        last = track.acoustic_last_t
+        weight = 1.0 if last is None else min(max(t - last, 0.0)
+                                              / self.acoustic_decorrelation_s, 1.0)
+        # A false bearing falls anywhere on the circle; its elevation anywhere above it.
+        log_false = self.log_acoustic_false + (dof - 1) * math.log(2.0 / math.pi)
+        track.score += weight * (self.log_acoustic_pd - 0.5 * (cost + dof * math.log(2 * math.pi))
+                                 - log_false)
 
     def _bearing_update(self, track: Track, t: float, b: AcousticBearing) -> None:
         var = math.radians(b.error_deg) ** 2
@@ -392,8 +458,8 @@ class Tracker:
     def _lifecycle(self, t: float, hit: set[int]) -> list[Event]:
         events: list[Event] = []
         alive: list[Track] = []
+        before = {id(tr): tr.status for tr in self._tracks}
         for tr in self._tracks:
-            before = tr.status
             if id(tr) in hit:
                 tr.last_hit = t
                 tr.hit_times.append(t)
@@ -402,16 +468,18 @@ class Tracker:
                     tr.status = "confirmed"
             quiet = t - tr.last_hit
             if tr.status == "tentative":
-                recent = sum(1 for h in tr.hit_times if t - h <= self.confirm_window_s)
-                if recent >= self.confirm_hits:
+                if tr.score >= self.confirm_score and tr.updates >= self.min_confirm_hits:
                     tr.status = "confirmed"
-                elif quiet > self.tentative_timeout_s:
+                elif quiet > self.tentative_timeout_s or tr.score < self.delete_score:
                     tr.status = "ended"
             elif tr.status == "confirmed" and quiet > self.coast_after_s:
                 tr.status = "coasting"
             if tr.status == "coasting" and quiet > self.end_after_s:
                 tr.status = "ended"
-            if tr.status != before or t - tr.classified_t >= self.classify_period_s:
+        self._merge_duplicates(t)
+        self._fuse_acoustic()
+        for tr in self._tracks:
+            if tr.status != before[id(tr)] or t - tr.classified_t >= self.classify_period_s:
                 tr.classification = classify(self._features(tr, t))
                 tr.classified_t = t
             assert tr.classification is not None
@@ -425,6 +493,107 @@ class Tracker:
                 log.debug("tracker: track %s ended after %d updates", tr.object_id, tr.updates)
         self._tracks = alive
         return events
+
+    def _merge_duplicates(self, t: float) -> None:
+        """End a ranged track that another one duplicates: at once when it is tentative (a
+        second plot of a known object), after `merge_after_s` when both are established (not
+        just two objects passing). Duplicates share position and velocity; or share position
+        while one of them gets no radar plots (the other takes the object's plots, and
+        bearings alone keep the starved one alive, its velocity unobserved). The older id
+        lives on, with the state of the track the radar feeds."""
+        ranged = [tr for tr in self._tracks if tr.has_range and tr.status != "ended"]
+        duplicated: set[int] = set()
+        if len(ranged) < 2:
+            for tr in ranged:
+                tr.dup_since = None
+            return
+        # Screen in one pass: d' S^-1 d >= |d|^2 / trace(S), so pairs further apart than
+        # that bound cannot pass the position gate and need no solve.
+        pos = np.stack([tr.x[:3] for tr in ranged])
+        spread = np.array([_trace(tr.P, 0, 3) for tr in ranged])
+        apart2 = ((pos[:, None, :] - pos[None, :, :]) ** 2).sum(axis=2)
+        near = apart2 < self.gate[6] * (spread[:, None] + spread[None, :])
+        for i, j in zip(*np.nonzero(np.triu(near, 1)), strict=True):
+            a, b = ranged[int(i)], ranged[int(j)]
+            if a.status == "ended" or b.status == "ended":
+                continue
+            d = a.x - b.x
+            try:
+                d2 = float(d @ np.linalg.solve(a.P + b.P, d))
+                d2_pos = float(d[:3] @ np.linalg.solve(a.P[:3, :3] + b.P[:3, :3], d[:3]))
+            except np.linalg.LinAlgError:
+                continue
+            starved = any(tr.radar_last_t is None or t - tr.radar_last_t > self.coast_after_s
+                          for tr in (a, b))
+            if d2 >= self.gate[6] and not (starved and d2_pos < self.gate[3]):
+                continue
+            keep, drop = (a, b) if (a.first_seen, a.object_id) <= (b.first_seen,
+                                                                   b.object_id) else (b, a)
+            if "tentative" in (a.status, b.status):
+                if keep.status == "tentative" and drop.status != "tentative":
+                    keep, drop = drop, keep
+                drop.status = "ended"
+                continue
+            duplicated.add(id(drop))
+            if drop.dup_since is None:
+                drop.dup_since = t
+            elif t - drop.dup_since >= self.merge_after_s:
+                if (drop.radar_last_t or -math.inf) > (keep.radar_last_t or -math.inf):
+                    self._take_radar_state(keep, drop)
+                self._absorb(keep, drop)
+        for tr in ranged:
+            if id(tr) not in duplicated:
+                tr.dup_since = None
+
+    def _fuse_acoustic(self) -> None:
+        """An acoustic-only track and a confirmed radar track on one bearing are one object:
+        the older id lives on, with the radar's state and the acoustic evidence."""
+        heard = [tr for tr in self._tracks if not tr.has_range and tr.status != "ended"]
+        if not heard:
+            return
+        seen = [tr for tr in self._tracks
+                if tr.has_range and tr.status in ("confirmed", "coasting")]
+        pairs = []
+        for a in heard:
+            az_a, Ha = kalman.bearing_jacobian(a.x)
+            for r in seen:
+                az_r, Hr = kalman.bearing_jacobian(r.x)
+                var = float(Ha @ a.P @ Ha) + float(Hr @ r.P @ Hr)
+                nu = float(wrap_pi(az_a - az_r))
+                if nu * nu < self.gate[1] * var:
+                    pairs.append((nu * nu / var, a, r))
+        for _, a, r in sorted(pairs, key=lambda p: p[0]):
+            if a.status == "ended" or r.status == "ended":
+                continue
+            keep, drop = (a, r) if (a.first_seen, a.object_id) <= (r.first_seen,
+                                                                   r.object_id) else (r, a)
+            if keep is a:  # the acoustic track lives on: it takes the radar's state
+                self._take_radar_state(a, r)
+            self._absorb(keep, drop)
+
+    @staticmethod
+    def _take_radar_state(track: Track, source: Track) -> None:
+        for name in ("x", "P", "t", "has_range", "has_elevation", "radar_last_t", "snr_db",
+                     "points", "manoeuvre", "t_ref", "v_ref", "vv_ref"):
+            setattr(track, name, getattr(source, name))
+
+    @staticmethod
+    def _absorb(keep: Track, drop: Track) -> None:
+        """`keep` takes what `drop` knew that it did not; `drop` ends."""
+        if drop.acoustic_last_t is not None and (keep.acoustic_last_t is None
+                                                 or drop.acoustic_last_t > keep.acoustic_last_t):
+            keep.acoustic_last_t, keep.f0_hz = drop.acoustic_last_t, drop.f0_hz
+            keep.acoustic_score = drop.acoustic_score
+        if keep.radar_last_t is None and drop.radar_last_t is not None:
+            keep.radar_last_t, keep.snr_db, keep.points = (drop.radar_last_t, drop.snr_db,
+                                                           drop.points)
+        keep.first_seen = min(keep.first_seen, drop.first_seen)
+        keep.last_hit = max(keep.last_hit, drop.last_hit)
+        keep.updates += drop.updates
+        keep.score = max(keep.score, drop.score)
+        if "confirmed" in (keep.status, drop.status):
+            keep.status = "confirmed"
+        drop.status = "ended"
 
     # ---------------------------------------------------------------- output
 
@@ -444,7 +613,13 @@ class Tracker:
         if heard:
             harmonic = tr.acoustic_score
         elif (self.acoustic_range_m is not None and tr.has_range
-              and rng <= self.acoustic_range_m and t - tr.first_seen >= 2.0):
+              and rng <= 0.5 * self.acoustic_range_m and t - tr.first_seen >= 2.0
+              and not self._detector_busy(t)):
+            # Silence counts against "drone" only where a drone would surely be heard: within
+            # half the detection range its harmonics stand 6 dB (spherical spreading) over
+            # the detection threshold. And only while the detector heard no drone anywhere:
+            # it follows one harmonic source at a time, so a second drone goes unheard while
+            # it follows the first.
             harmonic = 0.0
         if self.radar_rcs_offset_db is not None and tr.has_range and tr.snr_db is not None:
             rcs = tr.snr_db + 40.0 * math.log10(max(rng, 1.0)) - self.radar_rcs_offset_db
@@ -453,6 +628,9 @@ class Tracker:
                              harmonic_score=harmonic, f0_hz=tr.f0_hz if heard else None,
                              rcs_dbsm=rcs,
                              points_per_plot=tr.points if tr.radar_last_t is not None else None)
+
+    def _detector_busy(self, t: float) -> bool:
+        return t - self._last_bearing_t <= self.acoustic_memory_s
 
     def _state(self, tr: Track) -> State:
         """The agreed track state dict (SAPIENT DetectionReport-like)."""

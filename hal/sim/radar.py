@@ -4,7 +4,16 @@ pseudo-terminal, with the CLI port on a second one.
 Each target inside the field of view returns a few points with an SNR from the radar equation
 (RCS, range^4); a point is missed with a probability that rises as the SNR nears the CFAR
 threshold; range, angles and Doppler carry noise that grows as the SNR falls (angle error
-follows the beamwidth over sqrt(2 SNR)). Clutter adds false points near the threshold.
+follows the beamwidth over sqrt(2 SNR)).
+
+False points are what the out-of-box demo's detection chain lets through with static clutter
+removal on (as it ships and as field units run it): the range-Doppler CFAR's false alarms.
+Its false-alarm probability is the same in every range-Doppler cell, so they fall uniformly
+over the range bins and the non-zero Doppler bins (the removal subtracts each range bin's mean
+over the chirps, so the zero-Doppler bin holds no energy to cross the threshold), at an angle
+wherever the noise's angle spectrum peaks (uniform in sine across the field of view), and just
+over the threshold. They do not come back to the same place frame after frame: the mast, the
+ground near it and buildings are static, and the removal takes them out.
 """
 
 from __future__ import annotations
@@ -26,20 +35,36 @@ from hal.sim.world import World
 
 log = logging.getLogger(__name__)
 
-# IWR6843 ISK: 3 TX x 4 RX; azimuth beamwidth about 29 deg, elevation about 57 deg.
-AZ_BEAMWIDTH_DEG = 29.0
+# IWR6843 ISK: 3 TX x 4 RX in TDM-MIMO: 8 virtual elements at half a wavelength across
+# (beamwidth about 0.886 * 2/8 rad = 12.7 deg, TI quotes ~15 deg resolution), two rows high
+# (about 57 deg).
+AZ_BEAMWIDTH_DEG = 14.5
 EL_BEAMWIDTH_DEG = 57.0
 RANGE_SIGMA_M = 0.045
 DOPPLER_SIGMA_MPS = 0.06
 NOISE_FLOOR_DB = 62.0
+# The chirp profile's unambiguous radial speed and Doppler bin width (a 64-chirp frame at
+# 60 GHz); false alarms fall in the bins outside the zero bin.
+DOPPLER_MAX_MPS = 10.0
+DOPPLER_BIN_MPS = 2 * DOPPLER_MAX_MPS / 64
+# CFAR threshold crossings by noise: the excess over the threshold is exponential (noise power
+# is), about a dB.
+FALSE_EXCESS_DB = 1.0
+# The demo's detection range starts past the antenna's TX-RX leakage.
+MIN_RANGE_M = 0.5
 POINTS_PER_KIND = {"quad": 2.0, "fixed-wing": 2.5, "bird": 1.2, "car": 6.0}
 
 
 class RadarModel:
-    def __init__(self, scenario: Scenario, world: World, boresight_azimuth_deg: float):
+    def __init__(self, scenario: Scenario, world: World, boresight_azimuth_deg: float,
+                 time_scale: float = 1.0):
+        """`time_scale`: the twin's --speed. The world runs that much faster than the wall
+        clock the daemon stamps frames with, so the Doppler it measures is that much larger:
+        radial speeds are reported on the daemon's clock, consistent with the positions."""
         self.cfg: Radar = scenario.radar
         self.world = world
         self.boresight = math.radians(boresight_azimuth_deg)
+        self.time_scale = time_scale
 
     def to_radar(self, node: np.ndarray) -> np.ndarray:
         """Node frame (x ahead, y left) -> radar frame (x right of boresight, y along it)."""
@@ -70,7 +95,7 @@ class RadarModel:
             pattern_db = -3.0 * ((az / fov_az) ** 2 + (el / fov_el) ** 2)
             snr = (cfg.snr_db_1m2_at_10m + 10 * math.log10(rcs) - 40 * math.log10(r / 10)
                    + pattern_db)
-            radial = float(np.dot(rvel, rel) / r)
+            radial = float(np.dot(rvel, rel) / r) * self.time_scale
             expected = POINTS_PER_KIND[body.target.kind] * (1 + max(snr - 20, 0) / 20)
             for _ in range(max(1, rng.poisson(expected))):
                 p_snr = snr + rng.normal(0, 2.0)
@@ -79,17 +104,26 @@ class RadarModel:
                     continue
                 rows.append(self._point(r, az, el, radial, p_snr, rng))
         for _ in range(rng.poisson(cfg.clutter_points_per_frame)):
-            r = cfg.max_range_m * rng.random() ** 2 + 1.0
-            az = rng.uniform(-fov_az, fov_az)
-            el = rng.uniform(-fov_el / 4, fov_el / 4)
-            snr = cfg.detection_threshold_db + rng.exponential(2.5)
-            rows.append(self._point(r, az, el, rng.normal(0, 0.15), snr, rng))
+            rows.append(self._false_alarm(rng))
         if not rows:
             return np.zeros((0, 6), dtype=np.float32)
         pts = np.array(rows, dtype=np.float32)
         # snr and noise travel as tenths of a dB: emit what the wire can carry.
         pts[:, 4:] = np.round(pts[:, 4:].astype(np.float64) * 10) / 10
         return pts
+
+    def _false_alarm(self, rng: np.random.Generator) -> list[float]:
+        """One CFAR false alarm: a uniformly drawn range-Doppler cell off the zero bin, its
+        angle where the noise's angle spectrum peaked; the angle estimate carries no further
+        noise (it is noise)."""
+        cfg = self.cfg
+        r = rng.uniform(MIN_RANGE_M, cfg.max_range_m)
+        speed = rng.uniform(DOPPLER_BIN_MPS, DOPPLER_MAX_MPS) * rng.choice((-1.0, 1.0))
+        az = math.asin(rng.uniform(-1, 1) * math.sin(math.radians(cfg.fov_azimuth_deg)))
+        el = math.asin(rng.uniform(-1, 1) * math.sin(math.radians(cfg.fov_elevation_deg)))
+        snr = cfg.detection_threshold_db + rng.exponential(FALSE_EXCESS_DB)
+        return [r * math.cos(el) * math.sin(az), r * math.cos(el) * math.cos(az),
+                r * math.sin(el), speed, snr, NOISE_FLOOR_DB + rng.normal(0, 1.5)]
 
     @staticmethod
     def _point(r: float, az: float, el: float, radial: float, snr_db: float,

@@ -134,8 +134,10 @@ class Twin:
         if radar_cfg.get("model") == "ti-mmwave":
             from hal.sim.radar import RadarModel, RadarPorts
 
+            # Radial speeds follow the daemon's clock when the scenario runs X times faster.
             self.radar_model = RadarModel(self.scenario, self.world,
-                                          radar_cfg.get("boresight_azimuth_deg", 0.0))
+                                          radar_cfg.get("boresight_azimuth_deg", 0.0),
+                                          time_scale=self.speed)
             self.radar = RadarPorts(self.out_dir, self.radar_log_path)
             self.radar.plug()
             self._spawn(self._radar_loop, "sim-radar")

@@ -2,8 +2,12 @@
 
 Target (issue 5): RTF <= 0.02, i.e. the chain uses at most 2 % of real time. The recording is
 a wandering rotor comb arriving on the UMA-16 with true inter-microphone delays plus
-independent noise, so detection and direction finding both run (DOA only on detecting
-blocks, over the harmonic bins).
+independent noise, so detection and direction finding both run (DOA on detecting blocks, at
+most one bearing per window length, over the harmonic bins).
+
+CPU time is taken as the best of several interleaved runs: other processes on a shared
+machine only ever add time. The 16-channel FFT alone is printed as a yardstick of how fast
+the machine is at the moment (the rest of the chain scales with it).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import time
 
 import numpy as np
+from scipy import fft as sfft
 
 from edgenode.detect.acoustic import AcousticDetector
 from edgenode.detect.doa import SPEED_OF_SOUND_MPS, unit_vectors
@@ -22,6 +27,7 @@ RATE = 48000
 SECONDS = 20.0
 PORT_BLOCK = 4096
 TARGET_RTF = 0.02
+REPEATS = 5
 
 
 def recording(positions: np.ndarray) -> np.ndarray:
@@ -35,25 +41,51 @@ def recording(positions: np.ndarray) -> np.ndarray:
     return pcm.astype(np.float32)
 
 
+def run_once(pcm: np.ndarray, geometry: np.ndarray | None) -> tuple[float, list]:
+    det = AcousticDetector(RATE, 16, positions_m=geometry, heading_deg=0.0)
+    started = time.process_time()
+    results = []
+    for start in range(0, len(pcm), PORT_BLOCK):
+        results += det.process(pcm[start:start + PORT_BLOCK], start / RATE)
+    return time.process_time() - started, results
+
+
+def fft_yardstick(pcm: np.ndarray, blocks: int) -> float:
+    """CPU seconds for the detector's 16-channel FFTs alone over the same number of blocks."""
+    det = AcousticDetector(RATE, 16)
+    started = time.process_time()
+    for i in range(blocks):
+        start = (i * det.hop) % (len(pcm) - det.n)
+        sfft.rfft(pcm[start:start + det.n], axis=0)
+    return time.process_time() - started
+
+
 def main() -> int:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     positions = load_geometry("uma16").positions_m
     pcm = recording(positions)
-    for label, geometry in (("detection + DOA", positions), ("detection only", None)):
-        det = AcousticDetector(RATE, 16, positions_m=geometry, heading_deg=0.0)
-        started = time.process_time()
-        results = []
-        for start in range(0, len(pcm), PORT_BLOCK):
-            results += det.process(pcm[start:start + PORT_BLOCK], start / RATE)
-        cpu = time.process_time() - started
+    cases = (("detection + DOA", positions), ("detection only", None))
+    best = {label: (float("inf"), []) for label, _ in cases}
+    fft_cpu = float("inf")
+    blocks = 0
+    for _ in range(REPEATS):
+        for label, geometry in cases:
+            cpu, results = run_once(pcm, geometry)
+            blocks = len(results)
+            if cpu < best[label][0]:
+                best[label] = (cpu, results)
+        fft_cpu = min(fft_cpu, fft_yardstick(pcm, blocks))
+    for label, _ in cases:
+        cpu, results = best[label]
         drone = sum(r.drone for r in results)
         bearings = sum(len(r.bearings) for r in results)
-        rtf = cpu / SECONDS
         print(f"acoustic chain, {label}: 16 ch x {RATE} Hz, {SECONDS:.0f} s of audio in "
-              f"{cpu:.3f} s CPU -> real-time factor {rtf:.4f} (target <= {TARGET_RTF}); "
-              f"{len(results)} blocks, {drone} drone, {bearings} bearings; "
-              f"{cpu / max(len(results), 1) * 1e3:.2f} ms per block")
+              f"{cpu:.3f} s CPU (best of {REPEATS}) -> real-time factor {cpu / SECONDS:.4f} "
+              f"(target <= {TARGET_RTF}); {len(results)} blocks, {drone} drone, "
+              f"{bearings} bearings; {cpu / max(len(results), 1) * 1e3:.2f} ms per block")
+    print(f"yardstick, the 16-channel FFTs alone: real-time factor {fft_cpu / SECONDS:.4f} "
+          f"({fft_cpu / max(blocks, 1) * 1e3:.2f} ms per block; the machine's speed at the moment)")
     return 0
 
 

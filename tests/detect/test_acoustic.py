@@ -139,3 +139,59 @@ def test_crazyflie_propeller_f0_rises_with_thrust(shared_data: Path) -> None:
     steps = np.diff(f0s) / np.array(f0s[:-1])
     assert steps.min() > -0.02
     assert f0s[-1] / f0s[0] > 1.15
+
+
+def wandering_tone(seconds: float, rate: int, freq_hz: float, walk: np.ndarray) -> np.ndarray:
+    """A sine whose frequency follows freq_hz * (1 + walk), walk sampled evenly over the clip."""
+    n = int(seconds * rate)
+    f = freq_hz * (1.0 + np.interp(np.arange(n), np.linspace(0, n, len(walk)), walk))
+    return np.sin(2 * np.pi * np.cumsum(f) / rate)
+
+
+def rotor_walk(seconds: float, wander: float, seed: int) -> np.ndarray:
+    """The flight controller's trimming: a smoothed random walk, `wander` rms."""
+    walk = np.convolve(np.random.default_rng(seed).standard_normal(int(seconds * 20) + 8),
+                       np.ones(6) / 6, mode="same")
+    return walk / np.std(walk) * wander
+
+
+def test_small_quad_with_blade_pass_above_800_hz_is_detected() -> None:
+    """A racing quad's comb at 1.2 kHz, above the 80-800 Hz fundamental search. Its lines are
+    found all the same; the fundamental reported may be a subharmonic of 1.2 kHz (the comb
+    search explains the lines by the lowest f0 that fits), never an unrelated frequency."""
+    rate = 44100
+    rotor = rotor_sound(10.0, rate, f0_hz=1200.0, harmonics=6, seed=3)
+    results = run(AcousticDetector(rate, 1), site_with_rotor(rate, 10.0, 0.0) + 0.01 * rotor)
+    late = [r for r in results if r.t > 4.0]
+    assert sum(r.drone for r in late) > 0.5 * len(late)
+    f0 = float(np.median([r.f0_hz for r in late if r.drone]))
+    assert 1200.0 / f0 == pytest.approx(round(1200.0 / f0), abs=0.05)
+
+
+def test_two_lines_wandering_together_at_a_fixed_ratio_are_a_rotor() -> None:
+    """Two lines only (3.5 and 6.125 kHz, ratio 7/4), both following one shaft's speed: no
+    comb of three harmonics, but one rotor, whose fundamental (875 Hz: the lines are its
+    4th and 7th harmonics) is reported."""
+    rate = 44100
+    walk = rotor_walk(10.0, 0.01, seed=5)
+    pair = wandering_tone(10.0, rate, 3500.0, walk) + wandering_tone(10.0, rate, 6125.0, walk)
+    det = AcousticDetector(rate, 1)
+    results = run(det, site_with_rotor(rate, 10.0, 0.0) + 0.003 * pair)
+    hits = [r for r in results if r.drone]
+    assert len(hits) > 10
+    assert np.median([r.f0_hz for r in hits]) == pytest.approx(875.0, rel=0.03)
+
+
+@pytest.mark.parametrize("case", ["steady", "independent"])
+def test_two_lines_that_do_not_wander_together_are_not_a_rotor(case: str) -> None:
+    """Two steady lines at a fixed ratio (a machine), or two lines that wander but each on its
+    own (two unrelated sources): the same levels as the rotor pair above, no alarm."""
+    rate = 44100
+    if case == "steady":
+        walks = [np.zeros(8), np.zeros(8)]
+    else:
+        walks = [rotor_walk(10.0, 0.01, seed=5), rotor_walk(10.0, 0.01, seed=6)]
+    pair = (wandering_tone(10.0, rate, 3500.0, walks[0])
+            + wandering_tone(10.0, rate, 6125.0, walks[1]))
+    results = run(AcousticDetector(rate, 1), site_with_rotor(rate, 10.0, 0.0) + 0.003 * pair)
+    assert not any(r.drone for r in results)

@@ -242,3 +242,55 @@ def test_ids_are_unique_sortable_ulids() -> None:
     assert len(ids) == len(set(ids)) == 6
     assert all(len(i) == 26 for i in ids)
     assert ids == sorted(ids)  # created in order
+
+
+def false_alarm_plots(t: float, rng: np.random.Generator, count: int, *,
+                      crowded: bool) -> list[Plot]:
+    """A radar's CFAR false alarms: uniform over range bins, or (crowded) bunched near the
+    mast as returns off the mast and the ground would be; any radial speed."""
+    plots = []
+    for _ in range(count):
+        rng_m = 120.0 * (rng.random() ** 2 if crowded else rng.random()) + 0.5
+        az, el = rng.uniform(-60.0, 60.0), rng.uniform(-20.0, 20.0)
+        e = rng_m * math.cos(math.radians(el)) * math.sin(math.radians(az))
+        n = rng_m * math.cos(math.radians(el)) * math.cos(math.radians(az))
+        u = rng_m * math.sin(math.radians(el))
+        plots.append(Plot(t=t, range_m=rng_m, range_error_m=0.05, azimuth_node_deg=az,
+                          azimuth_deg=az % 360.0, azimuth_error_deg=1.5, elevation_deg=el,
+                          elevation_error_deg=5.0, radial_speed_mps=rng.uniform(-10, 10),
+                          snr_db=13.0, point_count=1, east_m=e, north_m=n, up_m=u,
+                          height_m=u + 3.0))
+    return plots
+
+
+@pytest.mark.parametrize("crowded", [False, True])
+def test_false_alarms_never_make_a_confirmed_track_even_crowded_by_the_mast(
+        crowded: bool) -> None:
+    rng = np.random.default_rng(12)
+    tracker = Tracker(**SITE)
+    new = []
+    for k in range(600):  # a minute at 10 frames a second, 3 false plots a frame
+        t = T0 + 0.1 * k
+        new += [e for e in tracker.update(t, false_alarm_plots(t, rng, int(rng.poisson(3.0)),
+                                                               crowded=crowded), [])
+                if e["type"] == "new"]
+    assert new == [], [(e["after"]["range_m"], e["after"]["classification"][0]) for e in new]
+
+
+def test_a_drone_seen_as_two_plots_a_frame_among_false_alarms_is_one_track() -> None:
+    rng = np.random.default_rng(13)
+    tracker = Tracker(**SITE)
+    pos, vel = np.array([-30.0, 40.0, 9.0]), np.array([6.0, 0.0, 0.0])
+    ids = set()
+    for k in range(100):
+        t = T0 + 0.1 * k
+        p = pos + vel * 0.1 * k
+        # Two points of one drone the plotter could not join: elevation noise of a
+        # two-element-high array puts them metres apart vertically.
+        plots = [noisy_plot(t, p, vel, rng, elevation_error_deg=4.5, points=1),
+                 noisy_plot(t, p, vel, rng, elevation_error_deg=4.5, points=1)]
+        plots += false_alarm_plots(t, rng, int(rng.poisson(1.5)), crowded=False)
+        for e in tracker.update(t, plots, []):
+            ids.add(e["object_id"])
+    confirmed = [s for s in tracker.tracks() if s["status"] == "confirmed"]
+    assert len(confirmed) == 1 and len(ids) == 1, ids

@@ -8,6 +8,7 @@ import os
 import time
 
 import numpy as np
+import pytest
 
 from hal.ports.serial import PortUnavailable, SerialPort
 from hal.radar import RadarFrame
@@ -123,3 +124,43 @@ def test_radar_unplugged_fault_removes_the_port_and_brings_it_back(twin_factory)
         assert port.reconnects >= 1
     finally:
         port.close()
+
+
+def test_false_points_are_cfar_alarms_spread_over_range_and_never_static() -> None:
+    from hal.sim.radar import DOPPLER_BIN_MPS, RadarModel
+    from hal.sim.scenario import load_scenario
+    from hal.sim.world import World
+
+    scenario = load_scenario("empty-sky")
+    model = RadarModel(scenario, World(scenario), 0.0)
+    rng = np.random.default_rng(1)
+    pts = np.concatenate([model.frame(0.1 * k, rng) for k in range(2000)])
+    cfg = scenario.radar
+    assert len(pts) == pytest.approx(2000 * cfg.clutter_points_per_frame, rel=0.1)
+    rng_m = np.linalg.norm(pts[:, :3], axis=1)
+    # Evenly over the range bins: as many near the mast as in any other 8 m.
+    near = float(np.mean(rng_m < 8.0))
+    assert near == pytest.approx(7.5 / (cfg.max_range_m - 0.5), abs=0.02)
+    assert float(np.median(rng_m)) == pytest.approx(cfg.max_range_m / 2, rel=0.1)
+    # Static clutter removal empties the zero-Doppler bin: nothing static is reported.
+    assert float(np.abs(pts[:, 3]).min()) >= DOPPLER_BIN_MPS - 1e-3
+    az = np.degrees(np.arctan2(pts[:, 0], pts[:, 1]))
+    assert float(np.abs(az).max()) <= cfg.fov_azimuth_deg
+
+
+def test_radial_speed_follows_the_daemons_clock_at_speed() -> None:
+    from hal.sim.radar import RadarModel
+    from hal.sim.scenario import load_scenario
+    from hal.sim.world import World
+
+    scenario = load_scenario("drone-hover-approach").model_copy(
+        update={"radar": load_scenario("empty-sky").radar.model_copy(
+            update={"clutter_points_per_frame": 0.0})})
+    t = 25.0  # approaching the mast at 4 m/s
+    speeds = []
+    for scale in (1.0, 3.0):
+        model = RadarModel(scenario, World(scenario), 0.0, time_scale=scale)
+        pts = model.frame(t, np.random.default_rng(2))
+        speeds.append(float(np.median(pts[:, 3])))
+    assert speeds[0] < -2.0
+    assert speeds[1] == pytest.approx(3.0 * speeds[0], rel=0.05)
