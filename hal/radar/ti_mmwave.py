@@ -13,10 +13,15 @@ Wire format (little-endian), as `MmwDemo_transmitProcessedOutput` in the SDK 3.x
     padding up to the next multiple of 32 bytes (MMWDEMO_OUTPUT_MSG_SEGMENT_LEN); the demo sends
         uninitialised stack bytes there, so the padding is skipped, never inspected.
 
-There is no checksum, so a frame is emitted only when every length agrees: the TLVs fit inside
-totalPacketLen, the points and side-info TLVs carry exactly numDetectedObj entries, and what is
-left after the last TLV is shorter than one padding segment. Anything else is rejected and the
-parser resyncs on the next magic word. A header version whose major number is not 3 is counted
+There is no checksum, so a frame is emitted only when every length agrees: totalPacketLen is a
+whole number of segments, the TLVs fit inside it, the points and side-info TLVs carry exactly
+numDetectedObj entries, and what is left after the last TLV is shorter than one segment. Anything
+else is rejected and the parser resyncs on the next magic word. A complete valid frame starting
+inside a candidate means the candidate was cut short: it is rejected. The one case that cannot
+be told apart from an intact frame is a cut of 1..7 bytes when the read ends inside the next
+frame's magic word; the candidate is then emitted (an intact frame ending in bytes like 02 01 is
+common, and holding it would cost a frame period), but those bytes stay in the buffer, so the next
+frame is still found. A header version whose major number is not 3 is counted
 (`unknown_versions`), logged once and dropped: another SDK's layout is not guessed at.
 """
 
@@ -89,6 +94,7 @@ class TiMmwaveParser:
         self.last_frame_number: int | None = None
         self._buf = bytearray()
         self._need = 0  # no decision is possible before the buffer holds this many bytes
+        self._owned = 0  # leading buffer bytes kept after an emitted frame they belonged to
         self._versions_seen: set[int] = set()
 
     def feed(self, data: bytes, t: float | None = None) -> list[RadarFrame]:
@@ -102,13 +108,14 @@ class TiMmwaveParser:
             t = time.time()
         out: list[RadarFrame] = []
         pos = 0  # bytes before pos are consumed (emitted or skipped)
+        owned = self._owned  # bytes before this belong to an emitted frame: never "skipped"
         search = 0
         need = 0
         while True:
             p = buf.find(MAGIC, search)
             if p < 0:
                 keep = max(pos, n - (len(MAGIC) - 1))  # the tail may be the start of a magic word
-                self.bytes_skipped += keep - pos
+                self.bytes_skipped += max(keep - max(pos, owned), 0)
                 pos, need = keep, n + 1
                 break
             status, value, need = self._decode_at(buf, p, n)
@@ -116,8 +123,13 @@ class TiMmwaveParser:
                 end = p + value[0]
                 status, value2, need = self._check_inner(buf, p + len(MAGIC), end, n)
                 if status == _OK:
-                    self.bytes_skipped += p - pos
-                    pos = search = end
+                    self.bytes_skipped += max(p - max(pos, owned), 0)
+                    pos = search = owned = end
+                    if end + len(MAGIC) - 1 > n:
+                        # The read ended before a magic word starting in this frame's last
+                        # bytes could be seen whole: if the frame was cut short by 1..7 bytes,
+                        # those bytes begin the next frame. Keep them so that frame is not lost.
+                        pos = self._magic_tail(buf, p + len(MAGIC), end, n)
                     frame = RadarFrame(value[1], t, value[2], value[3])
                     self._count_gap(frame.frame_number)
                     self.frames += 1
@@ -138,7 +150,7 @@ class TiMmwaveParser:
                     continue
                 status = _NEED
             if status == _NEED:
-                self.bytes_skipped += p - pos
+                self.bytes_skipped += max(p - max(pos, owned), 0)
                 pos, need = p, 0
                 break
             if status == _UNKNOWN_VERSION:
@@ -148,6 +160,7 @@ class TiMmwaveParser:
             search = p + len(MAGIC)
         if pos:
             del buf[:pos]
+        self._owned = max(owned - pos, 0)
         # A waiting candidate is judged again on every feed (an inner frame may complete
         # first); only "no magic word yet" lets the next feeds skip the search.
         self._need = max(need - pos, 0)
@@ -170,6 +183,10 @@ class TiMmwaveParser:
             return _UNKNOWN_VERSION, version, 0
         if total < HEADER_BYTES or total > self.max_packet_bytes:
             return _BAD, f"totalPacketLen {total} out of range", 0
+        if total % SEGMENT_BYTES:
+            # the demo rounds every packet up to whole segments; a length a few bytes long would
+            # otherwise swallow the start of the next frame's magic word
+            return _BAD, f"totalPacketLen {total} not a multiple of {SEGMENT_BYTES}", 0
         if n_obj > self.max_points or n_tlv > self.max_tlvs:
             return _BAD, f"numDetectedObj {n_obj} / numTLVs {n_tlv} out of range", 0
         end = p + total
@@ -235,6 +252,14 @@ class TiMmwaveParser:
                 return _NEED, q, need
             q = buf.find(MAGIC, q + len(MAGIC), stop)
         return _OK, 0, 0
+
+    @staticmethod
+    def _magic_tail(buf: bytearray, start: int, end: int, n: int) -> int:
+        """Where a magic word may begin in buf[start:end] and run past n; `end` if nowhere."""
+        for q in range(max(start, n - len(MAGIC) + 1), min(end, n)):
+            if buf[q] == MAGIC[0] and MAGIC.startswith(buf[q:n]):
+                return q
+        return end
 
     # -- accounting ---------------------------------------------------------------------------
 

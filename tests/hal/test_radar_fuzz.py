@@ -119,6 +119,7 @@ def test_100k_random_and_mutated_frames_never_raise_and_intact_frames_survive() 
 
 
 @pytest.mark.long
+@pytest.mark.timeout(900)  # ~2 min on a loaded 2-core box; the suite default is 120 s
 def test_a_million_random_and_mutated_frames() -> None:
     for seed in range(5):
         check(200_000, seed=seed * 7919)
