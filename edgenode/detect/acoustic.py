@@ -34,6 +34,11 @@ is their common fundamental where the ratio is one of small harmonics (7/4: the 
 A higher comb also reaches the 80-800 Hz search through a subharmonic, so its f0 may then be
 reported as 1/2 to 1/4 of the true blade-pass.
 
+On an array of four or more microphones with a known geometry, the spectrum analysed is
+that of the best of a bank of delay-and-sum beams on the horizon (BeamBank) instead of the
+channels' summed power: the same CFAR and comb, with array gain against noise that differs
+between microphones. Fewer microphones (a stereo recorder) keep the summed power.
+
 One analysis per hop; the detector buffers whatever block size the audio port delivers. Cost
 (16 channels at 48 kHz must stay under 2 % of one core): the Hann window is applied in the
 frequency domain on the band only, the comb is one gather over a (harmonics, candidates)
@@ -52,7 +57,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy.ndimage import median_filter
 
-from edgenode.detect.doa import DoaEstimator
+from edgenode.detect.doa import SPEED_OF_SOUND_MPS, DoaEstimator, unit_vectors
 from edgenode.detect.types import AcousticBearing
 
 log = logging.getLogger(__name__)
@@ -115,6 +120,13 @@ class AcousticParams:
     pair_lines: int = 6  # strongest free lines per block considered
     pair_min_ratio: float = 1.1  # distinct lines, not one line's two halves
     pair_precision_bins: float = 0.25  # an interpolated line's frequency error, in bins
+    # Delay-and-sum beams on arrays of beam_min_mics or more (see BeamBank).
+    beam_min_mics: int = 4
+    beams: int = 12  # azimuths around the horizon: 30 degrees, under the beamwidth at 3 kHz
+    beam_elevation_deg: float = 10.0
+    beam_select_hz: float = 3000.0  # tonal evidence for choosing a beam is taken below this
+    beam_select_s: float = 1.0  # how long the choice of beam integrates that evidence
+    beam_select_every: int = 2  # blocks; the choice integrates over many blocks anyway
 
 
 class AcousticDetector:
@@ -162,6 +174,9 @@ class AcousticDetector:
         self._k = np.arange(1, p.harmonics + 1, dtype=np.float64)
         self.doa = (DoaEstimator(positions_m, sample_rate_hz, self.n)
                     if positions_m is not None and len(positions_m) >= 2 else None)
+        self._beams = (BeamBank(positions_m, self.freqs, p, self.hop_s)
+                       if positions_m is not None and channels >= len(positions_m)
+                       and len(positions_m) >= p.beam_min_mics else None)
         self.heading_deg = heading_deg
         self._next_bearing_t = -math.inf
         self._peak_bins: list[int] = []
@@ -229,8 +244,7 @@ class AcousticDetector:
         band = raw[self.lo:self.hi] * np.float32(2.0)
         band -= raw[self.lo - 1:self.hi - 1]
         band -= raw[self.lo + 1:self.hi + 1]
-        flat = band.view(band.real.dtype)  # (F, 2M) real and imaginary parts side by side
-        power = np.einsum("fm,fm->f", flat, flat).astype(np.float64)
+        power = self._beams.power(band) if self._beams is not None else _channel_power(band)
         # Two hops averaged: a steadier floor and peaks, still faster than rotor wander.
         smooth = power if self._prev_p is None else 0.5 * (power + self._prev_p)
         self._prev_p = power
@@ -393,6 +407,72 @@ class AcousticDetector:
                                 elevation_deg=est.elevation_deg, error_deg=est.error_deg,
                                 f0_hz=f0, score=score)]
 
+
+
+def _channel_power(band: np.ndarray) -> np.ndarray:
+    """Power per bin summed over the channels of a (F, M) complex spectrum."""
+    flat = band.view(band.real.dtype)  # (F, 2M) real and imaginary parts side by side
+    return np.einsum("fm,fm->f", flat, flat).astype(np.float64)
+
+
+class BeamBank:
+    """Frequency-domain delay-and-sum beams on the horizon; the spectrum of the best one.
+
+    Summing the microphones in phase towards a source keeps its lines whole while noise that
+    differs between microphones (self-noise, wind at the ports, a diffuse field where the
+    array spans a wavelength) partly cancels: up to 10 log10(M) dB. The array is small against
+    a rotor's low harmonics, so the gain grows with frequency. The beam is chosen by the
+    tonal evidence it carried over the last beam_select_s (lines standing peak_db over each
+    beam's own median floor, below beam_select_hz), so a steady, loud noise direction does not
+    win it and one unlucky block does not switch it; the whole band of that beam then goes
+    through the same whitening and CFAR as a single microphone would. The comb then sees the
+    best of `beams` looks rather than one, which the persistence and wander tests absorb:
+    noise does not hold one beam's harmonic comb for persist_s.
+    """
+
+    def __init__(self, positions_m: np.ndarray, freqs: np.ndarray, p: AcousticParams,
+                 hop_s: float) -> None:
+        pos = np.asarray(positions_m, dtype=np.float64)
+        pos = pos - pos.mean(axis=0)
+        self.mics = len(pos)
+        az = np.arange(p.beams) * 360.0 / p.beams
+        u = unit_vectors(az, np.full_like(az, p.beam_elevation_deg))  # (B, 3)
+        lead = u @ pos.T / SPEED_OF_SOUND_MPS  # (B, M): how much earlier each mic hears
+        # A wave from u is exp(+j 2 pi f lead) at a mic; the weights undo it. (F, M, B)
+        steer = np.exp(-2j * np.pi * freqs[:, None, None] * lead.T[None, :, :]) / self.mics
+        self.steer = steer.astype(np.complex64)  # (F, M, B): all beams of a bin in one product
+        self.steer_beam = np.ascontiguousarray(steer.transpose(2, 0, 1)).astype(np.complex64)
+        df = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 1.0
+        self.seg = max(9, round(p.floor_span_hz / df) | 1)
+        n_sel = int(np.searchsorted(freqs, p.beam_select_hz))
+        self.n_sel = max(self.seg, (n_sel // self.seg) * self.seg)
+        self.n_sel = min(self.n_sel, (len(freqs) // self.seg) * self.seg)
+        self.peak = 10 ** (p.peak_db / 10.0)
+        self.every = max(1, p.beam_select_every)
+        self.alpha = min(1.0, self.every * hop_s / p.beam_select_s)
+        self.evidence = np.zeros(p.beams)
+        self.best = 0
+        self.blocks = 0
+
+    def power(self, band: np.ndarray) -> np.ndarray:
+        """Power spectrum of the best beam for a (F, channels) band spectrum."""
+        x = band[:, : self.mics]
+        n = self.n_sel
+        self.blocks += 1
+        if n >= self.seg and self.blocks % self.every == 1 % self.every:
+            sel = np.matmul(x[:n, None, :], self.steer[:n])[:, 0, :].T  # (B, n)
+            p = sel.real**2 + sel.imag**2
+            # Each beam's own floor: the median of each floor_span segment (a step floor,
+            # enough to rank beams; the chosen beam is whitened properly later).
+            seg = p.reshape(len(p), n // self.seg, self.seg)
+            mid = self.seg // 2
+            floor = np.partition(seg, mid, axis=2)[:, :, mid: mid + 1]
+            ratio = seg / (floor * self.peak + 1e-30)
+            tonal = np.log(np.maximum(ratio, 1.0)).sum(axis=(1, 2))
+            self.evidence += self.alpha * (tonal - self.evidence)
+            self.best = int(np.argmax(self.evidence))
+        beam = np.matmul(x[:, None, :], self.steer_beam[self.best][:, :, None])[:, 0, 0]
+        return (beam.real**2 + beam.imag**2).astype(np.float64)
 
 
 def _max3(values: np.ndarray) -> np.ndarray:
