@@ -42,6 +42,9 @@ class Rejection:
 class Admitted:
     envelope: Envelope
     key: TrustedKey
+    # The clock-sync state read during admission (milliseconds before the command acts):
+    # the effector's engage check uses it instead of asking the system a second time.
+    clock_synced: bool = False
 
 
 def _num(params: dict[str, Any], name: str) -> float:
@@ -165,4 +168,4 @@ class Admission:
                               f"this node's clock (effector.clock_skew_s {eff.clock_skew_s})")
             if now >= env.expires_at:
                 return reject("expired", f"expired {now - env.expires_at:.1f} s ago")
-        return Admitted(env, key)
+        return Admitted(env, key, synced)

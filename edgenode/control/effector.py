@@ -98,6 +98,11 @@ class Effector:
         self._disagree_since: float | None = None
         self._link_down_since: float | None = None
         self._inputs_seen: tuple[str, bool] | None = None
+        # The loop's last inputs and the monotonic time its read began: an engage takes the
+        # key switch from them while they are fresh instead of another read of the lines.
+        self._loop_inputs: tuple[float, RelayInputs] | None = None
+        # Bumped by every drive change: inputs read before one are stale for the loop.
+        self._drive_gen = 0
         self._started = self._stopped = False
 
     # -- public API ----------------------------------------------------------------------
@@ -115,7 +120,7 @@ class Effector:
     def start(self) -> None:
         """Check the aux contact first, restore a latched FAULT, then start the loop."""
         with self._lock:
-            self._relay.drive(False)
+            self._drive(False)
             inputs = self._settled_inputs()
             self._inputs_seen = (inputs.key.value, inputs.aux_closed)
             self._emitter.start()
@@ -316,10 +321,10 @@ class Effector:
         if self._eff.two_person and adm.key.id == self._armed_by:
             return "rejected", (f"two_person_rule: armed by '{self._armed_by}'; engage must be "
                                 "signed by another operator"), False
-        key = self._relay.key_switch()
+        key = self._key_switch()
         if key is not KeySwitch.OPERATE:
             return "rejected", f"key_switch_not_operate: key switch at {key.value}", False
-        if not self._admission.clock_ok():
+        if not adm.clock_synced:
             return "rejected", "clock_not_synced: engage needs a synchronised clock", False
         if self._link_down_since is not None:
             return "rejected", "link_lost: the broker link is down", False
@@ -337,7 +342,7 @@ class Effector:
         self._duty_row = self._store.remember(env.id, env.expires_at,
                                               duty=(wall, wall + duration))
         now = time.monotonic()
-        self._relay.drive(True)
+        self._drive(True)
         self._drive_on_since = now
         self._disagree_since = None
         self._engaged_until = now + duration
@@ -354,7 +359,7 @@ class Effector:
         if self._state == ENGAGED:
             self._end_engagement(f"disengaged by {adm.key.id}", adm.envelope.id)
             return "ok", None
-        self._relay.drive(False)
+        self._drive(False)
         return "ok", f"not engaged (state {self._state})"
 
     def _do_safe(self, adm: Admitted) -> tuple[str, str | None]:
@@ -366,7 +371,7 @@ class Effector:
     def _do_reset(self, adm: Admitted) -> tuple[str, str | None]:
         if self._state != FAULT:
             return "ok", f"no fault to reset (state {self._state})"
-        self._relay.drive(False)
+        self._drive(False)
         inputs = self._relay.read()
         if not inputs.aux_agrees:
             return "rejected", ("aux_disagrees: the aux contact is closed with the drive off; "
@@ -411,6 +416,7 @@ class Effector:
 
     def _step(self) -> None:
         try:
+            inputs = self._read_inputs()
             with self._lock:
                 now = time.monotonic()
                 if (self._state == ENGAGED and self._last_step is not None
@@ -420,7 +426,10 @@ class Effector:
                     self._end_engagement(f"effector loop stalled {now - self._last_step:.2f} s",
                                          None, to=SAFE)
                 self._last_step = now
-                self._enforce(now)
+                if inputs is None:  # the drive changed while the loop was reading: read again
+                    inputs = self._relay.read()
+                    self._loop_inputs = (now, inputs)
+                self._enforce(now, inputs)
                 if self._state != FAULT:
                     # The only heartbeat: it stops when this loop stalls or a FAULT latches.
                     self._relay.toggle_heartbeat()
@@ -431,10 +440,34 @@ class Effector:
             except Exception:
                 log.exception("effector: could not latch the loop FAULT")
             raise
+        self._store.prune()  # at most once a minute, outside the lock
         self._stop_event.wait(self._period_s / 2)
 
-    def _enforce(self, now: float) -> None:
+    def _read_inputs(self) -> RelayInputs | None:
+        """The relay inputs, read without holding the lock so a command never waits for
+        them (each read is a round trip on some backends). None when a command changed the
+        drive meanwhile: those inputs are stale and the loop reads again under the lock."""
+        gen, started = self._drive_gen, time.monotonic()
         inputs = self._relay.read()
+        with self._lock:
+            if gen != self._drive_gen:
+                return None
+            self._loop_inputs = (started, inputs)
+        return inputs
+
+    def _drive(self, on: bool) -> None:
+        self._drive_gen += 1
+        self._relay.drive(on)
+
+    def _key_switch(self) -> KeySwitch:
+        """The key switch: from the loop's inputs when read within one loop period (the
+        loop would not notice a change any sooner), else read now."""
+        last = self._loop_inputs
+        if last is not None and time.monotonic() - last[0] <= self._period_s / 2:
+            return last[1].key
+        return self._relay.key_switch()
+
+    def _enforce(self, now: float, inputs: RelayInputs) -> None:
         if self._state == FAULT:
             self._repeat_alarm(now)
             self._publish_inputs(inputs.key.value, inputs.aux_closed)
@@ -464,7 +497,7 @@ class Effector:
         elif inputs.drive:
             # Nothing but an engagement may hold the drive on.
             log.error("effector: drive found on outside an engagement; off")
-            self._relay.drive(False)
+            self._drive(False)
         if (self._link_down_since is not None and self._state in (ARMED, ENGAGED)
                 and now - self._link_down_since >= self._eff.link_loss_grace_s):
             self._go_safe(f"broker link lost for more than {self._eff.link_loss_grace_s:g} s "
@@ -495,13 +528,13 @@ class Effector:
         if self._state == ENGAGED:
             self._end_engagement(reason, command_id, to=SAFE)
             return
-        self._relay.drive(False)
+        self._drive(False)
         self._drive_on_since = None
         if self._state == ARMED:
             self._transition(SAFE, reason, command_id)
 
     def _end_engagement(self, reason: str, command_id: str | None, to: str = ARMED) -> None:
-        self._relay.drive(False)
+        self._drive(False)
         now = time.monotonic()
         self._disagree_since = None
         self._drive_on_since = None
@@ -516,7 +549,7 @@ class Effector:
         self._transition(to, reason, command_id)
 
     def _enter_fault(self, code: str, detail: str, *, alarm: bool = False) -> None:
-        self._relay.drive(False)
+        self._drive(False)
         if self._duty_row is not None:
             self._store.duty_close(self._duty_row, time.time())
             self._duty_row = None

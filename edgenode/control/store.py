@@ -2,6 +2,12 @@
 
 One SQLite file, `<state_dir>/control/effector.db`, WAL mode with `synchronous=FULL`: a command
 id is on disk before the command acts, so a replay is caught after a crash or a power cut.
+FULL costs one fsync of the WAL per command (about 1 ms on an SD card or SSD, more when the
+disk is busy); NORMAL would save it but a power cut could then lose the last commits, i.e. an
+id and a duty interval of a command that already moved the relay, so it stays FULL. A power cut
+loses nothing committed; only a transaction still open at that instant is rolled back, and that
+command never reached the relay. Pruning runs in `prune`, off the command path, so an engage
+pays for exactly one commit.
 Duty intervals use wall-clock time (they must survive a restart); an engagement is written
 with its planned end when it starts and counts in full at once, so a crash charges the whole
 planned time against the budget; its real end replaces the planned one when it ends normally.
@@ -23,6 +29,8 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
 # A replay-cache entry outlives its command's expiry by this much, so a node whose clock was
 # stepped back a little still recognises the id.
 REPLAY_MARGIN_S = 3600.0
+# Duty intervals are kept this long after they end (far beyond any sliding window).
+DUTY_KEEP_S = 86400.0
 
 
 class EffectorStore:
@@ -42,15 +50,29 @@ class EffectorStore:
             return self._db.execute("SELECT 1 FROM replay WHERE id = ?",
                                     (command_id,)).fetchone() is not None
 
+    def prune(self, now: float | None = None, *, every_s: float = 60.0) -> None:
+        """Drop expired replay entries and day-old duty intervals, at most once per every_s.
+        Called from the effector loop outside its lock: never on a command's path."""
+        now = time.time() if now is None else now
+        if now - self._pruned < every_s:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM replay WHERE keep_until < ?", (now,))
+                self._db.execute("DELETE FROM duty WHERE end < ?", (now - DUTY_KEEP_S,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._pruned = now
+
     def remember(self, command_id: str, expires_at: float,
                  duty: tuple[float, float] | None = None) -> int | None:
         """Record a command id (and, for an engagement, its planned duty interval) in one
         transaction. Returns the duty row, to be closed with `duty_close`."""
         now = time.time()
         with self._lock:
-            if now - self._pruned > 60:
-                self._db.execute("DELETE FROM replay WHERE keep_until < ?", (now,))
-                self._pruned = now
             row = None
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -76,7 +98,6 @@ class EffectorStore:
         now = time.time() if now is None else now
         since = now - window_s
         with self._lock:
-            self._db.execute("DELETE FROM duty WHERE end < ?", (since - 86400,))
             rows = self._db.execute("SELECT start, end FROM duty WHERE end > ?",
                                     (since,)).fetchall()
         return sum(max(0.0, end - max(start, since)) for start, end in rows)
