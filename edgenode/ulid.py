@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _lock = threading.Lock()
+# Seeded once from the OS: uniqueness needs randomness, not secrecy, and a urandom call per
+# millisecond lets other threads in on a busy node.
+_random = random.Random(os.urandom(16))
 _last_ms = -1
 _last_rand = 0
 
@@ -22,7 +26,7 @@ def new_ulid(now_s: float | None = None) -> str:
             _last_rand += 1
         else:
             _last_ms = ms
-            _last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
+            _last_rand = _random.getrandbits(79)  # room to increment
         value = (ms << 80) | (_last_rand & ((1 << 80) - 1))
     return "".join(_ALPHABET[(value >> shift) & 31] for shift in range(125, -1, -5))
 

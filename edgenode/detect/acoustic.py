@@ -398,9 +398,14 @@ class AcousticDetector:
     def _bearings(self, spec: np.ndarray, f0: float, t: float,
                   score: float) -> list[AcousticBearing]:
         assert self.doa is not None
-        if len(self._peak_bins) < 2:
+        # Only peaks on the detected comb (k * f0, within 1.5 bins) carry the drone's phase: a
+        # stray tonal peak elsewhere can pull the search to another direction.
+        peaks = np.array(self._peak_bins, dtype=float)
+        harmonic = np.round(peaks * self.df / f0)
+        bins = peaks[(harmonic >= 1) & (np.abs(peaks - harmonic * f0 / self.df) <= 1.5)]
+        if len(bins) < 2:
             return []
-        est = self.doa.estimate(spec, np.array(self._peak_bins), first_bin=self.lo)
+        est = self.doa.estimate(spec, bins.astype(int), first_bin=self.lo)
         if est is None:
             return []
         return [AcousticBearing(t=t, azimuth_deg=(self.heading_deg + est.azimuth_deg) % 360.0,

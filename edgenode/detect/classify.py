@@ -119,6 +119,8 @@ class Classification:
 
 
 _ROOT_2PI = math.sqrt(2.0 * math.pi)
+_MIXED = 1.0 - OUTLIER
+_MODELLED = CLASSES[:-1]  # every class but "unknown", which has flat likelihoods
 
 
 def _mixture_log(x: float, components: list[tuple[float, float, float]], extra_sigma: float,
@@ -128,70 +130,114 @@ def _mixture_log(x: float, components: list[tuple[float, float, float]], extra_s
         s = math.sqrt(sigma * sigma + extra_sigma * extra_sigma) if extra_sigma else sigma
         z = (x - mean) / s
         density += weight * math.exp(-0.5 * z * z) / (s * _ROOT_2PI)
-    return math.log((1.0 - OUTLIER) * density + OUTLIER / span)
+    return math.log(_MIXED * density + OUTLIER / span)
 
 
-def _continuous(x: float, table: dict[str, list[tuple[float, float, float]]], span: float,
-                extra_sigma: float = 0.0) -> dict[str, float]:
-    out = {c: _mixture_log(x, table[c], extra_sigma, span) for c in table}
-    out["unknown"] = math.log(1.0 / span)
-    return out
+def _prepared(table: dict[str, list[tuple[float, float, float]]],
+              span: float) -> tuple[tuple[tuple[tuple[float, float, float, float], ...], ...],
+                                    float, float]:
+    """A table's components per class in CLASSES order as (weight, mean, sigma, sigma
+    sqrt(2 pi)), its outlier density and the flat log-likelihood of "unknown": what
+    _mixture_log works out on every call, once."""
+    return (tuple(tuple((w, m, sd, sd * _ROOT_2PI) for w, m, sd in table[c]) for c in _MODELLED),
+            OUTLIER / span, math.log(1.0 / span))
 
 
-def _evidence_terms(f: TrackFeatures) -> list[tuple[str, object, dict[str, float]]]:
-    terms: list[tuple[str, object, dict[str, float]]] = []
+def _continuous(x: float, prepared: tuple[tuple[tuple[tuple[float, float, float, float], ...],
+                                                ...], float, float],
+                extra_sigma: float = 0.0) -> tuple[float, ...]:
+    """Log-likelihoods of x per class, in CLASSES order (as _mixture_log)."""
+    classes, outlier, flat = prepared
+    log, exp = math.log, math.exp
+    out = []
+    for components in classes:
+        density = 0.0
+        for weight, mean, sigma, norm in components:
+            if extra_sigma:
+                s = math.sqrt(sigma * sigma + extra_sigma * extra_sigma)
+                z = (x - mean) / s
+                density += weight * exp(-0.5 * z * z) / (s * _ROOT_2PI)
+            else:
+                z = (x - mean) / sigma
+                density += weight * exp(-0.5 * z * z) / norm
+        out.append(log(_MIXED * density + outlier))
+    out.append(flat)
+    return tuple(out)
+
+
+_SPEED = _prepared(SPEED, SPEED_RANGE_MPS)
+_HEIGHT = _prepared(HEIGHT, HEIGHT_RANGE_M)
+_MANOEUVRE = _prepared(MANOEUVRE, MANOEUVRE_RANGE_MPS2)
+_F0_LOG2 = _prepared(F0_LOG2, F0_LOG2_RANGE)
+_RCS = _prepared(RCS, RCS_RANGE_DB)
+_POINTS = _prepared(POINTS, POINTS_RANGE)
+_LOG_STATIONARY = tuple(math.log(STATIONARY[c]) for c in CLASSES)
+_LOG_MOVING = tuple(math.log(1.0 - STATIONARY[c]) for c in CLASSES)
+_LOG_HARMONICS = tuple(math.log(HARMONICS[c]) for c in CLASSES)
+_LOG_SILENT = tuple(math.log(1.0 - HARMONICS[c]) for c in CLASSES)
+_LOG_PRIOR = tuple(math.log(PRIOR[c]) for c in CLASSES)
+
+
+def _evidence_terms(f: TrackFeatures) -> list[tuple[str, object, tuple[float, ...]]]:
+    """(name, value, log-likelihood per class in CLASSES order) of each piece of evidence."""
+    terms: list[tuple[str, object, tuple[float, ...]]] = []
     if f.speed_mps is not None:
         stationary = f.speed_mps < HOVER_SPEED_MPS
         aloft = f.height_m is not None and f.height_m - f.height_error_m > 3.0
         terms.append(("hovering" if aloft or not stationary else "stationary", stationary,
-                      {c: math.log(STATIONARY[c] if stationary else 1.0 - STATIONARY[c])
-                       for c in CLASSES}))
+                      _LOG_STATIONARY if stationary else _LOG_MOVING))
         if not stationary:
-            terms.append(("speed_mps", round(f.speed_mps, 2),
-                          _continuous(f.speed_mps, SPEED, SPEED_RANGE_MPS)))
+            terms.append(("speed_mps", round(f.speed_mps, 2), _continuous(f.speed_mps, _SPEED)))
     if f.height_m is not None:
         terms.append(("height_m", round(f.height_m, 1),
-                      _continuous(f.height_m, HEIGHT, HEIGHT_RANGE_M, f.height_error_m)))
+                      _continuous(f.height_m, _HEIGHT, f.height_error_m)))
     if f.manoeuvre_mps2 is not None:
         terms.append(("manoeuvre_mps2", round(f.manoeuvre_mps2, 2),
-                      _continuous(f.manoeuvre_mps2, MANOEUVRE, MANOEUVRE_RANGE_MPS2)))
+                      _continuous(f.manoeuvre_mps2, _MANOEUVRE)))
     if f.harmonic_score is not None:
         s = min(max(f.harmonic_score, 0.0), 1.0)
         # A weak detection counts only as much as the detector is sure of it.
         terms.append(("harmonics", round(s, 3),
-                      {c: s * math.log(HARMONICS[c]) if s > 0.0 else math.log(1.0 - HARMONICS[c])
-                       for c in CLASSES}))
+                      tuple(s * h for h in _LOG_HARMONICS) if s > 0.0 else _LOG_SILENT))
         if s > 0.0 and f.f0_hz is not None and f.f0_hz > 0.0:
-            terms.append(("f0_hz", round(f.f0_hz, 1),
-                          _continuous(math.log2(f.f0_hz), F0_LOG2, F0_LOG2_RANGE)))
+            terms.append(("f0_hz", round(f.f0_hz, 1), _continuous(math.log2(f.f0_hz), _F0_LOG2)))
     if f.rcs_dbsm is not None:
-        terms.append(("rcs_dbsm", round(f.rcs_dbsm, 1), _continuous(f.rcs_dbsm, RCS,
-                                                                     RCS_RANGE_DB)))
+        terms.append(("rcs_dbsm", round(f.rcs_dbsm, 1), _continuous(f.rcs_dbsm, _RCS)))
     if f.points_per_plot is not None:
         terms.append(("points_per_plot", round(f.points_per_plot, 2),
-                      _continuous(f.points_per_plot, POINTS, POINTS_RANGE)))
+                      _continuous(f.points_per_plot, _POINTS)))
     return terms
+
+
+_INDEX = range(len(CLASSES))
 
 
 def classify(features: TrackFeatures) -> Classification:
     """The class distribution of a track and the evidence that decided it."""
     terms = _evidence_terms(features)
-    scaled = [(name, value, {c: FEATURE_WEIGHT.get(name, 1.0) * ll[c] / TEMPERATURE
-                             for c in CLASSES})
-              for name, value, ll in terms]
-    score = {c: math.log(PRIOR[c]) + sum(ll[c] for _, _, ll in scaled) for c in CLASSES}
-    top = max(score.values())
-    expo = {c: math.exp(score[c] - top) for c in CLASSES}
-    total = sum(expo.values())
-    ranked = sorted(CLASSES, key=lambda c: -expo[c])
-    probs = [round(expo[c] / total, 4) for c in ranked]
+    scaled = []
+    for name, value, ll in terms:
+        w = FEATURE_WEIGHT.get(name, 1.0)
+        scaled.append((name, value, [w * x / TEMPERATURE for x in ll]))
+    score = []
+    for k in _INDEX:
+        total = 0
+        for _, _, ll in scaled:
+            total += ll[k]
+        score.append(_LOG_PRIOR[k] + total)
+    top = max(score)
+    expo = [math.exp(x - top) for x in score]
+    total_expo = sum(expo)
+    ranked = sorted(_INDEX, key=lambda k: -expo[k])
+    probs = [round(expo[k] / total_expo, 4) for k in ranked]
     probs[0] = round(1.0 - sum(probs[1:]), 4)  # rounding must not break "sums to 1"
     distribution: list[dict[str, object]] = [
-        {"type": c, "confidence": p} for c, p in zip(ranked, probs, strict=True)]
-    winner, runner_up = ranked[0], ranked[1]
+        {"type": CLASSES[k], "confidence": p} for k, p in zip(ranked, probs, strict=True)]
+    win, run = ranked[0], ranked[1]
+    winner, runner_up = CLASSES[win], CLASSES[run]
     evidence = [{"name": "prior", "value": PRIOR[winner],
                  "weight": round(math.log(PRIOR[winner] / PRIOR[runner_up]), 3)}]
-    evidence += [{"name": name, "value": value, "weight": round(ll[winner] - ll[runner_up], 3)}
+    evidence += [{"name": name, "value": value, "weight": round(ll[win] - ll[run], 3)}
                  for name, value, ll in scaled]
     evidence.sort(key=lambda item: -abs(float(item["weight"])))  # type: ignore[arg-type]
     return Classification(distribution, evidence)

@@ -23,6 +23,7 @@ returns further apart than that the radar resolves as two objects.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -37,6 +38,22 @@ log = logging.getLogger(__name__)
 _DEG = 180.0 / math.pi
 _NEIGHBOUR_DR = np.repeat([-1, 0, 1], 3)[None, :]
 _NEIGHBOUR_DA = np.tile([-1, 0, 1], 3)[None, :]
+
+
+def edge_labels(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """connected_labels() of an n-node graph given by its directed edges i -> j (every edge
+    in both directions): the same labels, in passes over the edges rather than over an n x n
+    matrix."""
+    labels = np.arange(n)
+    if len(i) == 0:
+        return labels
+    while True:
+        new = labels.copy()
+        np.minimum.at(new, i, labels.take(j))
+        new = new.take(new)
+        if (new == labels).all():
+            return labels
+        labels = new
 
 
 def connected_labels(adjacent: np.ndarray) -> np.ndarray:
@@ -112,6 +129,11 @@ class ClutterMap:
         self.threshold = threshold
         self._t_start: float | None = None
         self._t_last: float | None = None
+        # Flat views of the two grids: one index per cell is cheaper than (row, column).
+        self._width = self.n_azimuth + 2
+        self._value_flat = self.value.reshape(-1)
+        self._t_hit_flat = self.t_hit.reshape(-1)
+        self._neighbours = (_NEIGHBOUR_DR * self._width + _NEIGHBOUR_DA).astype(np.int64)
 
     def cells(self, horizontal_range_m: np.ndarray,
               azimuth_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,35 +141,50 @@ class ClutterMap:
         beyond the map, the outer sectors every azimuth beyond +-90 degrees."""
         ri = np.minimum((horizontal_range_m * (1.0 / self.range_bin_m)).astype(np.int64),
                         self.n_range - 1) + 1
-        ai = np.clip(((azimuth_rad * (180.0 / math.pi) + 90.0) * (1.0 / self.azimuth_bin_deg))
-                     .astype(np.int64), 0, self.n_azimuth - 1) + 1
+        # np.minimum/np.maximum: np.clip's Python wrapper costs more than the work here.
+        ai = np.minimum(np.maximum(((azimuth_rad * (180.0 / math.pi) + 90.0)
+                                    * (1.0 / self.azimuth_bin_deg)).astype(np.int64), 0),
+                        self.n_azimuth - 1) + 1
         return ri, ai
 
     def _tau(self, t: float) -> float:
         elapsed = 0.0 if self._t_start is None else t - self._t_start
         return min(max(elapsed, self.warmup_s), self.time_constant_s)
 
+    def flat_cells(self, horizontal_range_m: np.ndarray, azimuth_rad: np.ndarray) -> np.ndarray:
+        """cells() as indices into the flattened map."""
+        ri, ai = self.cells(horizontal_range_m, azimuth_rad)
+        return ri * self._width + ai
+
     def background(self, t: float, ri: np.ndarray, ai: np.ndarray) -> np.ndarray:
         """Occupancy of each point's cell and its 8 neighbours (a return jitters across a
         cell edge), capped at 1."""
-        r = ri[:, None] + _NEIGHBOUR_DR
-        a = ai[:, None] + _NEIGHBOUR_DA
-        age = np.maximum(t - self.t_hit[r, a], 0.0)
-        total = (self.value[r, a] * np.exp(-age / self._tau(t))).sum(axis=1)
+        return self.flat_background(t, ri * self._width + ai)
+
+    def flat_background(self, t: float, cells: np.ndarray) -> np.ndarray:
+        """background() of cells given as flat indices (flat_cells())."""
+        around = cells[:, None] + self._neighbours
+        age = np.maximum(t - self._t_hit_flat[around], 0.0)
+        total = (self._value_flat[around] * np.exp(-age / self._tau(t))).sum(axis=1)
         return np.minimum(total, 1.0)
 
     def learn(self, t: float, ri: np.ndarray, ai: np.ndarray) -> None:
         """Record this frame's static returns (their cells' indices)."""
+        self.flat_learn(t, ri * self._width + ai)
+
+    def flat_learn(self, t: float, cells: np.ndarray) -> None:
+        """learn() of cells given as flat indices (flat_cells())."""
         if self._t_start is None:
             self._t_start = t
         dt = 0.1 if self._t_last is None else min(max(t - self._t_last, 0.0), 1.0)
         self._t_last = t
-        if len(ri) == 0:
+        if len(cells) == 0:
             return
         tau = self._tau(t)
-        decayed = self.value[ri, ai] * np.exp(-np.maximum(t - self.t_hit[ri, ai], 0.0) / tau)
-        self.value[ri, ai] = np.minimum(decayed + (1.0 - math.exp(-dt / tau)), 1.0)
-        self.t_hit[ri, ai] = t
+        value, t_hit = self._value_flat, self._t_hit_flat
+        decayed = value[cells] * np.exp(-np.maximum(t - t_hit[cells], 0.0) / tau)
+        value[cells] = np.minimum(decayed + (1.0 - math.exp(-dt / tau)), 1.0)
+        t_hit[cells] = t
 
 
 class RadarPlotter:
@@ -212,68 +249,109 @@ class RadarPlotter:
             self.clutter.learn(t, np.zeros(0, np.int64), np.zeros(0, np.int64))
             return []
         self.points_in += len(pts)
-        finite = np.isfinite(pts[:, :5]).all(axis=1)
-        if not finite.all():
-            pts = pts[finite]
-        x, y, z, doppler = pts[:, 0], pts[:, 1], pts[:, 2], pts[:, 3]
+        # A finite sum means every value is finite (inf and nan propagate): one reduction
+        # instead of a per-point test in the usual case.
+        if not math.isfinite(float(pts[:, :5].sum())):
+            pts = pts[np.isfinite(pts[:, :5]).all(axis=1)]
+            if len(pts) == 0:
+                self.clutter.flat_learn(t, np.zeros(0, np.int64))
+                return []
+        x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
         horizontal = np.hypot(x, y)
         azimuth = np.arctan2(x, y)
         height = self.mount_height_m + z
-        static = np.abs(doppler) < self.static_doppler_mps
+        static = np.abs(pts[:, 3]) < self.static_doppler_mps
+        rejected: np.ndarray | None = None
 
-        ground = static & (height < self.ground_floor_m)
         # A mirror image off the ground sits as far below it as the target is above: well
         # below the ground, beyond what each point's elevation noise (3 sigma) explains.
-        el_error = np.tan(np.minimum(3.0 * self._angle_sigma(self.elevation_resolution_deg,
-                                                             pts[:, 4]), 1.2))
-        ghost = (z != 0.0) & (height < -np.maximum(1.0, horizontal * el_error))
+        # That is at least 1 m below it, so only such points need the noise worked out.
+        n_ghost = 0
+        low = np.flatnonzero(height < -1.0)
+        if len(low):
+            el_error = np.tan(np.minimum(3.0 * self._angle_sigma(self.elevation_resolution_deg,
+                                                                 pts[low, 4]), 1.2))
+            is_ghost = (z[low] != 0.0) & (height[low] < -np.maximum(1.0,
+                                                                    horizontal[low] * el_error))
+            n_ghost = int(np.count_nonzero(is_ghost))
+            if n_ghost:
+                rejected = np.zeros(len(pts), dtype=bool)
+                rejected[low[is_ghost]] = True
 
-        ri, ai = self.clutter.cells(horizontal, azimuth)
-        candidates = static & ~ground & ~ghost
-        clutter = np.zeros(len(pts), dtype=bool)
-        if candidates.any():
-            clutter[candidates] = (self.clutter.background(t, ri[candidates], ai[candidates])
-                                   > self.clutter.threshold)
-        self.clutter.learn(t, ri[static], ai[static])
+        # Ground and clutter are static returns; only they touch the clutter map.
+        n_ground = n_clutter = 0
+        static_idx = np.flatnonzero(static)
+        cells = self.clutter.flat_cells(horizontal[static_idx], azimuth[static_idx])
+        if len(static_idx):
+            is_ground = height[static_idx] < self.ground_floor_m
+            n_ground = int(np.count_nonzero(is_ground))
+            out = is_ground if rejected is None else is_ground | rejected[static_idx]
+            candidates = ~out
+            if candidates.any():
+                is_clutter = (self.clutter.flat_background(t, cells[candidates])
+                              > self.clutter.threshold)
+                n_clutter = int(np.count_nonzero(is_clutter))
+                if n_clutter:
+                    out[candidates] = is_clutter
+            if n_ground or n_clutter:
+                if rejected is None:
+                    rejected = np.zeros(len(pts), dtype=bool)
+                rejected[static_idx[out]] = True
+        self.clutter.flat_learn(t, cells)
 
-        self.rejected_ground += int(np.count_nonzero(ground))
-        self.rejected_ghost += int(np.count_nonzero(ghost))
-        self.rejected_clutter += int(np.count_nonzero(clutter))
-        keep = ~(ground | ghost | clutter)
-        if not keep.any():
-            return []
-        return self._cluster(t, pts[keep], horizontal[keep])
+        self.rejected_ground += n_ground
+        self.rejected_ghost += n_ghost
+        self.rejected_clutter += n_clutter
+        if rejected is not None:
+            keep = ~rejected
+            if not keep.any():
+                return []
+            pts, horizontal, azimuth = pts[keep], horizontal[keep], azimuth[keep]
+        return self._cluster(t, pts, horizontal, azimuth)
 
     def _angle_sigma(self, resolution_deg: float, snr_db: np.ndarray) -> np.ndarray:
         """One-sigma angle noise (rad) of single points: resolution / (1.6 sqrt(2 SNR))."""
         snr = 10.0 ** (np.minimum(np.maximum(snr_db, 0.0), 60.0) * 0.1)
         return math.radians(resolution_deg) / (1.6 * np.sqrt(2.0 * snr))
 
-    def _cluster(self, t: float, pts: np.ndarray, horizontal: np.ndarray) -> list[Plot]:
+    def _cluster(self, t: float, pts: np.ndarray, horizontal: np.ndarray,
+                 azimuth: np.ndarray) -> list[Plot]:
         n = len(pts)
-        xyz = pts[:, :3]
-        doppler = pts[:, 3]
         # DBSCAN-like over resolution cells (module docstring): range and radial speed agree,
         # angles within their noise or the object's extent, never beyond the beamwidth;
-        # clusters = connected core points.
+        # clusters = connected core points. The angle tests run only over the pairs whose
+        # ranges and radial speeds agree (few: a frame's points are mostly far apart), as a
+        # list of directed edges (i, j) that holds both directions and every self-pair.
         if n == 1:
             labels = np.zeros(1, dtype=np.int64)
         else:
-            rng = np.sqrt(horizontal * horizontal + xyz[:, 2] * xyz[:, 2])
-            az = np.arctan2(xyz[:, 0], xyz[:, 1])
-            el = np.arctan2(xyz[:, 2], horizontal)
-            mean_r = np.maximum(0.5 * (rng[:, None] + rng[None, :]), 1.0)
-            extent = self.cluster_distance_m / mean_r + self.cluster_angle_tan
-            adjacent = ((np.abs(rng[:, None] - rng[None, :]) <= self.cluster_distance_m)
-                        & (np.abs(doppler[:, None] - doppler[None, :])
-                           <= self.cluster_doppler_mps))
-            for angle, resolution in ((az, self.azimuth_resolution_deg),
-                                      (el, self.elevation_resolution_deg)):
-                sigma = self._angle_sigma(resolution, pts[:, 4])
-                noise = 3.0 * np.sqrt(sigma[:, None] ** 2 + sigma[None, :] ** 2)
-                gate = np.minimum(np.maximum(noise, extent), math.radians(resolution))
-                adjacent &= np.abs(angle[:, None] - angle[None, :]) <= gate
+            z, doppler = pts[:, 2], pts[:, 3]
+            rng = np.sqrt(horizontal * horizontal + z * z)
+            dr = rng[:, None] - rng
+            i, j = np.nonzero(np.abs(dr, out=dr) <= self.cluster_distance_m)
+            if len(i) > n:  # more than the self-pairs
+                ok = np.abs(doppler.take(i) - doppler.take(j)) <= self.cluster_doppler_mps
+                i, j = i[ok], j[ok]
+            if len(i) > n:
+                # 1-D calls over the pairs only: each costs its call overhead, not its size.
+                divisor = 1.6 * np.sqrt(2.0 * 10.0 ** (np.minimum(np.maximum(pts[:, 4], 0.0),
+                                                                  60.0) * 0.1))
+                mean_r = np.maximum(0.5 * (rng.take(i) + rng.take(j)), 1.0)
+                extent = self.cluster_distance_m / mean_r + self.cluster_angle_tan
+                ok = None
+                for angle, resolution in ((azimuth, self.azimuth_resolution_deg),
+                                          (np.arctan2(z, horizontal),
+                                           self.elevation_resolution_deg)):
+                    res = math.radians(resolution)
+                    sigma2 = (res / divisor) ** 2
+                    gate = np.minimum(np.maximum(3.0 * np.sqrt(sigma2.take(i) + sigma2.take(j)),
+                                                 extent), res)
+                    fits = np.abs(angle.take(i) - angle.take(j)) <= gate
+                    ok = fits if ok is None else ok & fits
+                i, j = i[ok], j[ok]
             if self.min_points > 1:
+                adjacent = np.zeros((n, n), dtype=bool)
+                adjacent[i, j] = True
                 core = adjacent.sum(axis=1) >= self.min_points
                 if not core.any():
                     return []
@@ -287,69 +365,78 @@ class RadarPlotter:
                 labels = np.where(core, labels, np.where(border_of >= 0,
                                                          labels[np.maximum(border_of, 0)], -1))
                 keep = labels >= 0
-                pts, xyz, doppler, labels = pts[keep], xyz[keep], doppler[keep], labels[keep]
+                pts, azimuth, labels = pts[keep], azimuth[keep], labels[keep]
             else:
-                labels = connected_labels(adjacent)
-        return self._plots(t, pts, labels)
+                labels = edge_labels(n, i, j)
+        return self._plots(t, pts, azimuth, labels)
 
-    def _plots(self, t: float, pts: np.ndarray, labels: np.ndarray) -> list[Plot]:
+    def _plots(self, t: float, pts: np.ndarray, azimuth: np.ndarray,
+               labels: np.ndarray) -> list[Plot]:
+        n = len(labels)
         order = np.argsort(labels, kind="stable")
-        labels, pts = labels[order], pts[order]
-        starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
-        counts = np.diff(np.concatenate((starts, [len(labels)])))
+        labels, pts, point_az = labels[order], pts[order], azimuth[order]
+        starts = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+        bounds = [0, *starts.tolist(), n]
+        counts = [b - a for a, b in itertools.pairwise(bounds)]
+        starts = bounds[:-1]
         x, y, z, snr = pts[:, 0], pts[:, 1], pts[:, 2], pts[:, 4]
         point_range = np.sqrt(x * x + y * y + z * z)
-        point_az = np.arctan2(x, y)
         # Power-weighted moments of every cluster in one pass.
         weight = 10.0 ** (np.minimum(np.maximum(snr, -20.0), 60.0) * 0.1)
-        columns = np.empty((len(x), 10))
-        columns[:, 0] = 1.0
-        columns[:, 1:5] = pts[:, :4]
-        columns[:, 5] = point_range
-        columns[:, 6] = point_range * point_range
-        columns[:, 7] = point_az
-        columns[:, 8] = point_az * point_az
-        columns[:, 9] = z != 0.0
-        columns *= weight[:, None]
-        sums = np.add.reduceat(columns, starts, axis=0)
-        m = sums[:, 1:9] / sums[:, :1]
-        cx, cy, cz, cv = m[:, 0], m[:, 1], m[:, 2], m[:, 3]
-        range_spread = np.sqrt(np.maximum(m[:, 5] - m[:, 4] ** 2, 0.0))
-        az_spread = np.degrees(np.sqrt(np.maximum(m[:, 7] - m[:, 6] ** 2, 0.0)))
-        has_z = sums[:, 9] > 0.0
-        peak_snr = np.maximum.reduceat(snr, starts)
+        # One row per moment: contiguous rows keep every numpy call on its fast path.
+        rows = np.empty((10, n))
+        rows[0] = 1.0
+        rows[1:5] = pts[:, :4].T
+        rows[5] = point_range
+        np.multiply(point_range, point_range, out=rows[6])
+        rows[7] = point_az
+        np.multiply(point_az, point_az, out=rows[8])
+        rows[9] = z != 0.0
+        rows *= weight
+        sums = np.add.reduceat(rows, starts, axis=1)
+        m = sums[1:9] / sums[0]
+        cx, cy, cz = m[0], m[1], m[2]
+        root_n = np.sqrt(counts)
+        range_spread = np.sqrt(np.maximum(m[5] - m[4] ** 2, 0.0))
+        az_spread = np.sqrt(np.maximum(m[7] - m[6] ** 2, 0.0))
 
-        # One row per output field, filled in place, handed to Python in one tolist().
-        out = np.empty((14, len(counts)))
+        # One row per numpy-computed field, handed to Python in one tolist(); the cheap
+        # arithmetic per plot is done on Python floats below.
+        out = np.empty((11, len(counts)))
         horizontal = np.hypot(cx, cy)
         np.sqrt(horizontal * horizontal + cz * cz, out=out[0])  # slant range
-        root_n = np.sqrt(counts)
         np.hypot(self.range_resolution_m / 2.0, range_spread / root_n, out=out[1])
-        az_radar = np.arctan2(cx, cy) * _DEG
-        np.remainder(self.boresight_azimuth_deg + az_radar + 180.0, 360.0, out=out[2])
-        out[2] -= 180.0  # node azimuth in [-180, 180)
-        np.remainder(self.mast_heading_deg + out[2], 360.0, out=out[3])  # true bearing
+        np.arctan2(cx, cy, out=out[2])
+        out[2] *= _DEG  # azimuth in the radar frame
         # Monopulse-like accuracy: resolution / (1.6 sqrt(2 SNR)), floored, plus the spread.
-        accuracy = 1.0 / (1.6 * np.sqrt(2.0 * 10.0 ** (np.minimum(np.maximum(peak_snr, 0.0),
-                                                                  60.0) * 0.1)))
-        az_acc = np.minimum(np.maximum(self.azimuth_resolution_deg * accuracy,
+        peak_snr = np.maximum.reduceat(snr, starts)
+        out[3] = 1.0 / (1.6 * np.sqrt(2.0 * 10.0 ** (np.minimum(np.maximum(peak_snr, 0.0),
+                                                                60.0) * 0.1)))
+        az_acc = np.minimum(np.maximum(self.azimuth_resolution_deg * out[3],
                                        self.min_angle_error_deg),
                             self.azimuth_resolution_deg / 2.0)
-        np.hypot(az_acc, az_spread / root_n, out=out[4])
-        out[5] = np.arctan2(cz, horizontal) * _DEG  # elevation
-        np.minimum(np.maximum(self.elevation_resolution_deg * accuracy,
-                              self.min_angle_error_deg),
-                   self.elevation_resolution_deg / 2.0, out=out[6])
-        out[7] = cv
-        out[8] = peak_snr
-        out[9] = counts
+        np.hypot(az_acc, az_spread * _DEG / root_n, out=out[4])
+        np.arctan2(cz, horizontal, out=out[5])
+        out[5] *= _DEG  # elevation
+        out[6:9] = m[1:4]  # cy, cz, cv
+        out[9] = cx
+        out[10] = peak_snr
+        has_z = (sums[9] > 0.0).tolist()
+
+        t_ = t
+        bore, mast, mount = self.boresight_azimuth_deg, self.mast_heading_deg, self.mount_height_m
         sin_b, cos_b = self._boresight_sin_cos
-        out[10] = cy * sin_b + cx * cos_b  # ENU, as geo.radar_to_enu
-        out[11] = cy * cos_b - cx * sin_b
-        out[12] = cz
-        out[13] = self.mount_height_m + cz
+        el_res, el_floor = self.elevation_resolution_deg, self.min_angle_error_deg
+        el_cap = self.elevation_resolution_deg / 2.0
         half_beam = self.vertical_half_beam_deg
-        return [Plot(t, r, re, an, at, ae, el if hz else None, ee if hz else half_beam, v, s,
-                     int(c), e, n, u, h)
-                for (r, re, an, at, ae, el, ee, v, s, c, e, n, u, h), hz
-                in zip(out.T.tolist(), has_z.tolist(), strict=True)]
+        plots = []
+        for (r, re, az_radar, acc, ae, el, ny, nz, v, nx, s), hz, c in zip(
+                out.T.tolist(), has_z, counts, strict=True):
+            az_node = (bore + az_radar + 180.0) % 360.0 - 180.0  # [-180, 180)
+            plots.append(Plot(t_, r, re, az_node, (mast + az_node) % 360.0, ae,
+                              el if hz else None,
+                              min(max(el_res * acc, el_floor), el_cap) if hz else half_beam,
+                              v, s, c,
+                              ny * sin_b + nx * cos_b,  # ENU, as geo.radar_to_enu
+                              ny * cos_b - nx * sin_b, nz, mount + nz))
+        return plots

@@ -59,9 +59,20 @@ _INFEASIBLE = 1e9
 
 
 def _trace(P: np.ndarray, start: int, stop: int) -> float:
-    """Sum of P's diagonal over [start, stop): np.trace costs more than this on a 6x6."""
-    d = P.diagonal()
-    return float(sum(d[start:stop].tolist()))
+    """Sum of P's (6x6) diagonal over [start, stop): np.trace costs more than this."""
+    total = P.item(start * 7)
+    for k in range(start + 1, stop):
+        total += P.item(k * 7)
+    return total
+
+
+def _quadratic3(g: tuple[float, float, float], P: list[list[float]]) -> float:
+    """g' P g over the position block of P (nested lists), in plain floats."""
+    g0, g1, g2 = g
+    p0, p1, p2 = P[0], P[1], P[2]
+    return (g0 * (g0 * p0[0] + g1 * p1[0] + g2 * p2[0])
+            + g1 * (g0 * p0[1] + g1 * p1[1] + g2 * p2[1])
+            + g2 * (g0 * p0[2] + g1 * p1[2] + g2 * p2[2]))
 
 
 class Track:
@@ -171,6 +182,8 @@ class Tracker:
         self.events = TrackEvents(max_update_rate_hz=max_update_rate_hz,
                                   announce_tentative=announce_tentative)
         self._tracks: list[Track] = []
+        self._predicted: tuple[int, np.ndarray, np.ndarray] = (0, np.zeros((0, 6)),
+                                                               np.zeros((0, 6, 6)))
         self._t_last = -math.inf
         self._last_bearing_t = -math.inf
 
@@ -202,12 +215,14 @@ class Tracker:
     def _predict(self, t: float) -> None:
         if not self._tracks:
             return
-        X = np.stack([tr.x for tr in self._tracks])
-        P = np.stack([tr.P for tr in self._tracks])
+        X = np.array([tr.x for tr in self._tracks])
+        P = np.array([tr.P for tr in self._tracks])
         dt = np.array([t - tr.t for tr in self._tracks])
         kalman.predict(X, P, dt, self.q_horizontal, self.q_vertical)
-        for i, tr in enumerate(self._tracks):
-            tr.x, tr.P, tr.t = X[i], P[i], t
+        for tr, x, p in zip(self._tracks, X, P, strict=True):
+            tr.x, tr.P, tr.t = x, p, t
+        # The radar step gates against these stacks as they are (no re-stacking).
+        self._predicted = (len(self._tracks), X, P)
 
     def _radar(self, t: float, plots: list[Plot]) -> set[int]:
         n_plots = len(plots)
@@ -219,15 +234,16 @@ class Tracker:
         R = kalman.polar_covariance(pol[:, 0], pol[:, 1], pol[:, 2], pol[:, 3], pol[:, 4],
                                     pol[:, 5]) + self.plot_extent_var
         # ln of the false-plot density at each plot: what a chance plot would score there.
-        log_false = [self.false_plots.log_density(p.range_m, el)
-                     for p, el in zip(plots, pol[:, 2].tolist(), strict=True)]
+        log_false = self.false_plots.log_densities(pol[:, 0].tolist(), pol[:, 2].tolist())
         # Plots go to ranged tracks only (see the module's docstring).
         tracks = [tr for tr in self._tracks if tr.has_range]
         assigned: dict[int, int] = {}
         gated_by_ranged = np.zeros(n_plots, dtype=bool)
         if tracks:
-            X = np.stack([tr.x for tr in tracks])
-            P = np.stack([tr.P for tr in tracks])
+            n_predicted, X, P = self._predicted
+            if len(tracks) != n_predicted:  # some tracks are acoustic-only
+                X = np.array([tr.x for tr in tracks])
+                P = np.array([tr.P for tr in tracks])
             d2, logdet = kalman.position_gate(X, P, Z, R)
             feasible = d2 < self.gate[3]
             gated_by_ranged = feasible.any(axis=0)
@@ -337,14 +353,14 @@ class Tracker:
     def _note_manoeuvre(self, track: Track, t: float) -> None:
         """RMS velocity change over >= 1 s spans, less what the filter's own velocity noise
         explains."""
-        v = track.x[3:]
-        vv = _trace(track.P, 3, 6)
         if track.t_ref is None:
-            track.t_ref, track.v_ref, track.vv_ref = t, v.copy(), vv
+            track.t_ref, track.v_ref, track.vv_ref = t, track.x[3:].copy(), _trace(track.P, 3, 6)
             return
         span = t - track.t_ref
         if span < 1.0:
             return
+        v = track.x[3:]
+        vv = _trace(track.P, 3, 6)
         change2 = float(np.sum((v - track.v_ref) ** 2)) - (vv + track.vv_ref)
         accel = math.sqrt(max(change2, 0.0)) / span
         track.manoeuvre = accel if track.manoeuvre is None else (
@@ -509,7 +525,7 @@ class Tracker:
             return
         # Screen in one pass: d' S^-1 d >= |d|^2 / trace(S), so pairs further apart than
         # that bound cannot pass the position gate and need no solve.
-        pos = np.stack([tr.x[:3] for tr in ranged])
+        pos = np.array([tr.x[:3] for tr in ranged])
         spread = np.array([_trace(tr.P, 0, 3) for tr in ranged])
         apart2 = ((pos[:, None, :] - pos[None, :, :]) ** 2).sum(axis=2)
         near = apart2 < self.gate[6] * (spread[:, None] + spread[None, :])
@@ -600,14 +616,15 @@ class Tracker:
     def _features(self, tr: Track, t: float) -> TrackFeatures:
         speed = height = rcs = None
         height_error = 0.0
-        rng = float(np.linalg.norm(tr.x[:3]))
+        e, n, u, ve, vn, vu = tr.x.tolist()
+        rng = math.sqrt(e * e + n * n + u * u)
         # Speed only once the velocity is known to ~3 m/s per axis; a 2D radar sees no climb.
         axes = 3 if tr.has_elevation else 2
         if tr.has_range and _trace(tr.P, 3, 3 + axes) < 9.0 * axes:
-            speed = float(np.linalg.norm(tr.x[3:3 + axes]))
+            speed = math.sqrt(ve * ve + vn * vn + (vu * vu if axes == 3 else 0.0))
         if tr.has_range and tr.has_elevation:
-            height = float(tr.x[2]) + self.mount_height_m
-            height_error = math.sqrt(max(float(tr.P[2, 2]), 0.0))
+            height = u + self.mount_height_m
+            height_error = math.sqrt(max(tr.P.item(14), 0.0))
         heard = tr.acoustic_last_t is not None and t - tr.acoustic_last_t <= self.acoustic_memory_s
         harmonic: float | None = None
         if heard:
@@ -634,10 +651,16 @@ class Tracker:
 
     def _state(self, tr: Track) -> State:
         """The agreed track state dict (SAPIENT DetectionReport-like)."""
-        x, P = tr.x, tr.P
-        e, n, u = float(x[0]), float(x[1]), float(x[2])
-        az, Ha = kalman.bearing_jacobian(x)
-        az_err = math.degrees(math.sqrt(max(float(Ha @ P @ Ha), 0.0)))
+        # Plain floats: numpy calls on 3-vectors cost more than the arithmetic.
+        e, n, u, ve, vn, vu = tr.x.tolist()
+        P = tr.P.tolist()
+        p0, p1, p2 = P[0], P[1], P[2]
+        # Bearing and its variance H P H' (H as kalman.bearing_jacobian: only e and n).
+        rho2 = max(e * e + n * n, 1e-6)
+        h0, h1 = n / rho2, -e / rho2
+        az = math.atan2(e, n)
+        az_err = math.degrees(math.sqrt(max(h0 * (h0 * p0[0] + h1 * p1[0])
+                                            + h1 * (h0 * p0[1] + h1 * p1[1]), 0.0)))
         state: dict[str, Any] = {
             "object_id": tr.object_id,
             "status": tr.status,
@@ -652,25 +675,27 @@ class Tracker:
             "speed_mps": None,
         }
         if tr.has_elevation:
-            el, He = kalman.elevation_jacobian(x)
+            # As kalman.elevation_jacobian.
+            rho = max(math.hypot(e, n), 1e-3)
+            r2 = rho * rho + u * u
+            g = (-u * e / (rho * r2), -u * n / (rho * r2), rho / r2)
             state["elevation_deg"] = {
-                "value": round(math.degrees(el), 2),
-                "error": round(math.degrees(math.sqrt(max(float(He @ P @ He), 0.0))), 2)}
+                "value": round(math.degrees(math.atan2(u, rho)), 2),
+                "error": round(math.degrees(math.sqrt(max(_quadratic3(g, P), 0.0))), 2)}
         if tr.has_range:
             rng = math.sqrt(e * e + n * n + u * u)
-            los = x[:3] / max(rng, 1e-3)
+            scale = max(rng, 1e-3)
+            los = (e / scale, n / scale, u / scale)
             state["range_m"] = {"value": round(rng, 2),
-                                "error": round(math.sqrt(max(float(los @ P[:3, :3] @ los), 0.0)),
-                                               2)}
+                                "error": round(math.sqrt(max(_quadratic3(los, P), 0.0)), 2)}
             lat, lon, alt = self.frame.to_geodetic(e, n, u)
             state["location"] = {"datum": "WGS84", "latitude_deg": round(lat, 7),
                                  "longitude_deg": round(lon, 7), "altitude_m": round(alt, 2),
-                                 "error_m": round(math.sqrt(max(_trace(P, 0, 3),
+                                 "error_m": round(math.sqrt(max(p0[0] + p1[1] + p2[2],
                                                                 0.0)), 2)}
-            state["velocity_enu_mps"] = {"east": round(float(x[3]), 2),
-                                         "north": round(float(x[4]), 2),
-                                         "up": round(float(x[5]), 2)}
-            state["speed_mps"] = round(float(np.linalg.norm(x[3:])), 2)
+            state["velocity_enu_mps"] = {"east": round(ve, 2), "north": round(vn, 2),
+                                         "up": round(vu, 2)}
+            state["speed_mps"] = round(math.sqrt(ve * ve + vn * vn + vu * vu), 2)
         cls = tr.classification or classify(TrackFeatures())
         state["classification"] = cls.distribution
         state["evidence"] = cls.evidence

@@ -71,6 +71,20 @@ class FalsePlotDensity:
                                         self.n - 1), minlength=self.n)
         self.rate += a * (counts - self.rate)
 
+    def log_densities(self, range_m: list[float], elevation_rad: list[float]) -> list[float]:
+        """log_density() of many places, with the coverage worked out once."""
+        az_span = max(self.az_hi - self.az_lo, self.min_az_span)
+        el_span = max(2.0 * self.el_max, self.min_el_span)
+        rate, floor, ring_m, last = self.rate.tolist(), self.floor, self.ring_m, self.n - 1
+        log, cos = math.log, math.cos
+        out = []
+        for rng, el in zip(range_m, elevation_rad, strict=True):
+            per_ring = max(rate[min(int(rng / ring_m), last)], floor)
+            r = max(rng, 1.0)
+            volume = ring_m * az_span * el_span * r * r * max(cos(el), 0.1)
+            out.append(log(per_ring / volume))
+        return out
+
     def log_density(self, range_m: float, elevation_rad: float) -> float:
         """ln of false plots per frame per m^3 at that range and elevation."""
         az_span = max(self.az_hi - self.az_lo, self.min_az_span)

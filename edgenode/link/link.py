@@ -20,7 +20,7 @@ from edgenode.config import Config
 from edgenode.health import Health
 from edgenode.link.credentials import LinkConfigError, broker_password
 from edgenode.link.mqtt import BrokerOptions, InboundMessage, MqttClient
-from edgenode.link.outbox import Dropped, Outbox
+from edgenode.link.outbox import Dropped, Outbox, Record
 from edgenode.link.payloads import (
     PRIORITY_AUDIT,
     PRIORITY_GAP,
@@ -159,9 +159,16 @@ class Link:
     # -- outbound ----------------------------------------------------------------------
     def publish_event(self, event: dict[str, Any]) -> None:
         """Wrap a detect event ({type, object_id, before, after}) and store it for sending."""
-        priority = PRIORITY_UPDATE if event.get("type") == "update" else PRIORITY_NEW_END
-        self._append("events", self.topics.events, priority,
-                      lambda seq, t: self._env.event(event, seq, t))
+        self.publish_events([event])
+
+    def publish_events(self, events: list[dict[str, Any]]) -> None:
+        """Like `publish_event` for events that arrive together (one radar frame's): stored
+        in one transaction, all committed on return (an invalid event raises ValueError and
+        stores none of them)."""
+        self._append_many("events", self.topics.events, [
+            (PRIORITY_UPDATE if event.get("type") == "update" else PRIORITY_NEW_END,
+             lambda seq, t, event=event: self._env.event(event, seq, t))
+            for event in events])
 
     def publish_audit(self, record: dict[str, Any]) -> None:
         """Store an audit record (published verbatim under `record`) for sending."""
@@ -170,13 +177,20 @@ class Link:
 
     def _append(self, stream: str, topic: str, priority: int,
                 build: Callable[[int, float], dict[str, Any]]) -> None:
+        self._append_many(stream, topic, [(priority, build)])
+
+    def _append_many(self, stream: str, topic: str,
+                     items: list[tuple[int, Callable[[int, float], dict[str, Any]]]]) -> None:
+        if not items:
+            return
         with self._seq_lock:  # seq order == outbox order within the session
-            seq = self._seq[stream]
+            first = self._seq[stream]
             t = time.time()
-            payload = encode(build(seq, t))
-            drops = self.outbox.append(topic, payload, stream=stream, session=self.session,
-                                       seq=seq, priority=priority, created=t)
-            self._seq[stream] = seq + 1
+            records = [Record(topic, encode(build(first + i, t)), stream, self.session,
+                              first + i, priority, t)
+                       for i, (priority, build) in enumerate(items)]
+            drops = self.outbox.append_many(records)
+            self._seq[stream] = first + len(records)
         if drops:
             self._record_drops(drops)
         self._pump.wake()

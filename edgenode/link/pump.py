@@ -20,6 +20,12 @@ from edgenode.link.payloads import mark_replayed
 
 log = logging.getLogger(__name__)
 
+# Acknowledged rows are deleted in batches: one statement per ACK_BATCH rows or ACK_DELAY_S,
+# whichever comes first, so deletes do not hold the file against appends on every PUBACK.
+# A crash in between only resends those rows (duplicates, never loss).
+ACK_BATCH = 128
+ACK_DELAY_S = 0.05
+
 
 @dataclass
 class PumpCounters:
@@ -38,6 +44,8 @@ class Pump:
         self._on_drops = on_drops
         self._acks: deque[tuple[int, int]] = deque()
         self._by_mid: dict[int, Row] = {}
+        self._acked: list[int] = []  # acknowledged row ids not yet deleted
+        self._acked_since = 0.0
         self._wake = threading.Event()
         self._connect_pending = False
         self._online = False
@@ -76,6 +84,8 @@ class Pump:
         self._wake.clear()
         self._apply_acks()
         wait = timeout_s
+        if self._acked:
+            wait = min(wait, max(0.0, self._acked_since + ACK_DELAY_S - time.monotonic()))
         if self._connect_pending:
             self._connect_pending = False
             self._backlog_upto = self._outbox.max_id()
@@ -95,6 +105,7 @@ class Pump:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.step(0.02)
+            self._flush_acked()
             if not self._by_mid and self._outbox.backlog == 0:
                 return True
             if not self._client.connected.is_set():
@@ -104,6 +115,7 @@ class Pump:
     def finish(self) -> None:
         """Apply PUBACKs that arrived last; rows still in flight stay for the next start."""
         self._apply_acks()
+        self._flush_acked()
         self._outbox.release(row.id for row in self._by_mid.values())
         self._by_mid.clear()
 
@@ -152,7 +164,9 @@ class Pump:
             self.counters.replayed += 1
 
     def _apply_acks(self) -> None:
-        done: list[int] = []
+        done = self._acked
+        if not done:
+            self._acked_since = time.monotonic()
         while self._acks:
             mid, code = self._acks.popleft()
             row = self._by_mid.pop(mid, None)
@@ -165,9 +179,15 @@ class Pump:
                 self._drop(row, "broker_refused")
                 continue
             done.append(row.id)
-        if done:
-            self._outbox.delete(done)
-            self.counters.published += len(done)
+        if done and (len(done) >= ACK_BATCH
+                     or time.monotonic() - self._acked_since >= ACK_DELAY_S):
+            self._flush_acked()
+
+    def _flush_acked(self) -> None:
+        if self._acked:
+            self._outbox.delete(self._acked)
+            self.counters.published += len(self._acked)
+            self._acked = []
 
     def _drop(self, row: Row, reason: str) -> None:
         self._outbox.delete([row.id])

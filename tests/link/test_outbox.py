@@ -6,7 +6,9 @@ import os
 import sqlite3
 from pathlib import Path
 
-from edgenode.link.outbox import ROW_OVERHEAD_BYTES, Outbox
+import pytest
+
+from edgenode.link.outbox import ROW_OVERHEAD_BYTES, Outbox, Record
 from edgenode.link.payloads import PRIORITY_AUDIT, PRIORITY_GAP, PRIORITY_NEW_END, PRIORITY_UPDATE
 
 PAYLOAD = b"{" + b"x" * 936 + b"}"  # 1000 bytes stored with the row overhead
@@ -114,3 +116,35 @@ def test_a_corrupt_outbox_is_moved_aside_and_counted(tmp_path: Path) -> None:
     assert list(tmp_path.glob("o.sqlite3.corrupt-*"))
     assert box.next_session() == 1
     sqlite3.connect(path).execute("SELECT COUNT(*) FROM outbox").fetchone()
+
+
+def test_records_appended_together_commit_together_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    box = Outbox(path, max_bytes=10**6, max_age_s=3600)
+    batch = [Record("t", PAYLOAD, "events", 1, seq, PRIORITY_UPDATE, 1000.0 + seq)
+             for seq in range(3)]
+    assert box.append_many(batch) == []
+    broken = [*batch, Record("t", None, "events", 1, 3, PRIORITY_UPDATE, 1003.0)]  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):
+        box.append_many(broken)
+    assert box.backlog == 3
+    box.close()
+    box = Outbox(path, max_bytes=10**6, max_age_s=3600)
+    assert [r.seq for r in box.claim(0, limit=10)] == [0, 1, 2]
+
+
+def test_fresh_rows_are_claimed_once_and_released_rows_come_back_from_the_file(
+        tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    box = Outbox(path, max_bytes=10**6, max_age_s=3600)
+    _fill(box, [PRIORITY_UPDATE] * 5)
+    first = box.claim(0, limit=2)
+    rest = box.claim(first[-1].id, limit=10)
+    assert [r.seq for r in first + rest] == [0, 1, 2, 3, 4]
+    assert box.claim(0, limit=10) == []  # all in flight
+    box.release(r.id for r in rest)
+    again = box.claim(0, limit=10)
+    assert [(r.seq, r.payload) for r in again] == [(2, PAYLOAD), (3, PAYLOAD), (4, PAYLOAD)]
+    box.delete(r.id for r in first + again)
+    assert (box.backlog, box.backlog_bytes) == (0, 0)
+    assert box._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
