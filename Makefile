@@ -8,6 +8,7 @@ APT_PACKAGES := mosquitto libsystemd-dev pkg-config gcc python3-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 SCENARIO ?= one-drone-crossing
+RUN_SECONDS ?= 25
 MOSQUITTO := $(shell command -v mosquitto || echo /usr/sbin/mosquitto)
 
 .PHONY: run test test-long bench lint install apt setup clean
@@ -45,7 +46,8 @@ bench: setup
 	@set -e; for f in tests/bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 
 # The demo: a private Mosquitto on a free loopback port (Debian may run one on 1883), the
-# daemon on the digital twin, and the operator's live view. Ctrl-C stops all three.
+# daemon on the digital twin, and the operator's live view. Ctrl-C stops all three. When the
+# output is not a terminal (CI, a pipe), the demo stops by itself after RUN_SECONDS.
 run: setup
 	@set -u; mkdir -p $(STATE); \
 	port=$$($(PY) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
@@ -58,7 +60,8 @@ run: setup
 	trap 'kill -INT $$node 2>/dev/null; wait $$node; kill $$mq 2>/dev/null; wait $$mq' EXIT; \
 	echo "make run: broker $$broker, scenario $(SCENARIO), daemon log $(STATE)/edgenode.log"; \
 	echo "make run: command the demo node with: $(VENV)/bin/edgenode ctl --broker $$broker --key $(STATE)/operator.key arm --ttl 60"; \
-	sleep 2; $(VENV)/bin/edgenode ctl --broker $$broker watch
+	sleep 2; if [ -t 1 ]; then $(VENV)/bin/edgenode ctl --broker $$broker watch; \
+	else $(VENV)/bin/edgenode ctl --broker $$broker watch --for $(RUN_SECONDS); fi
 
 install:
 	$(SUDO) bash systemd/install.sh
