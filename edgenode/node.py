@@ -30,6 +30,7 @@ from edgenode.tracking import DetectionStage
 from hal.sensors.system import open_system_facts
 
 log = logging.getLogger(__name__)
+CLOCK_FRESH_S = 1.0
 
 
 class Component(Protocol):
@@ -49,6 +50,7 @@ class Node:
         self.effector: Effector | None = None
         self.effector_state: dict[str, Any] | None = None
         self.sensors: list[Any] = []
+        self._clock_ok, self._clock_read_at = False, -1e9
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -107,11 +109,17 @@ class Node:
         return "sha256:" + hashlib.sha256(self.config_path.read_bytes()).hexdigest()[:16]
 
     def _clock_synced(self) -> bool:
-        try:
-            return bool(self.system.read().clock_synced)
-        except Exception as exc:  # unknown means not synchronised: arm/engage refused
-            log.warning("node: cannot read clock sync state: %s", exc)
-            return False
+        """Clock sync for command admission, read at most once per CLOCK_FRESH_S: it changes
+        on NTP's time scale, and a read can be a round trip (the twin) on the engage path."""
+        now = time.monotonic()
+        if now - self._clock_read_at > CLOCK_FRESH_S:
+            try:
+                self._clock_ok = bool(self.system.read().clock_synced)
+            except Exception as exc:  # unknown means not synchronised: arm/engage refused
+                log.warning("node: cannot read clock sync state: %s", exc)
+                self._clock_ok = False
+            self._clock_read_at = now
+        return self._clock_ok
 
     def health_extra(self) -> dict[str, Any]:
         """What the daemon adds to the link's health report (docs/mqtt.md, schema `health`):
