@@ -81,20 +81,24 @@ class INA219:
         )
 
 
-class FakeINA219(WordRegisterMap):
-    """An INA219 on a shunt: set the bus voltage and current, read registers like the chip's."""
+class FakeShuntMonitor(WordRegisterMap):
+    """What the TI shunt monitors' fakes share (INA219, INA226: the same first six registers):
+    set the bus voltage and current, read registers as the chip encodes them."""
 
-    def __init__(self, shunt_ohm: float = 0.1):
-        super().__init__({}, readonly={REG_SHUNT, REG_BUS, REG_POWER, REG_CURRENT})
+    CALIBRATION_MASK = 0xFFFF  # the chip ignores the bits outside it
+
+    def __init__(self, shunt_ohm: float, readonly: set[int]):
+        super().__init__({}, readonly=readonly)
         self.shunt_ohm = shunt_ohm
         self.bus_voltage_v = 0.0
         self.current_a = 0.0
         self._power_on()
 
     def _power_on(self) -> None:
-        self.words.update({REG_CONFIG: CONFIG_POR, REG_SHUNT: 0, REG_BUS: 0, REG_POWER: 0,
-                           REG_CURRENT: 0, REG_CALIBRATION: 0})
-        self._convert()
+        raise NotImplementedError
+
+    def _convert(self) -> None:
+        raise NotImplementedError
 
     def set(self, *, bus_voltage_v: float | None = None, current_a: float | None = None) -> None:
         if bus_voltage_v is not None:
@@ -107,7 +111,23 @@ class FakeINA219(WordRegisterMap):
         if register == REG_CONFIG and value & CONFIG_RESET:
             self._power_on()
             return
-        self.words[register] = value & 0xFFFE if register == REG_CALIBRATION else value
+        if register == REG_CALIBRATION:
+            value &= self.CALIBRATION_MASK
+        self.words[register] = value
+        self._convert()
+
+
+class FakeINA219(FakeShuntMonitor):
+    """An INA219 on a shunt: set the bus voltage and current, read registers like the chip's."""
+
+    CALIBRATION_MASK = 0xFFFE
+
+    def __init__(self, shunt_ohm: float = 0.1):
+        super().__init__(shunt_ohm, readonly={REG_SHUNT, REG_BUS, REG_POWER, REG_CURRENT})
+
+    def _power_on(self) -> None:
+        self.words.update({REG_CONFIG: CONFIG_POR, REG_SHUNT: 0, REG_BUS: 0, REG_POWER: 0,
+                           REG_CURRENT: 0, REG_CALIBRATION: 0})
         self._convert()
 
     def _convert(self) -> None:

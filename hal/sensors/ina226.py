@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 
 from hal.ports.i2c import I2CBus
-from hal.ports.i2c.fake import WordRegisterMap
 from hal.sensors import IdentityError, read_u16_be, to_signed, where, write_u16_be
-from hal.sensors.ina219 import PowerReading
+from hal.sensors.ina219 import FakeShuntMonitor, PowerReading
 
 log = logging.getLogger(__name__)
 
@@ -76,35 +75,19 @@ class INA226:
         )
 
 
-class FakeINA226(WordRegisterMap):
+class FakeINA226(FakeShuntMonitor):
     """An INA226 on a shunt: set the bus voltage and current, read registers like the chip's."""
 
+    CALIBRATION_MASK = 0x7FFF
+
     def __init__(self, shunt_ohm: float = 0.1):
-        super().__init__({}, readonly={REG_SHUNT, REG_BUS, REG_POWER, REG_CURRENT,
-                                       REG_MANUFACTURER, REG_DIE})
-        self.shunt_ohm = shunt_ohm
-        self.bus_voltage_v = 0.0
-        self.current_a = 0.0
-        self._power_on()
+        super().__init__(shunt_ohm, readonly={REG_SHUNT, REG_BUS, REG_POWER, REG_CURRENT,
+                                              REG_MANUFACTURER, REG_DIE})
 
     def _power_on(self) -> None:
         self.words.update({REG_CONFIG: CONFIG_POR, REG_SHUNT: 0, REG_BUS: 0, REG_POWER: 0,
                            REG_CURRENT: 0, REG_CALIBRATION: 0, REG_MASK: 0, REG_ALERT: 0,
                            REG_MANUFACTURER: MANUFACTURER_TI, REG_DIE: DIE_INA226 << 4})
-        self._convert()
-
-    def set(self, *, bus_voltage_v: float | None = None, current_a: float | None = None) -> None:
-        if bus_voltage_v is not None:
-            self.bus_voltage_v = bus_voltage_v
-        if current_a is not None:
-            self.current_a = current_a
-        self._convert()
-
-    def write_word(self, register: int, value: int) -> None:
-        if register == REG_CONFIG and value & CONFIG_RESET:
-            self._power_on()
-            return
-        self.words[register] = value & 0x7FFF if register == REG_CALIBRATION else value
         self._convert()
 
     def _convert(self) -> None:
