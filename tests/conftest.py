@@ -54,6 +54,12 @@ def mosquitto_binary() -> str:
     return found
 
 
+def mosquitto_version() -> tuple[int, ...]:
+    """(2, 0, 11) from `mosquitto -h`'s first line."""
+    out = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True).stdout
+    return tuple(int(n) for n in out.split("version", 1)[1].split()[0].split("."))
+
+
 class Mosquitto:
     """A private broker. `extra` lines go into its config (TLS listeners, ACLs...)."""
 

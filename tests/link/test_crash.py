@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Mosquitto, terminate
+from tests.conftest import ROOT, Mosquitto, mosquitto_version, terminate
 from tests.link.helpers import Recorder, write_config
 
 
@@ -108,16 +108,16 @@ def test_last_will_offline_within_1_5_keepalive_plus_1_s_when_frozen(
     os.kill(pub.proc.pid, signal.SIGSTOP)
     frozen_at = time.monotonic()
     assert recorder.wait_for(
-        lambda: recorder.on("status")[-1].payload["state"] == "offline", 10)
+        lambda: recorder.on("status")[-1].payload["state"] == "offline", 15)
     will = recorder.on("status")[-1]
     elapsed = will.t - frozen_at
     assert will.payload["reason"] == "connection_lost"
     print(f"last will after {elapsed:.2f} s frozen")
-    # The issue's bound is 1.5 x keepalive + 1 s. Mosquitto 2.0 keeps the last packet's time
-    # in whole seconds and fires when `now - last > keepalive*3/2` (integer seconds) on a loop
-    # that wakes once a second, so measured from the freeze it lands anywhere in 1.5 x
-    # keepalive + [0, 2] s whatever the node does. Reported to the main session; the test
-    # allows Mosquitto's own second and still fails on a missing will or a wrong keepalive.
-    assert elapsed <= 1.5 * keepalive_s + 2, f"offline after {elapsed:.2f} s"
+    # The issue's bound is 1.5 x keepalive + 1 s. Mosquitto before 2.1 scans for expired
+    # keepalives only every 5-6 s (keepalive.c: `last_keepalive_check + 5 < now`; measured
+    # here with a raw paho client: 1.7-6.2 s after a freeze with keepalive 2), so with it the
+    # will may come up to 6 s later whatever the node does; 2.1's per-second ring meets it.
+    scan_period_s = 6 if mosquitto_version() < (2, 1) else 0
+    assert elapsed <= 1.5 * keepalive_s + 1 + scan_period_s, f"offline after {elapsed:.2f} s"
     recorder.stop()
     assert recorder.problems == []
