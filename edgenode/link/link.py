@@ -33,6 +33,7 @@ from edgenode.link.payloads import (
 )
 from edgenode.link.pump import Pump
 from edgenode.link.topics import Topics
+from edgenode.link.writer import OutboxWriter
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class Link:
     """The daemon's MQTT link. Construct, register handlers, `start()`, `stop()`.
 
     `publish_event`/`publish_audit` work before `start()` and while the broker is away: they
-    only append to the outbox (committed on return).
+    hand the record to the outbox's group commit (edgenode/link/writer.py) and return; `flush`
+    waits until everything handed over is on disk.
     """
 
     def __init__(self, config: Config, state_dir: Path, health: Health, *,
@@ -75,6 +77,9 @@ class Link:
         self._client.on_publish_result(self._on_publish_result)
         self._pump = Pump(self.outbox, self._client, replay_rate_per_s=broker.replay_rate_per_s,
                           window=PUMP_WINDOW, on_drops=self._record_drops)
+        self._outbox_error: str | None = None
+        self._writer = OutboxWriter(self.outbox, on_committed=self._pump.wake,
+                                    on_drops=self._record_drops, on_error=self._set_outbox_error)
         self._stage = health.register("link", deadline_s=5.0)
         self._health = health
         self._stop = threading.Event()
@@ -131,6 +136,7 @@ class Link:
         """Flush what goes out within about a second, publish `offline`, disconnect.
         Rows not acknowledged stay in the outbox for the next start. Never raises."""
         try:
+            self._writer.close()
             self._stop.set()
             if self._thread is not None:
                 self._thread.join(timeout=2)
@@ -162,9 +168,8 @@ class Link:
         self.publish_events([event])
 
     def publish_events(self, events: list[dict[str, Any]]) -> None:
-        """Like `publish_event` for events that arrive together (one radar frame's): stored
-        in one transaction, all committed on return (an invalid event raises ValueError and
-        stores none of them)."""
+        """Like `publish_event` for events that arrive together (one radar frame's): an
+        invalid event raises ValueError and none of them is stored."""
         self._append_many("events", self.topics.events, [
             (PRIORITY_UPDATE if event.get("type") == "update" else PRIORITY_NEW_END,
              lambda seq, t, event=event: self._env.event(event, seq, t))
@@ -189,11 +194,16 @@ class Link:
             records = [Record(topic, encode(build(first + i, t)), stream, self.session,
                               first + i, priority, t)
                        for i, (priority, build) in enumerate(items)]
-            drops = self.outbox.append_many(records)
+            self._writer.submit(records)
             self._seq[stream] = first + len(records)
-        if drops:
-            self._record_drops(drops)
-        self._pump.wake()
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every event and audit record handed over so far is committed to the
+        outbox file; False on timeout."""
+        return self._writer.flush(timeout_s)
+
+    def _set_outbox_error(self, error: str | None) -> None:
+        self._outbox_error = error
 
     def _record_drops(self, drops: list[Dropped]) -> None:
         """Every drop becomes a gap record on `events`: never silent."""
@@ -274,6 +284,9 @@ class Link:
         self._update_stage()
 
     def _update_stage(self) -> None:
+        if self._outbox_error:
+            self._stage.set("degraded", self._outbox_error)
+            return
         if self._client.connected.is_set():
             self._stage.set("ok")
             return
@@ -386,7 +399,8 @@ class Link:
         pump = self._pump.counters
         return {"session": self.session, "connected": self.connected,
                 "backlog": self.outbox.backlog, "backlog_bytes": self.outbox.backlog_bytes,
-                "in_flight": self._pump.in_flight, "published": pump.published,
+                "in_flight": self._pump.in_flight, "uncommitted": self._writer.pending,
+                "published": pump.published,
                 "replayed": pump.replayed, "refused": pump.refused,
                 "outbox_resets": self.outbox.reset_corrupt, **self._n,
                 "last_error": self._client.last_error}

@@ -13,9 +13,10 @@ their PUBACK may already be on its way. Every drop is returned as `Dropped` so t
 publishes a gap record for it.
 
 Speed without weaker durability: appends that arrive together commit in one transaction
-(`append_many`); rows appended by this process are also kept in memory until claimed, so the
-pump sends live rows without reading them back; in-flight rows carry their size, so PUBACK
-deletions are one constant statement per batch without a read.
+(`append_many`; the link's group commit, edgenode/link/writer.py, batches them); rows appended
+by this process are also kept in memory until claimed, so the pump sends live rows without
+reading them back; in-flight rows carry their size, so PUBACK deletions are one constant
+statement per batch without a read.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ROW_OVERHEAD_BYTES = 64  # rough per-row cost in the file beside the payload
-FRESH_MAX = 1024  # appended rows kept in memory for the pump (more wait in the file only)
+# Appended rows kept in memory for the pump (more wait in the file only): a burst of a few
+# thousand events (~1.5 KB each) is sent without reading it back.
+FRESH_MAX = 4096
 _INSERT = ("INSERT INTO outbox (topic, payload, stream, session, seq, priority, created)"
            " VALUES (?, ?, ?, ?, ?, ?, ?)")
 _DELETE = "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))"
@@ -262,6 +265,8 @@ class Outbox:
         query = ("SELECT id, topic, payload, stream, session, seq, priority, created"
                  " FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?")
         with self._lock:
+            # Rows still in flight from before a reconnect lie in the backlog's range: read
+            # enough to fill `limit` past them (an empty answer means the range is done).
             rows = self._db.execute(
                 query, (after_id, upto_id if upto_id is not None else 2**62,
                         limit + len(self.inflight))).fetchall()

@@ -2,7 +2,7 @@
 
     python -m tests.link.publisher --config C --state-dir D --count N --rate R
 
-Prints `<session> <seq>` once each event is committed to the outbox, `drained` once the
+Prints `<session> <seq>` once each event is committed (flushed) to the outbox, `drained` once the
 outbox is empty, then waits; SIGTERM stops the link gracefully.
 """
 
@@ -41,6 +41,7 @@ def main() -> int:
         event = track_event(kind, object_id if kind == "update" else None, updates=i % 50 + 1)
         object_id = event["object_id"]
         link.publish_event(event)
+        assert link.flush(), "outbox commit timed out"
         print(f"{link.session} {i}", flush=True)
         if stop.wait(1.0 / args.rate):
             break

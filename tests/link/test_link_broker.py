@@ -211,6 +211,7 @@ def test_cap_drops_become_gap_records_so_nothing_is_lost_silently(
     for n in range(1, 900):  # ~1.5 MB of updates while the link is not started
         link.publish_event(track_event("update", object_id, updates=n))
     link.publish_event(track_event("end", object_id, updates=900))
+    assert link.flush()
     assert link.counters()["dropped"] > 0
     recorder = Recorder(mosquitto.port).start()
     link.start()
@@ -304,9 +305,10 @@ def test_state_set_while_offline_is_retained_after_reconnect(tmp_path: Path,
     broker.stop()
     link.set_state("effector", {"state": "FAULT", "reason": "aux contact disagrees"})
     broker.start()
-    late = Recorder(broker.port)
-    assert late.wait_for(lambda: link.connected, 10)
-    late.start()
+    probe = Recorder(broker.port).start()  # live or retained: the state reached the broker
+    assert probe.wait_for(lambda: probe.on("effector"), 10)
+    probe.stop()
+    late = Recorder(broker.port).start()
     assert late.wait_for(lambda: late.on("effector") and late.on("status"))
     assert late.on("effector")[-1].retain and late.on("effector")[-1].payload["state"] == "FAULT"
     assert late.on("status")[-1].payload["state"] == "online"

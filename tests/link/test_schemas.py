@@ -42,9 +42,9 @@ def good_examples() -> dict[str, list[dict[str, Any]]]:
                         mast_heading_deg=90.0, config_digest="sha256:ab12",
                         client_id="edgenode-test-n1", mqtt_version="5")
     link = {"session": 7, "connected": True, "backlog": 0, "backlog_bytes": 0, "in_flight": 0,
-            "published": 3, "replayed": 0, "refused": 0, "outbox_resets": 0, "dropped": 0,
-            "gaps": 0, "connects": 1, "cmd_received": 0, "cmd_results": 0, "cmd_overflow": 0,
-            "responses_refused": 0, "last_error": ""}
+            "uncommitted": 0, "published": 3, "replayed": 0, "refused": 0, "outbox_resets": 0,
+            "dropped": 0, "gaps": 0, "connects": 1, "cmd_received": 0, "cmd_results": 0,
+            "cmd_overflow": 0, "responses_refused": 0, "last_error": ""}
     return {
         "events": [ENV.event(track_event("new"), 0, NOW),
                    ENV.event(track_event("update", updates=4), 1, NOW),

@@ -1,0 +1,92 @@
+"""Group commit for the outbox: callers hand records over and go on; one thread commits
+everything that has queued up since its last commit in a single transaction.
+
+Why: a commit per event costs a few hundred microseconds of the caller's time (the detection
+loop's) and caps the outbox near a quarter of raw MQTT; a burst committed together costs about
+one. The price is a window of about a millisecond between `submit` and the commit in which a
+kill -9 loses the newest records: always a tail (records commit in submission order), never a
+hole in a sequence. `flush` waits for the commit where a caller needs it (stop, tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from edgenode.link.outbox import Dropped, Outbox, Record
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 0.5  # after a failed commit (disk trouble); the batch is kept and tried again
+
+
+class OutboxWriter:
+    def __init__(self, outbox: Outbox, *, on_committed: Callable[[], None],
+                 on_drops: Callable[[list[Dropped]], None],
+                 on_error: Callable[[str | None], None]):
+        self._outbox = outbox
+        self._on_committed, self._on_drops, self._on_error = on_committed, on_drops, on_error
+        self._cond = threading.Condition()
+        self._pending: list[Record] = []
+        self._submitted = 0
+        self._committed = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="outbox-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, records: Sequence[Record]) -> None:
+        """Queue records for the next commit (in this order, after everything queued before)."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("outbox writer is closed")
+            self._pending.extend(records)
+            self._submitted += len(records)
+            self._cond.notify_all()
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until everything submitted so far is committed; False on timeout."""
+        with self._cond:
+            target = self._submitted
+            return self._cond.wait_for(lambda: self._committed >= target, timeout_s)
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return self._submitted - self._committed
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Commit what is queued, then stop the thread."""
+        self.flush(timeout_s)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closed)
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending, []
+            while True:
+                try:
+                    drops = self._outbox.append_many(batch)
+                except Exception as exc:  # disk full, I/O error: keep the batch, say so
+                    log.exception("link: outbox commit of %d record(s) failed; retrying",
+                                  len(batch))
+                    self._on_error(f"outbox commit failed: {type(exc).__name__}: {exc}")
+                    with self._cond:
+                        if self._cond.wait_for(lambda: self._closed, RETRY_S):
+                            log.error("link: %d record(s) not stored at close", len(batch))
+                            return
+                    continue
+                self._on_error(None)
+                break
+            with self._cond:
+                self._committed += len(batch)
+                self._cond.notify_all()
+            if drops:
+                self._on_drops(drops)
+            self._on_committed()
