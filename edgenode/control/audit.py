@@ -104,7 +104,10 @@ class AuditLog:
                           "name it", self._path)
         return torn
 
-    def append(self, kind: str, data: dict[str, Any], t: float | None = None) -> dict[str, Any]:
+    def append(self, kind: str, data: dict[str, Any], t: float | None = None, *,
+               sync: bool = True) -> dict[str, Any]:
+        """Chain and write one record; with sync=False the caller calls `sync` (once for a
+        batch) before relying on it."""
         with self._lock:
             record: dict[str, Any] = {"seq": self._seq, "t": round(time.time() if t is None
                                                                    else t, 6),
@@ -115,10 +118,16 @@ class AuditLog:
                 self._rotate()
             self._fh.write(line)
             self._fh.flush()
-            if self.fsync:
+            if self.fsync and sync:
                 os.fdatasync(self._fh.fileno())
             self._seq, self._prev = self._seq + 1, record["hash"]
             return record
+
+    def sync(self) -> None:
+        """Put every record appended so far on the disk."""
+        with self._lock:
+            if self.fsync and not self._fh.closed:
+                os.fdatasync(self._fh.fileno())
 
     def _rotate(self) -> None:
         self._fh.close()

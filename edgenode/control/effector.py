@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenode.config import Config
-from edgenode.control.admission import Admission, Admitted, Rejection
+from edgenode.control.admission import CLOCK_GATED, Admission, Admitted, Rejection
 from edgenode.control.audit import AuditLog
 from edgenode.control.envelope import ULID_RE
 from edgenode.control.keys import KeyRing, KeyStore, current_ring, parse_key_list, trusted
@@ -77,6 +77,12 @@ class Effector:
                                max_segments=config.storage.audit_max_segments, fsync=audit_fsync)
         self._admission = Admission(config, lambda: self._ring, clock_synced)
         self._emit_q: queue.Queue[tuple[str, Any]] = queue.Queue()
+        # While a command is being decided, audit records and state reports wait here and go
+        # to the emitter after it (in order): waking the emitter mid-command would hand it the
+        # GIL for its JSON, hashing and file writes while the relay waits to move.
+        self._emit_lock = threading.Lock()
+        self._held: list[tuple[str, Any]] = []
+        self._holds = 0
         self._emitter = threading.Thread(target=self._emit_loop, name="effector-emit",
                                          daemon=True)
         self._handlers: dict[str, ActionHandler] = {}
@@ -104,6 +110,7 @@ class Effector:
         # Bumped by every drive change: inputs read before one are stale for the loop.
         self._drive_gen = 0
         self._started = self._stopped = False
+        self._born_mono = time.monotonic()
 
     # -- public API ----------------------------------------------------------------------
     @property
@@ -199,6 +206,13 @@ class Effector:
     def handle_command(self, msg: InboundMessage) -> dict[str, Any]:
         """Answer one command: exactly one result, never an exception."""
         self.counters["received"] += 1
+        self._hold_emits()
+        try:
+            return self._handle(msg)
+        finally:
+            self._release_emits()
+
+    def _handle(self, msg: InboundMessage) -> dict[str, Any]:
         try:
             outcome = self._admission.admit(msg.payload, msg.retain)
             if isinstance(outcome, Rejection) and not outcome.authentic:
@@ -260,6 +274,9 @@ class Effector:
             if self._store.seen(env.id):
                 return self._result(env.id, "rejected", "replayed: this command id was already "
                                     "received")
+            stale = self._issued_before_start(env.action, env.issued_at)
+            if stale:
+                return self._result(env.id, "rejected", stale)
             recorded = False
             if env.action == "engage":
                 status, reason, recorded = self._engage(adm)
@@ -273,8 +290,25 @@ class Effector:
             if not recorded:
                 self._store.remember(env.id, env.expires_at)
         if env.action in ("selftest", "rebirth"):
-            status, reason = self._external(env.action, handler, env.params)
+            self._release_emits()  # a self-test takes seconds: alarms must not wait for it
+            try:
+                status, reason = self._external(env.action, handler, env.params)
+            finally:
+                self._hold_emits()
         return self._result(env.id, status, reason)
+
+    def _issued_before_start(self, action: str, issued_at: float) -> str | None:
+        """arm/engage issued before this effector existed are refused: they were meant for a
+        node that has since restarted (or queued for it while it was down), and a power cut
+        may have taken their ids from the replay cache (store.py)."""
+        if action not in CLOCK_GATED:
+            return None
+        # The start time on today's wall clock (which may have been stepped since).
+        born = time.time() - (time.monotonic() - self._born_mono)
+        if issued_at >= born - self._eff.clock_skew_s:
+            return None
+        return (f"issued_before_start: issued {born - issued_at:.1f} s before this node's "
+                f"effector started; send a new command")
 
     def _external(self, action: str, handler: ActionHandler | None,
                   params: dict[str, Any]) -> tuple[str, str | None]:
@@ -460,10 +494,12 @@ class Effector:
         self._relay.drive(on)
 
     def _key_switch(self) -> KeySwitch:
-        """The key switch: from the loop's inputs when read within one loop period (the
-        loop would not notice a change any sooner), else read now."""
+        """The key switch: from the loop's inputs when read within the last few loop steps,
+        else read now. A reading that old costs no safety: OFF and TEST cut the jammer's supply
+        in the board's power path (hardware/relay-board.md, S1a/S1b), and the loop ends an
+        engagement on its next step if the key leaves OPERATE."""
         last = self._loop_inputs
-        if last is not None and time.monotonic() - last[0] <= self._period_s / 2:
+        if last is not None and time.monotonic() - last[0] <= 3 * self._period_s:
             return last[1].key
         return self._relay.key_switch()
 
@@ -596,28 +632,64 @@ class Effector:
         }
         if self._alarm is not None:
             self._alarm_sent = now_m
-        self._emit_q.put(("state", state))
+        self._emit(("state", state))
 
     def _audit_event(self, kind: str, data: dict[str, Any]) -> None:
-        self._emit_q.put(("audit", (kind, data, time.time())))
+        self._emit(("audit", (kind, data, time.time())))
+
+    def _emit(self, item: tuple[str, Any]) -> None:
+        with self._emit_lock:
+            if self._holds:
+                self._held.append(item)
+            else:
+                self._emit_q.put(item)
+
+    def _hold_emits(self) -> None:
+        with self._emit_lock:
+            self._holds += 1
+
+    def _release_emits(self) -> None:
+        with self._emit_lock:
+            self._holds -= 1
+            if not self._holds:
+                for item in self._held:
+                    self._emit_q.put(item)
+                self._held.clear()
 
     # -- emitter -------------------------------------------------------------------------
     def _emit_loop(self) -> None:
         while True:
-            item = self._emit_q.get()
+            # Everything queued so far (one command's records usually come together): written
+            # to the audit log, synced to disk once, then published.
+            batch = [self._emit_q.get()]
+            while not self._emit_q.empty():
+                batch.append(self._emit_q.get_nowait())
             try:
-                if item[0] == "stop":
-                    return
-                if item[0] == "audit":
-                    kind, data, t = item[1]
-                    record = self._audit.append(kind, data, t)
-                    self._publish_audit(record)
-                else:
-                    self._publish_state(item[1])
-            except Exception:
-                log.exception("effector: audit/state emit failed")
+                out: list[tuple[str, Any]] = []
+                for what, value in batch:
+                    if what == "stop":
+                        break
+                    if what == "audit":
+                        try:
+                            out.append(("audit", self._audit.append(*value, sync=False)))
+                        except Exception:
+                            log.exception("effector: audit append failed")
+                    else:
+                        out.append((what, value))
+                try:
+                    self._audit.sync()
+                except Exception:
+                    log.exception("effector: audit sync failed")
+                for what, value in out:
+                    try:
+                        (self._publish_audit if what == "audit" else self._publish_state)(value)
+                    except Exception:
+                        log.exception("effector: audit/state publish failed")
             finally:
-                self._emit_q.task_done()
+                for _ in batch:
+                    self._emit_q.task_done()
+            if any(what == "stop" for what, _ in batch):
+                return
 
     def _drain(self) -> None:
         with self._lock:

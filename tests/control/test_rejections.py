@@ -296,3 +296,12 @@ def test_every_refusal_is_audited_once_and_junk_is_summarised(rig: Rig) -> None:
     assert 1 <= len(junk) <= 2, kinds
     assert sum(r["data"]["count"] for r in junk) == 500
     assert set(junk[0]["data"]["reasons"]) == {"malformed"}
+
+
+def test_arm_issued_before_the_node_started_is_refused(make_rig: RigFactory) -> None:
+    # Queued for the node while it was down, or replayed after a power cut took its id from
+    # the replay cache: either way meant for a node that has since restarted.
+    arm = encode(command(OPERATORS["alice"], "arm", {"ttl_s": 10}, now=time.time() - 5))
+    rig = make_rig()
+    assert_refused(rig, rig.send_raw(arm), "issued_before_start")
+    assert rig.send("alice", "safe", {}, now=time.time() - 5)["status"] == "ok"
