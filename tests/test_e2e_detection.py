@@ -46,16 +46,20 @@ waypoints = [
 
 def test_one_drone_crossing_is_one_drone_track_on_its_bearing(tmp_path: Path,
                                                                mosquitto: Mosquitto) -> None:
-    score = run_twin("one-drone-crossing", tmp_path, speed=2.0, seconds=32.0,
+    # Real time: at 2x on a starved shared machine the daemon sees radar frames late and in
+    # bursts (stamped on arrival) and splits the drone into 4-7 tracks; at 1x it keeps one.
+    score = run_twin("one-drone-crossing", tmp_path, speed=1.0, seconds=32.0,
                      broker=mosquitto.url)
     drone = score.targets["drone-1"]
     assert drone.pd >= 0.5, score.as_dict()
     # Acquisition can split the drone for a few seconds between an acoustic-only bearing
-    # track and radar tracks before they fuse (before the track-score work: 7 tracks).
-    assert len(drone.track_ids) <= 4, f"one drone, {len(drone.track_ids)} tracks"
+    # track and radar tracks before they fuse (before the track-score work: 7 tracks). A
+    # split that never held the drone is a redundant track of it, not a false track.
+    ids = len(drone.track_ids) + len(drone.redundant_ids)
+    assert ids <= 4, f"one drone, {ids} tracks"
     assert drone.id_swaps == 0
     assert drone.class_right >= 0.6 * drone.detected, "tracked, but not as a drone"
-    # The fused track's bearing (radar azimuth noise, frames stamped on arrival at 2x speed).
+    # The fused track's bearing (radar azimuth noise, frames stamped on arrival).
     # The acoustic direction-finding target (<= 3 deg RMS above 10 dB per-mic SNR) is shown by
     # tests/detect/test_doa.py and test_e2e_twin.py's static-source test.
     assert drone.bearing_rms_deg is not None and drone.bearing_rms_deg <= 5.0
@@ -80,9 +84,11 @@ def test_empty_sky_gives_no_confirmed_drone_track(tmp_path: Path, mosquitto: Mos
     assert len(score.false_tracks) <= 1, score.false_tracks
 
 
-# The acoustic detector (edgenode/detect/acoustic.py, another helper's) does not reach 150 m
-# on the twin yet: offline it hears this drone at ~40 m but not at 100 m. The test states the
-# target and turns into a pass when the detector gets there (strict=False: XPASS is reported).
+# The acoustic detector (edgenode/detect/acoustic.py) does not reach 150 m on the twin yet:
+# offline it hears this drone at ~40-60 m but not at 100 m. The test states the target and
+# turns into a pass when the detector gets there (strict=False: XPASS is reported). It runs
+# with `make test-long` (20 s of an expected failure do not belong in the 10-minute CI run).
+@pytest.mark.long
 @pytest.mark.xfail(reason="issue 5 target: acoustic detection range on the twin < 150 m",
                    strict=False)
 def test_a_drone_150_m_out_in_45_dba_is_heard_on_its_bearing(tmp_path: Path,

@@ -63,6 +63,9 @@ class TargetScore:
     first_detection_s: float | None = None
     bearing_errors: list[float] = field(default_factory=list)
     track_ids: list[str] = field(default_factory=list)  # in order of first assignment
+    # Confirmed tracks that sat on this target (inside its gates) while another track held
+    # it, and never held it themselves: a split of one object, not a false alarm.
+    redundant_ids: list[str] = field(default_factory=list)
     id_changes: int = 0
     id_swaps: int = 0
     class_right: int = 0
@@ -86,7 +89,8 @@ class TargetScore:
                 "first_detection_s": None if self.first_detection_s is None
                 else round(self.first_detection_s, 2),
                 "bearing_rms_deg": None if rms is None else round(rms, 2),
-                "tracks": len(self.track_ids), "id_changes": self.id_changes,
+                "tracks": len(self.track_ids), "redundant_tracks": len(self.redundant_ids),
+                "id_changes": self.id_changes,
                 "id_swaps": self.id_swaps,
                 "class_right": round(self.class_right / self.detected, 3) if self.detected
                 else None,
@@ -246,6 +250,7 @@ def score_run(truth: list[TruthSample], reports: list[TrackReport], *,
     first_confirmed_t: dict[str, float] = {}
     live: dict[str, _Live] = {}
     last_track: dict[str, str] = {}  # target -> its last assigned track
+    gated: dict[str, str] = {}  # track id -> a target it sat on (inside the gates)
     k = 0
     times = sorted({s.t for s in truth})
     by_time: dict[float, list[TruthSample]] = {}
@@ -287,6 +292,7 @@ def score_run(truth: list[TruthSample], reports: list[TrackReport], *,
                                                                    range_gate_frac * s.range_m):
                     continue
                 cost[i, j] = err
+                gated.setdefault(tracks[j][0], s.id)
         rows, cols = linear_sum_assignment(cost)
         for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
             if cost[i, j] >= _FAR:
@@ -318,6 +324,9 @@ def score_run(truth: list[TruthSample], reports: list[TrackReport], *,
     false_tracks = []
     for oid, state in confirmed.items():
         if oid in assigned_ever:
+            continue
+        if oid in gated:
+            targets[gated[oid]].redundant_ids.append(oid)
             continue
         rng = state.get("range_m")
         false_tracks.append({"object_id": oid, "class": _top_class(state),

@@ -338,7 +338,8 @@ class Link:
 
     @property
     def connected(self) -> bool:
-        return self._client.connected.is_set()
+        """Connected, and every subscription (`cmd`) acknowledged by the broker."""
+        return self._client.connected.is_set() and self._client.subscribed.is_set()
 
     # -- commands ----------------------------------------------------------------------
     def on_command(self, handler: CommandHandler) -> None:

@@ -78,6 +78,10 @@ class MqttClient:
         self._subs: dict[str, tuple[int, MessageHandler]] = {}
         self._lock = threading.Lock()
         self.connected = threading.Event()
+        # Set once the broker acknowledged every subscription of this connection: until then
+        # a command published to us may be routed before our SUBSCRIBE and never arrive.
+        self.subscribed = threading.Event()
+        self._pending_subs: dict[int, str] = {}
         self.last_error = ""
         v5 = options.mqtt_version == "5"
         self.v5 = v5
@@ -106,6 +110,7 @@ class MqttClient:
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
         self._client.on_publish = self._handle_publish
+        self._client.on_subscribe = self._handle_subscribe
         self._client.on_socket_open = _no_delay
         self._publish_listeners: list[Callable[[int], None]] = []
         self._publish_result_listeners: list[Callable[[int, int], None]] = []
@@ -147,10 +152,14 @@ class MqttClient:
             return
         self.last_error = ""
         self._schedule_next_attempt(failed=False)
+        self.subscribed.clear()
         with self._lock:
             subs = list(self._subs.items())
-        for topic, (qos, _) in subs:
-            client.subscribe(topic, qos)
+            self._pending_subs.clear()
+            for topic, (qos, _) in subs:
+                self._pending_subs[client.subscribe(topic, qos)[1]] = topic
+            if not self._pending_subs:
+                self.subscribed.set()
         self.connected.set()
         log.info("mqtt: connected to %s:%d", self._host, self._port)
         if self._on_connect_cb:
@@ -178,6 +187,7 @@ class MqttClient:
                            reason: paho.ReasonCode, properties: object) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        self.subscribed.clear()
         if was:
             log.warning("mqtt: disconnected from %s:%d (%s)", self._host, self._port, reason)
         elif not self.last_error.startswith("broker refused"):
@@ -197,8 +207,22 @@ class MqttClient:
     def subscribe(self, topic: str, handler: MessageHandler, qos: int = 1) -> None:
         with self._lock:
             self._subs[topic] = (qos, handler)
-        if self.connected.is_set():
-            self._client.subscribe(topic, qos)
+            if self.connected.is_set():
+                self._pending_subs[self._client.subscribe(topic, qos)[1]] = topic
+                self.subscribed.clear()
+
+    def _handle_subscribe(self, client: paho.Client, userdata: object, mid: int,
+                          reasons: list[paho.ReasonCode], properties: object) -> None:
+        with self._lock:
+            topic = self._pending_subs.pop(mid, None)
+            done = not self._pending_subs
+        refused = [r for r in reasons if getattr(r, "is_failure", False)]
+        if topic is not None and refused:
+            # Counted as answered: waiting for ever would help no one; the log says why.
+            log.error("mqtt: %s:%d refused the subscription to %s (%s)", self._host,
+                      self._port, topic, refused[0])
+        if done:
+            self.subscribed.set()
 
     def _handle_message(self, client: paho.Client, userdata: object,
                         msg: paho.MQTTMessage) -> None:

@@ -166,3 +166,15 @@ def test_table_names_targets_and_false_tracks() -> None:
     assert "drone-1" in table and "JUNK" in table and "bird" in table
     d = score.as_dict()
     assert d["pd"] == 1.0 and d["false_tracks"] == 1 and math.isclose(d["bearing_rms_deg"], 0.5)
+
+
+def test_a_duplicate_track_on_a_tracked_target_is_redundant_not_false() -> None:
+    truth = truth_samples([truth_line(0.5 * k, "a", 100.0) for k in range(20)])
+    held = [report("T1", 0.5 * k, 100.0) for k in range(20)]
+    # A second track of the same drone, a little off, for a few seconds: a split.
+    split = [report("DUP", 0.5 * k, 103.0) for k in range(4, 10)]
+    score = score_run(truth, sorted(held + split, key=lambda r: r.t))
+    assert score.targets["a"].track_ids == ["T1"]
+    assert score.targets["a"].redundant_ids == ["DUP"]
+    assert score.false_tracks == [] and score.false_drone_tracks == 0
+    assert score.targets["a"].as_dict()["redundant_tracks"] == 1
