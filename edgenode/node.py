@@ -77,7 +77,7 @@ class Node:
             config, self.health, self.readings, self.link.publish_event,
             geometry_m=acoustic.geometry.positions_m if acoustic else None)
         self._start(self.detection)
-        self.link.on_command(self.effector.handle_command)
+        self.link.on_command(self.effector.handle_command, slow=self.effector.may_be_slow)
         self.link.on_link_change(self.effector.link_changed)
         self._start(self.link)
         self._start(_SocketComponent(ControlSocket(self.state_dir / "control.sock",

@@ -46,6 +46,7 @@ ALARM_REPEAT_S = 5.0
 JUNK_REPORT_S = 10.0
 # An engagement shorter than this is not worth starting: the budget counts as spent.
 MIN_ENGAGE_S = 0.05
+_SLOW_ACTIONS = (b"selftest", b"rebirth")
 
 ActionHandler = Callable[[dict[str, Any]], str | None]
 
@@ -203,6 +204,13 @@ class Effector:
         return self._ring
 
     # -- commands ------------------------------------------------------------------------
+    @staticmethod
+    def may_be_slow(msg: InboundMessage) -> bool:
+        """True for a command that may take long to answer (selftest, rebirth: served by
+        the daemon). Judged on the raw bytes without parsing; a false alarm only costs the
+        slower path."""
+        return any(action in msg.payload for action in _SLOW_ACTIONS)
+
     def handle_command(self, msg: InboundMessage) -> dict[str, Any]:
         """Answer one command: exactly one result, never an exception."""
         self.counters["received"] += 1

@@ -93,6 +93,7 @@ class Link:
         self._health_parts: dict[str, str] = {}
         self._next_expiry = 0.0
         self._handler: CommandHandler | None = None
+        self._slow: Callable[[InboundMessage], bool] = lambda message: True
         self._commands: queue.Queue[InboundMessage | None] = queue.Queue(COMMAND_QUEUE)
         self._cmd_thread: threading.Thread | None = None
         self._listeners: list[Callable[[bool], None]] = []
@@ -342,16 +343,23 @@ class Link:
         return self._client.connected.is_set() and self._client.subscribed.is_set()
 
     # -- commands ----------------------------------------------------------------------
-    def on_command(self, handler: CommandHandler) -> None:
+    def on_command(self, handler: CommandHandler,
+                   slow: Callable[[InboundMessage], bool] = lambda message: True) -> None:
         """`handler(message)` for every message on .../cmd, retained ones included (the
         handler refuses those: `message.retain`). A returned dict is the result: published
         on .../cmd/result (QoS 1) and, for an MQTT 5 command with a response topic under
-        .../cmd/result/, there too with its correlation data. None publishes nothing."""
-        self._handler = handler
+        .../cmd/result/, there too with its correlation data. None publishes nothing.
+
+        Messages for which `slow(message)` is false are handled at once on the network
+        thread (an engage must not wait for a thread hand-over); the rest go to the command
+        thread, so a long handler (a self-test) never holds up keepalives and PUBACKs."""
+        self._handler, self._slow = handler, slow
 
     def _on_cmd_message(self, message: InboundMessage) -> None:
-        # paho's network thread: hand over at once so keepalives never wait for a handler.
         self._n["cmd_received"] += 1
+        if not self._slow(message):
+            self._handle_command(message)
+            return
         try:
             self._commands.put_nowait(message)
         except queue.Full:

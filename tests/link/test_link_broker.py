@@ -315,3 +315,32 @@ def test_state_set_while_offline_is_retained_after_reconnect(tmp_path: Path,
     late.stop()
     link.stop()
     broker.stop()
+
+
+def test_a_slow_command_never_holds_up_a_quick_one(mosquitto: Mosquitto,
+                                                   make_link: MakeLink) -> None:
+    link = make_link(mosquitto.url)
+    release = threading.Event()
+
+    def handler(message: InboundMessage) -> dict[str, Any]:
+        command = json.loads(message.payload)
+        if command["action"] == "selftest":
+            release.wait(10)  # a self-test that takes its time
+        return {"id": command["id"], "status": "ok", "reason": None}
+
+    link.on_command(handler, slow=lambda message: b"selftest" in message.payload)
+    recorder = Recorder(mosquitto.port, topic=f"{PREFIX}/cmd/result").start()
+    link.start()
+    assert wait_until(lambda: link.connected)
+    operator = _operator(mosquitto.port)
+    slow, quick = _command("selftest"), _command("safe")
+    operator.publish(f"{PREFIX}/cmd", json.dumps(slow), qos=1)
+    operator.publish(f"{PREFIX}/cmd", json.dumps(quick), qos=1)
+    # The quick one is answered while the self-test still runs, then the self-test too.
+    assert recorder.wait_for(lambda: len(recorder.messages) == 1)
+    assert recorder.messages[0].payload["id"] == quick["id"]
+    release.set()
+    assert recorder.wait_for(lambda: len(recorder.messages) == 2)
+    assert recorder.messages[1].payload["id"] == slow["id"]
+    operator.loop_stop()
+    recorder.stop()
