@@ -75,11 +75,12 @@ class Link:
                 f"broker.ca_file/cert_file/key_file ({broker.ca_file}, {broker.cert_file}, "
                 f"{broker.key_file}): cannot load for {broker.url}: {exc}") from None
         self._client.on_publish_result(self._on_publish_result)
-        self._pump = Pump(self.outbox, self._client, replay_rate_per_s=broker.replay_rate_per_s,
-                          window=PUMP_WINDOW, on_drops=self._record_drops)
         self._outbox_error: str | None = None
-        self._writer = OutboxWriter(self.outbox, on_committed=self._pump.wake,
+        self._writer = OutboxWriter(self.outbox, on_committed=lambda: self._pump.wake(),
                                     on_drops=self._record_drops, on_error=self._set_outbox_error)
+        self._pump = Pump(self.outbox, self._client, replay_rate_per_s=broker.replay_rate_per_s,
+                          window=PUMP_WINDOW, on_drops=self._record_drops,
+                          delete=self._writer.delete)
         self._stage = health.register("link", deadline_s=5.0)
         self._health = health
         self._stop = threading.Event()
@@ -137,7 +138,7 @@ class Link:
         """Flush what goes out within about a second, publish `offline`, disconnect.
         Rows not acknowledged stay in the outbox for the next start. Never raises."""
         try:
-            self._writer.close()
+            self._writer.flush()
             self._stop.set()
             if self._thread is not None:
                 self._thread.join(timeout=2)
@@ -160,6 +161,7 @@ class Link:
                 self._commands.put(None)
                 self._cmd_thread.join(timeout=2)
             self._pump.finish()
+            self._writer.close()
             self.outbox.close()
             self._stage.set("failed", "stopped")
 

@@ -36,8 +36,11 @@ class PumpCounters:
 
 class Pump:
     def __init__(self, outbox: Outbox, client: MqttClient, *, replay_rate_per_s: float,
-                 window: int, on_drops: Callable[[list[Dropped]], None]):
+                 window: int, on_drops: Callable[[list[Dropped]], None],
+                 delete: Callable[[list[int]], None]):
+        """`delete(ids)` removes acknowledged rows from the outbox (the writer's thread)."""
         self._outbox, self._client = outbox, client
+        self._delete = delete
         self._rate = replay_rate_per_s
         self._burst = max(1.0, replay_rate_per_s / 5)
         self._window = window
@@ -185,7 +188,7 @@ class Pump:
 
     def _flush_acked(self) -> None:
         if self._acked:
-            self._outbox.delete(self._acked)
+            self._delete(self._acked)
             self.counters.published += len(self._acked)
             self._acked = []
 

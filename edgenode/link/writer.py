@@ -1,5 +1,7 @@
 """Group commit for the outbox: callers hand records over and go on; one thread commits
-everything that has queued up since its last commit in a single transaction.
+everything that has queued up since its last commit in a single transaction. The same thread
+deletes the rows the broker acknowledged, so the pump never waits on the file while a big
+batch commits (it did, and its in-flight window ran dry).
 
 Why: a commit per event costs a few hundred microseconds of the caller's time (the detection
 loop's) and caps the outbox near a quarter of raw MQTT; a burst committed together costs about
@@ -29,6 +31,7 @@ class OutboxWriter:
         self._on_committed, self._on_drops, self._on_error = on_committed, on_drops, on_error
         self._cond = threading.Condition()
         self._pending: list[Record] = []
+        self._acked: list[int] = []
         self._submitted = 0
         self._committed = 0
         self._closed = False
@@ -42,6 +45,15 @@ class OutboxWriter:
                 raise RuntimeError("outbox writer is closed")
             self._pending.extend(records)
             self._submitted += len(records)
+            self._cond.notify_all()
+
+    def delete(self, ids: list[int]) -> None:
+        """Queue acknowledged rows for deletion (after the appends queued before them)."""
+        with self._cond:
+            if self._closed:
+                self._outbox.delete(ids)  # stopping: nobody else writes now
+                return
+            self._acked.extend(ids)
             self._cond.notify_all()
 
     def flush(self, timeout_s: float = 5.0) -> bool:
@@ -66,10 +78,19 @@ class OutboxWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._pending or self._closed)
-                if not self._pending:
+                self._cond.wait_for(lambda: self._pending or self._acked or self._closed)
+                if not self._pending and not self._acked:
                     return
                 batch, self._pending = self._pending, []
+                acked, self._acked = self._acked, []
+            if acked:
+                try:
+                    self._outbox.delete(acked)
+                except Exception:  # the rows stay and are sent again: duplicates, not loss
+                    log.exception("link: outbox delete of %d acknowledged row(s) failed",
+                                  len(acked))
+            if not batch:
+                continue
             while True:
                 try:
                     drops = self._outbox.append_many(batch)
