@@ -48,7 +48,7 @@ class OutboxWriter:
             self._cond.notify_all()
 
     def delete(self, ids: list[int]) -> None:
-        """Queue acknowledged rows for deletion (after the appends queued before them)."""
+        """Queue acknowledged rows for deletion (they were committed before they were sent)."""
         with self._cond:
             if self._closed:
                 self._outbox.delete(ids)  # stopping: nobody else writes now
