@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edgenode.control import Effector
 from edgenode.control.keys import OperatorIdentity
 from edgenode.control.operator import encode
+from edgenode.link.mqtt import InboundMessage
 from tests.control.conftest import NODE, OPERATORS, Rig, RigFactory, command, key_entry
 
 
@@ -305,3 +307,14 @@ def test_arm_issued_before_the_node_started_is_refused(make_rig: RigFactory) -> 
     rig = make_rig()
     assert_refused(rig, rig.send_raw(arm), "issued_before_start")
     assert rig.send("alice", "safe", {}, now=time.time() - 5)["status"] == "ok"
+
+
+def test_only_selftest_and_rebirth_take_the_slow_command_path() -> None:
+    # Link answers the others on its network thread (an engage must not wait for a thread
+    # hand-over); a self-test takes seconds and must not hold up keepalives.
+    def slow(action: str) -> bool:
+        payload = encode(command(OPERATORS["alice"], action, {}))
+        return Effector.may_be_slow(InboundMessage("cmd", payload, False))
+
+    assert slow("selftest") and slow("rebirth")
+    assert not any(slow(a) for a in ("arm", "engage", "disengage", "safe", "reset"))
