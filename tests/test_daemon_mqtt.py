@@ -28,6 +28,7 @@ from edgenode.link.mqtt import BrokerOptions, InboundMessage, MqttClient
 from edgenode.link.payloads import load_schema, schema_names
 from edgenode.ulid import new_ulid
 from tests.conftest import EDGENODE, ROOT, Mosquitto
+from tests.link.helpers import wait_until
 
 # hardware/dev-fake.toml
 SITE, NODE = "dev", "fake-01"
@@ -103,12 +104,7 @@ class Watcher:
             return self.counts.get(suffix, 0)
 
     def wait_for(self, predicate: Callable[[], Any], timeout_s: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.02)
-        return bool(predicate())
+        return wait_until(predicate, timeout_s)
 
     def stop(self) -> None:
         self.client.stop()
