@@ -7,6 +7,7 @@ keeps the daemon alive while the health report says what is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -20,6 +21,7 @@ from edgenode.config.models import I2CDevice, SensorsSection
 from edgenode.health import Health, LoopThread
 from hal.ports.serial import PortUnavailable, SerialPort
 from hal.radar import make_parser
+from hal.radar.clock import FrameClock, chirp_frame_period_s
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +91,34 @@ class RadarStage(_Stage):
         self.parser: Any = make_parser(section.model)
         self._configured = section.cli_port is None or section.chirp_config is None
         self._last_frame = time.monotonic()
+        self.clock = self._frame_clock()
+
+    def _frame_clock(self) -> FrameClock | None:
+        if self.section.model != "ti-mmwave":
+            return None  # the OPS243 reports when it has something; its numbers are ours
+        period_s = None
+        if self.section.frame_period_ms is not None:
+            period_s = self.section.frame_period_ms / 1000.0
+        elif self.section.chirp_config is not None:
+            with contextlib.suppress(OSError):  # the upload names a missing file
+                period_s = chirp_frame_period_s(self._chirp_path())
+        if period_s is None:
+            log.warning("radar: no frame period (radar.frame_period_ms or a frameCfg in "
+                        "radar.chirp_config): frames are stamped on arrival")
+            return None
+        return FrameClock(period_s)
+
+    def _chirp_path(self) -> Path:
+        assert self.section.chirp_config
+        path = self.section.chirp_config
+        return path if path.is_absolute() else self.config_dir / path
 
     def _configure(self) -> None:
         """Upload the chirp config over the CLI port (TI), once per (re)connection."""
         from hal.radar.ti_cli import upload_config
 
-        assert self.section.cli_port and self.section.chirp_config
-        path = self.section.chirp_config
-        path = path if path.is_absolute() else self.config_dir / path
+        assert self.section.cli_port
+        path = self._chirp_path()
         cli = SerialPort(self.section.cli_port, self.section.cli_baud, name="radar-cli")
         try:
             upload_config(cli, path.read_text().splitlines(), source=str(path))
@@ -117,6 +139,8 @@ class RadarStage(_Stage):
             return
         now = time.time()
         for frame in self.parser.feed(data, now):
+            if self.clock is not None:
+                frame.t_capture = self.clock.stamp(frame.frame_number, now)
             self.out.put("radar", frame)
             self._last_frame = time.monotonic()
         silent = time.monotonic() - self._last_frame

@@ -129,7 +129,8 @@ def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str,
     if radar and endpoints.get("radar_data"):
         radar = dict(radar) | {"data_port": endpoints["radar_data"],
                                "cli_port": endpoints["radar_cli"],
-                               "mount_height_m": pose["mast_height_m"]}
+                               "mount_height_m": pose["mast_height_m"],
+                               "frame_period_ms": endpoints["radar_frame_period_ms"]}
         radar.pop("chirp_config", None)
         config["radar"] = radar
     acoustic = hardware.get("acoustic")

@@ -79,6 +79,9 @@ class RadarSection(Section):
     boresight_azimuth_deg: float = Field(0, ge=-180, le=180)
     mount_height_m: float = Field(3.0, ge=0, le=200)
     frame_timeout_s: float = Field(2.0, ge=0.1, le=60)
+    # The radar's frame period: frames are stamped from their frame numbers on it (default:
+    # frameCfg's periodicity in chirp_config; with neither, frames are stamped on arrival).
+    frame_period_ms: float | None = Field(None, ge=1, le=10_000)
 
 
 class AcousticSection(Section):

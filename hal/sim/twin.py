@@ -189,6 +189,7 @@ class Twin:
             "radar_log": str(self.radar_log_path),
             "radar_data": str(self.radar.data_link) if self.radar else None,
             "radar_cli": str(self.radar.cli_link) if self.radar else None,
+            "radar_frame_period_ms": self.scenario.radar.frame_period_ms / self.speed,
             "acoustic": {"geometry": acoustic.get("geometry"),
                          "channels": acoustic.get("channels"),
                          "sample_rate_hz": acoustic.get("sample_rate_hz", 48000)},
@@ -310,7 +311,6 @@ class Twin:
         period_sim = self.scenario.radar.frame_period_ms / 1000.0
         rng = np.random.default_rng([self.scenario.seed, 3])
         garbage = np.random.default_rng([self.scenario.seed, 4])
-        number = 0
         k = 0
         while not self.stop_event.is_set():
             k += 1
@@ -320,9 +320,11 @@ class Twin:
                 return
             if not self.radar.plugged:
                 continue
-            sim_t = self.sim_time()
+            # Like the module, capture on schedule and number frames by their slot; only the
+            # bytes are late when this thread is (what the daemon's FrameClock undoes).
+            sim_t = k * period_sim
             points = self.radar_model.frame(sim_t, rng)
-            number += 1
+            number = k
             packet = encode_frame(number, points, t_cpu_cycles=int(sim_t * 200e6))
             intact = True
             if self.fault_active("radar-garbage"):
