@@ -96,7 +96,7 @@ def test_a_drone_150_m_out_in_45_dba_is_heard_on_its_bearing(tmp_path: Path,
     scenario = tmp_path / "drone-150m.toml"
     scenario.write_text(FAR_DRONE)
     # Real time: rendering 16 channels faster than that would skip audio on a loaded core.
-    score = run_twin(str(scenario), tmp_path / "run", speed=1.0, seconds=15.0,
+    score = run_twin(str(scenario), tmp_path / "run", speed=1.0, seconds=30.0,
                      broker=mosquitto.url)
     truth = [r for r in read_json_lines(tmp_path / "run" / "truth.jsonl")
              if r.get("id") == "drone-far"]

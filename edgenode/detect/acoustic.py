@@ -58,6 +58,7 @@ from scipy import fft as sfft
 from scipy.ndimage import median_filter
 
 from edgenode.detect.doa import SPEED_OF_SOUND_MPS, DoaEstimator, unit_vectors
+from edgenode.detect.faint import FaintLines
 from edgenode.detect.types import AcousticBearing
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ class AcousticParams:
     line_average_s: float = 3.0
     line_db: float = 10.0  # a stationary line stands this far above its fine floor
     stationary_memory_s: float = 60.0  # how long a stationary line stays masked
+    line_held_s: float = 2.5  # faint path: a line is steady once it held its fine bin ...
+    line_held: float = 0.6  # ... in this share of the refreshes over line_held_s
     # Helicopter: a dense low comb (main-rotor blade-pass 8-30 Hz) vetoes drone decisions.
     heli_f0_hz: tuple[float, float] = (8.0, 30.0)
     heli_harmonics: int = 12
@@ -183,6 +186,16 @@ class AcousticDetector:
         self.last_wander = 0.0  # for diagnostics: the track's wander at the last block
         self._pairs = LinePairs(p, self.hop_s, self.df)
         self.last_pair: LinePair | None = None  # the pair that decided the last block, if any
+        self._faint = FaintLines(hi - lo, self.hop_s, self.floor_span)
+        self._faint_run: deque[float] = deque(maxlen=self._faint.p.confirm)
+        self._faint_f0: float | None = None
+        self._faint_score = 0.0
+        self._faint_bins: list[int] = []
+        # The band's lower bins of every hop the faint average spans, for its bearings.
+        self._snaps = (np.zeros((self._faint.hops, min(hi - lo, int(2000.0 / self.df)),
+                                 self.doa.mics), dtype=np.complex64)
+                       if self.doa is not None and channels >= self.doa.mics else None)
+        self._snap_count = 0
 
     def _build_comb(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bin indices (relative to lo; one past the band where a harmonic is outside it) of
@@ -257,7 +270,8 @@ class AcousticDetector:
         masked = self._lines.update(frame[self.n - min(self.hop, self.n):, 0], self.hop_s)
         # Lines that sit in one short bin most of the time are steady at this resolution too.
         self._occ += self._alpha_occ * (peaks - self._occ)
-        free = peaks & ~(masked | (_max3(self._occ) > p.occupancy_level))
+        occupied = _max3(self._occ) > p.occupancy_level
+        free = peaks & ~(masked | occupied)
         evidence = _max3(np.where(free, np.minimum(white, 20.0) - p.peak_db + 1.0, 0.0))
         self._blocks += 1
         f0: float | None = None
@@ -293,16 +307,97 @@ class AcousticDetector:
                 score = max(score, pair.strength)
                 f0 = pair.f0_hz
                 self._peak_bins = [round(pair.low_hz / self.df), round(pair.high_hz / self.df)]
+        # A third: a comb too faint for any one block, in the power averaged over seconds.
+        faint = self._faint.update(power, self._lines.held_mask | occupied)
+        if faint is not None:
+            self._judge_faint(faint)
+        faint_decides = (warm and not drone and not self._lines.helicopter
+                         and self._faint_f0 is not None)
+        if faint_decides:
+            drone, score, f0 = True, max(score, self._faint_score), self._faint_f0
+            self._peak_bins = self._faint_bins
+        if self._snaps is not None:
+            self._snaps[self._snap_count % len(self._snaps)] = band[: self._snaps.shape[1],
+                                                                    : self._snaps.shape[2]]
+            self._snap_count += 1
         bearings: list[AcousticBearing] = []
+        if faint_decides:
+            # One block's phases are mostly noise here: a bearing per judgement, from them all.
+            if faint is not None and f0 is not None:
+                bearings = self._faint_bearings(f0, t, score)
         # One bearing per window length: half-overlapping windows share half their samples,
         # so a bearing from every hop adds little information for twice the cost.
-        if (drone and self.doa is not None and f0 is not None
+        elif (drone and self.doa is not None and f0 is not None
                 and t >= self._next_bearing_t):
             bearings = self._bearings(band, f0, t, score)
             if bearings:
                 self._next_bearing_t = t + self.n / self.rate - 0.5 * self.hop_s
         return AcousticResult(t=t, drone=drone, score=round(score, 4),
                               f0_hz=None if f0 is None else round(f0, 2), bearings=bearings)
+
+    def _judge_faint(self, evidence: np.ndarray) -> None:
+        """The faint comb decides once it held one f0 over `confirm` judgements in a row."""
+        p = self.p
+        strength = self._comb(evidence)
+        best = int(np.argmax(strength))
+        score = float(strength[best]) / (p.block_hits * 4.0)
+        f0: float | None = None
+        if score >= p.threshold:
+            best = int(np.flatnonzero(strength >= p.prefer_low * strength[best])[0])
+            f0 = float(self._f0_grid[best])
+        last = self._faint_run[-1] if self._faint_run else None
+        # The comb's two readings of one rotor (f0 and f0 / 2 score alike) are one f0 here.
+        if f0 is None or (last is not None and abs(math.log(f0 / last)) >= _TRACK_GATE
+                          and abs(abs(math.log(f0 / last)) - math.log(2.0)) >= _TRACK_GATE):
+            self._faint_run.clear()
+        if f0 is not None:
+            self._faint_run.append(f0)
+        confirmed = len(self._faint_run) >= self._faint.p.confirm
+        self._faint_f0 = f0 if confirmed else None
+        self._faint_score = score if confirmed else 0.0
+        centre = self._comb_index[:, best]
+        self._faint_bins = (centre[self._ev_buf[centre] > 0] + self.lo).tolist()
+
+    def _faint_bearings(self, f0: float, t: float, score: float) -> list[AcousticBearing]:
+        """The faint comb's direction from every snapshot the average holds: per harmonic
+        bin (and its neighbours), the wavefront common to the snapshots, i.e. the principal
+        eigenvector of their phase-only cross-spectral matrix, which then goes through the
+        same SRP-PHAT search as one block's spectrum would."""
+        assert self.doa is not None and self._snaps is not None
+        top = self.lo + self._snaps.shape[1] - 1
+        bins = np.array(sorted({b + d for b in self._faint_bins for d in (-1, 0, 1)
+                                if self.lo <= b + d <= top}), dtype=int)
+        held = min(self._snap_count, len(self._snaps))
+        if len(bins) < 4 or held < 2:
+            return []
+        # Ambient sound arriving from elsewhere fills the line bins as well as their
+        # neighbours (it is broadband); their cross-spectral matrix, subtracted, leaves the
+        # line's own wavefront.
+        lines = set(bins.tolist())
+        near = np.array([[min(max(b + d, self.lo), top) for d in (-5, -4, 4, 5)]
+                         for b in bins.tolist()])
+        near[np.isin(near, list(lines))] = -1
+        x = self._snaps[:held, bins - self.lo]
+        cross = np.einsum("hbm,hbn->bmn", x, x.conj())
+        ref = self._snaps[:held, np.where(near < 0, bins[:, None], near) - self.lo]
+        ambient = np.einsum("hbkm,hbkn->bmn", ref, ref.conj()) / near.shape[1]
+        values, vectors = np.linalg.eigh(cross - ambient)
+        values = values / np.maximum(np.trace(cross, axis1=1, axis2=2).real, 1e-30)[:, None] \
+            * self.doa.mics
+        spectrum = np.zeros((top - self.lo + 1, self.doa.mics), dtype=np.complex64)
+        spectrum[bins - self.lo] = vectors[:, :, -1]
+        est = self.doa.estimate(spectrum, bins, first_bin=self.lo)
+        if est is None:
+            return []
+        # The uncertainty follows from how much of the bins' power that one wavefront holds
+        # (1 for a lone source, 1/M for noise) and from how many independent looks the
+        # eigenvector integrates: the harmonics times the half-overlapping snapshots.
+        coherence = float(np.mean(values[:, -1])) / self.doa.mics
+        looks = max(1, len(bins) // 3) * max(1, held // 2)
+        error = max(1.0, self.doa._error_deg(coherence, looks, bins * self.df))
+        return [AcousticBearing(t=t, azimuth_deg=(self.heading_deg + est.azimuth_deg) % 360.0,
+                                elevation_deg=est.elevation_deg, error_deg=error,
+                                f0_hz=f0, score=score)]
 
     def _strong_lines(self, white: np.ndarray, free: np.ndarray) -> list[tuple[float, float]]:
         """(interpolated frequency in Hz, dB over the floor) of the strongest free lines
@@ -688,6 +783,9 @@ class StationaryLines:
         self.expiry = np.zeros(hi - lo)  # clock at which each short bin's mask lapses
         self.pos = 0  # next write position in the ring
         self.mask = np.zeros(hi - lo, dtype=bool)
+        self.held = np.zeros(self.hi_fine - self.lo_fine)  # share of recent refreshes with a line
+        self.held_alpha = min(1.0, p.line_every_s / p.line_held_s)
+        self.held_expiry = np.zeros(hi - lo)
 
     def update(self, new_samples: np.ndarray, elapsed_s: float) -> np.ndarray:
         m = len(new_samples)
@@ -708,6 +806,10 @@ class StationaryLines:
             self._refresh()
         self.mask = self.expiry > self.clock
         return self.mask
+
+    @property
+    def held_mask(self) -> np.ndarray:
+        return self.held_expiry > self.clock
 
     @property
     def helicopter(self) -> bool:
@@ -738,6 +840,13 @@ class StationaryLines:
         line = (white > self.p.line_db) & local_max & self.in_band
         if line.any():
             self.expiry[self.to_short[line]] = self.clock + self.p.stationary_memory_s
+        # Held lines: a rotor line also stands out for a moment where its wander turns, and
+        # the mask above then hides it for a minute; the faint path only masks lines that
+        # held their fine bin (+-1) over line_held_s.
+        self.held += self.held_alpha * (_max3(line) - self.held)
+        held = line & (self.held > self.p.line_held)
+        if held.any():
+            self.held_expiry[self.to_short[held]] = self.clock + self.p.stationary_memory_s
         # Main-rotor comb: most of the first harmonics of a 8-30 Hz blade-pass present.
         # Only the low bins the rotor comb can reach (plus the neighbour the max needs).
         low = self.heli_span
