@@ -51,6 +51,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,6 +157,7 @@ class AcousticDetector:
         self.freqs = np.arange(lo, hi) * self.df
         span = int(p.floor_span_hz / self.df) | 1
         self.floor_span = max(span, 9)
+        self._floor_buf = np.empty(hi - lo)
         self._store = np.zeros((3 * self.n, channels), dtype=np.float32)
         self._start = self._end = 0  # the unread samples are _store[_start:_end]
         self._t_next: float | None = None  # time of the buffer's first sample
@@ -250,7 +252,7 @@ class AcousticDetector:
         self._prev_p = power
         tiny = float(smooth.max()) * 1e-12 + 1e-30  # relative: silence is not a level cue
         level = 10.0 * np.log10(smooth + tiny)
-        white = level - median_filter(level, size=self.floor_span, mode="nearest")
+        white = level - _running_median(level, self.floor_span, self._floor_buf)
         peaks = np.zeros(len(white), dtype=bool)
         inner = white[1:-1]
         peaks[1:-1] = (inner > p.peak_db) & (inner >= white[:-2]) & (inner >= white[2:])
@@ -478,6 +480,32 @@ class BeamBank:
             self.best = int(np.argmax(self.evidence))
         beam = np.matmul(x[:, None, :], self.steer_beam[self.best][:, :, None])[:, 0, 0]
         return (beam.real**2 + beam.imag**2).astype(np.float64)
+
+
+def _rank_filter_core() -> Callable | None:
+    """scipy's 1-D rank filter that median_filter dispatches to (private, scipy >= 1.15), if
+    it gives median_filter's result here; else None."""
+    try:
+        from scipy.ndimage._rank_filter_1d import rank_filter
+        probe = np.random.default_rng(0).standard_normal(64)
+        out = np.empty_like(probe)
+        rank_filter(probe, 4, 9, out, _MODE_NEAREST, 0.0, 0)
+    except Exception:  # absent or changed: the public path
+        return None
+    return rank_filter if np.array_equal(out, median_filter(probe, 9, mode="nearest")) else None
+
+
+_MODE_NEAREST = 0  # scipy.ndimage's code for mode="nearest"
+_RANK_FILTER = _rank_filter_core()
+
+
+def _running_median(values: np.ndarray, size: int, out: np.ndarray) -> np.ndarray:
+    """median_filter(values, size, mode="nearest") written into out. median_filter's per-call
+    set-up costs more than the filter itself, so its 1-D core is called where it is known."""
+    if _RANK_FILTER is None:
+        return median_filter(values, size=size, mode="nearest", output=out)
+    _RANK_FILTER(values, size // 2, size, out, _MODE_NEAREST, 0.0, 0)
+    return out
 
 
 def _max3(values: np.ndarray) -> np.ndarray:
