@@ -358,8 +358,10 @@ class AcousticDetector:
         num = den = 0.0
         for kk, c, v in zip(k, centre.tolist(), near, strict=True):
             # The strongest of the centre bin and its neighbours (kept off the band's edges).
-            lo_i, hi_i = (1 if c - 1 < 1 else 0), (1 if c + 1 > last - 1 else 2)
-            j = max(range(lo_i, hi_i + 1), key=lambda i, v=v: (v[i + 1], -i))
+            j = 1 if c - 1 < 1 else 0
+            for i in range(j + 1, 2 if c + 1 > last - 1 else 3):
+                if v[i + 1] > v[j + 1]:  # the first of equal maxima wins
+                    j = i
             a, m, cc = v[j], v[j + 1], v[j + 2]
             denom = a - 2.0 * m + cc
             delta = 0.0 if denom >= 0 else min(max(0.5 * (a - cc) / denom, -0.5), 0.5)
@@ -402,12 +404,12 @@ class AcousticDetector:
         assert self.doa is not None
         # Only peaks on the detected comb (k * f0, within 1.5 bins) carry the drone's phase: a
         # stray tonal peak elsewhere can pull the search to another direction.
-        peaks = np.array(self._peak_bins, dtype=float)
-        harmonic = np.round(peaks * self.df / f0)
-        bins = peaks[(harmonic >= 1) & (np.abs(peaks - harmonic * f0 / self.df) <= 1.5)]
+        # A dozen bins: plain Python beats numpy's per-call overhead.
+        bins = [b for b in self._peak_bins
+                if (k := round(b * self.df / f0)) >= 1 and abs(b - k * f0 / self.df) <= 1.5]
         if len(bins) < 2:
             return []
-        est = self.doa.estimate(spec, bins.astype(int), first_bin=self.lo)
+        est = self.doa.estimate(spec, np.array(bins), first_bin=self.lo)
         if est is None:
             return []
         return [AcousticBearing(t=t, azimuth_deg=(self.heading_deg + est.azimuth_deg) % 360.0,
