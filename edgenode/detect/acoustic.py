@@ -51,6 +51,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -159,6 +160,7 @@ class AcousticDetector:
         self.freqs = np.arange(lo, hi) * self.df
         span = int(p.floor_span_hz / self.df) | 1
         self.floor_span = max(span, 9)
+        self._floor_buf = np.empty(hi - lo)
         self._store = np.zeros((3 * self.n, channels), dtype=np.float32)
         self._start = self._end = 0  # the unread samples are _store[_start:_end]
         self._t_next: float | None = None  # time of the buffer's first sample
@@ -263,7 +265,7 @@ class AcousticDetector:
         self._prev_p = power
         tiny = float(smooth.max()) * 1e-12 + 1e-30  # relative: silence is not a level cue
         level = 10.0 * np.log10(smooth + tiny)
-        white = level - median_filter(level, size=self.floor_span, mode="nearest")
+        white = level - _running_median(level, self.floor_span, self._floor_buf)
         peaks = np.zeros(len(white), dtype=bool)
         inner = white[1:-1]
         peaks[1:-1] = (inner > p.peak_db) & (inner >= white[:-2]) & (inner >= white[2:])
@@ -451,8 +453,10 @@ class AcousticDetector:
         num = den = 0.0
         for kk, c, v in zip(k, centre.tolist(), near, strict=True):
             # The strongest of the centre bin and its neighbours (kept off the band's edges).
-            lo_i, hi_i = (1 if c - 1 < 1 else 0), (1 if c + 1 > last - 1 else 2)
-            j = max(range(lo_i, hi_i + 1), key=lambda i, v=v: (v[i + 1], -i))
+            j = 1 if c - 1 < 1 else 0
+            for i in range(j + 1, 2 if c + 1 > last - 1 else 3):
+                if v[i + 1] > v[j + 1]:  # the first of equal maxima wins
+                    j = i
             a, m, cc = v[j], v[j + 1], v[j + 2]
             denom = a - 2.0 * m + cc
             delta = 0.0 if denom >= 0 else min(max(0.5 * (a - cc) / denom, -0.5), 0.5)
@@ -495,12 +499,12 @@ class AcousticDetector:
         assert self.doa is not None
         # Only peaks on the detected comb (k * f0, within 1.5 bins) carry the drone's phase: a
         # stray tonal peak elsewhere can pull the search to another direction.
-        peaks = np.array(self._peak_bins, dtype=float)
-        harmonic = np.round(peaks * self.df / f0)
-        bins = peaks[(harmonic >= 1) & (np.abs(peaks - harmonic * f0 / self.df) <= 1.5)]
+        # A dozen bins: plain Python beats numpy's per-call overhead.
+        bins = [b for b in self._peak_bins
+                if (k := round(b * self.df / f0)) >= 1 and abs(b - k * f0 / self.df) <= 1.5]
         if len(bins) < 2:
             return []
-        est = self.doa.estimate(spec, bins.astype(int), first_bin=self.lo)
+        est = self.doa.estimate(spec, np.array(bins), first_bin=self.lo)
         if est is None:
             return []
         return [AcousticBearing(t=t, azimuth_deg=(self.heading_deg + est.azimuth_deg) % 360.0,
@@ -573,6 +577,32 @@ class BeamBank:
             self.best = int(np.argmax(self.evidence))
         beam = np.matmul(x[:, None, :], self.steer_beam[self.best][:, :, None])[:, 0, 0]
         return (beam.real**2 + beam.imag**2).astype(np.float64)
+
+
+def _rank_filter_core() -> Callable | None:
+    """scipy's 1-D rank filter that median_filter dispatches to (private, scipy >= 1.15), if
+    it gives median_filter's result here; else None."""
+    try:
+        from scipy.ndimage._rank_filter_1d import rank_filter
+        probe = np.random.default_rng(0).standard_normal(64)
+        out = np.empty_like(probe)
+        rank_filter(probe, 4, 9, out, _MODE_NEAREST, 0.0, 0)
+    except Exception:  # absent or changed: the public path
+        return None
+    return rank_filter if np.array_equal(out, median_filter(probe, 9, mode="nearest")) else None
+
+
+_MODE_NEAREST = 0  # scipy.ndimage's code for mode="nearest"
+_RANK_FILTER = _rank_filter_core()
+
+
+def _running_median(values: np.ndarray, size: int, out: np.ndarray) -> np.ndarray:
+    """median_filter(values, size, mode="nearest") written into out. median_filter's per-call
+    set-up costs more than the filter itself, so its 1-D core is called where it is known."""
+    if _RANK_FILTER is None:
+        return median_filter(values, size=size, mode="nearest", output=out)
+    _RANK_FILTER(values, size // 2, size, out, _MODE_NEAREST, 0.0, 0)
+    return out
 
 
 def _max3(values: np.ndarray) -> np.ndarray:

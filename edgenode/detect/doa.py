@@ -79,6 +79,7 @@ class DoaEstimator:
         fine_az = self._coarse[0][:, None] + self._fine_offsets[None, :]
         fine_el = np.broadcast_to(self._coarse[1][:, None], fine_az.shape)
         self._fine_delay = unit_vectors(fine_az, fine_el) @ self.positions.T / self.c
+        self._fine_delay32 = self._fine_delay.astype(np.float32)  # as _steer takes it
 
     def estimate(self, spectrum: np.ndarray, bins: np.ndarray,
                  first_bin: int = 0) -> DoaEstimate | None:
@@ -92,7 +93,8 @@ class DoaEstimator:
         mag = np.abs(x)
         if not float(mag.min()) > 0:
             return None
-        x = (x / mag).astype(np.complex64)  # PHAT: phase only, every bin and mic weighs the same
+        # PHAT: phase only, every bin and mic weighs the same
+        x = (x / mag).astype(np.complex64, copy=False)
         freqs = bins * self.df
         # Spatial aliasing: bins above c / (2 d_min) still help, the coarse grid tolerates it.
         if bins[-1] < self._table_bins:
@@ -104,7 +106,7 @@ class DoaEstimator:
         az0, el0 = self._coarse[0][g], self._coarse[1][g]
         # Fine azimuth at the coarse elevation, then elevation at the fine azimuth: the two
         # are nearly separable near the peak, and this costs tens of directions, not hundreds.
-        row = self._steer(x, freqs, self._fine_delay[g])
+        row = self._steer(x, freqs, self._fine_delay32[g])
         i = int(np.argmax(row))
         best_az = float(az0 + self._fine_offsets[i] + _parabolic(row, i) * 1.0)
         peak = float(row[i])
@@ -125,12 +127,12 @@ class DoaEstimator:
     def _steer(self, x: np.ndarray, freqs: np.ndarray, delay: np.ndarray) -> np.ndarray:
         """Normalised SRP (0..1) for each direction row of delay (G, M)."""
         # undo the arrival phase exp(+j 2 pi f tau): multiply by exp(-j 2 pi f tau)
-        phase = ((-2.0 * np.pi * freqs).astype(np.float32)[:, None, None]
-                 * delay.astype(np.float32)[None, :, :])
+        phase = np.multiply.outer((-2.0 * np.pi * freqs).astype(np.float32),
+                                  delay.astype(np.float32, copy=False))
         steer = np.empty(phase.shape, dtype=np.complex64)  # (B, G, M)
-        steer.real = np.cos(phase)  # float32 cos/sin: several times faster than complex exp
-        steer.imag = np.sin(phase)
-        beam = np.matmul(steer, x.astype(np.complex64)[:, :, None])[..., 0]  # (B, G)
+        np.cos(phase, out=steer.real)  # float32 cos/sin: several times faster than complex exp
+        np.sin(phase, out=steer.imag)
+        beam = np.matmul(steer, x[:, :, None])[..., 0]  # (B, G)
         power = np.add.reduce(beam.real**2 + beam.imag**2, axis=0, dtype=np.float64)
         return power / (len(freqs) * self.mics**2)
 
