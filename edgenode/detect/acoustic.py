@@ -580,7 +580,7 @@ class BeamBank:
 
 
 def _rank_filter_core() -> Callable | None:
-    """scipy's 1-D rank filter that median_filter dispatches to (private, scipy >= 1.15), if
+    """scipy's 1-D rank filter that median_filter dispatches to (private, recent scipy), if
     it gives median_filter's result here; else None."""
     try:
         from scipy.ndimage._rank_filter_1d import rank_filter

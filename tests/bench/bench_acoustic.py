@@ -38,7 +38,10 @@ def recording(positions: np.ndarray) -> np.ndarray:
     pcm = np.fft.irfft(spec[None, :] * np.exp(2j * np.pi * f[None, :] * lead[:, None]),
                        n=len(source)).T * 0.01
     pcm += 0.01 * np.random.default_rng(0).standard_normal(pcm.shape)
-    return pcm.astype(np.float32)
+    # Interleaved (frames, channels) in C order, as the audio ports deliver it: the transposed
+    # irfft is column-major, which made process() gather every block and the yardstick's FFT
+    # read a layout the detector never sees.
+    return np.ascontiguousarray(pcm, dtype=np.float32)
 
 
 def run_once(pcm: np.ndarray, geometry: np.ndarray | None) -> tuple[float, list]:
