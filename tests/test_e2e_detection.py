@@ -7,8 +7,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pytest
-
 from edgenode.eval_twin import read_json_lines, run_twin
 from tests.conftest import Mosquitto
 
@@ -84,19 +82,15 @@ def test_empty_sky_gives_no_confirmed_drone_track(tmp_path: Path, mosquitto: Mos
     assert len(score.false_tracks) <= 1, score.false_tracks
 
 
-# The acoustic detector (edgenode/detect/acoustic.py) does not reach 150 m on the twin yet:
-# offline it hears this drone at ~40-60 m but not at 100 m. The test states the target and
-# turns into a pass when the detector gets there (strict=False: XPASS is reported). It runs
-# with `make test-long` (20 s of an expected failure do not belong in the 10-minute CI run).
-@pytest.mark.long
-@pytest.mark.xfail(reason="issue 5 target: acoustic detection range on the twin < 150 m",
-                   strict=False)
+# Issue 5's acoustic range target. No single 90 ms block shows this drone's lines; the faint
+# path (edgenode/detect/faint.py) hears it in the 8 s average, about 15 s into the run, and
+# takes its bearing from the snapshots of that average.
 def test_a_drone_150_m_out_in_45_dba_is_heard_on_its_bearing(tmp_path: Path,
                                                              mosquitto: Mosquitto) -> None:
     scenario = tmp_path / "drone-150m.toml"
     scenario.write_text(FAR_DRONE)
     # Real time: rendering 16 channels faster than that would skip audio on a loaded core.
-    score = run_twin(str(scenario), tmp_path / "run", speed=1.0, seconds=30.0,
+    score = run_twin(str(scenario), tmp_path / "run", speed=1.0, seconds=45.0,
                      broker=mosquitto.url)
     truth = [r for r in read_json_lines(tmp_path / "run" / "truth.jsonl")
              if r.get("id") == "drone-far"]
@@ -107,6 +101,6 @@ def test_a_drone_150_m_out_in_45_dba_is_heard_on_its_bearing(tmp_path: Path,
              and e["after"]["status"] in ("confirmed", "coasting")]
     assert heard, f"no acoustic track; {score.as_dict()}"
     errors = [abs((s["azimuth_deg"]["value"] - bearing + 180.0) % 360.0 - 180.0) for s in heard]
-    assert min(errors) <= 5.0, (bearing, errors)
+    assert sorted(errors)[len(errors) // 2] <= 5.0, (bearing, errors)
     assert score.targets["drone-far"].pd > 0.0
     assert math.isfinite(score.targets["drone-far"].bearing_rms_deg or math.nan)

@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 
 _NEIGHBOURS2 = np.arange(-2, 3)
 _ABSENT = -1e9  # log frequency / log ratio of an absent line: fails every comparison
+FAINT_DOA_S = 4.0  # the faint comb's bearing is taken over this much of its average
+FAINT_MAX_ERROR_DEG = 15.0
 _TRACK_GATE = 0.08  # log f: blocks whose f0 (or lower line) is this close belong to one track
 
 
@@ -198,6 +200,7 @@ class AcousticDetector:
                                  self.doa.mics), dtype=np.complex64)
                        if self.doa is not None and channels >= self.doa.mics else None)
         self._snap_count = 0
+        self._block_heard_t = -math.inf  # when the block comb or the line pair last decided
 
     def _build_comb(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bin indices (relative to lo; one past the band where a harmonic is outside it) of
@@ -313,8 +316,13 @@ class AcousticDetector:
         faint = self._faint.update(power, self._lines.held_mask | occupied)
         if faint is not None:
             self._judge_faint(faint)
+        # The faint path is for what only the average hears: while the blocks hear a drone,
+        # its 8 s average holds that drone (moving, or two mixed) and adds only blur.
+        if drone:
+            self._block_heard_t = t
         faint_decides = (warm and not drone and not self._lines.helicopter
-                         and self._faint_f0 is not None)
+                         and self._faint_f0 is not None
+                         and t - self._block_heard_t > self._faint.p.average_s)
         if faint_decides:
             drone, score, f0 = True, max(score, self._faint_score), self._faint_f0
             self._peak_bins = self._faint_bins
@@ -340,11 +348,14 @@ class AcousticDetector:
     def _judge_faint(self, evidence: np.ndarray) -> None:
         """The faint comb decides once it held one f0 over `confirm` judgements in a row."""
         p = self.p
-        strength = self._comb(evidence)
+        strength = self._comb(evidence, roll_off=True)
         best = int(np.argmax(strength))
         score = float(strength[best]) / (p.block_hits * 4.0)
         f0: float | None = None
-        if score >= p.threshold:
+        # Hysteresis: a comb already decided on holds down to keep x threshold, so a
+        # marginal one is not dropped and re-confirmed on every dip.
+        keep = self._faint.p.keep if self._faint_f0 is not None else 1.0
+        if score >= p.threshold * keep:
             best = int(np.flatnonzero(strength >= p.prefer_low * strength[best])[0])
             f0 = float(self._f0_grid[best])
         last = self._faint_run[-1] if self._faint_run else None
@@ -361,45 +372,62 @@ class AcousticDetector:
         self._faint_bins = (centre[self._ev_buf[centre] > 0] + self.lo).tolist()
 
     def _faint_bearings(self, f0: float, t: float, score: float) -> list[AcousticBearing]:
-        """The faint comb's direction from every snapshot the average holds: per harmonic
-        bin (and its neighbours), the wavefront common to the snapshots, i.e. the principal
-        eigenvector of their phase-only cross-spectral matrix, which then goes through the
-        same SRP-PHAT search as one block's spectrum would."""
+        """The faint comb's direction from the snapshots the average holds: per harmonic bin
+        (and its neighbours), the wavefront common to the snapshots, i.e. the principal
+        eigenvector of their cross-spectral matrix, through the same SRP-PHAT search as one
+        block's spectrum. Taken over the last FAINT_DOA_S (a moving drone's bearing is not
+        an 8 s mean) and over them all; where the two disagree, the drone moved, and the
+        disagreement is the bearing's uncertainty."""
         assert self.doa is not None and self._snaps is not None
         top = self.lo + self._snaps.shape[1] - 1
         bins = np.array(sorted({b + d for b in self._faint_bins for d in (-1, 0, 1)
                                 if self.lo <= b + d <= top}), dtype=int)
         held = min(self._snap_count, len(self._snaps))
-        if len(bins) < 4 or held < 2:
+        recent = min(held, round(FAINT_DOA_S / self.hop_s))
+        if len(bins) < 4 or recent < 2:
             return []
+        newest = self._snap_count - 1
+        rows = [(newest - i) % len(self._snaps) for i in range(held)]
+        last = self._wavefront(bins, rows[:recent])
+        whole = self._wavefront(bins, rows)
+        if last is None or whole is None:
+            return []
+        azimuth, error = last
+        error = max(error, abs((whole[0] - azimuth + 180.0) % 360.0 - 180.0))
+        if error > FAINT_MAX_ERROR_DEG:
+            return []  # a faint source's direction is worth reporting only when it is known
+        return [AcousticBearing(t=t, azimuth_deg=(self.heading_deg + azimuth) % 360.0,
+                                elevation_deg=None, error_deg=error,
+                                f0_hz=f0, score=score)]
+
+    def _wavefront(self, bins: np.ndarray, rows: list[int]) -> tuple[float, float] | None:
+        """(azimuth, one-sigma error) of the wavefront common to the snapshot rows."""
+        assert self.doa is not None and self._snaps is not None
+        top = self.lo + self._snaps.shape[1] - 1
         # Ambient sound arriving from elsewhere fills the line bins as well as their
         # neighbours (it is broadband); their cross-spectral matrix, subtracted, leaves the
         # line's own wavefront.
-        lines = set(bins.tolist())
         near = np.array([[min(max(b + d, self.lo), top) for d in (-5, -4, 4, 5)]
                          for b in bins.tolist()])
-        near[np.isin(near, list(lines))] = -1
-        x = self._snaps[:held, bins - self.lo]
+        near[np.isin(near, bins)] = -1
+        snaps = self._snaps[rows]
+        x = snaps[:, bins - self.lo]
         cross = np.einsum("hbm,hbn->bmn", x, x.conj())
-        ref = self._snaps[:held, np.where(near < 0, bins[:, None], near) - self.lo]
+        ref = snaps[:, np.where(near < 0, bins[:, None], near) - self.lo]
         ambient = np.einsum("hbkm,hbkn->bmn", ref, ref.conj()) / near.shape[1]
         values, vectors = np.linalg.eigh(cross - ambient)
-        values = values / np.maximum(np.trace(cross, axis1=1, axis2=2).real, 1e-30)[:, None] \
-            * self.doa.mics
         spectrum = np.zeros((top - self.lo + 1, self.doa.mics), dtype=np.complex64)
         spectrum[bins - self.lo] = vectors[:, :, -1]
         est = self.doa.estimate(spectrum, bins, first_bin=self.lo)
         if est is None:
-            return []
+            return None
         # The uncertainty follows from how much of the bins' power that one wavefront holds
         # (1 for a lone source, 1/M for noise) and from how many independent looks the
         # eigenvector integrates: the harmonics times the half-overlapping snapshots.
-        coherence = float(np.mean(values[:, -1])) / self.doa.mics
-        looks = max(1, len(bins) // 3) * max(1, held // 2)
-        error = max(1.0, self.doa._error_deg(coherence, looks, bins * self.df))
-        return [AcousticBearing(t=t, azimuth_deg=(self.heading_deg + est.azimuth_deg) % 360.0,
-                                elevation_deg=est.elevation_deg, error_deg=error,
-                                f0_hz=f0, score=score)]
+        power = np.maximum(np.trace(cross, axis1=1, axis2=2).real, 1e-30)
+        coherence = float(np.mean(values[:, -1] / power))
+        looks = max(1, len(bins) // 3) * max(1, len(rows) // 2)
+        return est.azimuth_deg, max(1.0, self.doa._error_deg(coherence, looks, bins * self.df))
 
     def _strong_lines(self, white: np.ndarray, free: np.ndarray) -> list[tuple[float, float]]:
         """(interpolated frequency in Hz, dB over the floor) of the strongest free lines
@@ -419,8 +447,11 @@ class AcousticDetector:
             lines.append(((i + self.lo + delta) * self.df, m))
         return lines
 
-    def _comb(self, evidence: np.ndarray) -> np.ndarray:
-        """Harmonic-sum strength of every candidate f0 over the unmasked tonal evidence."""
+    def _comb(self, evidence: np.ndarray, roll_off: bool = False) -> np.ndarray:
+        """Harmonic-sum strength of every candidate f0 over the unmasked tonal evidence.
+
+        roll_off: only harmonics missing below the highest present one count as misses (far
+        away, air absorption and the rotor's spectral slope take the upper ones first)."""
         p = self.p
         self._ev_buf[:-1] = evidence  # the last slot stays 0: where out-of-band harmonics point
         comb = self._ev_buf[self._comb_index]  # (harmonics, candidates): rows sum fast
@@ -428,7 +459,12 @@ class AcousticDetector:
         hits = np.add.reduce(present, axis=0)
         # A missing low harmonic counts against a candidate: f0/2 explains every line of f0
         # but leaves its odd harmonics empty.
-        misses = self._low_in_band - np.add.reduce(present[: p.miss_harmonics], axis=0)
+        low = present[: p.miss_harmonics]
+        if roll_off:
+            below = np.logical_or.accumulate(low[::-1], axis=0)[::-1]
+            misses = np.add.reduce(below & ~low & self._comb_valid.T[: p.miss_harmonics], axis=0)
+        else:
+            misses = self._low_in_band - np.add.reduce(low, axis=0)
         strength = np.add.reduce(comb, axis=0)
         strength -= p.miss_penalty * misses
         np.maximum(strength, 0.0, out=strength)

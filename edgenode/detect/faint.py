@@ -28,9 +28,10 @@ _MAD_TO_SIGMA = 1.4826
 class FaintParams:
     average_s: float = 8.0  # time constant of the power average
     every_s: float = 0.5  # how often the average is judged
-    z_min: float = 3.5  # a line stands this many floor spreads above the floor
+    z_min: float = 3.0  # a line stands this many floor spreads above the floor
     z_cap: float = 12.0  # evidence per line saturates: one loud line is not a comb
     confirm: int = 4  # consecutive judgements with one f0 before it decides
+    keep: float = 0.7  # of the comb threshold: what a decided comb must keep scoring
 
 
 class FaintLines:

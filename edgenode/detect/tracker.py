@@ -393,6 +393,12 @@ class Tracker:
             cost = np.full((len(tracks), len(bearings)), _INFEASIBLE)
             dofs = np.zeros((len(tracks), len(bearings)), dtype=np.int64)
             for i, tr in enumerate(tracks):
+                # A tentative radar track is not yet an object (mostly clutter): a bearing it
+                # happens to gate must neither feed it nor be held up as ambiguous by it. If
+                # it is the drone, it confirms on the radar and then fuses with the bearing's
+                # track (_fuse_acoustic).
+                if tr.status == "tentative" and tr.has_range:
+                    continue
                 for k, b in enumerate(bearings):
                     c, dof = self._bearing_fit(tr, b)
                     if c < math.inf:
