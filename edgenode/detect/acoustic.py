@@ -34,6 +34,10 @@ is their common fundamental where the ratio is one of small harmonics (7/4: the 
 A higher comb also reaches the 80-800 Hz search through a subharmonic, so its f0 may then be
 reported as 1/2 to 1/4 of the true blade-pass.
 
+A third path hears what no single block shows (a drone 100-150 m out): the power averaged
+over seconds, judged against that average's own spread (edgenode/detect/faint.py), with its
+bearing from the wavefront common to the averaged snapshots.
+
 On an array of four or more microphones with a known geometry, the spectrum analysed is
 that of the best of a bank of delay-and-sum beams on the horizon (BeamBank) instead of the
 channels' summed power: the same CFAR and comb, with array gain against noise that differs

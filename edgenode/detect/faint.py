@@ -8,9 +8,11 @@ out. The threshold is set in units of that spread, measured on the averaged spec
 (median absolute deviation across frequency), so it follows the averaging and the site.
 
 What the long average cannot show is wander, the per-block path's proof that a line is a
-rotor and not a machine. The stationary-line mask carries that here: a steady line is ten
-times narrower than a wandering rotor line in the 1 Hz spectrum, so any steady line strong
-enough to show in this average is masked there first, and masked bins carry no evidence.
+rotor and not a machine. The 1 Hz spectrum carries that here: a machine's line holds its
+fine bin for seconds on end (StationaryLines.held_mask), a rotor's line only dwells for a
+moment where its wander turns, and bins blocked during the average carry no evidence.
+The caller (AcousticDetector) lets this path decide only while the per-block path has heard
+nothing for an average's length: it is for drones too far for the blocks.
 """
 
 from __future__ import annotations
