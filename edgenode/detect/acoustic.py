@@ -319,7 +319,7 @@ class AcousticDetector:
         # A third: a comb too faint for any one block, in the power averaged over seconds.
         faint = self._faint.update(power, self._lines.held_mask | occupied)
         if faint is not None:
-            self._judge_faint(faint)
+            self._judge_faint(_max3(faint))
         # The faint path is for what only the average hears: while the blocks hear a drone,
         # its 8 s average holds that drone (moving, or two mixed) and adds only blur.
         if drone:
@@ -431,7 +431,7 @@ class AcousticDetector:
         power = np.maximum(np.trace(cross, axis1=1, axis2=2).real, 1e-30)
         coherence = float(np.mean(values[:, -1] / power))
         looks = max(1, len(bins) // 3) * max(1, len(rows) // 2)
-        return est.azimuth_deg, max(1.0, self.doa._error_deg(coherence, looks, bins * self.df))
+        return est.azimuth_deg, max(1.0, self.doa.error_deg(coherence, looks, bins * self.df))
 
     def _strong_lines(self, white: np.ndarray, free: np.ndarray) -> list[tuple[float, float]]:
         """(interpolated frequency in Hz, dB over the floor) of the strongest free lines

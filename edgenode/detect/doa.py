@@ -122,7 +122,7 @@ class DoaEstimator:
         # A flat array's coarse grid still spans elevations (delays shrink with cos el), so
         # its azimuth is not biased by a raised source; the sign of elevation stays unknown.
         return DoaEstimate(azimuth_deg=best_az % 360.0, elevation_deg=elevation,
-                           error_deg=self._error_deg(peak, len(bins), freqs), power=peak)
+                           error_deg=self.error_deg(peak, len(bins), freqs), power=peak)
 
     def _steer(self, x: np.ndarray, freqs: np.ndarray, delay: np.ndarray) -> np.ndarray:
         """Normalised SRP (0..1) for each direction row of delay (G, M)."""
@@ -136,7 +136,7 @@ class DoaEstimator:
         power = np.add.reduce(beam.real**2 + beam.imag**2, axis=0, dtype=np.float64)
         return power / (len(freqs) * self.mics**2)
 
-    def _error_deg(self, peak: float, n_bins: int, freqs: np.ndarray) -> float:
+    def error_deg(self, peak: float, n_bins: int, freqs: np.ndarray) -> float:
         """One-sigma azimuth error: beamwidth shrunk by coherence and the number of bins.
 
         A coherent plane wave gives peak -> 1; noise drives it towards 1/M. The effective SNR

@@ -38,8 +38,9 @@ class FaintParams:
 
 class FaintLines:
     """Exponentially averaged power spectrum, judged every `every_s`: per-bin evidence in
-    the comb's units (0 = none, 1 = just over z_min) for lines over the floor that no mask
-    blocked at any time during the average."""
+    the comb's units (0 = none, 1 = just over z_min) for line peaks over the floor that no
+    mask blocked at any time during the average (the caller spreads it over neighbours, as
+    for a block's peaks)."""
 
     def __init__(self, bins: int, hop_s: float, floor_span: int,
                  p: FaintParams | None = None) -> None:
@@ -73,8 +74,4 @@ class FaintLines:
         peaks[1:-1] = (inner > self.p.z_min) & (inner >= z[:-2]) & (inner >= z[2:])
         # A bin masked for a tenth of the average's memory held a steady line then.
         peaks &= self._blocked < 0.1
-        evidence = np.where(peaks, np.minimum(z, self.p.z_cap) - self.p.z_min + 1.0, 0.0)
-        out = evidence.copy()  # the comb's tolerance: a line counts in its neighbours too
-        np.maximum(out[1:], evidence[:-1], out=out[1:])
-        np.maximum(out[:-1], evidence[1:], out=out[:-1])
-        return out
+        return np.where(peaks, np.minimum(z, self.p.z_cap) - self.p.z_min + 1.0, 0.0)
