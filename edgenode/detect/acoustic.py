@@ -34,7 +34,11 @@ is their common fundamental where the ratio is one of small harmonics (7/4: the 
 A higher comb also reaches the 80-800 Hz search through a subharmonic, so its f0 may then be
 reported as 1/2 to 1/4 of the true blade-pass.
 
-A third path hears what no single block shows (a drone 100-150 m out): the power averaged
+A third path (edgenode/detect/comoving.py) keeps LinePairs' proof for a partner line that is
+there only one block in three: the ratio to a line that holds stays far steadier than the
+lines wander.
+
+A fourth path hears what no single block shows (a drone 100-150 m out): the power averaged
 over seconds, judged against that average's own spread (edgenode/detect/faint.py), with its
 bearing from the wavefront common to the averaged snapshots.
 
@@ -62,8 +66,10 @@ import numpy as np
 from scipy import fft as sfft
 from scipy.ndimage import median_filter
 
+from edgenode.detect.comoving import CoMoving, CoMovingLines
 from edgenode.detect.doa import SPEED_OF_SOUND_MPS, DoaEstimator, unit_vectors
 from edgenode.detect.faint import FaintLines
+from edgenode.detect.robust import detrended_spread, median
 from edgenode.detect.types import AcousticBearing
 
 log = logging.getLogger(__name__)
@@ -194,6 +200,8 @@ class AcousticDetector:
         self.last_wander = 0.0  # for diagnostics: the track's wander at the last block
         self._pairs = LinePairs(p, self.hop_s, self.df)
         self.last_pair: LinePair | None = None  # the pair that decided the last block, if any
+        self._comoving = CoMovingLines(self.hop_s, p.pair_lines)
+        self.last_comoving: CoMoving | None = None  # what decided the last block, if it did
         self._faint = FaintLines(hi - lo, self.hop_s, self.floor_span)
         self._faint_run: deque[float] = deque(maxlen=self._faint.p.confirm)
         self._faint_f0: float | None = None
@@ -306,8 +314,11 @@ class AcousticDetector:
         # A second, independent piece of evidence: two strong lines that wander together at a
         # fixed frequency ratio (one rotating shaft), whatever their ratio or band. It decides
         # only where the comb did not, so it is evaluated only then.
-        self._pairs.push(self._strong_lines(white, free))
+        lines = self._strong_lines(white, free)
+        self._pairs.push(lines)
+        self._comoving.push(lines)
         self.last_pair = None
+        self.last_comoving = None
         if warm and not drone and not self._lines.helicopter:
             pair = self._pairs.best()
             if pair is not None and pair.strength >= p.threshold:
@@ -316,14 +327,29 @@ class AcousticDetector:
                 score = max(score, pair.strength)
                 f0 = pair.f0_hz
                 self._peak_bins = [round(pair.low_hz / self.df), round(pair.high_hz / self.df)]
-        # A third: a comb too faint for any one block, in the power averaged over seconds.
+        # A third, for a shaft whose partner lines come and go (CoMovingLines): it waits a
+        # window after the comb or the pair last heard a drone, as it adds nothing then.
+        if drone:
+            self._block_heard_t = t
+        moving = (self._comoving.best(p.wander_min)
+                  if (warm and not drone and not self._lines.helicopter
+                      and t - self._block_heard_t > self._comoving.p.window_s) else None)
+        if moving is not None:
+            self.last_comoving = moving
+            drone = True
+            score = max(score, (moving.level_db - 2.0 * (p.peak_db - 1.0)) / (p.block_hits * 4.0))
+            low, high = sorted((moving.reference_hz, moving.partner_hz))
+            tol = p.pair_precision_bins * self.df * (1.0 / low + 1.0 / high)
+            f0 = _common_fundamental(low, math.log(high / low), tol, p.harmonics)
+            # No bearing: the partner is missing from most blocks, so one block's phases at
+            # its bin are mostly noise.
+            self._peak_bins = []
+        # A fourth: a comb too faint for any one block, in the power averaged over seconds.
         faint = self._faint.update(power, self._lines.held_mask | occupied)
         if faint is not None:
             self._judge_faint(_max3(faint))
         # The faint path is for what only the average hears: while the blocks hear a drone,
         # its 8 s average holds that drone (moving, or two mixed) and adds only blur.
-        if drone:
-            self._block_heard_t = t
         faint_decides = (warm and not drone and not self._lines.helicopter
                          and self._faint_f0 is not None
                          and t - self._block_heard_t > self._faint.p.average_s)
@@ -440,7 +466,7 @@ class AcousticDetector:
         if len(strong) > self.p.pair_lines:
             top = np.argpartition(white[strong], -self.p.pair_lines)[-self.p.pair_lines:]
             strong = np.sort(strong[top])
-        if len(strong) < 2:
+        if len(strong) == 0:
             return []
         b = np.minimum(np.maximum(strong, 1), len(white) - 2)
         lines = []
@@ -527,11 +553,11 @@ class AcousticDetector:
                 times.append(float(i))
             else:
                 scores.append(0.0)
-        score = _median(scores)
+        score = median(scores)
         if len(track) < 3:
             return score, ref, 0.0
         # Robust spread (MAD): one mis-picked block must not make a steady machine wander.
-        spread = _detrended_spread(times, track)
+        spread = detrended_spread(times, track)
         return score, math.exp(track[-1]), spread
 
     def _bearings(self, spec: np.ndarray, f0: float, t: float,
@@ -758,7 +784,7 @@ class LinePairs:
             q = candidates[c]                            # also wanders is the answer
             hit = held[q]
             track = past_low[rows[hit], pick[q][hit]]
-            wander = _detrended_spread(rows[hit].tolist(), track.tolist())
+            wander = detrended_spread(rows[hit].tolist(), track.tolist())
             if wander < max(p.wander_min, 2.0 * float(tol[q])):
                 continue
             low_hz = math.exp(float(low[q]))
@@ -770,21 +796,6 @@ class LinePairs:
                             strength=float(strength[c]), presence=float(presence[q]),
                             wander=wander, ratio_tolerance=float(tol[q]))
         return None
-
-
-def _detrended_spread(x: list[float], y: list[float]) -> float:
-    """Robust (MAD) spread of y about its straight-line fit over x. Plain Python: the tracks
-    are a few dozen points, where numpy's per-call cost dominates."""
-    n = len(y)
-    if n < 3:
-        return 0.0
-    x_mean, y_mean = sum(x) / n, sum(y) / n
-    xc = [xi - x_mean for xi in x]
-    slope = sum(xi * (yi - y_mean) for xi, yi in zip(xc, y, strict=True)) / sum(
-        xi * xi for xi in xc)
-    resid = [yi - y_mean - slope * xi for xi, yi in zip(xc, y, strict=True)]
-    centre = _median(resid)
-    return 1.4826 * _median([abs(r - centre) for r in resid])
 
 
 def _row_median(a: np.ndarray) -> np.ndarray:
@@ -806,12 +817,6 @@ def _common_fundamental(low_hz: float, log_ratio: float, tol: float, harmonics: 
         if m <= harmonics and abs(math.log(m / (k * ratio))) < 2.0 * tol:
             return low_hz / k
     return low_hz
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
 class StationaryLines:

@@ -242,6 +242,34 @@ def test_two_lines_that_do_not_wander_together_are_not_a_rotor(case: str) -> Non
     assert not any(r.drone for r in results)
 
 
+def broken_partner(case: str, rate: int) -> np.ndarray:
+    """A strong line at 3.5 kHz that holds, and a partner at 5/3 of it that is there one
+    block in three (on 0.15 s, off 0.3 s), following the same shaft or a shaft of its own."""
+    walk = rotor_walk(10.0, 0.01, seed=5)
+    partner_walk = walk if case == "one shaft" else rotor_walk(10.0, 0.01, seed=6)
+    t = np.arange(int(10.0 * rate)) / rate
+    gate = (t % 0.45) < 0.15
+    return (wandering_tone(10.0, rate, 3500.0, walk)
+            + gate * wandering_tone(10.0, rate, 3500.0 * 5.0 / 3.0, partner_walk))
+
+
+@pytest.mark.parametrize("case", ["one shaft", "two shafts"])
+def test_a_line_with_a_partner_heard_one_block_in_three_is_a_rotor_only_if_they_co_move(
+        case: str) -> None:
+    """CoMovingLines: a partner too broken for LinePairs still shows one shaft, by a ratio
+    that holds far more tightly than the lines wander; one that wanders on its own does not."""
+    rate = 44100
+    det = AcousticDetector(rate, 1)
+    results = run(det, site_with_rotor(rate, 10.0, 0.0) + 0.003 * broken_partner(case, rate))
+    hits = [r for r in results if r.drone]
+    if case == "two shafts":
+        assert hits == []
+        return
+    assert len(hits) > 10
+    # Harmonics 3 and 5 of one fundamental: that fundamental is reported.
+    assert np.median([r.f0_hz for r in hits]) == pytest.approx(3500.0 / 3.0, rel=0.03)
+
+
 def test_a_rotor_too_faint_for_any_block_is_heard_on_its_bearing_after_seconds() -> None:
     """The faint path (edgenode/detect/faint.py): a rotor that no single block shows, beside
     a louder broadband source from elsewhere, comes out of the seconds-long average, and its

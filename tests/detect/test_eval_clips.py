@@ -44,8 +44,6 @@ def test_halmstad_dev_false_alarms_and_gain_invariance_meet_the_limits(
     assert summary["gain_dependent_clips"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="DRONE_025 (only two wandering lines near 3.5 and "
-                   "6.2 kHz, no comb in 80-800 Hz) is not detected yet: open work on issue 5")
 def test_halmstad_dev_every_drone_clip_is_detected(halmstad: tuple[list[dict], dict]) -> None:
     _, summary = halmstad
     for gain in GAINS:
