@@ -428,7 +428,7 @@ class AcousticDetector:
             return []  # a faint source's direction is worth reporting only when it is known
         return [AcousticBearing(t=t, azimuth_deg=(self.heading_deg + azimuth) % 360.0,
                                 elevation_deg=None, error_deg=error,
-                                f0_hz=f0, score=score)]
+                                f0_hz=f0, score=score, span_s=FAINT_DOA_S)]
 
     def _wavefront(self, bins: np.ndarray, rows: list[int]) -> tuple[float, float] | None:
         """(azimuth, one-sigma error) of the wavefront common to the snapshot rows."""

@@ -411,7 +411,8 @@ class Tracker:
                 rows, cols = linear_sum_assignment(cost)
                 for i, k in zip(rows.tolist(), cols.tolist(), strict=True):
                     if cost[i, k] < _INFEASIBLE and not ambiguous[k]:
-                        self._acoustic_score(tracks[i], t, float(cost[i, k]), int(dofs[i, k]))
+                        self._acoustic_score(tracks[i], t, float(cost[i, k]), int(dofs[i, k]),
+                                             bearings[k].span_s)
                         self._bearing_update(tracks[i], t, bearings[k])
                         hit.add(id(tracks[i]))
                         used.add(k)
@@ -422,18 +423,20 @@ class Tracker:
             self._tracks.append(track)
         return hit
 
-    def _acoustic_score(self, track: Track, t: float, cost: float, dof: int) -> None:
+    def _acoustic_score(self, track: Track, t: float, cost: float, dof: int,
+                        span_s: float) -> None:
         """Score a bearing that fits the track with cost d^2 + ln det S (before the update)."""
-        last = track.acoustic_last_t
-        weight = 1.0 if last is None else min(max(t - last, 0.0)
-                                              / self.acoustic_decorrelation_s, 1.0)
+        weight = _new_share(track, t, max(self.acoustic_decorrelation_s, span_s))
         # A false bearing falls anywhere on the circle; its elevation anywhere above it.
         log_false = self.log_acoustic_false + (dof - 1) * math.log(2.0 / math.pi)
         track.score += weight * (self.log_acoustic_pd - 0.5 * (cost + dof * math.log(2 * math.pi))
                                  - log_false)
 
     def _bearing_update(self, track: Track, t: float, b: AcousticBearing) -> None:
-        var = math.radians(b.error_deg) ** 2
+        # A bearing that shares most of its audio with the track's last one (a long average
+        # judged often) brings only its new share of information: its variance grows by
+        # the inverse of that share, so n overlapping bearings weigh as their span allows.
+        var = math.radians(b.error_deg) ** 2 / max(_new_share(track, t, b.span_s), 1e-3)
         az, H = kalman.bearing_jacobian(track.x)
         nu = float(wrap_pi(math.radians(b.azimuth_deg) - az))
         X, P = kalman.scalar_update(track.x[None], track.P[None], H[None], np.array([nu]),
@@ -718,3 +721,12 @@ class Tracker:
                               "score": round(tr.acoustic_score, 3)} if heard else None)
         state["updates"] = tr.updates
         return state
+
+
+def _new_share(track: Track, t: float, span_s: float) -> float:
+    """The share of a bearing at t not already in the track's last one, for bearings whose
+    data spans span_s: 1 once they are span_s apart (or for the first)."""
+    last = track.acoustic_last_t
+    if last is None or span_s <= 0.0:
+        return 1.0
+    return min(max(t - last, 0.0) / span_s, 1.0)

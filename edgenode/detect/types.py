@@ -15,3 +15,6 @@ class AcousticBearing:
     error_deg: float  # one-sigma uncertainty of the azimuth
     f0_hz: float | None
     score: float
+    # Seconds of audio the bearing integrates: bearings issued more often than that share
+    # their data, and the tracker counts them as the independent ones they add up to.
+    span_s: float = 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -294,3 +295,29 @@ def test_a_drone_seen_as_two_plots_a_frame_among_false_alarms_is_one_track() -> 
             ids.add(e["object_id"])
     confirmed = [s for s in tracker.tracks() if s["status"] == "confirmed"]
     assert len(confirmed) == 1 and len(ids) == 1, ids
+
+
+def test_bearings_that_share_their_audio_count_as_the_independent_ones_they_add_up_to() -> None:
+    """The faint path judges a 4 s average every 0.5 s: eight bearings per 4 s, most of their
+    audio shared. They must not confirm a track (or shrink its error) faster than one bearing
+    per 4 s would."""
+    drone = np.array([100.0, 100.0, 30.0])
+
+    def seconds_to_confirm(every_s: float, span_s: float) -> tuple[float, float]:
+        rng = np.random.default_rng(2)
+        tracker = Tracker(**SITE)
+        for k in range(100):
+            t = T0 + every_s * k
+            b = bearing(t, drone, rng, error_deg=3.0, elevation=False)
+            tracker.update(t, [], [dataclasses.replace(b, span_s=span_s)])
+            states = tracker.tracks()
+            if states and states[0]["status"] == "confirmed":
+                return every_s * k, states[0]["azimuth_deg"]["error"]
+        raise AssertionError("never confirmed")
+
+    shared, shared_error = seconds_to_confirm(0.5, 4.0)
+    independent, independent_error = seconds_to_confirm(4.0, 0.0)
+    naive, naive_error = seconds_to_confirm(0.5, 0.0)
+    assert shared >= 0.6 * independent
+    assert naive < 0.25 * shared  # what counting each as independent did
+    assert shared_error >= 0.8 * independent_error > naive_error
