@@ -262,10 +262,12 @@ class AcousticDetector:
         # Hann window applied after the transform, on the band only: a periodic Hann is the
         # spectral kernel (-1/4, 1/2, -1/4), which is cheaper than windowing every channel.
         # Scaled by 4 (-1, 2, -1): the whitening and PHAT are blind to a constant gain.
-        raw = sfft.rfft(frame, axis=0)
-        band = raw[self.lo:self.hi] * np.float32(2.0)
-        band -= raw[self.lo - 1:self.hi - 1]
-        band -= raw[self.lo + 1:self.hi + 1]
+        # Channels-major (channels, bins): beams and channel power then reduce over the
+        # channel axis, row by row, which numpy does far faster than short inner sums.
+        raw = sfft.rfft(frame.T, axis=1)
+        band = raw[:, self.lo:self.hi] * np.float32(2.0)
+        band -= raw[:, self.lo - 1:self.hi - 1]
+        band -= raw[:, self.lo + 1:self.hi + 1]
         power = self._beams.power(band) if self._beams is not None else _channel_power(band)
         # Two hops averaged: a steadier floor and peaks, still faster than rotor wander.
         smooth = power if self._prev_p is None else 0.5 * (power + self._prev_p)
@@ -331,8 +333,8 @@ class AcousticDetector:
             drone, score, f0 = True, max(score, self._faint_score), self._faint_f0
             self._peak_bins = self._faint_bins
         if self._snaps is not None:
-            self._snaps[self._snap_count % len(self._snaps)] = band[: self._snaps.shape[1],
-                                                                    : self._snaps.shape[2]]
+            self._snaps[self._snap_count % len(self._snaps)] = band[: self._snaps.shape[2],
+                                                                    : self._snaps.shape[1]].T
             self._snap_count += 1
         bearings: list[AcousticBearing] = []
         if faint_decides:
@@ -343,7 +345,7 @@ class AcousticDetector:
         # so a bearing from every hop adds little information for twice the cost.
         elif (drone and self.doa is not None and f0 is not None
                 and t >= self._next_bearing_t):
-            bearings = self._bearings(band, f0, t, score)
+            bearings = self._bearings(band.T, f0, t, score)
             if bearings:
                 self._next_bearing_t = t + self.n / self.rate - 0.5 * self.hop_s
         return AcousticResult(t=t, drone=drone, score=round(score, 4),
@@ -554,9 +556,10 @@ class AcousticDetector:
 
 
 def _channel_power(band: np.ndarray) -> np.ndarray:
-    """Power per bin summed over the channels of a (F, M) complex spectrum."""
-    flat = band.view(band.real.dtype)  # (F, 2M) real and imaginary parts side by side
-    return np.einsum("fm,fm->f", flat, flat).astype(np.float64)
+    """Power per bin summed over the channels of a (M, F) complex spectrum."""
+    flat = band.view(band.real.dtype)  # (M, 2F): real and imaginary parts side by side
+    summed = np.add.reduce(flat * flat, axis=0)
+    return (summed[0::2] + summed[1::2]).astype(np.float64)
 
 
 class BeamBank:
@@ -582,15 +585,17 @@ class BeamBank:
         az = np.arange(p.beams) * 360.0 / p.beams
         u = unit_vectors(az, np.full_like(az, p.beam_elevation_deg))  # (B, 3)
         lead = u @ pos.T / SPEED_OF_SOUND_MPS  # (B, M): how much earlier each mic hears
-        # A wave from u is exp(+j 2 pi f lead) at a mic; the weights undo it. (F, M, B)
-        steer = np.exp(-2j * np.pi * freqs[:, None, None] * lead.T[None, :, :]) / self.mics
-        self.steer = steer.astype(np.complex64)  # (F, M, B): all beams of a bin in one product
-        self.steer_beam = np.ascontiguousarray(steer.transpose(2, 0, 1)).astype(np.complex64)
+        # A wave from u is exp(+j 2 pi f lead) at a mic; the weights undo it. (B, M, F)
+        steer = (np.exp(-2j * np.pi * lead[:, :, None] * freqs[None, None, :])
+                 / self.mics).astype(np.complex64)
+        self.steer_beam = steer
         df = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 1.0
         self.seg = max(9, round(p.floor_span_hz / df) | 1)
         n_sel = int(np.searchsorted(freqs, p.beam_select_hz))
         self.n_sel = max(self.seg, (n_sel // self.seg) * self.seg)
         self.n_sel = min(self.n_sel, (len(freqs) // self.seg) * self.seg)
+        # The selection's bins as (F, M, B): all beams of a bin in one product.
+        self.steer_sel = np.ascontiguousarray(steer[:, :, : self.n_sel].transpose(2, 1, 0))
         self.peak = 10 ** (p.peak_db / 10.0)
         self.every = max(1, p.beam_select_every)
         self.alpha = min(1.0, self.every * hop_s / p.beam_select_s)
@@ -599,12 +604,12 @@ class BeamBank:
         self.blocks = 0
 
     def power(self, band: np.ndarray) -> np.ndarray:
-        """Power spectrum of the best beam for a (F, channels) band spectrum."""
-        x = band[:, : self.mics]
+        """Power spectrum of the best beam for a (channels, F) band spectrum."""
+        x = band[: self.mics]
         n = self.n_sel
         self.blocks += 1
         if n >= self.seg and self.blocks % self.every == 1 % self.every:
-            sel = np.matmul(x[:n, None, :], self.steer[:n])[:, 0, :].T  # (B, n)
+            sel = np.matmul(x[:, :n].T[:, None, :], self.steer_sel)[:, 0, :].T  # (B, n)
             p = sel.real**2 + sel.imag**2
             # Each beam's own floor: the median of each floor_span segment (a step floor,
             # enough to rank beams; the chosen beam is whitened properly later).
@@ -615,7 +620,7 @@ class BeamBank:
             tonal = np.log(np.maximum(ratio, 1.0)).sum(axis=(1, 2))
             self.evidence += self.alpha * (tonal - self.evidence)
             self.best = int(np.argmax(self.evidence))
-        beam = np.matmul(x[:, None, :], self.steer_beam[self.best][:, :, None])[:, 0, 0]
+        beam = np.add.reduce(x * self.steer_beam[self.best], axis=0)
         return (beam.real**2 + beam.imag**2).astype(np.float64)
 
 
