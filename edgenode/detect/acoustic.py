@@ -192,7 +192,7 @@ class AcousticDetector:
         self._next_bearing_t = -math.inf
         self._peak_bins: list[int] = []
         self.last_wander = 0.0  # for diagnostics: the track's wander at the last block
-        self._pairs = LinePairs(p, self.hop_s, self.df)
+        self._pairs = LinePairs(p, self.hop_s, self.df, self.lo, self.hi - self.lo)
         self.last_pair: LinePair | None = None  # the pair that decided the last block, if any
         self._faint = FaintLines(hi - lo, self.hop_s, self.floor_span)
         self._faint_run: deque[float] = deque(maxlen=self._faint.p.confirm)
@@ -308,7 +308,7 @@ class AcousticDetector:
         # A second, independent piece of evidence: two strong lines that wander together at a
         # fixed frequency ratio (one rotating shaft), whatever their ratio or band. It decides
         # only where the comb did not, so it is evaluated only then.
-        self._pairs.push(self._strong_lines(white, free))
+        self._pairs.push(white, free)
         self.last_pair = None
         if warm and not drone and not self._lines.helicopter:
             pair = self._pairs.best()
@@ -434,24 +434,6 @@ class AcousticDetector:
         coherence = float(np.mean(values[:, -1] / power))
         looks = max(1, len(bins) // 3) * max(1, len(rows) // 2)
         return est.azimuth_deg, max(1.0, self.doa.error_deg(coherence, looks, bins * self.df))
-
-    def _strong_lines(self, white: np.ndarray, free: np.ndarray) -> list[tuple[float, float]]:
-        """(interpolated frequency in Hz, dB over the floor) of the strongest free lines
-        above pair_db, at most pair_lines of them, in rising frequency."""
-        strong = np.flatnonzero(free & (white > self.p.pair_db))
-        if len(strong) > self.p.pair_lines:
-            top = np.argpartition(white[strong], -self.p.pair_lines)[-self.p.pair_lines:]
-            strong = np.sort(strong[top])
-        if len(strong) < 2:
-            return []
-        b = np.minimum(np.maximum(strong, 1), len(white) - 2)
-        lines = []
-        for i, a, m, c in zip(b.tolist(), white[b - 1].tolist(), white[b].tolist(),
-                              white[b + 1].tolist(), strict=True):
-            denom = a - 2.0 * m + c
-            delta = 0.0 if denom >= 0 else min(max(0.5 * (a - c) / denom, -0.5), 0.5)
-            lines.append(((i + self.lo + delta) * self.df, m))
-        return lines
 
     def _comb(self, evidence: np.ndarray, roll_off: bool = False) -> np.ndarray:
         """Harmonic-sum strength of every candidate f0 over the unmasked tonal evidence.
@@ -683,9 +665,10 @@ class LinePairs:
     at least twice that tolerance (else the ratio test proves nothing) and by wander_min.
     """
 
-    def __init__(self, p: AcousticParams, hop_s: float, df: float) -> None:
+    def __init__(self, p: AcousticParams, hop_s: float, df: float, lo: int, bins: int) -> None:
         self.p = p
         self.df = df
+        self.lo = lo
         self.width = max(3, round(p.pair_window_s / hop_s))
         self.k = p.pair_lines
         # Every pair (lower i, upper j) of a block's lines, sorted by frequency: (W, C) arrays
@@ -700,17 +683,30 @@ class LinePairs:
         self.row = -1
         self.filled = 0
         self.min_log_ratio = math.log(p.pair_min_ratio)
+        # Each block's spectrum and free peaks: its lines are taken only once best() needs
+        # them, which it does not while the comb hears a drone.
+        self.white = np.zeros((self.width, bins))
+        self.free = np.zeros((self.width, bins), dtype=bool)
+        self.pending = np.zeros(self.width, dtype=bool)
 
-    def push(self, lines: list[tuple[float, float]]) -> None:
-        """Record one block's strong free lines: (frequency Hz, dB over the floor), rising."""
+    def push(self, white: np.ndarray, free: np.ndarray) -> None:
+        """Keep one block's whitened spectrum and its free (unmasked) tonal peaks."""
         self.row = (self.row + 1) % self.width
         self.filled = min(self.filled + 1, self.width)
+        self.white[self.row] = white
+        self.free[self.row] = free
+        self.pending[self.row] = True
+
+    def _record(self, row: int) -> None:
+        """The pairs of a kept block's strong free lines, in that block's row."""
+        lines = self._strong_lines(self.white[row], self.free[row])
+        self.pending[row] = False
         m = len(lines)
-        self.with_pairs[self.row] = m >= 2
+        self.with_pairs[row] = m >= 2
         if m < 2:  # no pair in this block
-            self.low[self.row] = _ABSENT
-            self.ratio[self.row] = _ABSENT
-            self.gain[self.row] = 0.0
+            self.low[row] = _ABSENT
+            self.ratio[row] = _ABSENT
+            self.gain[row] = 0.0
             return
         logf = [math.log(f) for f, _ in lines]
         level = [min(db, 20.0) for _, db in lines]
@@ -725,16 +721,37 @@ class LinePairs:
                 low.append(_ABSENT)
                 ratio.append(_ABSENT)
                 gain.append(0.0)
-        self.low[self.row] = low
-        self.ratio[self.row] = ratio
-        self.gain[self.row] = gain
+        self.low[row] = low
+        self.ratio[row] = ratio
+        self.gain[row] = gain
+
+    def _strong_lines(self, white: np.ndarray, free: np.ndarray) -> list[tuple[float, float]]:
+        """(interpolated frequency in Hz, dB over the floor) of the strongest free lines
+        above pair_db, at most pair_lines of them, in rising frequency."""
+        strong = np.flatnonzero(free & (white > self.p.pair_db))
+        if len(strong) > self.p.pair_lines:
+            top = np.argpartition(white[strong], -self.p.pair_lines)[-self.p.pair_lines:]
+            strong = np.sort(strong[top])
+        if len(strong) < 2:
+            return []
+        b = np.minimum(np.maximum(strong, 1), len(white) - 2)
+        lines = []
+        for i, a, m, c in zip(b.tolist(), white[b - 1].tolist(), white[b].tolist(),
+                              white[b + 1].tolist(), strict=True):
+            denom = a - 2.0 * m + c
+            delta = 0.0 if denom >= 0 else min(max(0.5 * (a - c) / denom, -0.5), 0.5)
+            lines.append(((i + self.lo + delta) * self.df, m))
+        return lines
 
     def best(self) -> LinePair | None:
         """The strongest pair that held over the whole window, or None."""
         p = self.p
+        if self.filled < self.width:
+            return None
+        for row in np.flatnonzero(self.pending).tolist():
+            self._record(row)
         # Cheap necessary condition first: enough blocks held two strong lines at all.
-        if (self.filled < self.width
-                or np.count_nonzero(self.with_pairs) < p.pair_presence * self.width):
+        if np.count_nonzero(self.with_pairs) < p.pair_presence * self.width:
             return None
         low, ratio = self.low[self.row], self.ratio[self.row]
         keep = np.flatnonzero(ratio >= self.min_log_ratio)
