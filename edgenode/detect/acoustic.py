@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -183,6 +184,12 @@ class AcousticDetector:
         self._low_in_band = self._comb_valid[:, : p.miss_harmonics].sum(axis=1)
         self._ev_buf = np.zeros(self.hi - self.lo + 1)
         self._k = np.arange(1, p.harmonics + 1, dtype=np.float64)
+        # Per candidate, for _refine_f0: its harmonics' bins, which of them lie off the band's
+        # edges, and each one's neighbourhood (two bins each side, kept inside the band).
+        self._cand_bins = self._comb_index.T.copy()
+        self._cand_inner = (self._cand_bins >= 1) & (self._cand_bins < hi - lo - 1)
+        self._cand_near = np.minimum(np.maximum(self._cand_bins[:, :, None] + _NEIGHBOURS2, 0),
+                                     hi - lo - 1)
         self.doa = (DoaEstimator(positions_m, sample_rate_hz, self.n)
                     if positions_m is not None and len(positions_m) >= 2 else None)
         self._beams = (BeamBank(positions_m, self.freqs, p, self.hop_s)
@@ -465,15 +472,15 @@ class AcousticDetector:
         direction finding."""
         f0 = float(self._f0_grid[candidate])
         last = len(white) - 1
-        centre = self._comb_index[:, candidate]  # out-of-band harmonics point at a zero slot
-        hit = (self._ev_buf[centre] > 0) & (centre >= 1) & (centre < last)
+        centre = self._cand_bins[candidate]  # out-of-band harmonics point at a zero slot
+        hit = (self._ev_buf[centre] > 0) & self._cand_inner[candidate]
         self._peak_bins = []
         if not hit.any():
             return f0
         k, centre = self._k[hit].tolist(), centre[hit]
-        # Each hit's neighbourhood at once (two bins each side, kept inside the band); the
-        # dozen harmonics are then cheaper in plain Python than in numpy calls.
-        near = white[np.minimum(np.maximum(centre[:, None] + _NEIGHBOURS2, 0), last)].tolist()
+        # Each hit's neighbourhood at once; the dozen harmonics are then cheaper in plain
+        # Python than in numpy calls.
+        near = white[self._cand_near[candidate][hit]].tolist()
         num = den = 0.0
         for kk, c, v in zip(k, centre.tolist(), near, strict=True):
             # The strongest of the centre bin and its neighbours (kept off the band's edges).
@@ -499,7 +506,7 @@ class AcousticDetector:
         mains-locked machine does not have and a flying multirotor always has.
         """
         # A dozen entries: plain Python beats numpy's per-call overhead here.
-        f0s = sorted(f for _, f in self._history if f is not None)
+        f0s = sorted([f for _, f in self._history if f is not None])
         if len(f0s) < 3:
             return 0.0, None, 0.0
         ref = f0s[len(f0s) // 2]
@@ -802,9 +809,10 @@ def _detrended_spread(x: list[float], y: list[float]) -> float:
         return 0.0
     x_mean, y_mean = sum(x) / n, sum(y) / n
     xc = [xi - x_mean for xi in x]
-    slope = sum(xi * (yi - y_mean) for xi, yi in zip(xc, y, strict=True)) / sum(
-        xi * xi for xi in xc)
-    resid = [yi - y_mean - slope * xi for xi, yi in zip(xc, y, strict=True)]
+    yc = [yi - y_mean for yi in y]
+    # Sums over map(): the same products in the same order, without a generator's cost.
+    slope = sum(map(operator.mul, xc, yc)) / sum(map(operator.mul, xc, xc))
+    resid = [v - slope * xi for xi, v in zip(xc, yc, strict=True)]
     centre = _median(resid)
     return 1.4826 * _median([abs(r - centre) for r in resid])
 
