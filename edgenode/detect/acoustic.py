@@ -56,15 +56,14 @@ import logging
 import math
 import operator
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import fft as sfft
-from scipy.ndimage import median_filter
 
 from edgenode.detect.doa import SPEED_OF_SOUND_MPS, DoaEstimator, unit_vectors
 from edgenode.detect.faint import FaintLines
+from edgenode.detect.rank import median, row_median, running_median
 from edgenode.detect.types import AcousticBearing
 
 log = logging.getLogger(__name__)
@@ -281,7 +280,7 @@ class AcousticDetector:
         self._prev_p = power
         tiny = float(smooth.max()) * 1e-12 + 1e-30  # relative: silence is not a level cue
         level = 10.0 * np.log10(smooth + tiny)
-        white = level - _running_median(level, self.floor_span, self._floor_buf)
+        white = level - running_median(level, self.floor_span, self._floor_buf)
         peaks = np.zeros(len(white), dtype=bool)
         inner = white[1:-1]
         peaks[1:-1] = (inner > p.peak_db) & (inner >= white[:-2]) & (inner >= white[2:])
@@ -613,32 +612,6 @@ class BeamBank:
         return (beam.real**2 + beam.imag**2).astype(np.float64)
 
 
-def _rank_filter_core() -> Callable | None:
-    """scipy's 1-D rank filter that median_filter dispatches to (private, recent scipy), if
-    it gives median_filter's result here; else None."""
-    try:
-        from scipy.ndimage._rank_filter_1d import rank_filter
-        probe = np.random.default_rng(0).standard_normal(64)
-        out = np.empty_like(probe)
-        rank_filter(probe, 4, 9, out, _MODE_NEAREST, 0.0, 0)
-    except Exception:  # absent or changed: the public path
-        return None
-    return rank_filter if np.array_equal(out, median_filter(probe, 9, mode="nearest")) else None
-
-
-_MODE_NEAREST = 0  # scipy.ndimage's code for mode="nearest"
-_RANK_FILTER = _rank_filter_core()
-
-
-def _running_median(values: np.ndarray, size: int, out: np.ndarray) -> np.ndarray:
-    """median_filter(values, size, mode="nearest") written into out. median_filter's per-call
-    set-up costs more than the filter itself, so its 1-D core is called where it is known."""
-    if _RANK_FILTER is None:
-        return median_filter(values, size=size, mode="nearest", output=out)
-    _RANK_FILTER(values, size // 2, size, out, _MODE_NEAREST, 0.0, 0)
-    return out
-
-
 def _max3(values: np.ndarray) -> np.ndarray:
     """Maximum over each element and its two neighbours (maximum_filter1d(values, 3) without
     its per-call overhead; the edges see their one neighbour, as 'reflect' does)."""
@@ -782,7 +755,7 @@ class LinePairs:
         # Strength like the comb score: the median over the window of the pair's dB over the
         # peak threshold, counting blocks without the pair as zero.
         gain = np.where(held[candidates], self.gain[order][rows, pick[candidates]], 0.0)
-        strength = _row_median(gain) / (p.block_hits * 4.0)
+        strength = row_median(gain) / (p.block_hits * 4.0)
         for c in np.argsort(-strength, kind="stable"):  # strongest first; the first that
             q = candidates[c]                            # also wanders is the answer
             hit = held[q]
@@ -792,7 +765,7 @@ class LinePairs:
                 continue
             low_hz = math.exp(float(low[q]))
             # The window's median ratio: steadier than one block's for naming the harmonics.
-            held_ratio = float(np.median(past_ratio[rows[hit], pick[q][hit]]))
+            held_ratio = median(past_ratio[rows[hit], pick[q][hit]])
             return LinePair(low_hz=low_hz, high_hz=low_hz * math.exp(float(ratio[q])),
                             f0_hz=_common_fundamental(low_hz, held_ratio, float(tol[q]),
                                                       p.harmonics),
@@ -815,16 +788,6 @@ def _detrended_spread(x: list[float], y: list[float]) -> float:
     resid = [v - slope * xi for xi, v in zip(xc, yc, strict=True)]
     centre = _median(resid)
     return 1.4826 * _median([abs(r - centre) for r in resid])
-
-
-def _row_median(a: np.ndarray) -> np.ndarray:
-    """np.median(a, axis=1) from one partition, without np.median's overhead."""
-    n = a.shape[1]
-    mid = n // 2
-    if n % 2:
-        return np.partition(a, mid, axis=1)[:, mid]
-    halves = np.partition(a, (mid - 1, mid), axis=1)
-    return 0.5 * (halves[:, mid - 1] + halves[:, mid])
 
 
 def _common_fundamental(low_hz: float, log_ratio: float, tol: float, harmonics: int) -> float:
@@ -925,13 +888,7 @@ class StationaryLines:
         nseg = len(level) // self.seg
         if nseg < 2:
             return
-        segments = level[: nseg * self.seg].reshape(nseg, self.seg)
-        mid = self.seg // 2
-        if self.seg % 2:  # np.median without its overhead: the middle order statistic(s)
-            meds = np.partition(segments, mid, axis=1)[:, mid]
-        else:
-            halves = np.partition(segments, (mid - 1, mid), axis=1)
-            meds = 0.5 * (halves[:, mid - 1] + halves[:, mid])
+        meds = row_median(level[: nseg * self.seg].reshape(nseg, self.seg))
         if self._centres is None or len(self._centres) != nseg:
             self._centres = (np.arange(nseg) + 0.5) * self.seg
             self._positions = np.arange(len(level), dtype=np.float64)
