@@ -344,8 +344,9 @@ class AcousticDetector:
             self._snap_count += 1
         bearings: list[AcousticBearing] = []
         if faint_decides:
-            # One block's phases are mostly noise here: a bearing per judgement, from them all.
-            if faint is not None and f0 is not None:
+            # One block's phases are mostly noise here: a bearing per judgement, from them all
+            # (where there is an array to take it with).
+            if faint is not None and f0 is not None and self._snaps is not None:
                 bearings = self._faint_bearings(f0, t, score)
         # One bearing per window length: half-overlapping windows share half their samples,
         # so a bearing from every hop adds little information for twice the cost.
