@@ -297,11 +297,11 @@ class AcousticDetector:
         strength = self._comb(evidence) if n_free >= p.block_hits else None
         best_strength = 0.0
         if strength is not None:
-            best = int(np.argmax(strength))
+            best = int(strength.argmax())
             best_strength = float(strength[best])
         if best_strength > 0:
             # The lowest fundamental that explains nearly as much: not a multiple of the truth.
-            best = int(np.flatnonzero(strength >= p.prefer_low * best_strength)[0])
+            best = int((strength >= p.prefer_low * best_strength).argmax())  # the first
             best_strength = float(strength[best])
             f0 = self._refine_f0(white, best)
         self._history.append((best_strength / (p.block_hits * 4.0), f0))
@@ -362,14 +362,14 @@ class AcousticDetector:
         """The faint comb decides once it held one f0 over `confirm` judgements in a row."""
         p = self.p
         strength = self._comb(evidence, roll_off=True)
-        best = int(np.argmax(strength))
+        best = int(strength.argmax())
         score = float(strength[best]) / (p.block_hits * 4.0)
         f0: float | None = None
         # Hysteresis: a comb already decided on holds down to keep x threshold, so a
         # marginal one is not dropped and re-confirmed on every dip.
         keep = self._faint.p.keep if self._faint_f0 is not None else 1.0
         if score >= p.threshold * keep:
-            best = int(np.flatnonzero(strength >= p.prefer_low * strength[best])[0])
+            best = int((strength >= p.prefer_low * strength[best]).argmax())  # the first
             f0 = float(self._f0_grid[best])
         last = self._faint_run[-1] if self._faint_run else None
         # The comb's two readings of one rotor (f0 and f0 / 2 score alike) are one f0 here.
@@ -608,7 +608,7 @@ class BeamBank:
             ratio = seg / (floor * self.peak + 1e-30)
             tonal = np.log(np.maximum(ratio, 1.0)).sum(axis=(1, 2))
             self.evidence += self.alpha * (tonal - self.evidence)
-            self.best = int(np.argmax(self.evidence))
+            self.best = int(self.evidence.argmax())
         beam = np.add.reduce(x * self.steer_beam[self.best], axis=0)
         return (beam.real**2 + beam.imag**2).astype(np.float64)
 
