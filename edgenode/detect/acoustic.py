@@ -613,6 +613,17 @@ class BeamBank:
         return (beam.real**2 + beam.imag**2).astype(np.float64)
 
 
+def _segment_interp(n: int, seg: int) -> tuple[np.ndarray, np.ndarray]:
+    """For np.interp(arange(n), centres, values) over the centres of the n // seg (two or
+    more) segments of seg bins: each position's left centre and its distance from it, zero
+    outside the centres, where np.interp holds the end values."""
+    centres = (np.arange(n // seg) + 0.5) * seg
+    position = np.arange(n, dtype=np.float64)
+    left = np.clip(np.searchsorted(centres, position, side="right") - 1, 0, None)
+    inside = (position > centres[0]) & (position < centres[-1])
+    return left, np.where(inside, position - centres[left], 0.0)
+
+
 def _max3(values: np.ndarray) -> np.ndarray:
     """Maximum over each element and its two neighbours (maximum_filter1d(values, 3) without
     its per-call overhead; the edges see their one neighbour, as 'reflect' does)."""
@@ -833,11 +844,11 @@ class StationaryLines:
                                   - self.lo_fine, 0, self.hi_fine - self.lo_fine - 1)
         self.heli_hits = 0
         self.heli_span = int(self.heli_index.max()) + 2
-        self._centres: np.ndarray | None = None
-        self._positions = np.zeros(0)
+        self._floor_interp: tuple[np.ndarray, np.ndarray] | None = None
         self.heli_until = 0.0  # seconds of helicopter veto left
         self.window = np.hanning(self.n).astype(np.float32)
         self.ring = np.zeros(self.n, dtype=np.float32)
+        self.windowed = np.empty(self.n, dtype=np.float32)
         self.filled = 0
         self.since = 0.0
         self.avg: np.ndarray | None = None
@@ -880,8 +891,11 @@ class StationaryLines:
         return self.heli_until > 0
 
     def _refresh(self) -> None:
-        ordered = np.concatenate((self.ring[self.pos:], self.ring[:self.pos]))
-        spec = sfft.rfft(ordered * self.window)[self.lo_fine:self.hi_fine]
+        # The ring windowed in time order, without first copying it into that order.
+        tail = self.n - self.pos
+        np.multiply(self.ring[self.pos:], self.window[:tail], out=self.windowed[:tail])
+        np.multiply(self.ring[:self.pos], self.window[tail:], out=self.windowed[tail:])
+        spec = sfft.rfft(self.windowed)[self.lo_fine:self.hi_fine]
         power = spec.real**2 + spec.imag**2
         self.avg = power if self.avg is None else self.avg + self.alpha * (power - self.avg)
         level = 10.0 * np.log10(self.avg + float(self.avg.max()) * 1e-12 + 1e-30)
@@ -889,12 +903,19 @@ class StationaryLines:
         nseg = len(level) // self.seg
         if nseg < 2:
             return
-        meds = row_median(level[: nseg * self.seg].reshape(nseg, self.seg))
-        if self._centres is None or len(self._centres) != nseg:
-            self._centres = (np.arange(nseg) + 0.5) * self.seg
-            self._positions = np.arange(len(level), dtype=np.float64)
-        white = level - np.interp(self._positions, self._centres, meds)
-        local_max = (white >= np.roll(white, 1)) & (white >= np.roll(white, -1))
+        meds = row_median(level[: nseg * self.seg].reshape(nseg, self.seg)).astype(np.float64)
+        if self._floor_interp is None:
+            self._floor_interp = _segment_interp(len(level), self.seg)
+        left, offset = self._floor_interp
+        # np.interp's arithmetic (slope times offset plus the left value), its search done once;
+        # the appended zero slope holds the last value beyond the last centre.
+        slope = np.append(np.diff(meds) / float(self.seg), 0.0)
+        white = level - (slope[left] * offset + meds[left])
+        local_max = np.empty(len(white), dtype=bool)  # against both neighbours, circularly
+        np.greater_equal(white[1:], white[:-1], out=local_max[1:])
+        local_max[0] = white[0] >= white[-1]
+        local_max[:-1] &= white[:-1] >= white[1:]
+        local_max[-1] &= white[-1] >= white[0]
         line = (white > self.p.line_db) & local_max & self.in_band
         if line.any():
             self.expiry[self.to_short[line]] = self.clock + self.p.stationary_memory_s
