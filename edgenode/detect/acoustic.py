@@ -59,26 +59,23 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import fft as sfft
-from scipy.ndimage import median_filter
 
 from edgenode.detect.comoving import CoMoving, CoMovingLines
 from edgenode.detect.doa import SPEED_OF_SOUND_MPS, DoaEstimator, unit_vectors
 from edgenode.detect.faint import FaintLines
-from edgenode.detect.robust import detrended_spread, median
+from edgenode.detect.lines import TRACK_GATE, LineHistory, LinePair, LinePairs, common_fundamental
+from edgenode.detect.rank import detrended_spread, row_median, running_median, small_median
 from edgenode.detect.types import AcousticBearing
 
 log = logging.getLogger(__name__)
 
 _NEIGHBOURS2 = np.arange(-2, 3)
-_ABSENT = -1e9  # log frequency / log ratio of an absent line: fails every comparison
 FAINT_DOA_S = 4.0  # the faint comb's bearing is taken over this much of its average
 FAINT_MAX_ERROR_DEG = 15.0
-_TRACK_GATE = 0.08  # log f: blocks whose f0 (or lower line) is this close belong to one track
 
 
 @dataclass(frozen=True)
@@ -189,6 +186,12 @@ class AcousticDetector:
         self._low_in_band = self._comb_valid[:, : p.miss_harmonics].sum(axis=1)
         self._ev_buf = np.zeros(self.hi - self.lo + 1)
         self._k = np.arange(1, p.harmonics + 1, dtype=np.float64)
+        # Per candidate, for _refine_f0: its harmonics' bins, which of them lie off the band's
+        # edges, and each one's neighbourhood (two bins each side, kept inside the band).
+        self._cand_bins = self._comb_index.T.copy()
+        self._cand_inner = (self._cand_bins >= 1) & (self._cand_bins < hi - lo - 1)
+        self._cand_near = np.minimum(np.maximum(self._cand_bins[:, :, None] + _NEIGHBOURS2, 0),
+                                     hi - lo - 1)
         self.doa = (DoaEstimator(positions_m, sample_rate_hz, self.n)
                     if positions_m is not None and len(positions_m) >= 2 else None)
         self._beams = (BeamBank(positions_m, self.freqs, p, self.hop_s)
@@ -202,6 +205,8 @@ class AcousticDetector:
         self.last_pair: LinePair | None = None  # the pair that decided the last block, if any
         self._comoving = CoMovingLines(self.hop_s, p.pair_lines)
         self.last_comoving: CoMoving | None = None  # what decided the last block, if it did
+        self._line_history = LineHistory(max(self._pairs.width, self._comoving.width),
+                                         hi - lo, lo, self.df, p.pair_db, p.pair_lines)
         self._faint = FaintLines(hi - lo, self.hop_s, self.floor_span)
         self._faint_run: deque[float] = deque(maxlen=self._faint.p.confirm)
         self._faint_f0: float | None = None
@@ -270,17 +275,19 @@ class AcousticDetector:
         # Hann window applied after the transform, on the band only: a periodic Hann is the
         # spectral kernel (-1/4, 1/2, -1/4), which is cheaper than windowing every channel.
         # Scaled by 4 (-1, 2, -1): the whitening and PHAT are blind to a constant gain.
-        raw = sfft.rfft(frame, axis=0)
-        band = raw[self.lo:self.hi] * np.float32(2.0)
-        band -= raw[self.lo - 1:self.hi - 1]
-        band -= raw[self.lo + 1:self.hi + 1]
+        # Channels-major (channels, bins): beams and channel power then reduce over the
+        # channel axis, row by row, which numpy does far faster than short inner sums.
+        raw = sfft.rfft(frame.T, axis=1)
+        band = raw[:, self.lo:self.hi] * np.float32(2.0)
+        band -= raw[:, self.lo - 1:self.hi - 1]
+        band -= raw[:, self.lo + 1:self.hi + 1]
         power = self._beams.power(band) if self._beams is not None else _channel_power(band)
         # Two hops averaged: a steadier floor and peaks, still faster than rotor wander.
         smooth = power if self._prev_p is None else 0.5 * (power + self._prev_p)
         self._prev_p = power
         tiny = float(smooth.max()) * 1e-12 + 1e-30  # relative: silence is not a level cue
         level = 10.0 * np.log10(smooth + tiny)
-        white = level - _running_median(level, self.floor_span, self._floor_buf)
+        white = level - running_median(level, self.floor_span, self._floor_buf)
         peaks = np.zeros(len(white), dtype=bool)
         inner = white[1:-1]
         peaks[1:-1] = (inner > p.peak_db) & (inner >= white[:-2]) & (inner >= white[2:])
@@ -297,11 +304,11 @@ class AcousticDetector:
         strength = self._comb(evidence) if n_free >= p.block_hits else None
         best_strength = 0.0
         if strength is not None:
-            best = int(np.argmax(strength))
+            best = int(strength.argmax())
             best_strength = float(strength[best])
         if best_strength > 0:
             # The lowest fundamental that explains nearly as much: not a multiple of the truth.
-            best = int(np.flatnonzero(strength >= p.prefer_low * best_strength)[0])
+            best = int((strength >= p.prefer_low * best_strength).argmax())  # the first
             best_strength = float(strength[best])
             f0 = self._refine_f0(white, best)
         self._history.append((best_strength / (p.block_hits * 4.0), f0))
@@ -314,13 +321,13 @@ class AcousticDetector:
         # A second, independent piece of evidence: two strong lines that wander together at a
         # fixed frequency ratio (one rotating shaft), whatever their ratio or band. It decides
         # only where the comb did not, so it is evaluated only then.
-        lines = self._strong_lines(white, free)
-        self._pairs.push(lines)
-        self._comoving.push(lines)
+        self._line_history.push(white, free)
+        self._pairs.push()
+        self._comoving.push()
         self.last_pair = None
         self.last_comoving = None
         if warm and not drone and not self._lines.helicopter:
-            pair = self._pairs.best()
+            pair = self._pairs.best(self._line_history)
             if pair is not None and pair.strength >= p.threshold:
                 self.last_pair = pair
                 drone = True
@@ -331,7 +338,7 @@ class AcousticDetector:
         # window after the comb or the pair last heard a drone, as it adds nothing then.
         if drone:
             self._block_heard_t = t
-        moving = (self._comoving.best(p.wander_min)
+        moving = (self._comoving.best(self._line_history, p.wander_min)
                   if (warm and not drone and not self._lines.helicopter
                       and t - self._block_heard_t > self._comoving.p.window_s) else None)
         if moving is not None:
@@ -340,7 +347,7 @@ class AcousticDetector:
             score = max(score, (moving.level_db - 2.0 * (p.peak_db - 1.0)) / (p.block_hits * 4.0))
             low, high = sorted((moving.reference_hz, moving.partner_hz))
             tol = p.pair_precision_bins * self.df * (1.0 / low + 1.0 / high)
-            f0 = _common_fundamental(low, math.log(high / low), tol, p.harmonics)
+            f0 = common_fundamental(low, math.log(high / low), tol, p.harmonics)
             # No bearing: the partner is missing from most blocks, so one block's phases at
             # its bin are mostly noise.
             self._peak_bins = []
@@ -357,19 +364,20 @@ class AcousticDetector:
             drone, score, f0 = True, max(score, self._faint_score), self._faint_f0
             self._peak_bins = self._faint_bins
         if self._snaps is not None:
-            self._snaps[self._snap_count % len(self._snaps)] = band[: self._snaps.shape[1],
-                                                                    : self._snaps.shape[2]]
+            self._snaps[self._snap_count % len(self._snaps)] = band[: self._snaps.shape[2],
+                                                                    : self._snaps.shape[1]].T
             self._snap_count += 1
         bearings: list[AcousticBearing] = []
         if faint_decides:
-            # One block's phases are mostly noise here: a bearing per judgement, from them all.
-            if faint is not None and f0 is not None:
+            # One block's phases are mostly noise here: a bearing per judgement, from them all
+            # (where there is an array to take it with).
+            if faint is not None and f0 is not None and self._snaps is not None:
                 bearings = self._faint_bearings(f0, t, score)
         # One bearing per window length: half-overlapping windows share half their samples,
         # so a bearing from every hop adds little information for twice the cost.
         elif (drone and self.doa is not None and f0 is not None
                 and t >= self._next_bearing_t):
-            bearings = self._bearings(band, f0, t, score)
+            bearings = self._bearings(band.T, f0, t, score)
             if bearings:
                 self._next_bearing_t = t + self.n / self.rate - 0.5 * self.hop_s
         return AcousticResult(t=t, drone=drone, score=round(score, 4),
@@ -379,19 +387,19 @@ class AcousticDetector:
         """The faint comb decides once it held one f0 over `confirm` judgements in a row."""
         p = self.p
         strength = self._comb(evidence, roll_off=True)
-        best = int(np.argmax(strength))
+        best = int(strength.argmax())
         score = float(strength[best]) / (p.block_hits * 4.0)
         f0: float | None = None
         # Hysteresis: a comb already decided on holds down to keep x threshold, so a
         # marginal one is not dropped and re-confirmed on every dip.
         keep = self._faint.p.keep if self._faint_f0 is not None else 1.0
         if score >= p.threshold * keep:
-            best = int(np.flatnonzero(strength >= p.prefer_low * strength[best])[0])
+            best = int((strength >= p.prefer_low * strength[best]).argmax())  # the first
             f0 = float(self._f0_grid[best])
         last = self._faint_run[-1] if self._faint_run else None
         # The comb's two readings of one rotor (f0 and f0 / 2 score alike) are one f0 here.
-        if f0 is None or (last is not None and abs(math.log(f0 / last)) >= _TRACK_GATE
-                          and abs(abs(math.log(f0 / last)) - math.log(2.0)) >= _TRACK_GATE):
+        if f0 is None or (last is not None and abs(math.log(f0 / last)) >= TRACK_GATE
+                          and abs(abs(math.log(f0 / last)) - math.log(2.0)) >= TRACK_GATE):
             self._faint_run.clear()
         if f0 is not None:
             self._faint_run.append(f0)
@@ -459,24 +467,6 @@ class AcousticDetector:
         looks = max(1, len(bins) // 3) * max(1, len(rows) // 2)
         return est.azimuth_deg, max(1.0, self.doa.error_deg(coherence, looks, bins * self.df))
 
-    def _strong_lines(self, white: np.ndarray, free: np.ndarray) -> list[tuple[float, float]]:
-        """(interpolated frequency in Hz, dB over the floor) of the strongest free lines
-        above pair_db, at most pair_lines of them, in rising frequency."""
-        strong = np.flatnonzero(free & (white > self.p.pair_db))
-        if len(strong) > self.p.pair_lines:
-            top = np.argpartition(white[strong], -self.p.pair_lines)[-self.p.pair_lines:]
-            strong = np.sort(strong[top])
-        if len(strong) == 0:
-            return []
-        b = np.minimum(np.maximum(strong, 1), len(white) - 2)
-        lines = []
-        for i, a, m, c in zip(b.tolist(), white[b - 1].tolist(), white[b].tolist(),
-                              white[b + 1].tolist(), strict=True):
-            denom = a - 2.0 * m + c
-            delta = 0.0 if denom >= 0 else min(max(0.5 * (a - c) / denom, -0.5), 0.5)
-            lines.append(((i + self.lo + delta) * self.df, m))
-        return lines
-
     def _comb(self, evidence: np.ndarray, roll_off: bool = False) -> np.ndarray:
         """Harmonic-sum strength of every candidate f0 over the unmasked tonal evidence.
 
@@ -507,15 +497,15 @@ class AcousticDetector:
         direction finding."""
         f0 = float(self._f0_grid[candidate])
         last = len(white) - 1
-        centre = self._comb_index[:, candidate]  # out-of-band harmonics point at a zero slot
-        hit = (self._ev_buf[centre] > 0) & (centre >= 1) & (centre < last)
+        centre = self._cand_bins[candidate]  # out-of-band harmonics point at a zero slot
+        hit = (self._ev_buf[centre] > 0) & self._cand_inner[candidate]
         self._peak_bins = []
         if not hit.any():
             return f0
         k, centre = self._k[hit].tolist(), centre[hit]
-        # Each hit's neighbourhood at once (two bins each side, kept inside the band); the
-        # dozen harmonics are then cheaper in plain Python than in numpy calls.
-        near = white[np.minimum(np.maximum(centre[:, None] + _NEIGHBOURS2, 0), last)].tolist()
+        # Each hit's neighbourhood at once; the dozen harmonics are then cheaper in plain
+        # Python than in numpy calls.
+        near = white[self._cand_near[candidate][hit]].tolist()
         num = den = 0.0
         for kk, c, v in zip(k, centre.tolist(), near, strict=True):
             # The strongest of the centre bin and its neighbours (kept off the band's edges).
@@ -541,19 +531,19 @@ class AcousticDetector:
         mains-locked machine does not have and a flying multirotor always has.
         """
         # A dozen entries: plain Python beats numpy's per-call overhead here.
-        f0s = sorted(f for _, f in self._history if f is not None)
+        f0s = sorted([f for _, f in self._history if f is not None])
         if len(f0s) < 3:
             return 0.0, None, 0.0
         ref = f0s[len(f0s) // 2]
         scores, track, times = [], [], []
         for i, (s, f) in enumerate(self._history):
-            if f is not None and abs(math.log(f / ref)) < _TRACK_GATE:
+            if f is not None and abs(math.log(f / ref)) < TRACK_GATE:
                 scores.append(s)
                 track.append(math.log(f))
                 times.append(float(i))
             else:
                 scores.append(0.0)
-        score = median(scores)
+        score = small_median(scores)
         if len(track) < 3:
             return score, ref, 0.0
         # Robust spread (MAD): one mis-picked block must not make a steady machine wander.
@@ -580,9 +570,10 @@ class AcousticDetector:
 
 
 def _channel_power(band: np.ndarray) -> np.ndarray:
-    """Power per bin summed over the channels of a (F, M) complex spectrum."""
-    flat = band.view(band.real.dtype)  # (F, 2M) real and imaginary parts side by side
-    return np.einsum("fm,fm->f", flat, flat).astype(np.float64)
+    """Power per bin summed over the channels of a (M, F) complex spectrum."""
+    flat = band.view(band.real.dtype)  # (M, 2F): real and imaginary parts side by side
+    summed = np.add.reduce(flat * flat, axis=0)
+    return (summed[0::2] + summed[1::2]).astype(np.float64)
 
 
 class BeamBank:
@@ -608,15 +599,17 @@ class BeamBank:
         az = np.arange(p.beams) * 360.0 / p.beams
         u = unit_vectors(az, np.full_like(az, p.beam_elevation_deg))  # (B, 3)
         lead = u @ pos.T / SPEED_OF_SOUND_MPS  # (B, M): how much earlier each mic hears
-        # A wave from u is exp(+j 2 pi f lead) at a mic; the weights undo it. (F, M, B)
-        steer = np.exp(-2j * np.pi * freqs[:, None, None] * lead.T[None, :, :]) / self.mics
-        self.steer = steer.astype(np.complex64)  # (F, M, B): all beams of a bin in one product
-        self.steer_beam = np.ascontiguousarray(steer.transpose(2, 0, 1)).astype(np.complex64)
+        # A wave from u is exp(+j 2 pi f lead) at a mic; the weights undo it. (B, M, F)
+        steer = (np.exp(-2j * np.pi * lead[:, :, None] * freqs[None, None, :])
+                 / self.mics).astype(np.complex64)
+        self.steer_beam = steer
         df = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 1.0
         self.seg = max(9, round(p.floor_span_hz / df) | 1)
         n_sel = int(np.searchsorted(freqs, p.beam_select_hz))
         self.n_sel = max(self.seg, (n_sel // self.seg) * self.seg)
         self.n_sel = min(self.n_sel, (len(freqs) // self.seg) * self.seg)
+        # The selection's bins as (F, M, B): all beams of a bin in one product.
+        self.steer_sel = np.ascontiguousarray(steer[:, :, : self.n_sel].transpose(2, 1, 0))
         self.peak = 10 ** (p.peak_db / 10.0)
         self.every = max(1, p.beam_select_every)
         self.alpha = min(1.0, self.every * hop_s / p.beam_select_s)
@@ -625,12 +618,12 @@ class BeamBank:
         self.blocks = 0
 
     def power(self, band: np.ndarray) -> np.ndarray:
-        """Power spectrum of the best beam for a (F, channels) band spectrum."""
-        x = band[:, : self.mics]
+        """Power spectrum of the best beam for a (channels, F) band spectrum."""
+        x = band[: self.mics]
         n = self.n_sel
         self.blocks += 1
         if n >= self.seg and self.blocks % self.every == 1 % self.every:
-            sel = np.matmul(x[:n, None, :], self.steer[:n])[:, 0, :].T  # (B, n)
+            sel = np.matmul(x[:, :n].T[:, None, :], self.steer_sel)[:, 0, :].T  # (B, n)
             p = sel.real**2 + sel.imag**2
             # Each beam's own floor: the median of each floor_span segment (a step floor,
             # enough to rank beams; the chosen beam is whitened properly later).
@@ -640,35 +633,20 @@ class BeamBank:
             ratio = seg / (floor * self.peak + 1e-30)
             tonal = np.log(np.maximum(ratio, 1.0)).sum(axis=(1, 2))
             self.evidence += self.alpha * (tonal - self.evidence)
-            self.best = int(np.argmax(self.evidence))
-        beam = np.matmul(x[:, None, :], self.steer_beam[self.best][:, :, None])[:, 0, 0]
+            self.best = int(self.evidence.argmax())
+        beam = np.add.reduce(x * self.steer_beam[self.best], axis=0)
         return (beam.real**2 + beam.imag**2).astype(np.float64)
 
 
-def _rank_filter_core() -> Callable | None:
-    """scipy's 1-D rank filter that median_filter dispatches to (private, recent scipy), if
-    it gives median_filter's result here; else None."""
-    try:
-        from scipy.ndimage._rank_filter_1d import rank_filter
-        probe = np.random.default_rng(0).standard_normal(64)
-        out = np.empty_like(probe)
-        rank_filter(probe, 4, 9, out, _MODE_NEAREST, 0.0, 0)
-    except Exception:  # absent or changed: the public path
-        return None
-    return rank_filter if np.array_equal(out, median_filter(probe, 9, mode="nearest")) else None
-
-
-_MODE_NEAREST = 0  # scipy.ndimage's code for mode="nearest"
-_RANK_FILTER = _rank_filter_core()
-
-
-def _running_median(values: np.ndarray, size: int, out: np.ndarray) -> np.ndarray:
-    """median_filter(values, size, mode="nearest") written into out. median_filter's per-call
-    set-up costs more than the filter itself, so its 1-D core is called where it is known."""
-    if _RANK_FILTER is None:
-        return median_filter(values, size=size, mode="nearest", output=out)
-    _RANK_FILTER(values, size // 2, size, out, _MODE_NEAREST, 0.0, 0)
-    return out
+def _segment_interp(n: int, seg: int) -> tuple[np.ndarray, np.ndarray]:
+    """For np.interp(arange(n), centres, values) over the centres of the n // seg (two or
+    more) segments of seg bins: each position's left centre and its distance from it, zero
+    outside the centres, where np.interp holds the end values."""
+    centres = (np.arange(n // seg) + 0.5) * seg
+    position = np.arange(n, dtype=np.float64)
+    left = np.clip(np.searchsorted(centres, position, side="right") - 1, 0, None)
+    inside = (position > centres[0]) & (position < centres[-1])
+    return left, np.where(inside, position - centres[left], 0.0)
 
 
 def _max3(values: np.ndarray) -> np.ndarray:
@@ -678,145 +656,6 @@ def _max3(values: np.ndarray) -> np.ndarray:
     np.maximum(out[1:], values[:-1], out=out[1:])
     np.maximum(out[:-1], values[1:], out=out[:-1])
     return out
-
-
-@dataclass(frozen=True)
-class LinePair:
-    """Two lines that wandered together at a fixed ratio over the pair window."""
-
-    low_hz: float
-    high_hz: float
-    f0_hz: float  # the common fundamental where the ratio is one of small harmonics, else low
-    strength: float  # same units as the comb score
-    presence: float  # share of the window's blocks that held the pair
-    wander: float  # detrended spread of the low line's log frequency
-    ratio_tolerance: float  # log-ratio gate the pair held, from the frequency resolution
-
-
-class LinePairs:
-    """Co-wandering line pairs: the strongest free lines of each block over pair_window_s.
-
-    Two lines from one rotating shaft (two harmonics of a blade-pass, or a blade-pass and a
-    motor line) keep their frequency ratio while the shaft speeds up and slows down; lines of
-    independent sources wander independently, and machinery does not wander at all. A pair
-    counts when, in most blocks of the window, a line near the lower one has a partner at the
-    same ratio within what the frequency resolution can measure, and the lower line wanders by
-    at least twice that tolerance (else the ratio test proves nothing) and by wander_min.
-    """
-
-    def __init__(self, p: AcousticParams, hop_s: float, df: float) -> None:
-        self.p = p
-        self.df = df
-        self.width = max(3, round(p.pair_window_s / hop_s))
-        self.k = p.pair_lines
-        # Every pair (lower i, upper j) of a block's lines, sorted by frequency: (W, C) arrays
-        # of the lower line's log frequency, the log ratio and the pair's dB over threshold.
-        lower, upper = np.triu_indices(self.k, 1)
-        self.combos = list(zip(lower.tolist(), upper.tolist(), strict=True))
-        shape = (self.width, len(self.combos))
-        self.low = np.full(shape, _ABSENT)
-        self.ratio = np.full(shape, _ABSENT)
-        self.gain = np.zeros(shape)
-        self.with_pairs = np.zeros(self.width, dtype=bool)  # blocks that held two lines
-        self.row = -1
-        self.filled = 0
-        self.min_log_ratio = math.log(p.pair_min_ratio)
-
-    def push(self, lines: list[tuple[float, float]]) -> None:
-        """Record one block's strong free lines: (frequency Hz, dB over the floor), rising."""
-        self.row = (self.row + 1) % self.width
-        self.filled = min(self.filled + 1, self.width)
-        m = len(lines)
-        self.with_pairs[self.row] = m >= 2
-        if m < 2:  # no pair in this block
-            self.low[self.row] = _ABSENT
-            self.ratio[self.row] = _ABSENT
-            self.gain[self.row] = 0.0
-            return
-        logf = [math.log(f) for f, _ in lines]
-        level = [min(db, 20.0) for _, db in lines]
-        offset = 2.0 * (self.p.peak_db - 1.0)
-        low, ratio, gain = [], [], []
-        for i, j in self.combos:  # a dozen pairs: plain Python
-            if j < m:
-                low.append(logf[i])
-                ratio.append(logf[j] - logf[i])
-                gain.append(level[i] + level[j] - offset)
-            else:
-                low.append(_ABSENT)
-                ratio.append(_ABSENT)
-                gain.append(0.0)
-        self.low[self.row] = low
-        self.ratio[self.row] = ratio
-        self.gain[self.row] = gain
-
-    def best(self) -> LinePair | None:
-        """The strongest pair that held over the whole window, or None."""
-        p = self.p
-        # Cheap necessary condition first: enough blocks held two strong lines at all.
-        if (self.filled < self.width
-                or np.count_nonzero(self.with_pairs) < p.pair_presence * self.width):
-            return None
-        low, ratio = self.low[self.row], self.ratio[self.row]
-        keep = np.flatnonzero(ratio >= self.min_log_ratio)
-        if len(keep) == 0:
-            return None
-        low, ratio = low[keep], ratio[keep]
-        # Ratio precision: each interpolated line is good to ~pair_precision_bins of a bin.
-        tol = p.pair_precision_bins * self.df * (np.exp(-low) + np.exp(-low - ratio))
-        order = (self.row + 1 + np.arange(self.width)) % self.width  # oldest first
-        past_low, past_ratio = self.low[order], self.ratio[order]  # (W, C)
-        err = np.abs(past_ratio[None] - ratio[:, None, None])  # (P, W, C)
-        err[(err >= tol[:, None, None])
-            | (np.abs(past_low[None] - low[:, None, None]) >= _TRACK_GATE)] = np.inf
-        pick = np.argmin(err, axis=2)  # (P, W): the best-fitting pair in each block
-        held = err.min(axis=2) < np.inf
-        presence = np.add.reduce(held, axis=1) / self.width
-        candidates = np.flatnonzero(presence >= p.pair_presence)
-        if len(candidates) == 0:
-            return None
-        rows = np.arange(self.width)
-        # Strength like the comb score: the median over the window of the pair's dB over the
-        # peak threshold, counting blocks without the pair as zero.
-        gain = np.where(held[candidates], self.gain[order][rows, pick[candidates]], 0.0)
-        strength = _row_median(gain) / (p.block_hits * 4.0)
-        for c in np.argsort(-strength, kind="stable"):  # strongest first; the first that
-            q = candidates[c]                            # also wanders is the answer
-            hit = held[q]
-            track = past_low[rows[hit], pick[q][hit]]
-            wander = detrended_spread(rows[hit].tolist(), track.tolist())
-            if wander < max(p.wander_min, 2.0 * float(tol[q])):
-                continue
-            low_hz = math.exp(float(low[q]))
-            # The window's median ratio: steadier than one block's for naming the harmonics.
-            held_ratio = float(np.median(past_ratio[rows[hit], pick[q][hit]]))
-            return LinePair(low_hz=low_hz, high_hz=low_hz * math.exp(float(ratio[q])),
-                            f0_hz=_common_fundamental(low_hz, held_ratio, float(tol[q]),
-                                                      p.harmonics),
-                            strength=float(strength[c]), presence=float(presence[q]),
-                            wander=wander, ratio_tolerance=float(tol[q]))
-        return None
-
-
-def _row_median(a: np.ndarray) -> np.ndarray:
-    """np.median(a, axis=1) from one partition, without np.median's overhead."""
-    n = a.shape[1]
-    mid = n // 2
-    if n % 2:
-        return np.partition(a, mid, axis=1)[:, mid]
-    halves = np.partition(a, (mid - 1, mid), axis=1)
-    return 0.5 * (halves[:, mid - 1] + halves[:, mid])
-
-
-def _common_fundamental(low_hz: float, log_ratio: float, tol: float, harmonics: int) -> float:
-    """low / k for the smallest k that makes both lines harmonics k and m of one fundamental
-    (m <= harmonics); the lower line itself where no such k exists."""
-    ratio = math.exp(log_ratio)
-    for k in range(1, harmonics):
-        m = round(k * ratio)
-        if m <= harmonics and abs(math.log(m / (k * ratio))) < 2.0 * tol:
-            return low_hz / k
-    return low_hz
 
 
 class StationaryLines:
@@ -844,11 +683,11 @@ class StationaryLines:
                                   - self.lo_fine, 0, self.hi_fine - self.lo_fine - 1)
         self.heli_hits = 0
         self.heli_span = int(self.heli_index.max()) + 2
-        self._centres: np.ndarray | None = None
-        self._positions = np.zeros(0)
+        self._floor_interp: tuple[np.ndarray, np.ndarray] | None = None
         self.heli_until = 0.0  # seconds of helicopter veto left
         self.window = np.hanning(self.n).astype(np.float32)
         self.ring = np.zeros(self.n, dtype=np.float32)
+        self.windowed = np.empty(self.n, dtype=np.float32)
         self.filled = 0
         self.since = 0.0
         self.avg: np.ndarray | None = None
@@ -891,8 +730,11 @@ class StationaryLines:
         return self.heli_until > 0
 
     def _refresh(self) -> None:
-        ordered = np.concatenate((self.ring[self.pos:], self.ring[:self.pos]))
-        spec = sfft.rfft(ordered * self.window)[self.lo_fine:self.hi_fine]
+        # The ring windowed in time order, without first copying it into that order.
+        tail = self.n - self.pos
+        np.multiply(self.ring[self.pos:], self.window[:tail], out=self.windowed[:tail])
+        np.multiply(self.ring[:self.pos], self.window[tail:], out=self.windowed[tail:])
+        spec = sfft.rfft(self.windowed)[self.lo_fine:self.hi_fine]
         power = spec.real**2 + spec.imag**2
         self.avg = power if self.avg is None else self.avg + self.alpha * (power - self.avg)
         level = 10.0 * np.log10(self.avg + float(self.avg.max()) * 1e-12 + 1e-30)
@@ -900,18 +742,19 @@ class StationaryLines:
         nseg = len(level) // self.seg
         if nseg < 2:
             return
-        segments = level[: nseg * self.seg].reshape(nseg, self.seg)
-        mid = self.seg // 2
-        if self.seg % 2:  # np.median without its overhead: the middle order statistic(s)
-            meds = np.partition(segments, mid, axis=1)[:, mid]
-        else:
-            halves = np.partition(segments, (mid - 1, mid), axis=1)
-            meds = 0.5 * (halves[:, mid - 1] + halves[:, mid])
-        if self._centres is None or len(self._centres) != nseg:
-            self._centres = (np.arange(nseg) + 0.5) * self.seg
-            self._positions = np.arange(len(level), dtype=np.float64)
-        white = level - np.interp(self._positions, self._centres, meds)
-        local_max = (white >= np.roll(white, 1)) & (white >= np.roll(white, -1))
+        meds = row_median(level[: nseg * self.seg].reshape(nseg, self.seg)).astype(np.float64)
+        if self._floor_interp is None:
+            self._floor_interp = _segment_interp(len(level), self.seg)
+        left, offset = self._floor_interp
+        # np.interp's arithmetic (slope times offset plus the left value), its search done once;
+        # the appended zero slope holds the last value beyond the last centre.
+        slope = np.append(np.diff(meds) / float(self.seg), 0.0)
+        white = level - (slope[left] * offset + meds[left])
+        local_max = np.empty(len(white), dtype=bool)  # against both neighbours, circularly
+        np.greater_equal(white[1:], white[:-1], out=local_max[1:])
+        local_max[0] = white[0] >= white[-1]
+        local_max[:-1] &= white[:-1] >= white[1:]
+        local_max[-1] &= white[-1] >= white[0]
         line = (white > self.p.line_db) & local_max & self.in_band
         if line.any():
             self.expiry[self.to_short[line]] = self.clock + self.p.stationary_memory_s

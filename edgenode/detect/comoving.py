@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgenode.detect.robust import detrended_spread
+from edgenode.detect.lines import LineHistory
+from edgenode.detect.rank import detrended_spread
 
 _MAD_TO_SIGMA = 1.4826
 
@@ -48,31 +49,40 @@ class CoMoving:
 
 
 class CoMovingLines:
-    """The strongest free lines of each block over the window: log Hz and dB over floor."""
+    """The strongest free lines of each block over the window (log Hz, dB over the floor),
+    taken from the detector's LineHistory when best() needs them."""
 
     def __init__(self, hop_s: float, lines: int, p: CoMovingParams | None = None) -> None:
         self.p = p = p or CoMovingParams()
         self.width = max(4, round(p.window_s / hop_s))
         self._logf = np.full((self.width, lines), np.nan)  # NaN: no line
         self._db = np.zeros((self.width, lines))
+        self._pending = np.zeros(self.width, dtype=bool)
         self._row = -1
         self._filled = 0
 
-    def push(self, lines: list[tuple[float, float]]) -> None:
-        """One block's lines: (frequency Hz, dB over the floor)."""
+    def push(self) -> None:
+        """A new block is in the history."""
         self._row = (self._row + 1) % self.width
         self._filled = min(self._filled + 1, self.width)
-        logf, db = self._logf[self._row], self._db[self._row]
+        self._pending[self._row] = True
+
+    def _record(self, row: int, lines: list[tuple[float, float]]) -> None:
+        logf, db = self._logf[row], self._db[row]
         logf[:] = np.nan
         db[:] = 0.0
         for i, (hz, level) in enumerate(lines[: len(logf)]):
             logf[i], db[i] = math.log(hz), level
+        self._pending[row] = False
 
-    def best(self, min_wander: float) -> CoMoving | None:
+    def best(self, history: LineHistory, min_wander: float) -> CoMoving | None:
         """The reference line's best partner over the window, if they move as one."""
         p = self.p
-        if (self._filled < self.width
-                or np.count_nonzero(np.isfinite(self._logf[:, 0])) < p.presence * self.width):
+        if self._filled < self.width:
+            return None
+        for row in np.flatnonzero(self._pending).tolist():
+            self._record(row, history.lines((self._row - row) % self.width))
+        if np.count_nonzero(np.isfinite(self._logf[:, 0])) < p.presence * self.width:
             return None
         order = (self._row + 1 + np.arange(self.width)) % self.width  # oldest first
         logf, db = self._logf[order], self._db[order]

@@ -102,12 +102,12 @@ class DoaEstimator:
             power = np.add.reduce(beam.real**2 + beam.imag**2, axis=0)
         else:
             power = self._steer(x, freqs, self._coarse_delay)
-        g = int(np.argmax(power))
+        g = int(power.argmax())
         az0, el0 = self._coarse[0][g], self._coarse[1][g]
         # Fine azimuth at the coarse elevation, then elevation at the fine azimuth: the two
         # are nearly separable near the peak, and this costs tens of directions, not hundreds.
         row = self._steer(x, freqs, self._fine_delay32[g])
-        i = int(np.argmax(row))
+        i = int(row.argmax())
         best_az = float(az0 + self._fine_offsets[i] + _parabolic(row, i) * 1.0)
         peak = float(row[i])
         elevation: float | None = None
@@ -116,7 +116,7 @@ class DoaEstimator:
             delay = (unit_vectors(np.full_like(fine_el, best_az), fine_el)
                      @ self.positions.T / self.c)
             col = self._steer(x, freqs, delay)
-            j = int(np.argmax(col))
+            j = int(col.argmax())
             elevation = float(np.clip(fine_el[j] + _parabolic(col, j) * 2.5, -90.0, 90.0))
             peak = max(peak, float(col[j]))
         # A flat array's coarse grid still spans elevations (delays shrink with cos el), so

@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
+
+from edgenode.detect.rank import median, running_median
 
 _MAD_TO_SIGMA = 1.4826
 
@@ -52,6 +53,7 @@ class FaintLines:
         self.hops = self._warm_hops = math.ceil(p.average_s / hop_s)  # the average's span
         self._every = max(1, round(p.every_s / hop_s))
         self._floor_span = floor_span
+        self._floor = np.empty(bins)
 
     def update(self, power: np.ndarray, blocked: np.ndarray) -> np.ndarray | None:
         """Take one hop's power spectrum and its blocked bins; evidence when due, else None."""
@@ -59,13 +61,13 @@ class FaintLines:
         self._avg *= 1.0 - a
         self._avg += a * power
         self._blocked *= 1.0 - a
-        self._blocked[blocked] += a
+        np.add(self._blocked, a, out=self._blocked, where=blocked)
         self._hops += 1
         if self._hops < self._warm_hops or self._hops % self._every:
             return None
         level = 10.0 * np.log10(self._avg + float(self._avg.max()) * 1e-12 + 1e-30)
-        white = level - median_filter(level, size=self._floor_span, mode="nearest")
-        spread = _MAD_TO_SIGMA * float(np.median(np.abs(white - np.median(white))))
+        white = level - running_median(level, self._floor_span, self._floor)
+        spread = _MAD_TO_SIGMA * median(np.abs(white - median(white)))
         if not spread > 0:
             return None
         z = white / spread

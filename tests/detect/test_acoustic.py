@@ -287,3 +287,7 @@ def test_a_rotor_too_faint_for_any_block_is_heard_on_its_bearing_after_seconds()
     # The other source is 26 dB louder over the band: its wavefront must not take the bearing.
     assert len(bearings) >= 5
     assert abs(float(np.median(bearings)) - 140.0) < 10.0, bearings
+    # Without a geometry the same average still decides; there is just no bearing to take.
+    summed = run(AcousticDetector(rate, 16), pcm.astype(np.float32))
+    assert any(r.drone for r in summed)
+    assert not any(r.bearings for r in summed)
