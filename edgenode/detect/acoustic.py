@@ -139,7 +139,7 @@ class AcousticParams:
     beam_elevation_deg: float = 10.0
     beam_select_hz: float = 3000.0  # tonal evidence for choosing a beam is taken below this
     beam_select_s: float = 1.0  # how long the choice of beam integrates that evidence
-    beam_select_every: int = 2  # blocks; the choice integrates over many blocks anyway
+    beam_select_every: int = 4  # blocks (~0.18 s); the choice integrates over beam_select_s
 
 
 class AcousticDetector:
