@@ -212,9 +212,10 @@ class AcousticDetector:
         self._faint_f0: float | None = None
         self._faint_score = 0.0
         self._faint_bins: list[int] = []
-        # The band's lower bins of every hop the faint average spans, for its bearings.
-        self._snaps = (np.zeros((self._faint.hops, min(hi - lo, int(2000.0 / self.df)),
-                                 self.doa.mics), dtype=np.complex64)
+        # The band's lower bins of every hop the faint average spans, for its bearings:
+        # (hops, mics, bins), channels-major as the band is, so storing a hop is a row copy.
+        self._snaps = (np.zeros((self._faint.hops, self.doa.mics,
+                                 min(hi - lo, int(2000.0 / self.df))), dtype=np.complex64)
                        if self.doa is not None and channels >= self.doa.mics else None)
         self._snap_count = 0
         self._block_heard_t = -math.inf  # when the block comb or the line pair last decided
@@ -364,8 +365,8 @@ class AcousticDetector:
             drone, score, f0 = True, max(score, self._faint_score), self._faint_f0
             self._peak_bins = self._faint_bins
         if self._snaps is not None:
-            self._snaps[self._snap_count % len(self._snaps)] = band[: self._snaps.shape[2],
-                                                                    : self._snaps.shape[1]].T
+            self._snaps[self._snap_count % len(self._snaps)] = band[: self._snaps.shape[1],
+                                                                    : self._snaps.shape[2]]
             self._snap_count += 1
         bearings: list[AcousticBearing] = []
         if faint_decides:
@@ -417,7 +418,7 @@ class AcousticDetector:
         an 8 s mean) and over them all; where the two disagree, the drone moved, and the
         disagreement is the bearing's uncertainty."""
         assert self.doa is not None and self._snaps is not None
-        top = self.lo + self._snaps.shape[1] - 1
+        top = self.lo + self._snaps.shape[2] - 1
         bins = np.array(sorted({b + d for b in self._faint_bins for d in (-1, 0, 1)
                                 if self.lo <= b + d <= top}), dtype=int)
         held = min(self._snap_count, len(self._snaps))
@@ -441,7 +442,7 @@ class AcousticDetector:
     def _wavefront(self, bins: np.ndarray, rows: list[int]) -> tuple[float, float] | None:
         """(azimuth, one-sigma error) of the wavefront common to the snapshot rows."""
         assert self.doa is not None and self._snaps is not None
-        top = self.lo + self._snaps.shape[1] - 1
+        top = self.lo + self._snaps.shape[2] - 1
         # Ambient sound arriving from elsewhere fills the line bins as well as their
         # neighbours (it is broadband); their cross-spectral matrix, subtracted, leaves the
         # line's own wavefront.
@@ -449,10 +450,10 @@ class AcousticDetector:
                          for b in bins.tolist()])
         near[np.isin(near, bins)] = -1
         snaps = self._snaps[rows]
-        x = snaps[:, bins - self.lo]
-        cross = np.einsum("hbm,hbn->bmn", x, x.conj())
-        ref = snaps[:, np.where(near < 0, bins[:, None], near) - self.lo]
-        ambient = np.einsum("hbkm,hbkn->bmn", ref, ref.conj()) / near.shape[1]
+        x = snaps[:, :, bins - self.lo]
+        cross = np.einsum("hmb,hnb->bmn", x, x.conj())
+        ref = snaps[:, :, np.where(near < 0, bins[:, None], near) - self.lo]
+        ambient = np.einsum("hmbk,hnbk->bmn", ref, ref.conj()) / near.shape[1]
         values, vectors = np.linalg.eigh(cross - ambient)
         spectrum = np.zeros((top - self.lo + 1, self.doa.mics), dtype=np.complex64)
         spectrum[bins - self.lo] = vectors[:, :, -1]
