@@ -21,9 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgenode.detect.lines import LineHistory
-from edgenode.detect.rank import detrended_spread
-
-_MAD_TO_SIGMA = 1.4826
+from edgenode.detect.rank import MAD_TO_SIGMA, detrended_spread, median
 
 
 @dataclass(frozen=True)
@@ -109,12 +107,12 @@ class CoMovingLines:
         pair = ratio[sub, col]
         ref_held = ref[sub]
         wander = detrended_spread(held.tolist(), ref_held.tolist())
-        spread = _MAD_TO_SIGMA * float(np.median(np.abs(pair - np.median(pair))))
+        spread = MAD_TO_SIGMA * median(np.abs(pair - median(pair)))
         if wander < min_wander or spread > p.locked * wander:
             return None
-        ref_hz = math.exp(float(np.median(ref_held)))
-        level = float(np.median(db[held, pick[sub]] + db[held, col]))
-        return CoMoving(reference_hz=ref_hz, partner_hz=ref_hz * math.exp(float(np.median(pair))),
+        ref_hz = math.exp(median(ref_held))
+        level = median(db[held, pick[sub]] + db[held, col])
+        return CoMoving(reference_hz=ref_hz, partner_hz=ref_hz * math.exp(median(pair)),
                         blocks=len(sub), ratio_spread=spread, wander=wander, level_db=level)
 
 

@@ -22,9 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgenode.detect.rank import median, running_median
-
-_MAD_TO_SIGMA = 1.4826
+from edgenode.detect.rank import MAD_TO_SIGMA, median, running_median
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ class FaintLines:
             return None
         level = 10.0 * np.log10(self._avg + float(self._avg.max()) * 1e-12 + 1e-30)
         white = level - running_median(level, self._floor_span, self._floor)
-        spread = _MAD_TO_SIGMA * median(np.abs(white - median(white)))
+        spread = MAD_TO_SIGMA * median(np.abs(white - median(white)))
         if not spread > 0:
             return None
         z = white / spread

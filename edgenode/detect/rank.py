@@ -12,6 +12,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.ndimage import median_filter
 
+MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation, for normal noise
+
 
 def _rank_filter_core() -> Callable | None:
     """scipy's 1-D rank filter that median_filter dispatches to (private, recent scipy), if
@@ -74,4 +76,4 @@ def detrended_spread(x: list[float], y: list[float]) -> float:
     slope = sum(map(operator.mul, xc, yc)) / sum(map(operator.mul, xc, xc))
     resid = [v - slope * xi for xi, v in zip(xc, yc, strict=True)]
     centre = small_median(resid)
-    return 1.4826 * small_median([abs(r - centre) for r in resid])
+    return MAD_TO_SIGMA * small_median([abs(r - centre) for r in resid])
