@@ -1,3 +1,3 @@
-from edgenode.cli import main
+from edgenode.cli.main import main
 
 raise SystemExit(main())

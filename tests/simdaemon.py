@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgenode.control_socket import request
+from edgenode.daemon.control_socket import request
 from hal.sim import protocol
 from tests.conftest import EDGENODE, ROOT, Mosquitto
 
-SIM_SITE, SIM_NODE = "sim", "twin-01"  # what edgenode/sim_cli.py's sim_config names the node
+SIM_SITE, SIM_NODE = "sim", "twin-01"  # what edgenode/cli/sim.py's sim_config names the node
 
 
 def read_truth(path: Path) -> list[dict[str, Any]]:
@@ -97,7 +97,7 @@ class SimTwin:
 
     def __init__(self, scenario: str, state: Path, broker: Mosquitto, *,
                  faults: tuple[str, ...] = ()):
-        from edgenode.sim_cli import prepare_sim_run
+        from edgenode.cli.sim import prepare_sim_run
 
         self.state = state
         self.broker = broker

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edgenode.control_socket import request
+from edgenode.daemon.control_socket import request
 from tests.conftest import EDGENODE, ROOT
 
 

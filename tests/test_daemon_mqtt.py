@@ -22,7 +22,7 @@ import jsonschema
 from edgenode.control.audit import record_hash
 from edgenode.control.keys import generate_key_file, load_key_file
 from edgenode.control.operator import build_command, encode
-from edgenode.control_socket import request
+from edgenode.daemon.control_socket import request
 from edgenode.link import schema_for_topic
 from edgenode.link.mqtt import BrokerOptions, InboundMessage, MqttClient
 from edgenode.link.payloads import load_schema, schema_names

@@ -1,13 +1,13 @@
 """Detection on the digital twin, end to end: the real daemon (`edgenode run --sim`) as a
 subprocess, its track events collected from a real Mosquitto, scored against the twin's ground
-truth by `edgenode eval`'s runner (edgenode.eval_twin)."""
+truth by `edgenode eval`'s runner (edgenode.cli.eval_twin)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from edgenode.eval_twin import read_json_lines, run_twin
+from edgenode.cli.eval_twin import read_json_lines, run_twin
 from tests.conftest import Mosquitto
 
 # A quad 150 m out, in 45 dB(A): the acoustic range target of issue 5.

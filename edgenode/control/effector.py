@@ -8,7 +8,8 @@ Threads: commands arrive on the caller's thread (MQTT) and act at once under `_l
 engage reaches the relay without waiting for the loop); the deadline loop (health stage
 "effector") enforces every deadline and interlock and is the only toggler of the heartbeat,
 which it toggles only while no FAULT is latched. Audit records and state publishes go through a
-queue to an emitter thread, so a slow SD card or broker never holds the lock or the loop.
+queue to an emitter thread (edgenode.control.emitter), so a slow SD card or broker never holds
+the lock or the loop.
 
 The relay goes OFF on: engagement end, disengage/safe, the key switch leaving OPERATE, the aux
 contact disagreeing with the drive (FAULT), the broker link lost beyond link_loss_grace_s
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -31,6 +31,8 @@ from typing import Any
 from edgenode.config import Config
 from edgenode.control.admission import CLOCK_GATED, Admission, Admitted, Rejection
 from edgenode.control.audit import AuditLog
+from edgenode.control.deadlines import ARMED, ENGAGED, FAULT, SAFE, DeadlineLoop
+from edgenode.control.emitter import Emitter
 from edgenode.control.envelope import ULID_RE
 from edgenode.control.keys import KeyRing, KeyStore, current_ring, parse_key_list, trusted
 from edgenode.control.store import EffectorStore
@@ -40,9 +42,7 @@ from hal.relay import JammerRelay, KeySwitch, RelayInputs
 
 log = logging.getLogger(__name__)
 
-SAFE, ARMED, ENGAGED, FAULT = "SAFE", "ARMED", "ENGAGED", "FAULT"
 RESULT_VERSION = 1
-ALARM_REPEAT_S = 5.0
 JUNK_REPORT_S = 10.0
 # An engagement shorter than this is not worth starting: the budget counts as spent.
 MIN_ENGAGE_S = 0.05
@@ -51,7 +51,7 @@ _SLOW_ACTIONS = (b"selftest", b"rebirth")
 ActionHandler = Callable[[dict[str, Any]], str | None]
 
 
-class Effector:
+class Effector(DeadlineLoop):
     def __init__(self, relay: JammerRelay, config: Config, health: Health, state_dir: Path, *,
                  publish_audit: Callable[[dict[str, Any]], None],
                  publish_state: Callable[[dict[str, Any]], None],
@@ -77,15 +77,7 @@ class Effector:
                                segment_bytes=config.storage.audit_segment_kb * 1024,
                                max_segments=config.storage.audit_max_segments, fsync=audit_fsync)
         self._admission = Admission(config, lambda: self._ring, clock_synced)
-        self._emit_q: queue.Queue[tuple[str, Any]] = queue.Queue()
-        # While a command is being decided, audit records and state reports wait here and go
-        # to the emitter after it (in order): waking the emitter mid-command would hand it the
-        # GIL for its JSON, hashing and file writes while the relay waits to move.
-        self._emit_lock = threading.Lock()
-        self._held: list[tuple[str, Any]] = []
-        self._holds = 0
-        self._emitter = threading.Thread(target=self._emit_loop, name="effector-emit",
-                                         daemon=True)
+        self._emitter = Emitter(self._audit, publish_audit, publish_state)
         self._handlers: dict[str, ActionHandler] = {}
         self.counters: Counter[str] = Counter()
         self._junk_since: Counter[str] = Counter()
@@ -192,12 +184,7 @@ class Effector:
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until queued audit records and state publishes are out (tests, shutdown)."""
-        deadline = time.monotonic() + timeout_s
-        while self._emit_q.unfinished_tasks:
-            if time.monotonic() > deadline or not self._emitter.is_alive():
-                return False
-            time.sleep(0.002)
-        return True
+        return self._emitter.flush(timeout_s)
 
     @property
     def keys(self) -> KeyRing:
@@ -214,11 +201,11 @@ class Effector:
     def handle_command(self, msg: InboundMessage) -> dict[str, Any]:
         """Answer one command: exactly one result, never an exception."""
         self.counters["received"] += 1
-        self._hold_emits()
+        self._emitter.hold()
         try:
             return self._handle(msg)
         finally:
-            self._release_emits()
+            self._emitter.release()
 
     def _handle(self, msg: InboundMessage) -> dict[str, Any]:
         try:
@@ -298,11 +285,11 @@ class Effector:
             if not recorded:
                 self._store.remember(env.id, env.expires_at)
         if env.action in ("selftest", "rebirth"):
-            self._release_emits()  # a self-test takes seconds: alarms must not wait for it
+            self._emitter.release()  # a self-test takes seconds: alarms must not wait for it
             try:
                 status, reason = self._external(env.action, handler, env.params)
             finally:
-                self._hold_emits()
+                self._emitter.hold()
         return self._result(env.id, status, reason)
 
     def _issued_before_start(self, action: str, issued_at: float) -> str | None:
@@ -444,126 +431,9 @@ class Effector:
         return "ok", None
 
     # -- the deadline loop ---------------------------------------------------------------
-    def _run(self) -> None:
-        # Like health.LoopThread (stall point, beat per loop, failed + back off on error).
-        while not self._stop_event.is_set():
-            self._stage.stall_point()
-            try:
-                self._step()
-            except Exception as exc:
-                self._stage.set("failed", f"{type(exc).__name__}: {exc}")
-                log.exception("effector: loop step failed")
-                self._stop_event.wait(1.0)
-            self._stage.beat()
-
-    def _step(self) -> None:
-        try:
-            inputs = self._read_inputs()
-            with self._lock:
-                now = time.monotonic()
-                if (self._state == ENGAGED and self._last_step is not None
-                        and now - self._last_step > self._dropout_s):
-                    # The loop stalled longer than the board's dropout, so the jammer lost
-                    # its supply: never let it come back on by itself when the loop resumes.
-                    self._end_engagement(f"effector loop stalled {now - self._last_step:.2f} s",
-                                         None, to=SAFE)
-                self._last_step = now
-                if inputs is None:  # the drive changed while the loop was reading: read again
-                    inputs = self._relay.read()
-                    self._loop_inputs = (now, inputs)
-                self._enforce(now, inputs)
-                if self._state != FAULT:
-                    # The only heartbeat: it stops when this loop stalls or a FAULT latches.
-                    self._relay.toggle_heartbeat()
-        except Exception:
-            try:
-                with self._lock:
-                    self._enter_fault("loop_error", "the effector loop failed")
-            except Exception:
-                log.exception("effector: could not latch the loop FAULT")
-            raise
-        self._store.prune()  # at most once a minute, outside the lock
-        self._stop_event.wait(self._period_s / 2)
-
-    def _read_inputs(self) -> RelayInputs | None:
-        """The relay inputs, read without holding the lock so a command never waits for
-        them (each read is a round trip on some backends). None when a command changed the
-        drive meanwhile: those inputs are stale and the loop reads again under the lock."""
-        gen, started = self._drive_gen, time.monotonic()
-        inputs = self._relay.read()
-        with self._lock:
-            if gen != self._drive_gen:
-                return None
-            self._loop_inputs = (started, inputs)
-        return inputs
-
     def _drive(self, on: bool) -> None:
         self._drive_gen += 1
         self._relay.drive(on)
-
-    def _key_switch(self) -> KeySwitch:
-        """The key switch: from the loop's inputs when read within the last few loop steps,
-        else read now. A reading that old costs no safety: OFF and TEST cut the jammer's supply
-        in the board's power path (hardware/relay-board.md, S1a/S1b), and the loop ends an
-        engagement on its next step if the key leaves OPERATE."""
-        last = self._loop_inputs
-        if last is not None and time.monotonic() - last[0] <= 3 * self._period_s:
-            return last[1].key
-        return self._relay.key_switch()
-
-    def _enforce(self, now: float, inputs: RelayInputs) -> None:
-        if self._state == FAULT:
-            self._repeat_alarm(now)
-            self._publish_inputs(inputs.key.value, inputs.aux_closed)
-            return
-        if inputs.aux_closed != inputs.drive:
-            if self._disagree_since is None:
-                self._disagree_since = now
-            elif now - self._disagree_since >= self._settle_s:
-                if inputs.drive:
-                    self._enter_fault("aux_open", "the aux contact stayed open with the drive "
-                                      "on: the relay did not pull in")
-                else:
-                    self._enter_fault("stuck_on", "the aux contact stayed closed after the "
-                                      "drive dropped: relay stuck on", alarm=True)
-                return
-        else:
-            self._disagree_since = None
-        if self._state == ENGAGED:
-            assert self._engaged_until is not None and self._drive_on_since is not None
-            if inputs.key is not KeySwitch.OPERATE:
-                self._end_engagement(f"key switch left OPERATE ({inputs.key.value})", None,
-                                     to=SAFE)
-            elif now - self._drive_on_since >= self._config.relay.max_on_s:
-                self._end_engagement("relay.max_on_s reached", None)
-            elif now >= self._engaged_until:
-                self._end_engagement("engagement duration ended", None)
-        elif inputs.drive:
-            # Nothing but an engagement may hold the drive on.
-            log.error("effector: drive found on outside an engagement; off")
-            self._drive(False)
-        if (self._link_down_since is not None and self._state in (ARMED, ENGAGED)
-                and now - self._link_down_since >= self._eff.link_loss_grace_s):
-            self._go_safe(f"broker link lost for more than {self._eff.link_loss_grace_s:g} s "
-                          "(link_loss_grace_s)")
-        if (self._state == ARMED and self._armed_until is not None
-                and now >= self._armed_until):
-            self._armed_until = self._armed_by = None
-            self._transition(SAFE, "arm expired")
-        self._publish_inputs(inputs.key.value, inputs.aux_closed)
-        if self._junk_since:
-            self._report_junk(force=False)
-
-    def _publish_inputs(self, key: str, aux: bool) -> None:
-        if self._inputs_seen != (key, aux):
-            first = self._inputs_seen is None
-            self._inputs_seen = (key, aux)
-            if not first:
-                self._publish()
-
-    def _repeat_alarm(self, now: float) -> None:
-        if self._alarm is not None and now - self._alarm_sent >= ALARM_REPEAT_S:
-            self._publish()
 
     # -- transitions ---------------------------------------------------------------------
     def _go_safe(self, reason: str, command_id: str | None = None) -> None:
@@ -640,71 +510,15 @@ class Effector:
         }
         if self._alarm is not None:
             self._alarm_sent = now_m
-        self._emit(("state", state))
+        self._emitter.put(("state", state))
 
     def _audit_event(self, kind: str, data: dict[str, Any]) -> None:
-        self._emit(("audit", (kind, data, time.time())))
-
-    def _emit(self, item: tuple[str, Any]) -> None:
-        with self._emit_lock:
-            if self._holds:
-                self._held.append(item)
-            else:
-                self._emit_q.put(item)
-
-    def _hold_emits(self) -> None:
-        with self._emit_lock:
-            self._holds += 1
-
-    def _release_emits(self) -> None:
-        with self._emit_lock:
-            self._holds -= 1
-            if not self._holds:
-                for item in self._held:
-                    self._emit_q.put(item)
-                self._held.clear()
-
-    # -- emitter -------------------------------------------------------------------------
-    def _emit_loop(self) -> None:
-        while True:
-            # Everything queued so far (one command's records usually come together): written
-            # to the audit log, synced to disk once, then published.
-            batch = [self._emit_q.get()]
-            while not self._emit_q.empty():
-                batch.append(self._emit_q.get_nowait())
-            try:
-                out: list[tuple[str, Any]] = []
-                for what, value in batch:
-                    if what == "stop":
-                        break
-                    if what == "audit":
-                        try:
-                            out.append(("audit", self._audit.append(*value, sync=False)))
-                        except Exception:
-                            log.exception("effector: audit append failed")
-                    else:
-                        out.append((what, value))
-                try:
-                    self._audit.sync()
-                except Exception:
-                    log.exception("effector: audit sync failed")
-                for what, value in out:
-                    try:
-                        (self._publish_audit if what == "audit" else self._publish_state)(value)
-                    except Exception:
-                        log.exception("effector: audit/state publish failed")
-            finally:
-                for _ in batch:
-                    self._emit_q.task_done()
-            if any(what == "stop" for what, _ in batch):
-                return
+        self._emitter.put(("audit", (kind, data, time.time())))
 
     def _drain(self) -> None:
         with self._lock:
             self._report_junk(force=True)
-        if self._emitter.is_alive():
-            self._emit_q.put(("stop", None))
-            self._emitter.join(timeout=5)
+        self._emitter.stop()
 
     def _join_loop(self) -> None:
         if self._thread.is_alive():

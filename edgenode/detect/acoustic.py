@@ -64,11 +64,19 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import fft as sfft
 
+from edgenode.detect.acoustic_params import AcousticParams
+from edgenode.detect.beams import BeamBank, channel_power
 from edgenode.detect.comoving import CoMoving, CoMovingLines
-from edgenode.detect.doa import SPEED_OF_SOUND_MPS, DoaEstimator, unit_vectors
+from edgenode.detect.doa import DoaEstimator
 from edgenode.detect.faint import FaintLines
 from edgenode.detect.lines import TRACK_GATE, LineHistory, LinePair, LinePairs, common_fundamental
-from edgenode.detect.rank import detrended_spread, row_median, running_median, small_median
+from edgenode.detect.rank import (
+    detrended_spread,
+    max3,
+    running_median,
+    small_median,
+)
+from edgenode.detect.stationary import StationaryLines
 from edgenode.detect.types import AcousticBearing
 
 log = logging.getLogger(__name__)
@@ -87,59 +95,6 @@ class AcousticResult:
     score: float
     f0_hz: float | None
     bearings: list[AcousticBearing] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class AcousticParams:
-    """Physical settings of the detector; defaults suit small multirotors."""
-
-    window_s: float = 0.09  # ~11 Hz bins: resolves an 80 Hz comb, follows wandering lines
-    hop_fraction: float = 0.5  # of the window
-    f0_min_hz: float = 80.0
-    f0_max_hz: float = 800.0
-    band_hz: tuple[float, float] = (60.0, 8000.0)
-    harmonics: int = 16
-    floor_span_hz: float = 250.0  # CFAR reference window across frequency
-    peak_db: float = 6.0  # a tonal peak stands this far above the local floor
-    line_window_s: float = 1.0  # fine spectrum for the stationary-line mask (1 Hz bins)
-    line_every_s: float = 0.5
-    line_average_s: float = 3.0
-    line_db: float = 10.0  # a stationary line stands this far above its fine floor
-    stationary_memory_s: float = 60.0  # how long a stationary line stays masked
-    line_held_s: float = 2.5  # faint path: a line is steady once it held its fine bin ...
-    line_held: float = 0.6  # ... in this share of the refreshes over line_held_s
-    # Helicopter: a dense low comb (main-rotor blade-pass 8-30 Hz) vetoes drone decisions.
-    heli_f0_hz: tuple[float, float] = (8.0, 30.0)
-    heli_harmonics: int = 12
-    heli_db: float = 6.0
-    heli_hits: int = 9  # of heli_harmonics; a drone comb (f0 >= 80 Hz) can fill at most 4
-    heli_hold_s: float = 3.0
-    # Short-bin occupancy: a line present in one 11 Hz bin most of the last 1.5 s is steady
-    # at this resolution too (catches machines switching on before the fine mask forms).
-    occupancy_s: float = 1.5
-    occupancy_level: float = 0.5
-    warmup_s: float = 2.0  # no decision before the stationary mask has formed
-    persist_s: float = 0.5  # evidence is integrated over this long
-    miss_harmonics: int = 8  # missing harmonics among the first 8 cost miss_penalty each
-    miss_penalty: float = 1.0
-    prefer_low: float = 0.8  # take the lowest f0 with this share of the best strength
-    block_hits: int = 3  # harmonics that must carry an unmasked tonal peak
-    threshold: float = 0.9  # on the integrated score
-    wander_min: float = 0.003  # detrended rms of log f0 on the track (0.3 %)
-    # Co-wandering line pair (any band, any ratio): see LinePairs.
-    pair_db: float = 10.0  # both lines stand this far above the floor
-    pair_window_s: float = 1.0  # two lines are weaker evidence than a comb: watch them longer
-    pair_presence: float = 0.75  # share of the window's blocks that must hold the pair
-    pair_lines: int = 6  # strongest free lines per block considered
-    pair_min_ratio: float = 1.1  # distinct lines, not one line's two halves
-    pair_precision_bins: float = 0.25  # an interpolated line's frequency error, in bins
-    # Delay-and-sum beams on arrays of beam_min_mics or more (see BeamBank).
-    beam_min_mics: int = 4
-    beams: int = 12  # azimuths around the horizon: 30 degrees, under the beamwidth at 3 kHz
-    beam_elevation_deg: float = 10.0
-    beam_select_hz: float = 3000.0  # tonal evidence for choosing a beam is taken below this
-    beam_select_s: float = 1.0  # how long the choice of beam integrates that evidence
-    beam_select_every: int = 4  # blocks (~0.18 s); the choice integrates over beam_select_s
 
 
 class AcousticDetector:
@@ -282,7 +237,7 @@ class AcousticDetector:
         band = raw[:, self.lo:self.hi] * np.float32(2.0)
         band -= raw[:, self.lo - 1:self.hi - 1]
         band -= raw[:, self.lo + 1:self.hi + 1]
-        power = self._beams.power(band) if self._beams is not None else _channel_power(band)
+        power = self._beams.power(band) if self._beams is not None else channel_power(band)
         # Two hops averaged: a steadier floor and peaks, still faster than rotor wander.
         smooth = power if self._prev_p is None else 0.5 * (power + self._prev_p)
         self._prev_p = power
@@ -295,9 +250,9 @@ class AcousticDetector:
         masked = self._lines.update(frame[self.n - min(self.hop, self.n):, 0], self.hop_s)
         # Lines that sit in one short bin most of the time are steady at this resolution too.
         self._occ += self._alpha_occ * (peaks - self._occ)
-        occupied = _max3(self._occ) > p.occupancy_level
+        occupied = max3(self._occ) > p.occupancy_level
         free = peaks & ~(masked | occupied)
-        evidence = _max3(np.where(free, np.minimum(white, 20.0) - p.peak_db + 1.0, 0.0))
+        evidence = max3(np.where(free, np.minimum(white, 20.0) - p.peak_db + 1.0, 0.0))
         self._blocks += 1
         f0: float | None = None
         self._peak_bins = []
@@ -355,7 +310,7 @@ class AcousticDetector:
         # A fourth: a comb too faint for any one block, in the power averaged over seconds.
         faint = self._faint.update(power, self._lines.held_mask | occupied)
         if faint is not None:
-            self._judge_faint(_max3(faint))
+            self._judge_faint(max3(faint))
         # The faint path is for what only the average hears: while the blocks hear a drone,
         # its 8 s average holds that drone (moving, or two mixed) and adds only blur.
         faint_decides = (warm and not drone and not self._lines.helicopter
@@ -567,209 +522,3 @@ class AcousticDetector:
         return [AcousticBearing(t=t, azimuth_deg=(self.heading_deg + est.azimuth_deg) % 360.0,
                                 elevation_deg=est.elevation_deg, error_deg=est.error_deg,
                                 f0_hz=f0, score=score)]
-
-
-
-def _channel_power(band: np.ndarray) -> np.ndarray:
-    """Power per bin summed over the channels of a (M, F) complex spectrum."""
-    flat = band.view(band.real.dtype)  # (M, 2F): real and imaginary parts side by side
-    summed = np.add.reduce(flat * flat, axis=0)
-    return (summed[0::2] + summed[1::2]).astype(np.float64)
-
-
-class BeamBank:
-    """Frequency-domain delay-and-sum beams on the horizon; the spectrum of the best one.
-
-    Summing the microphones in phase towards a source keeps its lines whole while noise that
-    differs between microphones (self-noise, wind at the ports, a diffuse field where the
-    array spans a wavelength) partly cancels: up to 10 log10(M) dB. The array is small against
-    a rotor's low harmonics, so the gain grows with frequency. The beam is chosen by the
-    tonal evidence it carried over the last beam_select_s (lines standing peak_db over each
-    beam's own median floor, below beam_select_hz), so a steady, loud noise direction does not
-    win it and one unlucky block does not switch it; the whole band of that beam then goes
-    through the same whitening and CFAR as a single microphone would. The comb then sees the
-    best of `beams` looks rather than one, which the persistence and wander tests absorb:
-    noise does not hold one beam's harmonic comb for persist_s.
-    """
-
-    def __init__(self, positions_m: np.ndarray, freqs: np.ndarray, p: AcousticParams,
-                 hop_s: float) -> None:
-        pos = np.asarray(positions_m, dtype=np.float64)
-        pos = pos - pos.mean(axis=0)
-        self.mics = len(pos)
-        az = np.arange(p.beams) * 360.0 / p.beams
-        u = unit_vectors(az, np.full_like(az, p.beam_elevation_deg))  # (B, 3)
-        lead = u @ pos.T / SPEED_OF_SOUND_MPS  # (B, M): how much earlier each mic hears
-        # A wave from u is exp(+j 2 pi f lead) at a mic; the weights undo it. (B, M, F)
-        steer = (np.exp(-2j * np.pi * lead[:, :, None] * freqs[None, None, :])
-                 / self.mics).astype(np.complex64)
-        self.steer_beam = steer
-        df = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 1.0
-        self.seg = max(9, round(p.floor_span_hz / df) | 1)
-        n_sel = int(np.searchsorted(freqs, p.beam_select_hz))
-        self.n_sel = max(self.seg, (n_sel // self.seg) * self.seg)
-        self.n_sel = min(self.n_sel, (len(freqs) // self.seg) * self.seg)
-        # The selection's bins as (F, M, B): all beams of a bin in one product.
-        self.steer_sel = np.ascontiguousarray(steer[:, :, : self.n_sel].transpose(2, 1, 0))
-        self.peak = 10 ** (p.peak_db / 10.0)
-        self.every = max(1, p.beam_select_every)
-        self.alpha = min(1.0, self.every * hop_s / p.beam_select_s)
-        self.evidence = np.zeros(p.beams)
-        self.best = 0
-        self.blocks = 0
-
-    def power(self, band: np.ndarray) -> np.ndarray:
-        """Power spectrum of the best beam for a (channels, F) band spectrum."""
-        x = band[: self.mics]
-        n = self.n_sel
-        self.blocks += 1
-        if n >= self.seg and self.blocks % self.every == 1 % self.every:
-            sel = np.matmul(x[:, :n].T[:, None, :], self.steer_sel)[:, 0, :].T  # (B, n)
-            p = sel.real**2 + sel.imag**2
-            # Each beam's own floor: the median of each floor_span segment (a step floor,
-            # enough to rank beams; the chosen beam is whitened properly later).
-            seg = p.reshape(len(p), n // self.seg, self.seg)
-            mid = self.seg // 2
-            floor = np.partition(seg, mid, axis=2)[:, :, mid: mid + 1]
-            ratio = seg / (floor * self.peak + 1e-30)
-            tonal = np.log(np.maximum(ratio, 1.0)).sum(axis=(1, 2))
-            self.evidence += self.alpha * (tonal - self.evidence)
-            self.best = int(self.evidence.argmax())
-        beam = np.add.reduce(x * self.steer_beam[self.best], axis=0)
-        return (beam.real**2 + beam.imag**2).astype(np.float64)
-
-
-def _segment_interp(n: int, seg: int) -> tuple[np.ndarray, np.ndarray]:
-    """For np.interp(arange(n), centres, values) over the centres of the n // seg (two or
-    more) segments of seg bins: each position's left centre and its distance from it, zero
-    outside the centres, where np.interp holds the end values."""
-    centres = (np.arange(n // seg) + 0.5) * seg
-    position = np.arange(n, dtype=np.float64)
-    left = np.clip(np.searchsorted(centres, position, side="right") - 1, 0, None)
-    inside = (position > centres[0]) & (position < centres[-1])
-    return left, np.where(inside, position - centres[left], 0.0)
-
-
-def _max3(values: np.ndarray) -> np.ndarray:
-    """Maximum over each element and its two neighbours (maximum_filter1d(values, 3) without
-    its per-call overhead; the edges see their one neighbour, as 'reflect' does)."""
-    out = values.copy()
-    np.maximum(out[1:], values[:-1], out=out[1:])
-    np.maximum(out[:-1], values[1:], out=out[:-1])
-    return out
-
-
-class StationaryLines:
-    """Mask of short-spectrum bins that hold a steady line (machinery, mains, governed rotors).
-
-    Keeps the last line_window_s of channel 0; every line_every_s takes a fine spectrum,
-    averages it over line_average_s, whitens it with a coarse median floor and marks narrow
-    peaks line_db above it. A marked short bin stays masked for stationary_memory_s.
-    """
-
-    def __init__(self, rate: int, p: AcousticParams, lo: int, hi: int, df: float) -> None:
-        self.p = p
-        self.n = sfft.next_fast_len(round(p.line_window_s * rate), real=True)
-        self.fine_df = rate / self.n
-        # From a few hertz: the helicopter comb lives below the drone band.
-        self.lo_fine = max(1, int(4.0 / self.fine_df))
-        self.hi_fine = min(self.n // 2, int(hi * df / self.fine_df))
-        fine_freqs = np.arange(self.lo_fine, self.hi_fine) * self.fine_df
-        short = np.rint(fine_freqs / df).astype(int) - lo
-        self.in_band = (short >= 0) & (short < hi - lo)
-        self.to_short = np.clip(short, 0, hi - lo - 1)
-        f_rotor = np.arange(p.heli_f0_hz[0], p.heli_f0_hz[1], 0.1)
-        k = np.arange(1, p.heli_harmonics + 1)
-        self.heli_index = np.clip(np.rint(f_rotor[:, None] * k[None, :] / self.fine_df).astype(int)
-                                  - self.lo_fine, 0, self.hi_fine - self.lo_fine - 1)
-        self.heli_hits = 0
-        self.heli_span = int(self.heli_index.max()) + 2
-        self._floor_interp: tuple[np.ndarray, np.ndarray] | None = None
-        self.heli_until = 0.0  # seconds of helicopter veto left
-        self.window = np.hanning(self.n).astype(np.float32)
-        self.ring = np.zeros(self.n, dtype=np.float32)
-        self.windowed = np.empty(self.n, dtype=np.float32)
-        self.filled = 0
-        self.since = 0.0
-        self.avg: np.ndarray | None = None
-        self.alpha = min(1.0, p.line_every_s / p.line_average_s)
-        self.seg = max(8, round(25.0 / self.fine_df))  # floor in ~25 Hz segments
-        self.clock = 0.0  # seconds of audio seen
-        self.expiry = np.zeros(hi - lo)  # clock at which each short bin's mask lapses
-        self.pos = 0  # next write position in the ring
-        self.mask = np.zeros(hi - lo, dtype=bool)
-        self.held = np.zeros(self.hi_fine - self.lo_fine)  # share of recent refreshes with a line
-        self.held_alpha = min(1.0, p.line_every_s / p.line_held_s)
-        self.held_expiry = np.zeros(hi - lo)
-
-    def update(self, new_samples: np.ndarray, elapsed_s: float) -> np.ndarray:
-        m = len(new_samples)
-        if m >= self.n:
-            self.ring[:] = new_samples[-self.n:]
-            self.pos = 0
-        else:  # circular: written in place, put in time order only when a spectrum is taken
-            first = min(m, self.n - self.pos)
-            self.ring[self.pos:self.pos + first] = new_samples[:first]
-            self.ring[: m - first] = new_samples[first:]
-            self.pos = (self.pos + m) % self.n
-        self.filled += m
-        self.since += elapsed_s
-        self.clock += elapsed_s
-        self.heli_until = max(0.0, self.heli_until - elapsed_s)
-        if self.filled >= self.n and self.since >= self.p.line_every_s:
-            self.since = 0.0
-            self._refresh()
-        self.mask = self.expiry > self.clock
-        return self.mask
-
-    @property
-    def held_mask(self) -> np.ndarray:
-        return self.held_expiry > self.clock
-
-    @property
-    def helicopter(self) -> bool:
-        return self.heli_until > 0
-
-    def _refresh(self) -> None:
-        # The ring windowed in time order, without first copying it into that order.
-        tail = self.n - self.pos
-        np.multiply(self.ring[self.pos:], self.window[:tail], out=self.windowed[:tail])
-        np.multiply(self.ring[:self.pos], self.window[tail:], out=self.windowed[tail:])
-        spec = sfft.rfft(self.windowed)[self.lo_fine:self.hi_fine]
-        power = spec.real**2 + spec.imag**2
-        self.avg = power if self.avg is None else self.avg + self.alpha * (power - self.avg)
-        level = 10.0 * np.log10(self.avg + float(self.avg.max()) * 1e-12 + 1e-30)
-        # Coarse floor: median per segment, interpolated; cheap on thousands of fine bins.
-        nseg = len(level) // self.seg
-        if nseg < 2:
-            return
-        meds = row_median(level[: nseg * self.seg].reshape(nseg, self.seg)).astype(np.float64)
-        if self._floor_interp is None:
-            self._floor_interp = _segment_interp(len(level), self.seg)
-        left, offset = self._floor_interp
-        # np.interp's arithmetic (slope times offset plus the left value), its search done once;
-        # the appended zero slope holds the last value beyond the last centre.
-        slope = np.append(np.diff(meds) / float(self.seg), 0.0)
-        white = level - (slope[left] * offset + meds[left])
-        local_max = np.empty(len(white), dtype=bool)  # against both neighbours, circularly
-        np.greater_equal(white[1:], white[:-1], out=local_max[1:])
-        local_max[0] = white[0] >= white[-1]
-        local_max[:-1] &= white[:-1] >= white[1:]
-        local_max[-1] &= white[-1] >= white[0]
-        line = (white > self.p.line_db) & local_max & self.in_band
-        if line.any():
-            self.expiry[self.to_short[line]] = self.clock + self.p.stationary_memory_s
-        # Held lines: a rotor line also stands out for a moment where its wander turns, and
-        # the mask above then hides it for a minute; the faint path only masks lines that
-        # held their fine bin (+-1) over line_held_s.
-        self.held += self.held_alpha * (_max3(line) - self.held)
-        held = line & (self.held > self.p.line_held)
-        if held.any():
-            self.held_expiry[self.to_short[held]] = self.clock + self.p.stationary_memory_s
-        # Main-rotor comb: most of the first harmonics of a 8-30 Hz blade-pass present.
-        # Only the low bins the rotor comb can reach (plus the neighbour the max needs).
-        low = self.heli_span
-        tonal = _max3((local_max[:low] & (white[:low] > self.p.heli_db)).astype(np.int8))
-        self.heli_hits = int(np.add.reduce(tonal[self.heli_index], axis=1).max())
-        if self.heli_hits >= self.p.heli_hits:
-            self.heli_until = self.p.heli_hold_s

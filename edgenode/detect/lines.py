@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgenode.detect.acoustic_params import AcousticParams
 from edgenode.detect.rank import detrended_spread, median, row_median
-
-if TYPE_CHECKING:
-    from edgenode.detect.acoustic import AcousticParams
 
 _ABSENT = -1e9  # log frequency / log ratio of an absent line: fails every comparison
 TRACK_GATE = 0.08  # log f: blocks whose f0 (or lower line) is this close belong to one track

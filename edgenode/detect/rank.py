@@ -77,3 +77,12 @@ def detrended_spread(x: list[float], y: list[float]) -> float:
     resid = [v - slope * xi for xi, v in zip(xc, yc, strict=True)]
     centre = small_median(resid)
     return MAD_TO_SIGMA * small_median([abs(r - centre) for r in resid])
+
+
+def max3(values: np.ndarray) -> np.ndarray:
+    """Maximum over each element and its two neighbours (maximum_filter1d(values, 3) without
+    its per-call overhead; the edges see their one neighbour, as 'reflect' does)."""
+    out = values.copy()
+    np.maximum(out[1:], values[:-1], out=out[1:])
+    np.maximum(out[:-1], values[1:], out=out[:-1])
+    return out

@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
+from edgenode.cli.sim import to_toml  # noqa: E402
 from edgenode.control.keys import OperatorIdentity  # noqa: E402
 from edgenode.control.operator import build_command, encode  # noqa: E402
-from edgenode.control_socket import request  # noqa: E402
+from edgenode.daemon.control_socket import request  # noqa: E402
 from edgenode.link.mqtt import BrokerOptions, InboundMessage, MqttClient  # noqa: E402
-from edgenode.sim_cli import to_toml  # noqa: E402
 from hal.sim.relay_board import RelayBoard  # noqa: E402
 from tests.conftest import Mosquitto  # noqa: E402
 

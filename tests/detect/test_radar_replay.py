@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgenode.radar_replay import replay_radar
+from edgenode.cli.radar_replay import replay_radar
 from tests.detect.test_plots import radar_points
 
 ti_mmwave = pytest.importorskip("hal.radar.ti_mmwave")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgenode.sim_cli import demo_operator_key, sim_config, to_toml
+from edgenode.cli.sim import demo_operator_key, sim_config, to_toml
 from hal.ports.audio.wav import read_wav
 from hal.radar import points_digest
 from tests.conftest import EDGENODE, ROOT

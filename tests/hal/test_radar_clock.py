@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from edgenode.config import RadarSection
+from edgenode.daemon.sensing import RadarStage, ReadingQueue
 from edgenode.health import Health
-from edgenode.sensing import RadarStage, ReadingQueue
 from hal.radar.clock import MAX_LAG_S, FrameClock, chirp_frame_period_s
 from hal.radar.ti_mmwave import encode_frame
 from tests.hal.test_serial import pty

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from edgenode.cli.sim import prepare_sim_run
 from edgenode.config import load_config
-from edgenode.sim_cli import prepare_sim_run
 from hal.ports.gpio import open_gpio
 from hal.ports.i2c import I2CError, open_i2c
 from hal.relay import JammerRelay

@@ -13,7 +13,7 @@ from edgenode.control.audit import export, verify
 
 
 def _audit_dir(args: argparse.Namespace) -> Path:
-    from edgenode.cli import state_dir
+    from edgenode.cli.main import state_dir
     from edgenode.config import ConfigError, config_path, load_config
 
     configured = None

@@ -7,14 +7,20 @@ retained on `.../selftest` and summarised in the command's result.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from edgenode.node import Node
+
+class NodeView(Protocol):
+    """What the checks read of the running daemon (edgenode.daemon.node.Node)."""
+
+    health: Any
+    sensors: Sequence[Any]
+    link: Any
+    effector_state: dict[str, Any] | None
+
+    def health_extra(self) -> dict[str, Any]: ...
 
 CPU_HOT_C = 80.0
 
@@ -26,7 +32,7 @@ def check(name: str, state: str, reason: str = "", **detail: Any) -> dict[str, A
     return out
 
 
-def run_selftest(node: Node) -> dict[str, Any]:
+def run_selftest(node: NodeView) -> dict[str, Any]:
     """Check every configured part from what the daemon's stages see now."""
     started = time.monotonic()
     stages = node.health.snapshot()
@@ -91,35 +97,3 @@ def summary(report: dict[str, Any]) -> str:
     failed = [f"{c['name']} ({c['reason']})" for c in report["checks"] if c["state"] != "ok"]
     passed = len(report["checks"]) - len(failed)
     return f"{passed} passed, {len(failed)} failed" + (": " + "; ".join(failed) if failed else "")
-
-
-# -- `edgenode selftest` ------------------------------------------------------------------
-def cmd_selftest(args: argparse.Namespace) -> int:
-    from edgenode.cli import state_dir
-    from edgenode.control_socket import request
-
-    sock = state_dir(args) / "control.sock"
-    try:
-        answer = request(sock, {"cmd": "selftest"}, timeout_s=30)
-    except OSError as exc:
-        print(f"selftest: no daemon answers at {sock} ({exc.strerror or exc}); is edgenode "
-              "running? (systemctl status edgenode)", file=sys.stderr)
-        return 2
-    if not answer.get("ok", False) and "report" not in answer:
-        print(f"selftest: {answer.get('error')}", file=sys.stderr)
-        return 2
-    report = answer["report"]
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for c in report["checks"]:
-            verdict = "PASS" if c["state"] == "ok" else "FAIL"
-            print(f"{verdict}  {c['name']:<24} {c['reason']}")
-        print(summary(report))
-    return 0 if report["ok"] else 1
-
-
-def register(add: Any) -> None:
-    p = add("selftest", cmd_selftest,
-            "check every configured part of the running daemon: PASS/FAIL per part")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -19,14 +19,14 @@ from typing import Any, Protocol
 from edgenode import __version__
 from edgenode.config import Config
 from edgenode.control import Effector, open_relay
-from edgenode.control_socket import ControlSocket
+from edgenode.daemon.control_socket import ControlSocket
+from edgenode.daemon.notify import notify, watchdog_interval_s
+from edgenode.daemon.sensing import AcousticStage, I2CStage, ReadingQueue, build_sensor_stages
+from edgenode.daemon.tracking import DetectionStage
 from edgenode.health import Health
 from edgenode.link import Link
-from edgenode.notify import notify, watchdog_interval_s
 from edgenode.selftest import run_selftest
 from edgenode.selftest import summary as selftest_summary
-from edgenode.sensing import AcousticStage, I2CStage, ReadingQueue, build_sensor_stages
-from edgenode.tracking import DetectionStage
 from hal.sensors.system import open_system_facts
 
 log = logging.getLogger(__name__)

@@ -71,11 +71,11 @@ def cmd_relay_safe(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edgenode.node import Node
+    from edgenode.daemon.node import Node
 
     twin = None
     if args.sim:
-        from edgenode.sim_cli import prepare_sim_run
+        from edgenode.cli.sim import prepare_sim_run
 
         sim_state = Path(args.state_dir or "state")
         path, twin = prepare_sim_run(Path(args.sim), sim_state, args.broker, args.speed,
@@ -153,11 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
 # Modules that add subcommands: each has `register(add)`, where `add(name, func, help)` returns
 # the subcommand's argparse parser (with --config and --state-dir already on it).
 COMMAND_MODULES = (
-    "edgenode.sim_cli",
-    "edgenode.detect_cli",
-    "edgenode.ctl",
-    "edgenode.control.audit_cli",
-    "edgenode.selftest",
+    "edgenode.cli.sim",
+    "edgenode.cli.replay",
+    "edgenode.cli.ctl",
+    "edgenode.cli.audit",
+    "edgenode.cli.selftest",
 )
 
 

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from edgenode.config import Config
+from edgenode.daemon.sensing import ReadingQueue
 from edgenode.detect.acoustic import AcousticDetector
 from edgenode.detect.plots import RadarPlotter
 from edgenode.detect.tracker import Tracker
 from edgenode.health import Health, LoopThread
-from edgenode.sensing import ReadingQueue
 from hal.radar import points_digest
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """`edgenode replay` (a recording through the acoustic or radar chain), `edgenode eval
 --clips` (the acoustic detector scored on a folder of labelled clips), `edgenode eval
 --truth/--run` (the daemon scored against the digital twin's ground truth, in
-edgenode.eval_twin) and `edgenode record` (raw device streams to files, edgenode.record).
+edgenode.cli.eval_twin) and `edgenode record` (raw device streams to files, edgenode.cli.record).
 
 Replay and eval --clips read files only; neither touches devices, the broker or the relay.
 """
@@ -75,7 +75,7 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
                    help="--clips: one JSON object per clip and gain, then a summary object; "
                    "--truth/--run: the score as one JSON object")
 
-    from edgenode.record import register as register_record
+    from edgenode.cli.record import register as register_record
 
     register_record(add)
 
@@ -84,7 +84,7 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     if args.radar is not None:
-        from edgenode.radar_replay import replay_radar
+        from edgenode.cli.radar_replay import replay_radar
 
         return replay_radar(args.radar, args.radar_model, args.json, sys.stdout)
     return replay_audio(args.audio, geometry=args.geometry, heading_deg=args.heading,
@@ -217,7 +217,7 @@ def decide_clip(path: Path, gain_db: float) -> tuple[bool, float, float | None, 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.clips is None:
-        from edgenode.eval_twin import cmd_eval_twin
+        from edgenode.cli.eval_twin import cmd_eval_twin
 
         return cmd_eval_twin(args)
     folder: Path = args.clips

@@ -168,7 +168,7 @@ class EventCollector:
 
 def _daemon_ready(state: Path, proc: subprocess.Popen[bytes]) -> float:
     """Wall time when the daemon first answered on its control socket."""
-    from edgenode.control_socket import request
+    from edgenode.daemon.control_socket import request
 
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while True:
