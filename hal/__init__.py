@@ -1,1 +1,2 @@
-"""Hardware abstraction: wires in, typed readings out. Knows nothing of the daemon."""
+"""Hardware abstraction: wires in, typed readings out. Knows nothing of the daemon: never
+imports edgenode (tests/test_architecture.py checks)."""

@@ -1,7 +1,8 @@
 """Node configuration: one TOML file validated into typed models.
 
 `load_config` reports every problem at once as `ConfigError.problems`, each naming the file,
-the key path, the bad value and the rule it breaks.
+the key path, the bad value and the rule it breaks. A library: imports pydantic and the
+standard library, nothing else of edgenode and nothing of hal.
 """
 
 from edgenode.config.loader import (

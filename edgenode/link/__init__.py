@@ -1,4 +1,6 @@
-"""The only package that imports paho: the node's MQTT link (docs/mqtt.md)."""
+"""The only package that imports paho: the node's MQTT link (docs/mqtt.md): topics, schemas,
+the durable outbox, command intake. A library: imports config and health; never control (it
+hands commands to a callback), the daemon or a command."""
 
 from edgenode.link.credentials import LinkConfigError
 from edgenode.link.link import Link
