@@ -78,8 +78,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from edgenode.cli.sim import prepare_sim_run
 
         sim_state = Path(args.state_dir or "state")
+        extra = {"cot": {"url": args.cot}} if args.cot else {}
         path, twin = prepare_sim_run(Path(args.sim), sim_state, args.broker, args.speed,
-                                     args.fault or [])
+                                     args.fault or [], extra_sections=extra)
         args.state_dir = str(sim_state)
         log.info("run --sim: twin pid %d, config %s; command it with: edgenode ctl --broker %s "
                  "--key %s", twin.pid, path, args.broker, sim_state / "operator.key")
@@ -139,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --sim: run scenario and sensors this many times faster")
     p.add_argument("--fault", action="append", metavar="NAME",
                    help="with --sim: inject a fault (repeatable), e.g. radar-unplugged")
+    p.add_argument("--cot", metavar="URL",
+                   help="with --sim: send CoT to a TAK server or group (tcp://HOST:PORT, "
+                   "udp://239.2.3.1:6969)")
     p = add("validate-config", cmd_validate_config,
             "check a config file and list every problem (exit 78 when invalid)")
     p.add_argument("path", nargs="?", help="config file (default: --config)")

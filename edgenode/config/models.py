@@ -202,6 +202,36 @@ class SensorsSection(Section):
         return self
 
 
+class CotSection(Section):
+    """Cursor-on-Target output (edgenode.interop.cot): tracks and the node on TAK maps."""
+
+    # tcp://host:port (TAK server), tls://host:port (with a client certificate),
+    # udp://239.2.3.1:6969 (multicast: a LAN without a server) or udp://host:port (unicast)
+    url: str = Field(pattern=r"^(tcp|tls|udp)://[^/:\s]+:\d{1,5}$")
+    protocol: Literal["xml", "protobuf"] = "xml"  # protobuf: TAK Protocol version 1
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    max_rate_hz: float = Field(1.0, gt=0, le=10)  # events per second per track
+    stale_s: float = Field(15, ge=2, le=600)  # a track leaves the map this long after its last
+    marker_period_s: float = Field(10, ge=1, le=600)  # the node's own marker is refreshed
+    multicast_ttl: int = Field(1, ge=1, le=32)
+    multicast_interface: str | None = Field(None, pattern=r"^\d{1,3}(\.\d{1,3}){3}$")
+    queue_events: int = Field(1000, ge=10, le=100000)
+    reconnect_min_s: float = Field(1, ge=0.1, le=60)
+    reconnect_max_s: float = Field(30, ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _destination(self) -> CotSection:
+        port = int(self.url.rsplit(":", 1)[1])
+        if not 1 <= port <= 65535:
+            raise ValueError(f"url {self.url!r}: port {port} is not in 1..65535")
+        if self.url.startswith("tls://") and (self.cert_file is None or self.key_file is None):
+            raise ValueError("url tls://...: a TAK server needs the node's client certificate: "
+                             "set cert_file and key_file")
+        return self
+
+
 class Config(Section):
     node: NodeSection
     storage: StorageSection = StorageSection()
@@ -211,6 +241,7 @@ class Config(Section):
     radar: RadarSection | None = None
     acoustic: AcousticSection | None = None
     sensors: SensorsSection = SensorsSection()
+    cot: CotSection | None = None
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> Config:

@@ -24,6 +24,7 @@ from edgenode.daemon.notify import notify, watchdog_interval_s
 from edgenode.daemon.sensing import AcousticStage, I2CStage, ReadingQueue, build_sensor_stages
 from edgenode.daemon.tracking import DetectionStage
 from edgenode.health import Health
+from edgenode.interop.cot import CotOutput
 from edgenode.link import Link
 from edgenode.selftest import run_selftest
 from edgenode.selftest import summary as selftest_summary
@@ -50,6 +51,7 @@ class Node:
         self.effector: Effector | None = None
         self.effector_state: dict[str, Any] | None = None
         self.sensors: list[Any] = []
+        self.cot: CotOutput | None = None
         self._clock_ok, self._clock_read_at = False, -1e9
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -69,12 +71,15 @@ class Node:
         self.effector.set_action_handler("selftest", self._remote_selftest)
         self.effector.start()
         self.readings = ReadingQueue()
+        if config.cot is not None:
+            self.cot = CotOutput(config, self.health, self._node_summary)
+            self._start(self.cot)
         self.sensors = build_sensor_stages(config, self.config_path, self.health, self.readings)
         for component in self.sensors:
             self._start(component)
         acoustic = next((s for s in self.sensors if isinstance(s, AcousticStage)), None)
         self.detection = DetectionStage(
-            config, self.health, self.readings, self.link.publish_event,
+            config, self.health, self.readings, self._publish_event,
             geometry_m=acoustic.geometry.positions_m if acoustic else None)
         self._start(self.detection)
         self.link.on_command(self.effector.handle_command, slow=self.effector.may_be_slow)
@@ -88,6 +93,21 @@ class Node:
     def _effector_changed(self, state: dict[str, Any]) -> None:
         self.effector_state = state
         self.link.set_state("effector", state)
+        if self.cot is not None:
+            self.cot.node_changed()
+
+    def _publish_event(self, event: dict[str, Any]) -> None:
+        """A track event to the control room, and to the TAK maps where configured."""
+        self.link.publish_event(event)
+        if self.cot is not None:
+            self.cot.on_event(event)
+
+    def _node_summary(self) -> tuple[str, str | None]:
+        """(status, effector state) for the node's marker on other systems' maps."""
+        bad = [f"{name} {s['state']}" for name, s in self.health.snapshot().items()
+               if s["state"] != "ok" and name != "cot"]
+        return ("degraded: " + ", ".join(bad) if bad else "online",
+                self.effector.state if self.effector is not None else None)
 
     def selftest(self) -> dict[str, Any]:
         report = run_selftest(self)
@@ -231,7 +251,8 @@ class Node:
                         "t": acoustic.t, "drone": acoustic.drone, "score": acoustic.score,
                         "f0_hz": acoustic.f0_hz,
                         "bearings_deg": [b.azimuth_deg for b in acoustic.bearings]},
-                    "recent_bearings": list(self.detection.recent_bearings)}
+                    "recent_bearings": list(self.detection.recent_bearings),
+                    "cot": None if self.cot is None else self.cot.snapshot()}
         if cmd == "selftest":
             return {"ok": True, "report": self.selftest()}
         if cmd == "stall":
