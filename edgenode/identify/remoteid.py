@@ -30,6 +30,8 @@ not 0 N 0 E, a direction above 360 deg is no direction):
   `area_radius_m`, `area_ceiling_m`, `area_floor_m`, `category_eu`, `class_eu`,
   `operator_altitude_geo_m`, `timestamp_unix_s`.
 - operator_id: `operator_id_type`, `operator_id`.
+A location or system message whose position is out of range (|lat| > 90, |lon| > 180) gives
+lat/lon None and `position_error` saying what was sent.
 
 A pack is accepted only when its header is sound (single message size 25, 1..9 messages, all of
 them present in the bytes) and it holds nothing but Remote ID messages in allowed numbers (at
@@ -75,6 +77,9 @@ class Decoded:
     messages: list[dict[str, Any]] = field(default_factory=list)
     pack: bool = False
     unknown_types: int = 0  # messages skipped because their type is not a Remote ID one
+    # things a well-formed pack says that cannot be true (a longitude of -214 deg, an ID of
+    # control characters): not grounds to reject the pack, but evidence against its sender
+    warnings: list[str] = field(default_factory=list)
 
 
 def _text(raw: bytes) -> str:
@@ -93,6 +98,12 @@ def _latlon(lat_e7: int, lon_e7: int) -> tuple[float | None, float | None]:
     return lat_e7 / 1e7, lon_e7 / 1e7
 
 
+def _check_position(out: dict[str, Any], lat_e7: int, lon_e7: int) -> None:
+    if abs(lat_e7) > 900_000_000 or abs(lon_e7) > 1_800_000_000:
+        out["position_error"] = (f"latitude {lat_e7 / 1e7:.7f}, longitude {lon_e7 / 1e7:.7f} "
+                                 "out of range")
+
+
 def _basic_id(m: bytes, version: int) -> dict[str, Any]:
     return {"type": "basic_id", "proto_version": version, "id_type": m[1] >> 4,
             "ua_type": m[1] & 0x0F, "uas_id": _text(m[2:22])}
@@ -104,7 +115,7 @@ def _location(m: bytes, version: int) -> dict[str, Any]:
     direction_deg = direction + 180 if flags & 0x02 else direction
     speed_mps = speed * 0.75 + 63.75 if flags & 0x01 else speed * 0.25
     lat, lon = _latlon(lat_e7, lon_e7)
-    return {"type": "location", "proto_version": version, "status": flags >> 4,
+    out = {"type": "location", "proto_version": version, "status": flags >> 4,
             "height_type": "ground" if flags & 0x04 else "takeoff",
             "direction_deg": float(direction_deg) if direction_deg <= 360 else None,
             "speed_horizontal_mps": None if speed_mps >= 255.0 else speed_mps,
@@ -118,6 +129,9 @@ def _location(m: bytes, version: int) -> dict[str, Any]:
             "speed_accuracy_mps": SPEED_ACCURACY_MPS.get(sb_acc & 0x0F),
             "timestamp_s": ts / 10.0 if ts <= 36_000 else None,
             "timestamp_accuracy_s": (ts_acc & 0x0F) / 10.0 if ts_acc & 0x0F else None}
+    if lat is None:
+        _check_position(out, lat_e7, lon_e7)
+    return out
 
 
 def _auth(m: bytes, version: int) -> dict[str, Any]:
@@ -145,13 +159,16 @@ def _system(m: bytes, version: int) -> dict[str, Any]:
     (_, flags, lat_e7, lon_e7, count, radius, ceiling, floor, eu, op_alt, ts,
      _) = _SYSTEM.unpack(m)
     lat, lon = _latlon(lat_e7, lon_e7)
-    return {"type": "system", "proto_version": version, "operator_location_type": flags & 0x03,
+    out = {"type": "system", "proto_version": version, "operator_location_type": flags & 0x03,
             "classification_type": (flags >> 2) & 0x07, "lat": lat, "lon": lon,
             "area_count": count, "area_radius_m": radius * 10,
             "area_ceiling_m": _altitude(ceiling), "area_floor_m": _altitude(floor),
             "category_eu": eu >> 4, "class_eu": eu & 0x0F,
             "operator_altitude_geo_m": _altitude(op_alt),
             "timestamp_unix_s": AUTH_EPOCH_UNIX_S + ts if ts else None}
+    if lat is None:
+        _check_position(out, lat_e7, lon_e7)
+    return out
 
 
 def _operator_id(m: bytes, version: int) -> dict[str, Any]:
@@ -183,7 +200,19 @@ def decode(payload: bytes) -> Decoded:
     message = decode_message(payload[:MESSAGE_SIZE])
     if message is None:
         return Decoded(False, f"unknown message type {kind}", unknown_types=1)
-    return Decoded(True, None, [message])
+    return Decoded(True, None, [message], warnings=_warnings([message]))
+
+
+def _warnings(messages: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for m in messages:
+        if "position_error" in m:
+            out.append(f"{m['type']}: {m['position_error']}")
+        for key in ("uas_id", "operator_id"):
+            text = m.get(key)
+            if text and not (text.isascii() and text.isprintable()):
+                out.append(f"{m['type']}: {key} {text!r} holds non-printable characters")
+    return out
 
 
 def decode_pack(payload: bytes) -> Decoded:
@@ -221,4 +250,5 @@ def decode_pack(payload: bytes) -> Decoded:
                 reason = (f"pack holds {n} {TYPE_NAMES[kind]} messages, "
                           f"at most {PACK_LIMITS[kind]} allowed")
                 break
-    return Decoded(reason is None, reason, messages, pack=True, unknown_types=unknown)
+    return Decoded(reason is None, reason, messages, pack=True, unknown_types=unknown,
+                   warnings=_warnings(messages))
