@@ -45,7 +45,7 @@ def carriers_in_ad(ad: bytes, t: float, src: str | None = None, rssi: int | None
         if length == 0:  # padding: nothing follows
             break
         body = ad[pos + 1:pos + 1 + length]
-        if length >= 4 and body[0] == AD_SERVICE_DATA_16 and body[1:3] == ASTM_UUID \
+        if len(body) >= 4 and body[0] == AD_SERVICE_DATA_16 and body[1:3] == ASTM_UUID \
                 and body[3] == ASTM_APP_CODE:
             why = error
             if pos + 1 + length > end:
