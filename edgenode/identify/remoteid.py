@@ -83,8 +83,7 @@ class Decoded:
 
 
 def _text(raw: bytes) -> str:
-    end = raw.find(b"\x00")
-    return (raw if end < 0 else raw[:end]).decode("latin-1")
+    return raw.split(b"\x00", 1)[0].decode("latin-1")
 
 
 def _altitude(encoded: int) -> float | None:
@@ -114,15 +113,19 @@ def _location(m: bytes, version: int) -> dict[str, Any]:
      ts, ts_acc, _) = _LOCATION.unpack(m)
     direction_deg = direction + 180 if flags & 0x02 else direction
     speed_mps = speed * 0.75 + 63.75 if flags & 0x01 else speed * 0.25
-    lat, lon = _latlon(lat_e7, lon_e7)
+    if lat_e7 or lon_e7:
+        lat, lon = _latlon(lat_e7, lon_e7)
+    else:
+        lat = lon = None
     out = {"type": "location", "proto_version": version, "status": flags >> 4,
             "height_type": "ground" if flags & 0x04 else "takeoff",
             "direction_deg": float(direction_deg) if direction_deg <= 360 else None,
             "speed_horizontal_mps": None if speed_mps >= 255.0 else speed_mps,
             "speed_vertical_mps": None if vspeed == 126 else vspeed * 0.5,
             "lat": lat, "lon": lon,
-            "altitude_baro_m": _altitude(baro), "altitude_geo_m": _altitude(geo),
-            "height_m": _altitude(height),
+            "altitude_baro_m": baro * 0.5 - 1000.0 if baro else None,
+            "altitude_geo_m": geo * 0.5 - 1000.0 if geo else None,
+            "height_m": height * 0.5 - 1000.0 if height else None,
             "horizontal_accuracy_m": HORIZONTAL_ACCURACY_M.get(hv_acc & 0x0F),
             "vertical_accuracy_m": VERTICAL_ACCURACY_M.get(hv_acc >> 4),
             "baro_accuracy_m": VERTICAL_ACCURACY_M.get(sb_acc >> 4),
@@ -162,9 +165,10 @@ def _system(m: bytes, version: int) -> dict[str, Any]:
     out = {"type": "system", "proto_version": version, "operator_location_type": flags & 0x03,
             "classification_type": (flags >> 2) & 0x07, "lat": lat, "lon": lon,
             "area_count": count, "area_radius_m": radius * 10,
-            "area_ceiling_m": _altitude(ceiling), "area_floor_m": _altitude(floor),
+            "area_ceiling_m": ceiling * 0.5 - 1000.0 if ceiling else None,
+            "area_floor_m": floor * 0.5 - 1000.0 if floor else None,
             "category_eu": eu >> 4, "class_eu": eu & 0x0F,
-            "operator_altitude_geo_m": _altitude(op_alt),
+            "operator_altitude_geo_m": op_alt * 0.5 - 1000.0 if op_alt else None,
             "timestamp_unix_s": AUTH_EPOCH_UNIX_S + ts if ts else None}
     if lat is None:
         _check_position(out, lat_e7, lon_e7)
@@ -177,6 +181,7 @@ def _operator_id(m: bytes, version: int) -> dict[str, Any]:
 
 
 _DECODERS = (_basic_id, _location, _auth, _self_id, _system, _operator_id)
+_OFFSETS = tuple(PACK_HEADER_SIZE + i * MESSAGE_SIZE for i in range(PACK_MAX_MESSAGES))
 
 
 def decode_message(m: bytes) -> dict[str, Any] | None:
@@ -203,14 +208,18 @@ def decode(payload: bytes) -> Decoded:
     return Decoded(True, None, [message], warnings=_warnings([message]))
 
 
+_ID_KEYS = {"basic_id": "uas_id", "operator_id": "operator_id"}
+
+
 def _warnings(messages: list[dict[str, Any]]) -> list[str]:
     out = []
     for m in messages:
         if "position_error" in m:
             out.append(f"{m['type']}: {m['position_error']}")
-        for key in ("uas_id", "operator_id"):
-            text = m.get(key)
-            if text and not (text.isascii() and text.isprintable()):
+        key = _ID_KEYS.get(m["type"])
+        if key is not None:
+            text = m[key]
+            if not (text.isascii() and text.isprintable()):
                 out.append(f"{m['type']}: {key} {text!r} holds non-printable characters")
     return out
 
@@ -234,16 +243,17 @@ def decode_pack(payload: bytes) -> Decoded:
     messages: list[dict[str, Any]] = []
     seen = [0] * 6
     unknown = 0
-    for i in range(present):
-        start = PACK_HEADER_SIZE + i * MESSAGE_SIZE
+    decoders = _DECODERS
+    for i, start in enumerate(_OFFSETS[:present]):
         m = payload[start:start + MESSAGE_SIZE]
-        kind = m[0] >> 4
+        head = m[0]
+        kind = head >> 4
         if kind > 5:
             unknown += 1
             reason = reason or f"message {i} of the pack has type {kind}, not a Remote ID message"
             continue
         seen[kind] += 1
-        messages.append(_DECODERS[kind](m, m[0] & 0x0F))
+        messages.append(decoders[kind](m, head & 0x0F))
     if reason is None:
         for kind, n in enumerate(seen):
             if n > PACK_LIMITS[kind]:

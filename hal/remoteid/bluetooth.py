@@ -32,7 +32,7 @@ LE_EXT_ADV_REPORT = 0x0D
 
 def address(raw: bytes) -> str:
     """A BLE device address as sent (little-endian) -> "aa:bb:cc:dd:ee:ff"."""
-    return ":".join(f"{b:02x}" for b in reversed(raw))
+    return raw[::-1].hex(":")
 
 
 def carriers_in_ad(ad: bytes, t: float, src: str | None = None, rssi: int | None = None,

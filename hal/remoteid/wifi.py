@@ -37,7 +37,7 @@ class WifiCounts:
 
 
 def mac(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
+    return raw.hex(":")
 
 
 def strip_radiotap(data: bytes) -> tuple[bytes, int | None] | None:
@@ -55,20 +55,38 @@ def strip_radiotap(data: bytes) -> tuple[bytes, int | None] | None:
             return None
         word = struct.unpack_from("<I", data, pos)[0]
         pos += 4
-    flags = 0
+    # a receiver sends the same field set every time: work the offsets out once per set
+    key = (present, pos)
+    offsets = _RT_OFFSETS.get(key)
+    if offsets is None:
+        offsets = _radiotap_offsets(present, pos)
+        if len(_RT_OFFSETS) < 64:
+            _RT_OFFSETS[key] = offsets
+    flags_at, rssi_at = offsets
+    flags = data[flags_at] if 0 <= flags_at < length else 0
     rssi = None
+    if 0 <= rssi_at < length:
+        rssi = data[rssi_at] - 256 if data[rssi_at] > 127 else data[rssi_at]
+    if flags & RT_FLAGS_FCS:
+        return data[length:-4], rssi
+    return data[length:], rssi
+
+
+_RT_OFFSETS: dict[tuple[int, int], tuple[int, int]] = {}
+
+
+def _radiotap_offsets(present: int, pos: int) -> tuple[int, int]:
+    """Offsets of the flags and antenna signal fields (-1 when absent)."""
+    flags_at = rssi_at = -1
     for bit, (align, size) in enumerate(_RT_FIELDS):
         if present & (1 << bit):
             pos += -pos % align
-            if bit == 1 and pos < length:
-                flags = data[pos]
+            if bit == 1:
+                flags_at = pos
             pos += size
-    if present & (1 << 5) and pos < length:
-        rssi = struct.unpack_from("b", data, pos)[0]
-    frame = data[length:]
-    if flags & RT_FLAGS_FCS:
-        frame = frame[:-4]
-    return frame, rssi
+    if present & (1 << 5):
+        rssi_at = pos
+    return flags_at, rssi_at
 
 
 def parse_80211(frame: bytes, t: float, rssi: int | None = None, index: int = 0,
