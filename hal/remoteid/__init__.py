@@ -13,6 +13,9 @@ data with UUID 0xFFFA and application code 0x0D. Other vendors' elements (DJI's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from hal.backends import load_backend
 
 TRANSPORTS = ("bluetooth", "wifi_beacon", "wifi_nan")
 
@@ -30,3 +33,42 @@ class RemoteIdFrame:
     index: int = 0  # the frame's position in its capture, or in the receive order
     error: str | None = None  # the carrier itself was cut or damaged (payload not to be believed)
     crc_ok: bool = True  # False: the radio's frame check failed (a sniffer still hands it on)
+
+
+class ReceiverError(OSError):
+    """A receiver cannot be opened or configured; the message names the interface, adapter or
+    file and says what to do."""
+
+
+@runtime_checkable
+class RemoteIdReceiver(Protocol):
+    """What every backend offers. `read` never blocks longer than its timeout, so the reader
+    thread keeps looping (and reporting) while the radio is quiet."""
+
+    name: str
+    frames: int  # Remote ID carriers delivered
+    records: int  # link-layer frames received (most carry no Remote ID)
+
+    def read(self, timeout_s: float) -> list[RemoteIdFrame]:
+        """Carriers received within `timeout_s` (an empty list when none came)."""
+        ...
+
+    def close(self) -> None:
+        """Stop receiving and release the device; idempotent."""
+        ...
+
+
+_BACKENDS = {
+    "wifi-monitor": "hal.remoteid.wifi_monitor:WifiMonitorReceiver",
+    "bluez-hci": "hal.remoteid.bluez:BluezHciReceiver",
+    "capture": "hal.remoteid.replay:CaptureReceiver",
+    "fake": "hal.remoteid.fake:FakeReceiver",
+}
+
+
+def open_receiver(backend: str, *, device: str, **options: object) -> RemoteIdReceiver:
+    """Open the named backend. `device` is the monitor-mode interface (wifi-monitor), the HCI
+    adapter ("hci0", bluez-hci), the capture file (capture) or a label (fake)."""
+    receiver: RemoteIdReceiver = load_backend("remote id receiver", _BACKENDS, backend,
+                                              ReceiverError)(device=device, **options)
+    return receiver
