@@ -2,9 +2,9 @@
 passively and reports every advertisement; the reports go through hal.remoteid.bluetooth.
 
 Bluetooth 5 long range (coded PHY) needs extended scanning: asked for first, and when the
-controller refuses it (the Pi 3/4/Zero 2 built-in controllers do; the Pi 5's and many USB
-BT 5 dongles do not) the receiver says so once and scans legacy advertising only, on the
-1M PHY. Opening needs CAP_NET_RAW and CAP_NET_ADMIN. While the receiver scans, bluetoothd should
+controller refuses it (a controller without the LE coded PHY does: `btmgmt phy` lists
+LECODEDRX where it is there) the receiver says so once and scans legacy advertising only, on
+the 1M PHY. Opening needs CAP_NET_RAW and CAP_NET_ADMIN. While the receiver scans, bluetoothd should
 not be told to scan the same adapter (hardware/remoteid.md).
 """
 
