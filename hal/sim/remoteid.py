@@ -9,7 +9,9 @@ values are given in SI units and degrees, None for "unknown".
 
 from __future__ import annotations
 
+import math
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 MESSAGE_SIZE = 25
@@ -172,3 +174,67 @@ def write_pcap(path: Path, linktype: int, records: list[tuple[float, bytes]]) ->
                                len(data)) + data)
     path.write_bytes(b"".join(out))
     return path
+
+
+# ------------------------------------------------------------------ broadcasting drones
+
+METRES_PER_DEG_LAT = 111_195.0  # spherical earth: the twin's few kilometres need no better
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """What one simulated drone broadcasts. `mode`: "truthful" sends where it is; "spoofed"
+    sends where it is plus `offset_m` (east, north); "silent" sends nothing."""
+
+    uas_id: str
+    mode: str = "truthful"
+    offset_m: tuple[float, float] = (0.0, 0.0)
+    transport: str = "bluetooth"  # "bluetooth" (BT5 extended advertising) or "wifi_beacon"
+    rate_hz: float = 1.0  # F3411 asks for at least one location a second
+    src: str = "60:60:1f:00:00:01"
+    operator_id: str = "SWE-OP-TWIN"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("truthful", "spoofed", "silent"):
+            raise ValueError(f"broadcast mode '{self.mode}' unknown: truthful, spoofed, silent")
+        if self.transport not in ("bluetooth", "wifi_beacon"):
+            raise ValueError(f"broadcast transport '{self.transport}' unknown: bluetooth, "
+                             "wifi_beacon")
+
+
+class Broadcaster:
+    """Turns a drone's true position (metres east, north, up of the node's mast foot) into the
+    link-layer frames a receiver would capture, at the broadcast rate."""
+
+    def __init__(self, broadcast: Broadcast, node_lat: float, node_lon: float,
+                 node_alt_m: float = 0.0) -> None:
+        self.b = broadcast
+        self.node = (node_lat, node_lon, node_alt_m)
+        self.counter = 0
+        self._next_t: float | None = None
+
+    def to_latlon(self, east_m: float, north_m: float) -> tuple[float, float]:
+        lat0, lon0, _ = self.node
+        return (lat0 + north_m / METRES_PER_DEG_LAT,
+                lon0 + east_m / (METRES_PER_DEG_LAT * math.cos(math.radians(lat0))))
+
+    def frames(self, t: float, east_m: float, north_m: float, up_m: float,
+               wall_t: float | None = None) -> list[tuple[int, bytes]]:
+        """(link type, frame bytes) due by scenario time `t`; none between broadcasts."""
+        if self.b.mode == "silent":
+            return []
+        if self._next_t is not None and t < self._next_t:
+            return []
+        self._next_t = t + 1.0 / self.b.rate_hz
+        dx, dy = self.b.offset_m if self.b.mode == "spoofed" else (0.0, 0.0)
+        lat, lon = self.to_latlon(east_m + dx, north_m + dy)
+        op_lat, op_lon = self.to_latlon(0.0, 0.0)
+        clock = t if wall_t is None else wall_t
+        payload = pack([basic_id(self.b.uas_id),
+                        location(lat, lon, altitude_geo_m=self.node[2] + up_m,
+                                 height_m=up_m, timestamp_s=clock % 3600.0),
+                        system(op_lat, op_lon), operator_id(self.b.operator_id)])
+        self.counter = (self.counter + 1) & 0xFF
+        if self.b.transport == "wifi_beacon":
+            return [(127, radiotap(wifi_beacon(self.b.src, self.counter, payload)))]
+        return [(251, ble_ll_packet(ble_extended_pdu(self.b.src, self.counter, payload)))]
