@@ -214,6 +214,8 @@ _ID_KEYS = {"basic_id": "uas_id", "operator_id": "operator_id"}
 def _warnings(messages: list[dict[str, Any]]) -> list[str]:
     out = []
     for m in messages:
+        if 2 < m["proto_version"] < 15:  # 3..14 reserved; 15 private use
+            out.append(f"{m['type']}: protocol version {m['proto_version']} is reserved")
         if "position_error" in m:
             out.append(f"{m['type']}: {m['position_error']}")
         key = _ID_KEYS.get(m["type"])

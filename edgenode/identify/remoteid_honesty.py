@@ -37,6 +37,9 @@ class HonestyRules:
     min_reports: int = 2
 
 
+DEFAULT_RULES = HonestyRules()
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     verdict: str  # trusted | suspect | spoofed | silent
@@ -82,7 +85,7 @@ def silent() -> Verdict:
 
 
 def judge(ident: Identity | None, now: float, measured: Measured | None = None,
-          rules: HonestyRules = HonestyRules()) -> Verdict:
+          rules: HonestyRules = DEFAULT_RULES) -> Verdict:
     """The verdict on one transmitter (None: a silent track)."""
     if ident is None:
         return silent()

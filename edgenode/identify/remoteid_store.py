@@ -45,7 +45,7 @@ class Sighting:
     src: str | None  # transmitter address it came from
 
 
-@dataclass
+@dataclass(eq=False)  # one record per transmitter: equal only to itself
 class Identity:
     key: str
     uas_id: str | None = None

@@ -118,3 +118,5 @@ def test_impossible_positions_and_unprintable_ids_are_warned_about() -> None:
     assert d.messages[1]["lat"] is None and "out of range" in d.messages[1]["position_error"]
     assert any("out of range" in w for w in d.warnings)
     assert any("non-printable" in w for w in d.warnings)
+    d = decode(tx.basic_id("FROM-THE-FUTURE", version=7))
+    assert d.ok and d.warnings == ["basic_id: protocol version 7 is reserved"]
