@@ -1,11 +1,13 @@
-"""Replay a Remote ID capture (pcap or pcapng: Wi-Fi with radiotap, BLE sniffer or HCI) through
-the receiver and the decoder: `edgenode replay --remoteid FILE [--json]`.
+"""Replay a Remote ID capture (pcap, pcapng or btmon's btsnoop: Wi-Fi with radiotap, BLE sniffer
+or HCI) through the receiver, the decoder, the identity store and the honesty verdicts:
+`edgenode replay --remoteid FILE [--json]`.
 
 With --json, one object per received frame that carries Remote ID:
 {"t", "transport", "ok", "reason", "messages": [...], "counter", "src", "rssi_dbm", "crc_ok",
 "frame"}, where `t` is the capture's time stamp in seconds and `frame` the record's index in
-the file; then one {"summary": {...}} object. The message fields are those of
-edgenode.identify.remoteid.
+the file; then one {"summary": {...}} object, whose `identities` list gives each transmitter's
+verdict on its broadcasts alone (no sensor bearing in a capture). The message fields are those
+of edgenode.identify.remoteid.
 """
 
 from __future__ import annotations
@@ -16,16 +18,25 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from edgenode.identify.remoteid import decode
+from edgenode.identify.remoteid_honesty import judge
+from edgenode.identify.remoteid_store import Identity, RemoteIdStore
 from hal.remoteid import RemoteIdFrame
 from hal.remoteid.capture import CaptureError, CaptureReader
 from hal.remoteid.linktypes import Extractor, capture_frames
 
 log = logging.getLogger(__name__)
 
+# A capture is judged at its end, on what was heard in its last minute
+STALE_AFTER_S = 60.0
 
-def frame_record(frame: RemoteIdFrame) -> dict[str, Any]:
-    """The JSON object for one received frame: decoded, with its verdict on well-formedness."""
+
+def frame_record(frame: RemoteIdFrame, store: RemoteIdStore | None = None) -> dict[str, Any]:
+    """The JSON object for one received frame: decoded, with its verdict on well-formedness;
+    filed in `store` when one is given."""
     decoded = decode(frame.payload)
+    if store is not None:
+        store.update(frame.t, decoded, src=frame.src, transport=frame.transport,
+                     frame_error=frame.error, crc_ok=frame.crc_ok)
     ok = decoded.ok and frame.error is None
     out: dict[str, Any] = {"t": frame.t, "transport": frame.transport, "ok": ok,
                            "reason": frame.error or decoded.reason,
@@ -51,30 +62,42 @@ def replay_remoteid(path: Path, as_json: bool, out: TextIO) -> int:
         log.error("remoteid replay: %s", exc)
         return 1
     extractor = Extractor()
+    store = RemoteIdStore(stale_after_s=STALE_AFTER_S)
     frames = ok = unknown = 0
-    ids: set[str] = set()
+    last_t = 0.0
     for frame in capture_frames(reader, extractor):
-        record = frame_record(frame)
+        record = frame_record(frame, store)
+        last_t = max(last_t, frame.t)
         frames += 1
         ok += record["ok"]
         unknown += record.get("unknown_types", 0)
-        for m in record["messages"]:
-            if m["type"] == "basic_id" and record["ok"] and frame.crc_ok and m["uas_id"]:
-                ids.add(m["uas_id"])
         out.write(json.dumps(record) + "\n" if as_json else _line(record))
     if reader.error:
         log.warning("remoteid replay: %s", reader.error)
     summary = {"records": extractor.records, "frames": frames, "ok": ok,
                "rejected": frames - ok, "unknown_types_skipped": unknown,
-               "uas_ids": sorted(ids), "unsupported_records": extractor.unsupported,
+               "identities": [_identity(i, last_t) for i in store.active(last_t)],
+               "unsupported_records": extractor.unsupported,
                "damaged_records": extractor.damaged,
                "other_vendor_elements": extractor.wifi.other_vendor_elements,
                "capture_error": reader.error}
     if as_json:
         out.write(json.dumps({"summary": summary}) + "\n")
     else:
+        identities = summary.pop("identities")
         out.write("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()) + "\n")
+        for ident in identities:
+            out.write(f"identity {ident['uas_id'] or ident['key']}: {ident['verdict']} ("
+                      + "; ".join(ident["reasons"]) + ")\n")
     return 0
+
+
+def _identity(ident: Identity, now: float) -> dict[str, Any]:
+    verdict = judge(ident, now)
+    return {"key": ident.key, "uas_id": ident.uas_id, "verdict": verdict.verdict,
+            "reasons": list(verdict.reasons), "frames_ok": ident.frames_ok,
+            "frames_bad": ident.frames_bad, "frames_damaged": ident.frames_damaged,
+            "operator_id": ident.operator_id}
 
 
 def _line(record: dict[str, Any]) -> str:

@@ -36,7 +36,7 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     source.add_argument("--audio", type=Path, metavar="FILE.wav", help="multichannel WAV")
     source.add_argument("--radar", type=Path, metavar="FILE", help="radar data-port capture")
     source.add_argument("--remoteid", type=Path, metavar="FILE",
-                        help="Remote ID capture (pcap/pcapng: Wi-Fi radiotap, BLE, HCI)")
+                        help="Remote ID capture (pcap, pcapng, btsnoop: Wi-Fi, BLE, HCI)")
     p.add_argument("--radar-model", default="ti-mmwave", help="radar protocol (--radar)")
     p.add_argument("--geometry", metavar="NAME|FILE",
                    help="microphone geometry, shipped name or TOML file, for bearings")

@@ -1,4 +1,8 @@
-"""pcap and pcapng capture files -> link-layer records (index, time, link type, bytes).
+"""pcap, pcapng and btsnoop capture files -> link-layer records (index, time, link type, bytes).
+
+btsnoop is what BlueZ's `btmon -w FILE` writes: HCI packets of one adapter (H4 datalink 1002,
+or the monitor datalink 2001, whose opcode sits in the record flags); records are handed on as
+LINKTYPE_BLUETOOTH_HCI_H4 (187).
 
 Our own reader rather than a library: both formats are a few fixed headers, we need only
 reading, and we want every bad length (a record longer than the file, a block length that is
@@ -17,11 +21,17 @@ from pathlib import Path
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": ("<", 1e-6), b"\xa1\xb2\xc3\xd4": (">", 1e-6),
                b"\x4d\x3c\xb2\xa1": ("<", 1e-9), b"\xa1\xb2\x3c\x4d": (">", 1e-9)}
 PCAPNG_SHB = 0x0A0D0D0A
+BTSNOOP_MAGIC = b"btsnoop\x00"
+BTSNOOP_EPOCH_US = 0x00DCDDB30F2F8000  # 0000-01-01 to 1970-01-01 in microseconds
+BTSNOOP_H4, BTSNOOP_MONITOR = 1002, 2001
+LINKTYPE_H4 = 187
+# btmon monitor opcodes -> the H4 packet type byte (command, ACL, SCO, event)
+_MONITOR_H4 = {2: 0x01, 3: 0x04, 4: 0x02, 5: 0x02, 6: 0x03, 7: 0x03}
 MAX_RECORD_BYTES = 262_144  # larger than any 802.11 or BLE frame: a bigger length is damage
 
 
 class CaptureError(ValueError):
-    """The file is not a pcap or pcapng capture."""
+    """The file is not a capture this reader knows."""
 
 
 @dataclass(slots=True)
@@ -44,8 +54,11 @@ class CaptureReader:
             self.format = "pcap"
         elif len(data) >= 12 and data[:4] == b"\x0a\x0d\x0d\x0a":
             self.format = "pcapng"
+        elif data[:8] == BTSNOOP_MAGIC:
+            self.format = "btsnoop"
         else:
-            raise CaptureError(f"{name}: not a pcap or pcapng file (magic {data[:4].hex()})")
+            raise CaptureError(f"{name}: not a pcap, pcapng or btsnoop file "
+                               f"(magic {data[:4].hex()})")
 
     @classmethod
     def open(cls, path: Path) -> CaptureReader:
@@ -54,6 +67,8 @@ class CaptureReader:
     def records(self) -> Iterator[Record]:
         if self.format == "pcap":
             yield from self._pcap()
+        elif self.format == "btsnoop":
+            yield from self._btsnoop()
         else:
             yield from self._pcapng()
 
@@ -85,6 +100,36 @@ class CaptureReader:
                 return
             yield Record(index, sec + frac * unit, linktype, data[off + 16:off + 16 + caplen])
             off += 16 + caplen
+            index += 1
+
+    def _btsnoop(self) -> Iterator[Record]:
+        data = self.data
+        if len(data) < 16:
+            self._stop("truncated btsnoop file header")
+            return
+        _, datalink = struct.unpack_from(">II", data, 8)
+        if datalink not in (BTSNOOP_H4, BTSNOOP_MONITOR):
+            self._stop(f"btsnoop datalink {datalink} not read (want {BTSNOOP_H4} or "
+                       f"{BTSNOOP_MONITOR})")
+            return
+        off, index = 16, 0
+        while off < len(data):
+            if off + 24 > len(data):
+                self._stop(f"record {index} header cut at byte {off}")
+                return
+            _, incl, flags, _, ts = struct.unpack_from(">IIIIq", data, off)
+            if incl > MAX_RECORD_BYTES or off + 24 + incl > len(data):
+                self._stop(f"record {index} at byte {off} declares {incl} bytes, "
+                           f"{len(data) - off - 24} left in the file")
+                return
+            body = data[off + 24:off + 24 + incl]
+            off += 24 + incl
+            if datalink == BTSNOOP_MONITOR:
+                h4 = _MONITOR_H4.get(flags & 0xFFFF)
+                if h4 is None:  # monitor notes, index changes: no HCI packet
+                    continue
+                body = bytes([h4]) + body
+            yield Record(index, (ts - BTSNOOP_EPOCH_US) / 1e6, LINKTYPE_H4, body)
             index += 1
 
     def _pcapng(self) -> Iterator[Record]:

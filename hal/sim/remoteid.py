@@ -238,3 +238,20 @@ class Broadcaster:
         if self.b.transport == "wifi_beacon":
             return [(127, radiotap(wifi_beacon(self.b.src, self.counter, payload)))]
         return [(251, ble_ll_packet(ble_extended_pdu(self.b.src, self.counter, payload)))]
+
+
+def write_btsnoop(path: Path, records: list[tuple[float, bytes]], *,
+                  monitor: bool = False) -> Path:
+    """A btsnoop file as `btmon -w` writes it: H4 packets (datalink 1002), or with
+    `monitor` the btmon datalink 2001 (the packet type moves into the record flags)."""
+    epoch_us = 0x00DCDDB30F2F8000
+    out = [b"btsnoop\x00" + struct.pack(">II", 1, 2001 if monitor else 1002)]
+    for t, h4 in records:
+        body, flags = h4, 0x03 if h4[0] == 0x04 else 0x00
+        if monitor:
+            opcodes = {0x01: 2, 0x04: 3, 0x02: 5, 0x03: 7}
+            body, flags = h4[1:], opcodes[h4[0]]
+        out.append(struct.pack(">IIIIq", len(body), len(body), flags, 0,
+                               epoch_us + round(t * 1e6)) + body)
+    path.write_bytes(b"".join(out))
+    return path

@@ -60,6 +60,20 @@ def test_hci_advertising_reports_carry_remote_id(tmp_path: Path) -> None:
         assert (frame.src, frame.counter, frame.rssi_dbm) == (DRONE, 9, -77)
 
 
+@pytest.mark.parametrize("monitor", [False, True], ids=["h4", "btmon-monitor"])
+def test_btmon_btsnoop_captures_are_read(tmp_path: Path, monitor: bool) -> None:
+    ad = tx.ble_service_data(4, tx.basic_id("BTSNOOP0000001"))
+    command = bytes.fromhex("010c200201 00".replace(" ", ""))  # LE Set Scan Enable: no RID
+    path = tx.write_btsnoop(tmp_path / "hci.btsnoop",
+                            [(1700000000.5, command),
+                             (1700000001.25, tx.hci_le_adv_report(DRONE, ad))], monitor=monitor)
+    reader = CaptureReader.open(path)
+    (frame,) = list(capture_frames(reader))
+    assert reader.error is None and reader.format == "btsnoop"
+    assert (frame.src, frame.counter, frame.index) == (DRONE, 4, 1)
+    assert frame.t == pytest.approx(1700000001.25)
+
+
 def test_other_vendors_elements_are_never_taken_as_astm() -> None:
     # DJI's OUI with bytes that would decode as a perfect ASTM pack, and ASTM's OUI with the
     # wrong type: neither is handed on
@@ -109,7 +123,7 @@ def test_a_record_with_an_oversized_length_stops_the_reading_with_a_reason(
 
 
 def test_a_file_that_is_no_capture_is_named() -> None:
-    with pytest.raises(CaptureError, match=r"junk\.bin: not a pcap or pcapng"):
+    with pytest.raises(CaptureError, match=r"junk\.bin: not a pcap, pcapng or btsnoop"):
         CaptureReader(b"GIF89a....", "junk.bin")
 
 

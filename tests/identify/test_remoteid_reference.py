@@ -180,6 +180,9 @@ def test_replay_cli_json_carries_the_contract_fields() -> None:
     # the capture's NAN synchronisation beacons carry another vendor's (the Wi-Fi
     # Alliance's) element: counted, never decoded
     assert summary["other_vendor_elements"] == 21
+    # no Basic ID in this capture: the transmitter is known by its address, and consistent
+    (ident,) = summary["identities"]
+    assert ident["key"] == "src:84:cc:a8:60:43:24" and ident["verdict"] == "trusted"
 
     bt = subprocess.run([*EDGENODE, "replay", "--remoteid",
                          str(DATA / "odid_bt5_lr_sample.pcapng"), "--json"],
@@ -191,6 +194,14 @@ def test_replay_cli_json_carries_the_contract_fields() -> None:
     assert all(f["transport"] == "bluetooth" for f in frames)
     rejected = [f for f in frames if not f["ok"]]
     assert rejected and all(f["reason"] for f in rejected)
+    # text mode, as a field engineer reads it: one line per frame, the summary, the verdicts
+    text = subprocess.run([*EDGENODE, "replay", "--remoteid",
+                           str(DATA / "odid_wifi_bcn_sample.pcap")],
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    lines = text.splitlines()
+    assert len(lines) == 21 + 2
+    assert "wifi_beacon ok  id 'MFG1A0123456789' at 45.5457468,-122.9681496" in lines[0]
+    assert lines[-1].startswith("identity MFG1A0123456789: trusted (21 consistent position")
 
 
 def test_replay_cli_names_a_file_that_is_no_capture(tmp_path: Path) -> None:
@@ -199,4 +210,4 @@ def test_replay_cli_names_a_file_that_is_no_capture(tmp_path: Path) -> None:
     out = subprocess.run([*EDGENODE, "replay", "--remoteid", str(junk), "--json"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
-    assert "junk.pcap" in out.stderr and "not a pcap or pcapng" in out.stderr
+    assert "junk.pcap" in out.stderr and "not a pcap, pcapng or btsnoop" in out.stderr
