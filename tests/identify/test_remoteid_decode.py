@@ -3,6 +3,8 @@ transmitter): both protocol versions, every message type, and the packs it must 
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from edgenode.identify.remoteid import decode, decode_message
@@ -120,3 +122,22 @@ def test_impossible_positions_and_unprintable_ids_are_warned_about() -> None:
     assert any("non-printable" in w for w in d.warnings)
     d = decode(tx.basic_id("FROM-THE-FUTURE", version=7))
     assert d.ok and d.warnings == ["basic_id: protocol version 7 is reserved"]
+
+
+def test_garbage_payloads_never_raise() -> None:
+    rng = random.Random(3411)
+    good = tx.pack([tx.basic_id("A"), tx.location(LAT, LON), tx.auth_page(0, b"x"),
+                    tx.self_id("s"), tx.system(LAT, LON), tx.operator_id("o")])
+    for _ in range(5000):
+        if rng.random() < 0.5:
+            data = bytearray(good[: rng.randrange(len(good) + 1)])
+            for _ in range(rng.randrange(6)):
+                if data:
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+        else:
+            data = bytearray(rng.randbytes(rng.randrange(260)))
+        d = decode(bytes(data))
+        assert d.ok or d.reason
+        for m in d.messages:
+            assert m["type"] in ("basic_id", "location", "auth", "self_id", "system",
+                                 "operator_id")
