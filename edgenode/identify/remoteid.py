@@ -23,7 +23,8 @@ not 0 N 0 E, a direction above 360 deg is no direction):
   `timestamp_accuracy_s`.
 - auth: `auth_type`, `page`, and on page 0 `last_page_index`, `length` (bytes of
   authentication data over all pages), `timestamp_unix_s`; `data_hex` (the page's data bytes).
-  Version 0 sent a page count where version 2 sends the last page index: both are given.
+  Version 0 sent a page count where version 2 sends the last page index; both read as
+  `last_page_index`.
 - self_id: `desc_type`, `description`.
 - system: `operator_location_type` (0 take-off, 1 live GNSS, 2 fixed), `classification_type`
   (0 undeclared, 1 EU), `lat`, `lon` (the operator's position, degrees), `area_count`,
@@ -143,8 +144,8 @@ def _auth(m: bytes, version: int) -> dict[str, Any]:
                            "page": page}
     if page == 0:
         _, _, pages, length, ts = _AUTH0.unpack_from(m)
-        # -19 sent the number of pages here, -22a the index of the last one
-        last = pages - 1 if version < 2 else pages
+        # version 0 (-19) sent the number of pages here, later versions the last page's index
+        last = pages - 1 if version == 0 else pages
         out.update(last_page_index=max(last, 0), length=length,
                    timestamp_unix_s=AUTH_EPOCH_UNIX_S + ts if ts else None,
                    data_hex=m[8:].hex())
