@@ -146,9 +146,40 @@ def parse_ll_phdr(data: bytes, t: float, index: int = 0) -> list[RemoteIdFrame]:
                            crc_ok=crc_ok)
 
 
-def parse_hci_event(event: bytes, t: float, index: int = 0) -> list[RemoteIdFrame]:
+class ReportAssembler:
+    """Joins the pieces of one extended advertisement. A controller hands at most 229 bytes of
+    advertising data per report, and a Remote ID pack in one AD structure is 234 bytes: it
+    comes in two reports, the first marked "incomplete, more to come". Pieces wait here per
+    advertiser and advertising set; a bounded number of them, the oldest dropped first."""
+
+    MAX_PENDING = 64
+    MAX_BYTES = 1650  # the largest extended advertising data a chain can carry
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, int], bytearray] = {}
+        self.dropped = 0  # pieces thrown away (too many advertisers, or too long)
+
+    def add(self, key: tuple[str, int], piece: bytes, status: int) -> bytes | None:
+        """The whole advertising data once complete (status 0 or 2), else None."""
+        held = self._pending.pop(key, None)
+        data = piece if held is None else bytes(held + piece)
+        if status != 1:
+            return data
+        if len(data) > self.MAX_BYTES:
+            self.dropped += 1
+            return None
+        if len(self._pending) >= self.MAX_PENDING:
+            self._pending.pop(next(iter(self._pending)))
+            self.dropped += 1
+        self._pending[key] = bytearray(data)
+        return None
+
+
+def parse_hci_event(event: bytes, t: float, index: int = 0,
+                    assembler: ReportAssembler | None = None) -> list[RemoteIdFrame]:
     """An HCI event packet without the H4 type byte: LE Advertising Report (legacy) and LE
-    Extended Advertising Report (Bluetooth 5, coded PHY)."""
+    Extended Advertising Report (Bluetooth 5, coded PHY). Without an `assembler`, an extended
+    report split over several events is read piece by piece (and the pieces come out cut)."""
     if len(event) < 4 or event[0] != HCI_LE_META:
         return []
     params = event[2:2 + event[1]]
@@ -172,21 +203,28 @@ def parse_hci_event(event: bytes, t: float, index: int = 0) -> list[RemoteIdFram
                 break
             etype = params[pos] | params[pos + 1] << 8
             src = address(params[pos + 3:pos + 9])
+            sid = params[pos + 11]
             rssi = struct.unpack_from("b", params, pos + 13)[0]
             dlen = params[pos + 23]
             ad = params[pos + 24:pos + 24 + dlen]
-            # data status 2: the controller cut the data short
-            error = "advertising data truncated by the controller" \
-                if (etype >> 5) & 0x03 == 2 else None
-            out.extend(carriers_in_ad(ad, t, src, None if rssi == 127 else rssi, index, error))
             pos += 24 + dlen
+            status = (etype >> 5) & 0x03
+            if assembler is not None:
+                whole = assembler.add((src, sid), ad, status)
+                if whole is None:
+                    continue
+                ad = whole
+            # data status 2: the controller cut the data short
+            error = "advertising data truncated by the controller" if status == 2 else None
+            out.extend(carriers_in_ad(ad, t, src, None if rssi == 127 else rssi, index, error))
         else:
             break
     return out
 
 
-def parse_h4(data: bytes, t: float, index: int = 0) -> list[RemoteIdFrame]:
+def parse_h4(data: bytes, t: float, index: int = 0,
+             assembler: ReportAssembler | None = None) -> list[RemoteIdFrame]:
     """An H4 packet (type byte, then the HCI packet): only events are of interest."""
     if len(data) < 2 or data[0] != HCI_EVENT:
         return []
-    return parse_hci_event(data[1:], t, index)
+    return parse_hci_event(data[1:], t, index, assembler)

@@ -6,7 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hal.remoteid import RemoteIdFrame
-from hal.remoteid.bluetooth import parse_h4, parse_ll_packet, parse_ll_phdr, parse_nordic
+from hal.remoteid.bluetooth import (
+    ReportAssembler,
+    parse_h4,
+    parse_ll_packet,
+    parse_ll_phdr,
+    parse_nordic,
+)
 from hal.remoteid.capture import CaptureReader
 from hal.remoteid.wifi import WifiCounts, parse_80211, strip_radiotap
 
@@ -29,6 +35,7 @@ class Extractor:
         self.records = 0
         self.unsupported = 0  # records of a link type we do not read
         self.damaged = 0  # records whose own framing was cut (radiotap, sniffer header)
+        self.hci = ReportAssembler()  # extended advertising reports come in pieces
 
     def extract(self, linktype: int, data: bytes, t: float, index: int = 0
                 ) -> list[RemoteIdFrame]:
@@ -50,9 +57,9 @@ class Extractor:
         if linktype == BLUETOOTH_LE_LL_WITH_PHDR:
             return parse_ll_phdr(data, t, index)
         if linktype == BLUETOOTH_HCI_H4_WITH_PHDR:
-            return parse_h4(data[4:], t, index)
+            return parse_h4(data[4:], t, index, self.hci)
         if linktype == BLUETOOTH_HCI_H4:
-            return parse_h4(data, t, index)
+            return parse_h4(data, t, index, self.hci)
         self.unsupported += 1
         return []
 

@@ -255,3 +255,20 @@ def write_btsnoop(path: Path, records: list[tuple[float, bytes]], *,
                                epoch_us + round(t * 1e6)) + body)
     path.write_bytes(b"".join(out))
     return path
+
+
+def hci_le_ext_adv_reports(src: str, ad: bytes, *, rssi: int = -60, sid: int = 1,
+                           piece: int = 229) -> list[bytes]:
+    """H4 events: LE Meta, LE Extended Advertising Report(s) carrying `ad`, split as a
+    controller splits it (at most `piece` bytes each; all but the last marked incomplete)."""
+    out = []
+    chunks = [ad[i:i + piece] for i in range(0, len(ad), piece)] or [b""]
+    for k, chunk in enumerate(chunks):
+        status = 0 if k == len(chunks) - 1 else 1
+        etype = 0x0000 | status << 5  # non-connectable, non-scannable, undirected, extended
+        report = struct.pack("<HB", etype, 0x01) + _mac(src)[::-1] \
+            + struct.pack("<BBBbbHB", 0x03, 0x03, sid, 127, rssi, 0, 0) + bytes(6) \
+            + bytes([len(chunk)]) + chunk
+        params = bytes([0x0D, 1]) + report
+        out.append(bytes([0x04, 0x3E, len(params)]) + params)
+    return out

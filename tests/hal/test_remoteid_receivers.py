@@ -60,6 +60,23 @@ def test_hci_advertising_reports_carry_remote_id(tmp_path: Path) -> None:
         assert (frame.src, frame.counter, frame.rssi_dbm) == (DRONE, 9, -77)
 
 
+def test_a_pack_split_over_two_extended_reports_is_joined() -> None:
+    pack9 = tx.pack([tx.basic_id("LONGRANGE000001"), tx.location(57.7, 11.97),
+                     tx.self_id("long range"), tx.system(57.69, 11.96), tx.operator_id("OP"),
+                     tx.auth_page(0, b"a"), tx.auth_page(1, b"b"), tx.auth_page(2, b"c"),
+                     tx.auth_page(3, b"d")])
+    ad = tx.ble_service_data(6, pack9)
+    first, second = tx.hci_le_ext_adv_reports(DRONE, ad, rssi=-88)
+    other = tx.hci_le_ext_adv_reports("60:60:1f:00:00:02", tx.ble_service_data(1, PACK))[0]
+    ex = Extractor()
+    assert ex.extract(BLUETOOTH_HCI_H4, first, 1.0) == []  # waits for the rest
+    (elsewhere,) = ex.extract(BLUETOOTH_HCI_H4, other, 1.01)  # another advertiser between
+    assert elsewhere.payload == PACK
+    (frame,) = ex.extract(BLUETOOTH_HCI_H4, second, 1.02)
+    assert (frame.src, frame.counter, frame.rssi_dbm, frame.error) == (DRONE, 6, -88, None)
+    assert frame.payload == pack9 and len(ad) > 229
+
+
 @pytest.mark.parametrize("monitor", [False, True], ids=["h4", "btmon-monitor"])
 def test_btmon_btsnoop_captures_are_read(tmp_path: Path, monitor: bool) -> None:
     ad = tx.ble_service_data(4, tx.basic_id("BTSNOOP0000001"))
