@@ -62,13 +62,15 @@ _BACKENDS = {
     "wifi-monitor": "hal.remoteid.wifi_monitor:WifiMonitorReceiver",
     "bluez-hci": "hal.remoteid.bluez:BluezHciReceiver",
     "capture": "hal.remoteid.replay:CaptureReceiver",
+    "socket": "hal.remoteid.dgram:DatagramReceiver",
     "fake": "hal.remoteid.fake:FakeReceiver",
 }
 
 
 def open_receiver(backend: str, *, device: str, **options: object) -> RemoteIdReceiver:
     """Open the named backend. `device` is the monitor-mode interface (wifi-monitor), the HCI
-    adapter ("hci0", bluez-hci), the capture file (capture) or a label (fake)."""
+    adapter ("hci0", bluez-hci), the capture file (capture), a socket path (socket: the twin,
+    or a capture helper, sends link-layer frames there) or a label (fake)."""
     receiver: RemoteIdReceiver = load_backend("remote id receiver", _BACKENDS, backend,
                                               ReceiverError)(device=device, **options)
     return receiver

@@ -21,7 +21,7 @@ from hal.remoteid.bluez import (
     BluezHciReceiver,
 )
 from hal.remoteid.fake import FakeReceiver
-from hal.remoteid.linktypes import IEEE802_11_RADIOTAP
+from hal.remoteid.linktypes import BLUETOOTH_HCI_H4, IEEE802_11_RADIOTAP
 from hal.remoteid.wifi_monitor import WifiMonitorReceiver
 from hal.sim import remoteid as tx
 
@@ -169,3 +169,27 @@ def test_capture_receiver_in_real_time_keeps_the_capture_pace(tmp_path: Path) ->
         got += rx.read(0.05)
     assert len(got) == 3
     assert time.monotonic() - started >= 0.25  # 0.3 s of capture, not all at once
+
+
+def test_socket_receiver_takes_frames_from_the_twin_or_a_capture_helper(tmp_path: Path) -> None:
+    path = tmp_path / "rid.sock"
+    path.write_text("not a socket")
+    with pytest.raises(ReceiverError, match="exists and is not a socket"):
+        open_receiver("socket", device=str(path))
+    path.unlink()
+    with pytest.raises(ReceiverError, match="link type 1 not read"):
+        open_receiver("socket", device=str(path), linktype=1)
+    rx = open_receiver("socket", device=str(path), linktype=BLUETOOTH_HCI_H4)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+        for event in tx.hci_le_ext_adv_reports(DRONE, tx.ble_service_data(3, PACK)):
+            sender.sendto(event, str(path))
+        frames = rx.read(1.0)
+    assert [(f.src, f.counter, f.payload) for f in frames] == [(DRONE, 3, PACK)]
+    rx.close()
+    assert not path.exists()  # the socket file goes with the receiver
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as crashed:  # one left behind
+        crashed.bind(str(path))
+    assert path.exists()
+    again = open_receiver("socket", device=str(path))  # is replaced
+    again.close()
+
