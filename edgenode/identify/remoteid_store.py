@@ -154,7 +154,8 @@ class RemoteIdStore:
     def _touch(self, key: str, t: float, src: str | None, uas_id: str | None) -> Identity:
         ident = self._ids.get(key)
         if ident is None:
-            ident = Identity(key=key, uas_id=uas_id, first_seen_t=t)
+            claimed = None if key.startswith("src:") else key
+            ident = Identity(key=key, uas_id=uas_id or claimed, first_seen_t=t)
             self._ids[key] = ident
             while len(self._ids) > self.max_identities:
                 self._drop(next(iter(self._ids)))

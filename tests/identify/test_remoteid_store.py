@@ -60,6 +60,17 @@ def test_malformed_and_damaged_frames_count_but_change_nothing() -> None:
     assert [(s.lat, s.lon) for s in ident.sightings] == [(10.0, 20.0)]
 
 
+def test_a_broken_pack_heard_first_files_under_its_claimed_id() -> None:
+    store = RemoteIdStore()
+    cut = tx.pack([tx.basic_id("FIRST-CUT"), tx.location(10.0, 20.0)])[:40]
+    early = store.update(0.0, decode(cut), src=None)
+    assert early is not None and early.uas_id == "FIRST-CUT" and early.frames_bad == 1
+    later = store.update(1.0, decode(tx.pack([tx.basic_id("FIRST-CUT"),
+                                              tx.location(10.0, 20.0)])), src=None)
+    assert later is early and later.frames_ok == 1 and len(later.sightings) == 1
+    assert later.summary()["uas_id"] == "FIRST-CUT"
+
+
 def test_identities_go_stale_after_the_configured_time() -> None:
     store = RemoteIdStore(stale_after_s=5.0)
     store.update(0.0, basic("OLD"), src="00:00:00:00:00:01")
