@@ -6,6 +6,7 @@ field engineer runs it."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from collections import defaultdict
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from edgenode.cli.remoteid_replay import frame_record
+from edgenode.cli.remoteid_replay import frame_record, replay_remoteid
 from hal.remoteid.capture import CaptureReader
 from hal.remoteid.linktypes import capture_frames
 from tests.conftest import EDGENODE, SHARED_DATA
@@ -184,10 +185,9 @@ def test_replay_cli_json_carries_the_contract_fields() -> None:
     (ident,) = summary["identities"]
     assert ident["key"] == "src:84:cc:a8:60:43:24" and ident["verdict"] == "trusted"
 
-    bt = subprocess.run([*EDGENODE, "replay", "--remoteid",
-                         str(DATA / "odid_bt5_lr_sample.pcapng"), "--json"],
-                        capture_output=True, text=True, timeout=60, check=True)
-    frames = [json.loads(line) for line in bt.stdout.splitlines()][:-1]
+    bt = io.StringIO()  # in-process from here on: the subprocess path is proven above
+    assert replay_remoteid(DATA / "odid_bt5_lr_sample.pcapng", True, bt) == 0
+    frames = [json.loads(line) for line in bt.getvalue().splitlines()][:-1]
     basic = [m for f in frames if f["ok"] and f["crc_ok"] for m in f["messages"]
              if m["type"] == "basic_id"]
     assert {m["uas_id"] for m in basic} == {"SSEVTFG93700070"}
@@ -195,19 +195,21 @@ def test_replay_cli_json_carries_the_contract_fields() -> None:
     rejected = [f for f in frames if not f["ok"]]
     assert rejected and all(f["reason"] for f in rejected)
     # text mode, as a field engineer reads it: one line per frame, the summary, the verdicts
-    text = subprocess.run([*EDGENODE, "replay", "--remoteid",
-                           str(DATA / "odid_wifi_bcn_sample.pcap")],
-                          capture_output=True, text=True, timeout=60, check=True).stdout
-    lines = text.splitlines()
+    text = io.StringIO()
+    assert replay_remoteid(DATA / "odid_wifi_bcn_sample.pcap", False, text) == 0
+    lines = text.getvalue().splitlines()
     assert len(lines) == 21 + 2
     assert "wifi_beacon ok  id 'MFG1A0123456789' at 45.5457468,-122.9681496" in lines[0]
     assert lines[-1].startswith("identity MFG1A0123456789: trusted (21 consistent position")
 
 
-def test_replay_cli_names_a_file_that_is_no_capture(tmp_path: Path) -> None:
+def test_replay_names_a_file_that_is_no_capture(tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
     junk = tmp_path / "junk.pcap"
     junk.write_bytes(b"not a capture at all")
-    out = subprocess.run([*EDGENODE, "replay", "--remoteid", str(junk), "--json"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1
-    assert "junk.pcap" in out.stderr and "not a pcap, pcapng or btsnoop" in out.stderr
+    out = io.StringIO()
+    assert replay_remoteid(junk, True, out) == 1
+    assert out.getvalue() == ""
+    assert "junk.pcap" in caplog.text and "not a pcap, pcapng or btsnoop" in caplog.text
+    assert replay_remoteid(tmp_path / "absent.pcap", True, out) == 1
+    assert "absent.pcap" in caplog.text
