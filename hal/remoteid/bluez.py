@@ -16,7 +16,7 @@ import socket
 import struct
 import time
 
-from hal.remoteid import ReceiverError
+from hal.remoteid import ReceiverError, RemoteIdFrame
 from hal.remoteid.linktypes import BLUETOOTH_HCI_H4
 from hal.remoteid.live import SocketReceiver
 
@@ -114,7 +114,7 @@ class BluezHciReceiver(SocketReceiver):
                             f"{self.command_timeout_s} s; is the adapter up and not blocked "
                             "(`rfkill list`)?")
 
-    def read(self, timeout_s: float) -> list:
+    def read(self, timeout_s: float) -> list[RemoteIdFrame]:
         if self._early:
             early, self._early = self._early, []
             out = []
