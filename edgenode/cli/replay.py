@@ -35,6 +35,8 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--audio", type=Path, metavar="FILE.wav", help="multichannel WAV")
     source.add_argument("--radar", type=Path, metavar="FILE", help="radar data-port capture")
+    source.add_argument("--remoteid", type=Path, metavar="FILE",
+                        help="Remote ID capture (pcap, pcapng, btsnoop: Wi-Fi, BLE, HCI)")
     p.add_argument("--radar-model", default="ti-mmwave", help="radar protocol (--radar)")
     p.add_argument("--geometry", metavar="NAME|FILE",
                    help="microphone geometry, shipped name or TOML file, for bearings")
@@ -83,6 +85,10 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
 # ---------------------------------------------------------------- replay
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.remoteid is not None:
+        from edgenode.cli.remoteid_replay import replay_remoteid
+
+        return replay_remoteid(args.remoteid, args.json, sys.stdout)
     if args.radar is not None:
         from edgenode.cli.radar_replay import replay_radar
 

@@ -1,0 +1,2 @@
+"""pure identification: Remote ID decoding, identity store and honesty verdicts, the airspace
+picture; no I/O imports"""
