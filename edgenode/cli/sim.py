@@ -141,12 +141,14 @@ def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str,
 
 def prepare_sim_run(scenario: Path, state_dir: Path, broker_url: str, speed: float,
                     faults: list[str], *, admin_key: bool | None = None,
+                    extra_sections: dict[str, dict[str, Any]] | None = None,
                     ) -> tuple[Path, subprocess.Popen[bytes]]:
     """Start the twin as a child process and write a node config that uses it.
 
     Returns (config path, the twin's process). The twin writes to state_dir/sim (truth.jsonl,
     endpoints.json, twin.log); it stops a few seconds after the calling process is gone.
     `admin_key` (default: $EDGENODE_SIM_ADMIN_KEY = 1) also trusts STATE/admin.key as admin.
+    `extra_sections` are merged into the node config (e.g. {"sapient": {...}} for --sapient).
     """
     if admin_key is None:
         admin_key = os.environ.get(ADMIN_KEY_ENV) == "1"
@@ -177,6 +179,8 @@ def prepare_sim_run(scenario: Path, state_dir: Path, broker_url: str, speed: flo
     endpoints = json.loads(endpoints_path.read_text())
     config = sim_config(endpoints, broker_url, demo_operator_key(state_dir),
                         demo_admin_key(state_dir) if admin_key else None)
+    for section, body in (extra_sections or {}).items():
+        config[section] = dict(config.get(section, {})) | body
     config_path = state_dir / "sim-node.toml"
     config_path.write_text(f"# Written by edgenode run --sim for {scenario}; "
                            "regenerated each run.\n" + to_toml(config))

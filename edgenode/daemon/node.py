@@ -24,6 +24,7 @@ from edgenode.daemon.notify import notify, watchdog_interval_s
 from edgenode.daemon.sensing import AcousticStage, I2CStage, ReadingQueue, build_sensor_stages
 from edgenode.daemon.tracking import DetectionStage
 from edgenode.health import Health
+from edgenode.interop.sapient import SapientClient
 from edgenode.link import Link
 from edgenode.selftest import run_selftest
 from edgenode.selftest import summary as selftest_summary
@@ -50,6 +51,7 @@ class Node:
         self.effector: Effector | None = None
         self.effector_state: dict[str, Any] | None = None
         self.sensors: list[Any] = []
+        self.sapient: SapientClient | None = None
         self._clock_ok, self._clock_read_at = False, -1e9
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -72,18 +74,29 @@ class Node:
         self.sensors = build_sensor_stages(config, self.config_path, self.health, self.readings)
         for component in self.sensors:
             self._start(component)
+        if config.sapient is not None:
+            self.sapient = SapientClient(config, self.state_dir, self.health,
+                                         version=__version__, clock_synced=self._clock_synced)
         acoustic = next((s for s in self.sensors if isinstance(s, AcousticStage)), None)
         self.detection = DetectionStage(
-            config, self.health, self.readings, self.link.publish_event,
+            config, self.health, self.readings, self._publish_event,
             geometry_m=acoustic.geometry.positions_m if acoustic else None)
         self._start(self.detection)
         self.link.on_command(self.effector.handle_command, slow=self.effector.may_be_slow)
         self.link.on_link_change(self.effector.link_changed)
         self._start(self.link)
+        if self.sapient is not None:
+            self._start(self.sapient)
         self._start(_SocketComponent(ControlSocket(self.state_dir / "control.sock",
                                                    self._handle_local)))
         notify("READY=1")
         self._status()
+
+    def _publish_event(self, event: dict[str, Any]) -> None:
+        """A track event to every consumer: the link's outbox, and SAPIENT where configured."""
+        self.link.publish_event(event)
+        if self.sapient is not None:
+            self.sapient.publish_event(event)
 
     def _effector_changed(self, state: dict[str, Any]) -> None:
         self.effector_state = state
@@ -137,6 +150,8 @@ class Node:
         if self.effector is not None:
             extra["effector"] = self.effector.state
             counters["effector"] = dict(self.effector.counters)
+        if self.sapient is not None:
+            counters["sapient"] = self.sapient.snapshot()
         for stage in self.sensors:
             counters[stage.name] = stage.counters()
             if isinstance(stage, I2CStage):

@@ -112,10 +112,11 @@ class SapientClient:
         except queue.Full:
             self.counters["reports_dropped_queue_full"] += 1
 
-    def snapshot(self) -> dict[str, Any]:
-        """For the node's health report: counters and connection state."""
-        return {"node_id": self.node_id, "registered": self.registered,
-                "connected": self._sock is not None, **dict(self.counters)}
+    def snapshot(self) -> dict[str, int]:
+        """For the node's health report (`counters.sapient`): counts, and the connection's
+        state as 0/1 (the stage's state and reason are in `parts.sapient`)."""
+        return {"registered": int(self.registered), "connected": int(self._sock is not None),
+                **dict(self.counters)}
 
     # -- the thread ----------------------------------------------------------------------------
     def _step(self) -> None:
