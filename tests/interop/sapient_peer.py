@@ -13,6 +13,7 @@ DetectionReports of one object with one timestamp or >= 80 ms apart. Each breach
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import struct
@@ -46,7 +47,7 @@ def icd_problems(message: Any, path: str = "") -> list[str]:
     for fd in desc.fields:
         opts = fd.GetOptions().Extensions[proto_options_pb2.field_options]
         where = f"{path}{desc.name}.{fd.name}"
-        repeated = fd.label == FieldDescriptor.LABEL_REPEATED
+        repeated = fd.is_repeated
         if repeated:
             values = list(getattr(message, fd.name))
             present = bool(values)
@@ -200,7 +201,5 @@ class SapientPeer:
             reply.node_id = PEER_ID
             reply.timestamp.FromNanoseconds(time.time_ns())
             data = reply.SerializeToString()
-            try:
+            with contextlib.suppress(OSError):
                 conn.sendall(struct.pack("<I", len(data)) + data)
-            except OSError:
-                pass

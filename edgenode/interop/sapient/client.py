@@ -221,7 +221,8 @@ class SapientClient:
 
     def _send_status(self) -> None:
         system, statuses = messages.system_state(self._health.snapshot())
-        key = (system, tuple(s.status_value for s in statuses))
+        # Which parts are off and how, not the wording of their reasons (a count of seconds).
+        key = (system, tuple(s.status_value.split(" (")[0] for s in statuses))
         new = key != self._last_status  # the first after registration is always INFO_NEW
         self._send(status_report=messages.status_report(
             self.config, system, statuses, new=new, task_id=self.settings.task_id))
