@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -81,7 +82,8 @@ class Received:
 
 
 class SapientPeer:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self.received: list[Received] = []
@@ -89,6 +91,7 @@ class SapientPeer:
         self.connections = 0
         self.closed_by_node = 0
         self.refuse = 0  # refuse this many Registrations with an Error
+        self.refuse_with = "error"  # or "ack": a RegistrationAck with acceptance false
         self._conn: socket.socket | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -139,6 +142,13 @@ class SapientPeer:
                 conn, _ = self._server.accept()
             except OSError:
                 return
+            if self._tls is not None:
+                try:
+                    conn = self._tls.wrap_socket(conn, server_side=True)
+                except (OSError, ssl.SSLError) as exc:
+                    self.violations.append(f"TLS handshake failed: {exc}")
+                    conn.close()
+                    continue
             if self._conn is not None:
                 self._conn.close()
             self._conn = conn
@@ -193,8 +203,12 @@ class SapientPeer:
             reply = SapientMessage(destination_id=message.node_id)
             if self.refuse > 0:
                 self.refuse -= 1
-                reply.error.CopyFrom(Error(packet=payload,
-                                           error_message=["registration refused by the test"]))
+                reason = "registration refused by the test"
+                if self.refuse_with == "ack":
+                    reply.registration_ack.CopyFrom(RegistrationAck(
+                        acceptance=False, ack_response_reason=[reason]))
+                else:
+                    reply.error.CopyFrom(Error(packet=payload, error_message=[reason]))
             else:
                 state["registered"], state["status_seen"] = True, False
                 reply.registration_ack.CopyFrom(RegistrationAck(acceptance=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import ssl
 import struct
 import time
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sapient_msg.bsi_flex_335_v2_0.alert_ack_pb2 import AlertAck
+from sapient_msg.bsi_flex_335_v2_0.alert_pb2 import Alert
 from sapient_msg.bsi_flex_335_v2_0.location_pb2 import (
     LOCATION_COORDINATE_SYSTEM_LAT_LNG_DEG_M,
     LOCATION_DATUM_WGS84_E,
@@ -34,6 +37,7 @@ from edgenode.interop.sapient.identity import load_node_id
 from edgenode.interop.sapient.tasks import ENGAGE_REFUSED, Settings, decide
 from edgenode.ulid import new_ulid
 from tests.interop.sapient_peer import UUID4, SapientPeer
+from tests.link.certs import Pki, make_pki
 
 NODE = {"site": "s", "id": "n1", "latitude_deg": 57.0, "longitude_deg": 11.9,
         "altitude_m": 10.0, "mast_heading_deg": 0.0}
@@ -266,3 +270,83 @@ def test_a_peer_closing_mid_frame_is_logged_as_a_truncated_message(
         assert peer.wait("status_report", connection=2, timeout_s=5)
     finally:
         client.stop()
+
+
+def test_a_negative_registration_ack_is_followed_by_a_new_registration(
+        peer: SapientPeer, tmp_path: Path) -> None:
+    peer.refuse, peer.refuse_with = 1, "ack"
+    client, health = started(peer, tmp_path)
+    try:
+        assert peer.wait("status_report", timeout_s=5)
+        assert len(peer.of("registration")) == 2
+        assert client.snapshot()["registrations_refused"] == 1
+        assert health.snapshot()["sapient"]["state"] == "ok"
+    finally:
+        client.stop()
+
+
+def test_a_confirmed_drone_raises_an_alert_that_is_acknowledged_and_cleared(
+        peer: SapientPeer, tmp_path: Path) -> None:
+    client, _ = started(peer, tmp_path)
+    try:
+        assert wait_until(lambda: client.registered)
+        oid = new_ulid()
+        client.publish_event(event("new", oid))
+        raised = peer.wait("alert", timeout_s=5)
+        assert raised, "no alert for a confirmed drone"
+        alert = raised[0].message.alert
+        assert alert.status == Alert.ALERT_STATUS_ACTIVE
+        assert [d.object_id for d in alert.associated_detection] == [oid]
+        peer.send(SapientMessage(destination_id=client.node_id, alert_ack=AlertAck(
+            alert_id=alert.alert_id, alert_ack_status=AlertAck.ALERT_ACK_STATUS_ACCEPTED)))
+        assert wait_until(lambda: client.snapshot().get("alert_acks") == 1)
+        time.sleep(0.1)
+        client.publish_event(event("end", oid))
+        cleared = peer.wait("alert", 2, timeout_s=5)
+        assert cleared[-1].message.alert.alert_id == alert.alert_id
+        assert cleared[-1].message.alert.status == Alert.ALERT_STATUS_CLEAR
+        assert peer.violations == []
+    finally:
+        client.stop()
+
+
+def tls_peer(pki: Pki) -> SapientPeer:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca))
+    context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: the node shows its certificate
+    return SapientPeer(tls=context)
+
+
+def test_mutual_tls_registers_and_a_wrong_ca_is_refused_with_a_reason(tmp_path: Path) -> None:
+    pki, stranger = make_pki(tmp_path / "pki"), make_pki(tmp_path / "other", "other")
+    peer = tls_peer(pki)
+    clients = []
+    try:
+        for ca, name in ((pki.ca, "good"), (stranger.ca, "bad")):
+            health = Health()
+            client = SapientClient(
+                config(port=peer.port, tls=True, ca_file=str(ca),
+                       cert_file=str(pki.client_cert), key_file=str(pki.client_key)),
+                tmp_path / name, health, version="test", clock_synced=lambda: True)
+            clients.append(client)
+            client.start()
+            if name == "good":
+                assert wait_until(lambda c=client: c.registered), peer.violations
+            else:
+                assert wait_until(lambda h=health: "certificate verify failed"
+                                  in h.snapshot()["sapient"]["reason"])
+                assert not client.registered
+    finally:
+        for client in clients:
+            client.stop()
+        peer.close()
+
+
+def test_only_the_sapient_room_imports_the_bindings() -> None:
+    from tests.importgraph import imports
+    from tests.test_architecture import PACKAGES, ROOT
+
+    outside = [f"{i.module}:{i.line} imports {i.name}" for i in imports(ROOT, PACKAGES)
+               if i.name.startswith("sapient_msg")
+               and not i.module.startswith("edgenode.interop.sapient")]
+    assert outside == []
