@@ -350,3 +350,12 @@ def test_only_the_sapient_room_imports_the_bindings() -> None:
                if i.name.startswith("sapient_msg")
                and not i.module.startswith("edgenode.interop.sapient")]
     assert outside == []
+
+
+def test_enum_values_this_icd_does_not_define_are_rejected_not_raised() -> None:
+    region = Task.Region(type=99, region_id=new_ulid(), region_name="odd",
+                         region_area=square(11.9, 57.0, 0.01))
+    for odd in (task(region=[region]), Task(task_id=new_ulid(), control=42)):
+        decision = decide(odd, Settings())
+        assert decision.status == TaskAck.TASK_STATUS_REJECTED
+        assert "unknown value" in decision.reasons[0]

@@ -391,7 +391,7 @@ class SapientClient:
             ack = message.alert_ack
             self.counters["alert_acks"] += 1
             log.info("sapient: alert %s acknowledged: %s%s", ack.alert_id,
-                     type(ack).AlertAckStatus.Name(ack.alert_ack_status),
+                     messages.enum_name(type(ack).AlertAckStatus, ack.alert_ack_status),
                      f" ({'; '.join(ack.reason)})" if ack.reason else "")
         else:
             log.warning("sapient: ignoring a %s: a sensor module does not take one", kind)

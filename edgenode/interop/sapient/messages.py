@@ -42,6 +42,15 @@ CLASS_THRESHOLD = {"DISCRETE_THRESHOLD_LOW": 0.3, "DISCRETE_THRESHOLD_MEDIUM": 0
 REQUESTS = ("Registration", "Status")
 
 
+def enum_name(enum: Any, value: int) -> str:
+    """An enum value's name; a value this ICD version does not define (proto3 keeps unknown
+    values) is named by its number instead of raising."""
+    try:
+        return str(enum.Name(value))
+    except ValueError:
+        return f"unknown value {value}"
+
+
 def wrap(node_id: str, now_s: float, **content: Any) -> SapientMessage:
     """A SapientMessage from this node with one content field, stamped `now_s`."""
     message = SapientMessage(node_id=node_id, **content)

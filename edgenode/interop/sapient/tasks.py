@@ -104,9 +104,9 @@ def _region(region: Task.Region) -> Region | str:
     kinds = {Task.REGION_TYPE_AREA_OF_INTEREST: "interest", Task.REGION_TYPE_IGNORE: "ignore"}
     kind = kinds.get(region.type)
     if kind is None:
-        return (f"region {region.region_name!r}: type "
-                f"{Task.RegionType.Name(region.type)} is not supported (area of interest and "
-                "ignore only)")
+        name = messages.enum_name(Task.RegionType, region.type)
+        return (f"region {region.region_name!r}: type {name} is not supported (area of "
+                "interest and ignore only)")
     area = region.region_area
     if area.HasField("range_bearing"):
         cone = area.range_bearing
@@ -140,7 +140,7 @@ def decide(task: Task, current: Settings) -> Decision:
             return Decision(TaskAck.TASK_STATUS_ACCEPTED, [], settings=Settings())
         return _reject(f"task {task.task_id} is not the active task")
     if task.control != Task.CONTROL_START:
-        return _reject(f"control {Task.Control.Name(task.control)} is not supported")
+        return _reject(f"control {messages.enum_name(Task.Control, task.control)} is not supported")
     if any(_is_effector(text) for text in (task.task_name, task.task_description)):
         return _reject(ENGAGE_REFUSED)
     new = Settings(task_id=task.task_id, report_interval_s=current.report_interval_s,
