@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edgenode import __version__
 from edgenode.config import Config
@@ -24,11 +24,13 @@ from edgenode.daemon.notify import notify, watchdog_interval_s
 from edgenode.daemon.sensing import AcousticStage, I2CStage, ReadingQueue, build_sensor_stages
 from edgenode.daemon.tracking import DetectionStage
 from edgenode.health import Health
-from edgenode.interop.sapient import SapientClient
 from edgenode.link import Link
 from edgenode.selftest import run_selftest
 from edgenode.selftest import summary as selftest_summary
 from hal.sensors.system import open_system_facts
+
+if TYPE_CHECKING:
+    from edgenode.interop.sapient import SapientClient
 
 log = logging.getLogger(__name__)
 CLOCK_FRESH_S = 1.0
@@ -75,6 +77,9 @@ class Node:
         for component in self.sensors:
             self._start(component)
         if config.sapient is not None:
+            # Imported only when configured: protobuf and the bindings cost ~0.5 s to import.
+            from edgenode.interop.sapient import SapientClient
+
             self.sapient = SapientClient(config, self.state_dir, self.health,
                                          version=__version__, clock_synced=self._clock_synced)
         acoustic = next((s for s in self.sensors if isinstance(s, AcousticStage)), None)
