@@ -54,6 +54,7 @@ class Node:
         self.effector_state: dict[str, Any] | None = None
         self.sensors: list[Any] = []
         self.sapient: SapientClient | None = None
+        self.last_selftest: dict[str, Any] | None = None
         self._clock_ok, self._clock_read_at = False, -1e9
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -81,7 +82,8 @@ class Node:
             from edgenode.interop.sapient import SapientClient
 
             self.sapient = SapientClient(config, self.state_dir, self.health,
-                                         version=__version__, clock_synced=self._clock_synced)
+                                         version=__version__, clock_synced=self._clock_synced,
+                                         selftest=lambda: self.last_selftest)
         acoustic = next((s for s in self.sensors if isinstance(s, AcousticStage)), None)
         self.detection = DetectionStage(
             config, self.health, self.readings, self._publish_event,
@@ -108,7 +110,7 @@ class Node:
         self.link.set_state("effector", state)
 
     def selftest(self) -> dict[str, Any]:
-        report = run_selftest(self)
+        report = self.last_selftest = run_selftest(self)
         self.link.set_state("selftest", report)
         return report
 

@@ -26,6 +26,7 @@ from sapient_msg.bsi_flex_335_v2_0.range_bearing_pb2 import (
     RangeBearingCone,
 )
 from sapient_msg.bsi_flex_335_v2_0.sapient_message_pb2 import SapientMessage
+from sapient_msg.bsi_flex_335_v2_0.status_report_pb2 import StatusReport
 from sapient_msg.bsi_flex_335_v2_0.task_ack_pb2 import TaskAck
 from sapient_msg.bsi_flex_335_v2_0.task_pb2 import Task
 
@@ -34,6 +35,7 @@ from edgenode.health import Health
 from edgenode.interop.sapient import SapientClient
 from edgenode.interop.sapient.framing import FrameReader, FramingError, decode_payload
 from edgenode.interop.sapient.identity import load_node_id
+from edgenode.interop.sapient.messages import system_state
 from edgenode.interop.sapient.tasks import ENGAGE_REFUSED, Settings, decide
 from edgenode.ulid import new_ulid
 from tests.interop.sapient_peer import UUID4, SapientPeer
@@ -359,3 +361,22 @@ def test_enum_values_this_icd_does_not_define_are_rejected_not_raised() -> None:
         decision = decide(odd, Settings())
         assert decision.status == TaskAck.TASK_STATUS_REJECTED
         assert "unknown value" in decision.reasons[0]
+
+
+def test_status_is_error_for_a_failed_part_and_warning_for_a_failed_selftest_check() -> None:
+    stages = {"radar": {"state": "ok", "reason": ""},
+              "acoustic": {"state": "failed", "reason": "no samples for 2.5 s"},
+              "sapient": {"state": "degraded", "reason": "connecting"}}
+    system, statuses = system_state(stages)
+    assert system == StatusReport.SYSTEM_ERROR
+    assert [s.status_value for s in statuses] == ["acoustic: failed (no samples for 2.5 s)"]
+    stages["acoustic"] = {"state": "ok", "reason": ""}
+    selftest = {"ok": False, "checks": [
+        {"name": "i2c:compass", "state": "failed", "reason": "heading 40 deg off the config"},
+        {"name": "relay", "state": "ok", "reason": ""}]}
+    system, statuses = system_state(stages, selftest)
+    assert system == StatusReport.SYSTEM_WARNING
+    assert [(s.status_level, s.status_value) for s in statuses] == [
+        (StatusReport.STATUS_LEVEL_WARNING_STATUS,
+         "selftest i2c:compass: failed (heading 40 deg off the config)")]
+    assert system_state(stages) == (StatusReport.SYSTEM_OK, [])

@@ -55,13 +55,17 @@ class SapientClient:
     name = "sapient"
 
     def __init__(self, config: Config, state_dir: Path, health: Health, *, version: str,
-                 clock_synced: Callable[[], bool]):
+                 clock_synced: Callable[[], bool],
+                 selftest: Callable[[], dict[str, Any] | None] = lambda: None):
+        """`selftest`: the node's last self-test report (its failed checks are WARNINGs in the
+        StatusReport), or None when none has run."""
         if config.sapient is None:
             raise ValueError("SapientClient needs a [sapient] section")
         self.config, self.section = config, config.sapient
         self.version = version
         self.node_id = load_node_id(state_dir)
         self._clock_synced = clock_synced
+        self._selftest = selftest
         self._health = health
         self.stage = health.register(self.name, deadline_s=CONNECT_TIMEOUT_S + 10.0)
         self.counters: Counter[str] = Counter()
@@ -220,7 +224,7 @@ class SapientClient:
             self._send_status()
 
     def _send_status(self) -> None:
-        system, statuses = messages.system_state(self._health.snapshot())
+        system, statuses = messages.system_state(self._health.snapshot(), self._selftest())
         # Which parts are off and how, not the wording of their reasons (a count of seconds).
         key = (system, tuple(s.status_value.split(" (")[0] for s in statuses))
         new = key != self._last_status  # the first after registration is always INFO_NEW

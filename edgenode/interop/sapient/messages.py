@@ -187,23 +187,25 @@ def _cone(azimuth_deg: float, extent_deg: float, range_m: float) -> proto.Locati
         datum=proto.RANGE_BEARING_DATUM_TRUE))
 
 
-def system_state(stages: dict[str, dict[str, Any]]) -> tuple[int, list[StatusReport.Status]]:
+def system_state(stages: dict[str, dict[str, Any]], selftest: dict[str, Any] | None = None,
+                 ) -> tuple[int, list[StatusReport.Status]]:
     """OK / WARNING / ERROR from the node's stages (failed is an error, degraded or starting
-    a warning), with one Status per stage that is not ok, naming it and its reason."""
+    a warning) and its last self-test (a check not ok is a warning), with one Status per part
+    or check that is not ok, naming it and its reason."""
     system = StatusReport.SYSTEM_OK
     statuses = []
-    for name, stage in sorted(stages.items()):
-        state = stage["state"]
-        if name == "sapient" or state == "ok":
-            continue
-        error = state == "failed"
+    faults = [(name, str(stage["state"]), str(stage.get("reason") or ""), stage["state"] ==
+               "failed") for name, stage in sorted(stages.items())
+              if name != "sapient" and stage["state"] != "ok"]
+    faults += [(f"selftest {c['name']}", str(c["state"]), str(c.get("reason") or ""), False)
+               for c in (selftest or {}).get("checks", []) if c.get("state") != "ok"]
+    for name, state, reason, error in faults:
         level = (StatusReport.STATUS_LEVEL_ERROR_STATUS if error
                  else StatusReport.STATUS_LEVEL_WARNING_STATUS)
         system = max(system, StatusReport.SYSTEM_ERROR if error else StatusReport.SYSTEM_WARNING)
-        reason = f" ({stage['reason']})" if stage.get("reason") else ""
-        statuses.append(StatusReport.Status(status_level=level,
-                                            status_type=StatusReport.STATUS_TYPE_INTERNAL_FAULT,
-                                            status_value=f"{name}: {state}{reason}"))
+        statuses.append(StatusReport.Status(
+            status_level=level, status_type=StatusReport.STATUS_TYPE_INTERNAL_FAULT,
+            status_value=f"{name}: {state}" + (f" ({reason})" if reason else "")))
     return system, statuses
 
 
