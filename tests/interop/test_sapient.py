@@ -380,3 +380,15 @@ def test_status_is_error_for_a_failed_part_and_warning_for_a_failed_selftest_che
         (StatusReport.STATUS_LEVEL_WARNING_STATUS,
          "selftest i2c:compass: failed (heading 40 deg off the config)")]
     assert system_state(stages) == (StatusReport.SYSTEM_OK, [])
+
+
+def test_sapient_option_goes_with_sim_and_names_host_and_port() -> None:
+    from edgenode.cli.main import build_parser, sapient_section
+
+    assert sapient_section("127.0.0.1:5020") == {"host": "127.0.0.1", "port": 5020}
+    assert sapient_section("[::1]:5020") == {"host": "::1", "port": 5020}
+    with pytest.raises(ValueError, match="expected HOST:PORT"):
+        sapient_section("127.0.0.1")
+    args = build_parser().parse_args(["run", "--sapient", "127.0.0.1:5020", "--config",
+                                      "/nonexistent.toml"])
+    assert args.func(args) == 2
