@@ -69,6 +69,7 @@ class SapientClient:
         self._health = health
         self.stage = health.register(self.name, deadline_s=CONNECT_TIMEOUT_S + 10.0)
         self.counters: Counter[str] = Counter()
+        self._counters_lock = threading.Lock()  # counted from the detection thread too
         self._events: queue.Queue[dict[str, Any]] = queue.Queue(self.section.queue_max)
         self._stop = threading.Event()
         self._thread = LoopThread(self.stage, self._step, self._stop)
@@ -109,18 +110,24 @@ class SapientClient:
     def publish_event(self, event: dict[str, Any]) -> None:
         """Called by the detection thread for every track event; never blocks."""
         if not self.registered:
-            self.counters["reports_dropped_disconnected"] += 1
+            self._count("reports_dropped_disconnected")
             return
         try:
             self._events.put_nowait(event)
         except queue.Full:
-            self.counters["reports_dropped_queue_full"] += 1
+            self._count("reports_dropped_queue_full")
 
     def snapshot(self) -> dict[str, int]:
         """For the node's health report (`counters.sapient`): counts, and the connection's
         state as 0/1 (the stage's state and reason are in `parts.sapient`)."""
+        with self._counters_lock:
+            counts = dict(self.counters)
         return {"registered": int(self.registered), "connected": int(self._sock is not None),
-                **dict(self.counters)}
+                **counts}
+
+    def _count(self, name: str) -> None:
+        with self._counters_lock:
+            self.counters[name] += 1
 
     # -- the thread ----------------------------------------------------------------------------
     def _step(self) -> None:
@@ -162,7 +169,7 @@ class SapientClient:
         self._sock = sock
         self._reader = FrameReader(section.max_message_bytes)
         self._frame_since = None
-        self.counters["connects"] += 1
+        self._count("connects")
         log.info("sapient: connected to %s:%d", section.host, section.port)
         self._register_at = time.monotonic()
 
@@ -175,7 +182,7 @@ class SapientClient:
     def _reset(self, reason: str) -> None:
         log.warning("sapient: resetting the connection to %s:%d: %s", self.section.host,
                     self.section.port, reason)
-        self.counters["resets"] += 1
+        self._count("resets")
         self._close()
         self._retry_later(reason)
 
@@ -193,7 +200,7 @@ class SapientClient:
                 self._events.get_nowait()
             except queue.Empty:
                 return
-            self.counters["reports_dropped_disconnected"] += 1
+            self._count("reports_dropped_disconnected")
 
     def _send(self, **content: Any) -> float:
         """Stamp and send one message; returns its timestamp."""
@@ -203,7 +210,7 @@ class SapientClient:
         assert self._sock is not None
         message = messages.wrap(self.node_id, stamp, **content)
         self._sock.sendall(encode_frame(message))
-        self.counters["sent_" + next(iter(content))] += 1
+        self._count("sent_" + next(iter(content)))
         return stamp
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -213,7 +220,7 @@ class SapientClient:
             self.registered = False
             self._send(registration=messages.registration(self.config, self.version))
             self._registration_deadline = now + self.section.registration_timeout_s
-            self.counters["registrations_sent"] += 1
+            self._count("registrations_sent")
             log.info("sapient: Registration sent as node %s", self.node_id)
         if not self.registered:
             if self._register_at is None and now > self._registration_deadline:
@@ -238,13 +245,13 @@ class SapientClient:
         self.registered = True
         self._backoff = self.section.reconnect_min_s
         self._last_status = None
-        self.counters["registrations_accepted"] += 1
+        self._count("registrations_accepted")
         self.stage.set("ok")
         log.info("sapient: registered with %s:%d", self.section.host, self.section.port)
         self._send_status()
 
     def _refused(self, reasons: list[str], how: str) -> None:
-        self.counters["registrations_refused"] += 1
+        self._count("registrations_refused")
         log.warning("sapient: Registration refused (%s): %s; registering again in %.1f s", how,
                     "; ".join(reasons) or "no reason given", self._backoff)
         self.stage.set("degraded", f"registration refused: {'; '.join(reasons)}"[:200])
@@ -268,25 +275,25 @@ class SapientClient:
         now = time.monotonic()
         if not ended:
             if not self.settings.admits(state):
-                self.counters["reports_filtered"] += 1
+                self._count("reports_filtered")
                 return
             interval = self.settings.report_interval_s
             if (event["type"] == "update" and interval > 0
                     and now - self._last_sent.get(oid, -1e9) < interval):
-                self.counters["reports_throttled"] += 1
+                self._count("reports_throttled")
                 return
         elif oid not in self._reported:
             return  # the peer never heard of it
         report = messages.detection_report(event, self.settings.task_id)
         if report is None:
-            self.counters["reports_without_position"] += 1
+            self._count("reports_without_position")
             return
         stamp = time.time()
         last = self._last_stamp.get(oid)
         if last is not None and 0 <= stamp - last < SAME_OBJECT_MIN_S:
             stamp = last
         self._send_stamped(stamp, detection_report=report)
-        self.counters["reports_sent"] += 1
+        self._count("reports_sent")
         if ended:
             for table in (self._last_stamp, self._last_sent):
                 table.pop(oid, None)
@@ -362,14 +369,14 @@ class SapientClient:
 
     def _handle(self, message: SapientMessage) -> None:
         kind = message.WhichOneof("content")
-        self.counters["received_" + (kind or "unknown")] += 1
+        self._count("received_" + (kind or "unknown"))
         if kind is None:
             log.warning("sapient: ignoring a message of unknown type from %s (no content this "
                         "node knows; fields %s)", message.node_id or "?",
                         [f.name for f, _ in message.ListFields()])
             return
         if message.HasField("destination_id") and message.destination_id != self.node_id:
-            self.counters["not_for_this_node"] += 1
+            self._count("not_for_this_node")
             log.warning("sapient: ignoring a %s for node %s: this node is %s", kind,
                         message.destination_id, self.node_id)
             return
@@ -393,7 +400,7 @@ class SapientClient:
             self._task(message)
         elif kind == "alert_ack":
             ack = message.alert_ack
-            self.counters["alert_acks"] += 1
+            self._count("alert_acks")
             log.info("sapient: alert %s acknowledged: %s%s", ack.alert_id,
                      messages.enum_name(type(ack).AlertAckStatus, ack.alert_ack_status),
                      f" ({'; '.join(ack.reason)})" if ack.reason else "")
@@ -407,7 +414,7 @@ class SapientClient:
             return
         decision = decide(task, self.settings)
         accepted = decision.status == TaskAck.TASK_STATUS_ACCEPTED
-        self.counters["tasks_accepted" if accepted else "tasks_rejected"] += 1
+        self._count("tasks_accepted" if accepted else "tasks_rejected")
         self._send(task_ack=TaskAck(task_id=task.task_id, task_status=decision.status,
                                     reason=decision.reasons))
         log.log(logging.INFO if accepted else logging.WARNING, "sapient: task %s %s%s",
