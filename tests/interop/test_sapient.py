@@ -392,3 +392,21 @@ def test_sapient_option_goes_with_sim_and_names_host_and_port() -> None:
     args = build_parser().parse_args(["run", "--sapient", "127.0.0.1:5020", "--config",
                                       "/nonexistent.toml"])
     assert args.func(args) == 2
+
+
+def test_a_new_registration_drops_the_task_the_peer_may_have_forgotten(
+        peer: SapientPeer, tmp_path: Path) -> None:
+    client, _ = started(peer, tmp_path)
+    try:
+        assert wait_until(lambda: client.registered)
+        peer.send(SapientMessage(destination_id=client.node_id, task=task(
+            Task.Command(classification_threshold=Task.DISCRETE_THRESHOLD_HIGH))))
+        assert peer.wait("task_ack", timeout_s=5)
+        assert client.settings.class_threshold == 0.7
+        peer._conn.close()  # the middleware restarts
+        assert peer.wait("status_report", connection=2, timeout_s=5)
+        assert client.settings == Settings()
+        client.publish_event(event(confidence=0.6))  # below the forgotten threshold
+        assert peer.wait("detection_report", connection=2, timeout_s=5)
+    finally:
+        client.stop()

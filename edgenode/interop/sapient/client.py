@@ -246,6 +246,15 @@ class SapientClient:
         self._backoff = self.section.reconnect_min_s
         self._last_status = None
         self._count("registrations_accepted")
+        # A peer that registers the node anew may have restarted and forgotten its tasks and
+        # alerts: a filter it no longer knows of must not hide tracks from it.
+        if self.settings != Settings():
+            log.warning("sapient: task %s no longer applies after a new registration; "
+                        "reporting with the defaults", self.settings.task_id)
+            self.settings = Settings()
+        self._reported.clear()
+        self._drone_alerts.clear()
+        self._part_alerts.clear()
         self.stage.set("ok")
         log.info("sapient: registered with %s:%d", self.section.host, self.section.port)
         self._send_status()
