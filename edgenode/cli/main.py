@@ -78,13 +78,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         from edgenode.cli.sim import prepare_sim_run
 
         sim_state = Path(args.state_dir or "state")
-        extra = {"cot": {"url": args.cot}} if args.cot else {}
+        extra: dict[str, dict[str, object]] = {}
+        if args.cot:
+            extra["cot"] = {"url": args.cot}
+        if args.sapient:
+            extra["sapient"] = sapient_section(args.sapient)
         path, twin = prepare_sim_run(Path(args.sim), sim_state, args.broker, args.speed,
                                      args.fault or [], extra_sections=extra)
         args.state_dir = str(sim_state)
         log.info("run --sim: twin pid %d, config %s; command it with: edgenode ctl --broker %s "
                  "--key %s", twin.pid, path, args.broker, sim_state / "operator.key")
     else:
+        if args.sapient:
+            log.error("run: --sapient goes with --sim; otherwise set [sapient] host and port "
+                      "in the config")
+            return 2
         path = config_path(args.config)
     try:
         config = load_config(path)
@@ -98,6 +106,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if twin is not None:
             _stop_twin(twin)
+
+
+def sapient_section(host_port: str) -> dict[str, object]:
+    """`--sapient HOST:PORT` as a [sapient] section (an IPv6 address in brackets)."""
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"--sapient {host_port!r}: expected HOST:PORT, e.g. 127.0.0.1:5020")
+    return {"host": host.strip("[]"), "port": int(port)}
 
 
 def _stop_twin(twin: subprocess.Popen[bytes]) -> None:
@@ -143,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cot", metavar="URL",
                    help="with --sim: send CoT to a TAK server or group (tcp://HOST:PORT, "
                    "udp://239.2.3.1:6969)")
+    p.add_argument("--sapient", metavar="HOST:PORT",
+                   help="with --sim: also report to this SAPIENT peer (docs/sapient.md)")
     p = add("validate-config", cmd_validate_config,
             "check a config file and list every problem (exit 78 when invalid)")
     p.add_argument("path", nargs="?", help="config file (default: --config)")

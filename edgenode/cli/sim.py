@@ -148,7 +148,8 @@ def prepare_sim_run(scenario: Path, state_dir: Path, broker_url: str, speed: flo
     Returns (config path, the twin's process). The twin writes to state_dir/sim (truth.jsonl,
     endpoints.json, twin.log); it stops a few seconds after the calling process is gone.
     `admin_key` (default: $EDGENODE_SIM_ADMIN_KEY = 1) also trusts STATE/admin.key as admin.
-    `extra_sections` are added to the node config as they are (e.g. {"cot": {"url": ...}}).
+    `extra_sections` are merged into the node config (e.g. {"cot": {"url": ...}} for --cot,
+    {"sapient": {...}} for --sapient).
     """
     if admin_key is None:
         admin_key = os.environ.get(ADMIN_KEY_ENV) == "1"
@@ -179,7 +180,8 @@ def prepare_sim_run(scenario: Path, state_dir: Path, broker_url: str, speed: flo
     endpoints = json.loads(endpoints_path.read_text())
     config = sim_config(endpoints, broker_url, demo_operator_key(state_dir),
                         demo_admin_key(state_dir) if admin_key else None)
-    config |= extra_sections or {}
+    for section, body in (extra_sections or {}).items():
+        config[section] = dict(config.get(section, {})) | body
     config_path = state_dir / "sim-node.toml"
     config_path.write_text(f"# Written by edgenode run --sim for {scenario}; "
                            "regenerated each run.\n" + to_toml(config))

@@ -22,6 +22,7 @@ from edgenode.config.models import (
     OperatorKey,
     RadarSection,
     RelaySection,
+    SapientSection,
     SensorsSection,
     StorageSection,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "Problem",
     "RadarSection",
     "RelaySection",
+    "SapientSection",
     "SensorsSection",
     "StorageSection",
     "config_path",

@@ -232,6 +232,42 @@ class CotSection(Section):
         return self
 
 
+class SapientSection(Section):
+    """A SAPIENT (BSI Flex 335 v2.0) peer: a fusion node or middleware (docs/sapient.md)."""
+
+    # Host name or address of the middleware; `edgenode run --sim --sapient HOST:PORT` sets it.
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:-]+$")
+    port: int = Field(ge=1, le=65535)
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # Declared in the Registration; a StatusReport goes out this often.
+    status_interval_s: float = Field(5, ge=1, le=3600)
+    # Reconnect backoff: doubles from reconnect_min_s up to reconnect_max_s, jittered.
+    reconnect_min_s: float = Field(1, ge=0.1, le=60)
+    reconnect_max_s: float = Field(30, ge=1, le=600)
+    registration_timeout_s: float = Field(10, ge=1, le=300)
+    # A frame announcing more than this is a broken stream: the connection is reset.
+    max_message_bytes: int = Field(1_048_576, ge=4096, le=64 * 1_048_576)
+    # Reports waiting for the socket; beyond this the newest are dropped and counted.
+    queue_max: int = Field(256, ge=8, le=65536)
+    # Effector tasks from SAPIENT are refused ("engage requires a signed operator command").
+    # Taking them through the effector's admission is not built: true is a config error.
+    effector_tasks: bool = False
+
+    @model_validator(mode="after")
+    def _effector_tasks_not_built(self) -> SapientSection:
+        if self.effector_tasks:
+            raise ValueError(
+                "effector_tasks = true is not supported yet: effector tasks from SAPIENT are "
+                "rejected until they can go through the effector's admission and audit log "
+                "(docs/sapient.md); remove the key or set it to false")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (mutual TLS needs both)")
+        return self
+
+
 class Config(Section):
     node: NodeSection
     storage: StorageSection = StorageSection()
@@ -242,6 +278,7 @@ class Config(Section):
     acoustic: AcousticSection | None = None
     sensors: SensorsSection = SensorsSection()
     cot: CotSection | None = None
+    sapient: SapientSection | None = None
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> Config:

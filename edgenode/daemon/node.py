@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edgenode import __version__
 from edgenode.config import Config
@@ -29,6 +29,9 @@ from edgenode.link import Link
 from edgenode.selftest import run_selftest
 from edgenode.selftest import summary as selftest_summary
 from hal.sensors.system import open_system_facts
+
+if TYPE_CHECKING:
+    from edgenode.interop.sapient import SapientClient
 
 log = logging.getLogger(__name__)
 CLOCK_FRESH_S = 1.0
@@ -52,6 +55,8 @@ class Node:
         self.effector_state: dict[str, Any] | None = None
         self.sensors: list[Any] = []
         self.cot: CotOutput | None = None
+        self.sapient: SapientClient | None = None
+        self.last_selftest: dict[str, Any] | None = None
         self._clock_ok, self._clock_read_at = False, -1e9
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -77,6 +82,13 @@ class Node:
         self.sensors = build_sensor_stages(config, self.config_path, self.health, self.readings)
         for component in self.sensors:
             self._start(component)
+        if config.sapient is not None:
+            # Imported only when configured: protobuf and the bindings cost ~0.5 s to import.
+            from edgenode.interop.sapient import SapientClient
+
+            self.sapient = SapientClient(config, self.state_dir, self.health,
+                                         version=__version__, clock_synced=self._clock_synced,
+                                         selftest=lambda: self.last_selftest)
         acoustic = next((s for s in self.sensors if isinstance(s, AcousticStage)), None)
         self.detection = DetectionStage(
             config, self.health, self.readings, self._publish_event,
@@ -85,6 +97,8 @@ class Node:
         self.link.on_command(self.effector.handle_command, slow=self.effector.may_be_slow)
         self.link.on_link_change(self.effector.link_changed)
         self._start(self.link)
+        if self.sapient is not None:
+            self._start(self.sapient)
         self._start(_SocketComponent(ControlSocket(self.state_dir / "control.sock",
                                                    self._handle_local)))
         notify("READY=1")
@@ -97,10 +111,13 @@ class Node:
             self.cot.node_changed()
 
     def _publish_event(self, event: dict[str, Any]) -> None:
-        """A track event to the control room, and to the TAK maps where configured."""
+        """A track event to every consumer: the link's outbox, and the TAK maps and the
+        SAPIENT peer where configured."""
         self.link.publish_event(event)
         if self.cot is not None:
             self.cot.on_event(event)
+        if self.sapient is not None:
+            self.sapient.publish_event(event)
 
     def _node_summary(self) -> tuple[str, str | None]:
         """(status, effector state) for the node's marker on other systems' maps."""
@@ -110,7 +127,7 @@ class Node:
                 self.effector.state if self.effector is not None else None)
 
     def selftest(self) -> dict[str, Any]:
-        report = run_selftest(self)
+        report = self.last_selftest = run_selftest(self)
         self.link.set_state("selftest", report)
         return report
 
@@ -157,6 +174,8 @@ class Node:
         if self.effector is not None:
             extra["effector"] = self.effector.state
             counters["effector"] = dict(self.effector.counters)
+        if self.sapient is not None:
+            counters["sapient"] = self.sapient.snapshot()
         for stage in self.sensors:
             counters[stage.name] = stage.counters()
             if isinstance(stage, I2CStage):
