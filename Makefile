@@ -4,14 +4,15 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STATE ?= state
-APT_PACKAGES := mosquitto libsystemd-dev pkg-config gcc python3-dev iproute2
+APT_PACKAGES := mosquitto libsystemd-dev pkg-config gcc python3-dev iproute2 \
+	chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 SCENARIO ?= one-drone-crossing
 RUN_SECONDS ?= 25
 MOSQUITTO := $(shell command -v mosquitto || echo /usr/sbin/mosquitto)
 
-.PHONY: run test test-long bench lint install apt setup clean
+.PHONY: run test test-long bench lint install apt setup clean screenshots
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -62,6 +63,10 @@ run: setup
 	echo "make run: command the demo node with: $(VENV)/bin/edgenode ctl --broker $$broker --key $(STATE)/operator.key arm --ttl 60"; \
 	sleep 2; if [ -t 1 ]; then $(VENV)/bin/edgenode ctl --broker $$broker watch; \
 	else $(VENV)/bin/edgenode ctl --broker $$broker watch --for $(RUN_SECONDS); fi
+
+# The status page at phone size, on the twin, into docs/screenshots/ (chromium, headless).
+screenshots: setup
+	$(PY) tests/web/screenshots.py
 
 install:
 	$(SUDO) bash systemd/install.sh

@@ -96,13 +96,14 @@ class SimTwin:
     and the node config derived from it, as `edgenode run --sim` would write it."""
 
     def __init__(self, scenario: str, state: Path, broker: Mosquitto, *,
-                 faults: tuple[str, ...] = ()):
+                 faults: tuple[str, ...] = (), extra: dict[str, dict[str, Any]] | None = None):
+        """`extra`: config sections added to the node config (e.g. {"status_page": {...}})."""
         from edgenode.cli.sim import prepare_sim_run
 
         self.state = state
         self.broker = broker
         self.config, self.proc = prepare_sim_run(Path(scenario), state, broker.url, 1.0,
-                                                 list(faults))
+                                                 list(faults), extra_sections=extra)
         self.endpoints = json.loads((state / "sim" / "endpoints.json").read_text())
 
     def control(self, op: str, **fields: Any) -> dict[str, Any]:

@@ -180,6 +180,7 @@ COMMAND_MODULES = (
     "edgenode.cli.ctl",
     "edgenode.cli.audit",
     "edgenode.cli.selftest",
+    "edgenode.cli.statuspage",
 )
 
 

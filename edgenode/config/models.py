@@ -268,6 +268,20 @@ class SapientSection(Section):
         return self
 
 
+class StatusPageSection(Section):
+    """The technician's read-only status page (edgenode.web), off by default."""
+
+    enabled: bool = False
+    # Addresses to listen on: name the service port's address, not every interface.
+    bind: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F.:]{2,45}$")]] = Field(
+        default_factory=lambda: ["127.0.0.1"], min_length=1, max_length=8)
+    port: int = Field(8080, ge=1, le=65535)
+    # `edgenode status-page --hash-password` prints it; without it no self-test can be started
+    password_hash: str | None = Field(
+        None, pattern=r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
+    session_minutes: float = Field(30, ge=1, le=24 * 60)
+
+
 class Config(Section):
     node: NodeSection
     storage: StorageSection = StorageSection()
@@ -279,6 +293,7 @@ class Config(Section):
     sensors: SensorsSection = SensorsSection()
     cot: CotSection | None = None
     sapient: SapientSection | None = None
+    status_page: StatusPageSection = StatusPageSection()
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> Config:

@@ -186,6 +186,11 @@ class Effector(DeadlineLoop):
         """Wait until queued audit records and state publishes are out (tests, shutdown)."""
         return self._emitter.flush(timeout_s)
 
+    def record(self, kind: str, data: dict[str, Any]) -> None:
+        """An audit record of something done outside the command path (the status page's
+        logins and self-tests): who did what, in the same hash chain."""
+        self._audit_event(kind, data)
+
     @property
     def keys(self) -> KeyRing:
         return self._ring

@@ -21,7 +21,9 @@ from edgenode.config import Config
 from edgenode.control import Effector, open_relay
 from edgenode.daemon.control_socket import ControlSocket
 from edgenode.daemon.notify import notify, watchdog_interval_s
+from edgenode.daemon.recent_logs import RecentLogs
 from edgenode.daemon.sensing import AcousticStage, I2CStage, ReadingQueue, build_sensor_stages
+from edgenode.daemon.status_page import StatusPageProcess
 from edgenode.daemon.tracking import DetectionStage
 from edgenode.health import Health
 from edgenode.interop.cot import CotOutput
@@ -58,9 +60,12 @@ class Node:
         self.sapient: SapientClient | None = None
         self.last_selftest: dict[str, Any] | None = None
         self._clock_ok, self._clock_read_at = False, -1e9
+        self.recent_logs = RecentLogs()
+        self._started_mono = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
+        logging.getLogger().addHandler(self.recent_logs)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         config = self.config
         self.system = open_system_facts(config.sensors.system_backend,
@@ -101,6 +106,8 @@ class Node:
             self._start(self.sapient)
         self._start(_SocketComponent(ControlSocket(self.state_dir / "control.sock",
                                                    self._handle_local)))
+        if config.status_page.enabled:
+            self._start(StatusPageProcess(self.config_path, self.state_dir))
         notify("READY=1")
         self._status()
 
@@ -198,6 +205,7 @@ class Node:
         if self.effector is not None:
             _never_raise("effector.stop", self.effector.stop)
         log.info("node: stopped")
+        logging.getLogger().removeHandler(self.recent_logs)
 
     def request_stop(self, *_: object) -> None:
         self._stop.set()
@@ -256,12 +264,27 @@ class Node:
         notify("STATUS=" + ("all parts ok" if not bad else "; ".join(bad)))
 
     # -- local control socket ----------------------------------------------------------
+    def _local_audit(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The status page's logins and self-tests go into the audit log."""
+        kind = request.get("kind")
+        if kind not in WEB_AUDIT_KINDS or self.effector is None:
+            return {"ok": False, "error": f"audit kind must be one of {WEB_AUDIT_KINDS}"}
+        self.effector.record(str(kind), _small(request.get("data")))
+        return {"ok": True}
+
     def _handle_local(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request.get("cmd")
         if cmd == "status":
             acoustic = self.detection.last_acoustic
+            node = self.config.node
             return {"ok": True, "version": __version__, "pid": os.getpid(),
+                    "node": {"site": node.site, "id": node.id, "hardware": node.hardware,
+                             "latitude_deg": node.latitude_deg,
+                             "longitude_deg": node.longitude_deg,
+                             "mast_heading_deg": node.mast_heading_deg},
+                    "uptime_s": round(time.monotonic() - self._started_mono, 1),
                     "effector": self.effector.state if self.effector else None,
+                    "effector_state": self.effector_state,
                     "stages": self.health.snapshot(), "health": self.health_extra(),
                     "link": self.link.counters(), "session": self.link.session,
                     "tracks": self.detection.tracker.tracks(),
@@ -274,6 +297,11 @@ class Node:
                     "cot": None if self.cot is None else self.cot.snapshot()}
         if cmd == "selftest":
             return {"ok": True, "report": self.selftest()}
+        if cmd == "logs":
+            return {"ok": True, "lines": self.recent_logs.lines(str(request.get("level", "info")),
+                                                                int(request.get("lines", 300)))}
+        if cmd == "audit":
+            return self._local_audit(request)
         if cmd == "stall":
             # Fault injection for the watchdog and dead-man tests; off unless asked for.
             if os.environ.get("EDGENODE_ALLOW_FAULTS") != "1":
@@ -281,6 +309,17 @@ class Node:
             self.health.stall(str(request["stage"]), float(request["seconds"]))
             return {"ok": True}
         return {"ok": False, "error": f"unknown cmd {cmd!r}"}
+
+
+WEB_AUDIT_KINDS = ("web_login", "web_selftest")
+
+
+def _small(data: object) -> dict[str, str | bool]:
+    """An audit record's data from a local client: a few short strings and flags."""
+    if not isinstance(data, dict):
+        return {}
+    return {str(k)[:32]: v if isinstance(v, bool) else str(v)[:128]
+            for k, v in list(data.items())[:8]}
 
 
 class _SocketComponent:
