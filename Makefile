@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STATE ?= state
-APT_PACKAGES := mosquitto libsystemd-dev pkg-config gcc python3-dev
+APT_PACKAGES := mosquitto libsystemd-dev pkg-config gcc python3-dev dump1090-mutability
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 SCENARIO ?= one-drone-crossing
