@@ -127,15 +127,23 @@ class ModeSDecoder:
                                          even_is_newer=fmt == 0)
             if pos is None:
                 self.counters["cpr_zone_mismatch"] += 1
-        if pos is None:
-            ref = cpr.get("ref")
-            if ref is None or t - ref[2] > self.local_s:
-                return None
-            pos = airborne_position_with_ref(fmt, lat_cpr, lon_cpr, ref[0], ref[1])
-            self.counters["local_positions"] += 1
-        if not self.gate.check(icao, pos[0], pos[1], t):
+        if pos is not None and self.gate.check(icao, pos[0], pos[1], t):
+            return self._trusted(cpr, pos, t)
+        # No pair, or a pair the gate holds (one frame of it may be a phantom): this frame
+        # alone, relative to the last trusted position, as dump1090 does.
+        ref = cpr.get("ref")
+        if ref is None or t - ref[2] > self.local_s:
+            if pos is not None:
+                self.counters["position_held"] += 1
+            return None
+        local = airborne_position_with_ref(fmt, lat_cpr, lon_cpr, ref[0], ref[1])
+        if not self.gate.check(icao, local[0], local[1], t):
             self.counters["position_held"] += 1
             return None
+        self.counters["local_positions"] += 1
+        return self._trusted(cpr, local, t)
+
+    def _trusted(self, cpr: dict, pos: tuple[float, float], t: float) -> tuple[float, float]:
         cpr["ref"] = (pos[0], pos[1], t)
         self.counters["positions"] += 1
         return pos
