@@ -14,6 +14,7 @@ from edgenode.config.loader import (
 )
 from edgenode.config.models import (
     AcousticSection,
+    AirspaceSection,
     BrokerSection,
     Config,
     EffectorSection,
@@ -28,6 +29,7 @@ from edgenode.config.models import (
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "AcousticSection",
+    "AirspaceSection",
     "BrokerSection",
     "Config",
     "ConfigError",
