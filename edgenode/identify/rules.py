@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from edgenode.config.models import AirspaceSection
@@ -27,6 +28,24 @@ class AirspaceGuard:
         self._lock = threading.Lock()
         self._feed_ok = section.adsb_source is None
         self._feed_reason = "not connected yet"
+        self._resolve_track: Callable[[str], tuple[float, float | None] | None] | None = None
+
+    def set_track_resolver(
+            self, resolve: Callable[[str], tuple[float, float | None] | None]) -> None:
+        """track id -> (true bearing deg, height above the site m or None), None if unknown."""
+        self._resolve_track = resolve
+
+    def check(self, target: dict[str, Any], running: bool) -> str | None:
+        """The effector's airspace check (edgenode.control.effector.AirspaceCheck): `target`
+        holds the engage's `bearing_deg` or `track`."""
+        if running:
+            return self.running_refusal()
+        bearing, height = target.get("bearing_deg"), None
+        if bearing is None and target.get("track") and self._resolve_track is not None:
+            found = self._resolve_track(str(target["track"]))
+            if found is not None:
+                bearing, height = found
+        return self.engage_refusal(None if bearing is None else float(bearing), height)
 
     # -- fed by the ADS-B stage ---------------------------------------------------------
     def apply(self, update: Update) -> None:

@@ -133,6 +133,7 @@ class AdsbFeed:
         self.counters: Counter[str] = Counter()
         self.connected = False
         self.last_data_mono: float | None = None
+        self.connected_mono: float | None = None
         self.last_error = ""
         self._gate = PositionGate()
         self._decoder = ModeSDecoder(gate=self._gate)
@@ -211,6 +212,7 @@ class AdsbFeed:
             self._failed(f"cannot connect to {self.url}: {exc}")
             return False
         self.connected = True
+        self.connected_mono = time.monotonic()
         self.counters["connects"] += 1
         self._backoff = self.reconnect_min_s
         self._framer = BeastFramer()  # a new stream: no half frame from the old one
@@ -232,6 +234,13 @@ class AdsbFeed:
         self.counters["connect_failures"] += 1
         self._next_try = time.monotonic() + self._backoff * random.uniform(0.8, 1.2)
         self._backoff = min(self._backoff * 2, self.reconnect_max_s)
+
+    def silent_s(self) -> float | None:
+        """Seconds since the last byte (or since connecting); None while not connected."""
+        if not self.connected:
+            return None
+        last = max(self.last_data_mono or 0.0, self.connected_mono or 0.0)
+        return time.monotonic() - last
 
     def close(self) -> None:
         self.connected = False

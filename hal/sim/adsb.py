@@ -213,14 +213,24 @@ class BeastSky:
             for conn in list(self._clients):
                 self._drop(conn)
             if self._server is not None:
+                with contextlib.suppress(OSError):
+                    self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept loop
                 self._server.close()
                 self._server = None
         log.info("sky: feed cut")
 
     def restore(self) -> None:
-        with self._lock:
-            if self._server is None:
-                self._listen()
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                with self._lock:
+                    if self._server is None:
+                        self._listen()
+                return
+            except OSError:  # the old listener is still closing
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def stop(self) -> None:
         self._stop.set()
