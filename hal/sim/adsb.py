@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pyModeS.position import cprNL
 from pyModeS.util import crc
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 EARTH_RADIUS_M = 6_371_008.8
 FT_M = 0.3048
 KT_MPS = 1852 / 3600
+# Emitter category (TC 4, set A): 7 rotorcraft, 1 light (< 7 t), 3 large (airliner).
+_CATEGORY = {"rotorcraft": 7, "light": 1, "airliner": 3}
 _CHARSET = "#ABCDEFGHIJKLMNOPQRSTUVWXYZ##### ###############0123456789######"
 
 
@@ -117,21 +120,30 @@ def airliner_far(site_alt_m: float) -> Flight:
     return Flight("4CA7B2", "EIN12K", 60_000.0, 0.0, 450.0, 0.0, 35_000.0)
 
 
+def flights_of(aircraft: list[Any], ground_alt_m: float) -> list[Flight]:
+    """Flights from a scenario's `[[aircraft]]` (hal.sim.scenario.Aircraft)."""
+    return [Flight(a.icao, a.callsign, a.position_m[0], a.position_m[1], a.speed_kt,
+                   a.track_deg, (ground_alt_m + a.altitude_m) / FT_M,
+                   category=_CATEGORY[a.kind]) for a in aircraft]
+
+
 class BeastSky:
     """Serves the flights as a Beast stream on 127.0.0.1:`port` (0: any free port)."""
 
     def __init__(self, site_lat: float, site_lon: float, flights: list[Flight], *,
-                 port: int = 0, speed: float = 1.0, rate_hz: float = 2.0):
+                 port: int = 0, speed: float = 1.0, rate_hz: float = 2.0,
+                 period_s: float | None = None, mono0: float | None = None):
         self.site_lat, self.site_lon = site_lat, site_lon
         self.flights = list(flights)
-        self.speed, self.rate_hz = speed, rate_hz
+        self.speed, self.rate_hz, self.period_s = speed, rate_hz, period_s
         self._lock = threading.Lock()
         self._clients: list[socket.socket] = []
         self._server: socket.socket | None = None
         self._port = port
         self._stop = threading.Event()
         self._cut = threading.Event()
-        self._mono0 = time.monotonic()
+        # The sky's time 0 (the twin passes its own, so sky and scenario clocks agree).
+        self._mono0 = time.monotonic() if mono0 is None else mono0
         self._threads: list[threading.Thread] = []
         self.sent = 0
 
@@ -140,7 +152,10 @@ class BeastSky:
         return self._port
 
     def sky_time(self) -> float:
-        return (time.monotonic() - self._mono0) * self.speed
+        """Seconds since the start (times `speed`); starts over every `period_s` when set,
+        as a repeating scenario does."""
+        t = (time.monotonic() - self._mono0) * self.speed
+        return t % self.period_s if self.period_s else t
 
     def start(self) -> BeastSky:
         self._listen()
