@@ -8,8 +8,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from edgenode.link.payloads import load_schema
 from tests.conftest import Mosquitto
 from tests.simdaemon import SimDaemon, ctl, radiating_changes, wait_radiating
 
@@ -46,6 +48,10 @@ def test_engage_is_refused_while_the_helicopter_is_near_and_an_admin_may_overrid
     assert 2500 < heli["distance_m"] < 4100
     assert heli["height_m"] == pytest.approx(300, abs=15)
     assert node.status()["stages"]["adsb"]["state"] == "ok"
+    # what goes into the health report matches the MQTT contract (docs/mqtt.md, health)
+    jsonschema.validate(airspace(node), load_schema("health")["properties"]["airspace"])
+    report = node.control({"cmd": "selftest"})["report"]
+    assert next(c for c in report["checks"] if c["name"] == "adsb")["state"] == "ok"
 
     assert ctl(node, node.broker, "arm", "--ttl", "60").returncode == 0
     refused = ctl(node, node.broker, "engage", "--duration", "5", "--bearing", "90")

@@ -94,7 +94,7 @@ class AirspaceGuard:
         with self._lock:
             contacts = self.picture.contacts(now)
             inside = {c.aircraft.icao for c in self._inside(now)}
-            return {"feed_ok": self._feed_ok,
+            return {"source": self.section.adsb_source, "feed_ok": self._feed_ok,
                     "feed_reason": "" if self._feed_ok else self._feed_reason,
                     "tracked": len(self.picture),
                     "in_volume": sorted(inside),

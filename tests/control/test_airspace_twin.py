@@ -163,3 +163,16 @@ def test_admin_override_engages_and_is_audited(twin: Twin) -> None:
     time.sleep(0.6)  # the helicopter is still inside: the override holds the engagement
     assert twin.rig.drive()
     assert twin.rig.effector._engaged["airspace_override"] == REASON  # type: ignore[index]
+
+
+@pytest.mark.parametrize("twin", [{"no_helicopter": True}], indirect=True)
+def test_a_running_engagement_stops_when_the_feed_is_lost(twin: Twin) -> None:
+    assert twin.arm_and_engage(bearing_deg=200)["status"] == "ok"
+    cut = time.monotonic()
+    twin.sky.cut()
+    assert wait_for(lambda: not twin.rig.drive(), 3)
+    off_at = next(t for t, level in reversed(twin.rig.drive_history()) if not level)
+    assert off_at - cut < 1.0
+    assert wait_for(lambda: twin.rig.effector.state == "ARMED", 2)
+    reasons = [s["data"]["reason"] for s in audit_kinds(twin.rig, "state")]
+    assert any(r.startswith("airspace: adsb_feed_lost") for r in reasons), reasons
