@@ -4,6 +4,7 @@ as Beast on a loopback port; the node config reads it), operators using `edgenod
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,3 +68,21 @@ def test_engage_is_refused_while_the_helicopter_is_near_and_an_admin_may_overrid
     audit = (node.state / "audit").glob("*")
     text = "".join(p.read_text(errors="replace") for p in audit if p.is_file())
     assert "airspace_override" in text and REASON in text
+
+
+def test_aircraft_are_tracks_of_class_manned_aircraft_and_never_engageable(
+        node: SimDaemon) -> None:
+    watch = ctl(node, node.broker, "--json", "watch", "--for", "3")
+    assert watch.returncode == 0, watch.stderr
+    tracks = [t for line in watch.stdout.splitlines() for t in json.loads(line)["tracks"]]
+    heli = [t for t in tracks if (t.get("adsb") or {}).get("icao") == "3C6DD1"]
+    assert heli, tracks
+    assert heli[-1]["classification"][0]["type"] == "manned_aircraft"
+    assert heli[-1]["sensors"] == ["adsb"]
+    # not even an admin's override engages a manned aircraft
+    assert ctl(node, node.broker, "arm", "--ttl", "60").returncode == 0
+    refused = ctl(node, node.broker, "engage", "--duration", "2", "--track",
+                  heli[-1]["object_id"], "--airspace-override", REASON, key="admin.key")
+    assert refused.returncode != 0
+    assert "never_engageable: track" in refused.stdout + refused.stderr
+    assert "is the manned aircraft 3C6DD1" in refused.stdout + refused.stderr

@@ -50,8 +50,11 @@ _SLOW_ACTIONS = (b"selftest", b"rebirth")
 
 ActionHandler = Callable[[dict[str, Any]], str | None]
 # The airspace rules (edgenode.identify via the daemon): (engage target params, running) ->
-# why the engagement may not start (running=False) or go on (running=True), or None.
+# why the engagement may not start (running=False) or go on (running=True), or None. An admin's
+# airspace_override passes every refusal except `never_engageable` (the target is a manned
+# aircraft's track).
 AirspaceCheck = Callable[[dict[str, Any], bool], str | None]
+NEVER_ENGAGEABLE = "never_engageable"
 AIRSPACE_CHECK_S = 0.2  # a running engagement is re-judged this often (it must stop within 1 s)
 
 
@@ -368,7 +371,7 @@ class Effector(DeadlineLoop):
             return "rejected", (f"role_not_allowed: airspace_override needs an admin key; "
                                 f"'{adm.key.id}' is {adm.key.role}"), False
         blocked = self._airspace_refusal(env.params, running=False)
-        if blocked and override is None:
+        if blocked and (override is None or blocked.startswith(NEVER_ENGAGEABLE)):
             return "rejected", blocked, False
         wall = time.time()
         used = self._store.duty_used_s(self._eff.duty_window_s, wall)

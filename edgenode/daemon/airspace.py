@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from edgenode.config.models import AirspaceSection
@@ -15,13 +17,15 @@ from hal.adsb.feed import AdsbBackend, AdsbFeed
 
 log = logging.getLogger(__name__)
 POLL_S = 0.2
+EVENTS_EVERY_S = 0.5  # aircraft track events (each track at most 1 Hz: AircraftTracks)
 
 
 class AdsbStage:
     name = "adsb"
 
     def __init__(self, section: AirspaceSection, guard: AirspaceGuard, health: Health, *,
-                 backend: AdsbBackend | None = None):
+                 backend: AdsbBackend | None = None,
+                 publish_events: Callable[[list[dict[str, Any]]], None] | None = None):
         assert section.adsb_source is not None
         self.section, self.guard = section, guard
         self.feed = AdsbFeed(section.adsb_source, backend=backend, name="adsb")
@@ -29,6 +33,8 @@ class AdsbStage:
         self._stop = threading.Event()
         self._thread = LoopThread(self.health, self._step, self._stop)
         self._ok: bool | None = None
+        self._publish = publish_events
+        self._events_at = 0.0
 
     def _step(self) -> None:
         for update in self.feed.poll(POLL_S):
@@ -49,6 +55,11 @@ class AdsbStage:
                 log.warning("adsb: feed lost (%s); engagements refused (airspace.fail_safe)",
                             why)
         self.health.set("ok" if ok else "failed", why)
+        if self._publish is not None and time.monotonic() - self._events_at >= EVENTS_EVERY_S:
+            self._events_at = time.monotonic()
+            events = self.guard.track_events()
+            if events:
+                self._publish(events)
 
     def counters(self) -> dict[str, Any]:
         return self.feed.stats()

@@ -90,7 +90,8 @@ class Node:
         if self.airspace is not None:
             self.airspace.set_track_resolver(self._track_bearing)
             if self.airspace.section.adsb_source is not None:
-                self.adsb = AdsbStage(self.airspace.section, self.airspace, self.health)
+                self.adsb = AdsbStage(self.airspace.section, self.airspace, self.health,
+                                      publish_events=self.link.publish_events)
                 self._start(self.adsb)
         self.link.on_command(self.effector.handle_command, slow=self.effector.may_be_slow)
         self.link.on_link_change(self.effector.link_changed)

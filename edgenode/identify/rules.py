@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgenode.config.models import AirspaceSection
+from edgenode.identify.aircraft_tracks import AircraftTracks
 from edgenode.identify.airspace import AirspacePicture, Contact, Site, Update
 from edgenode.identify.nojam import NoJamGeometry
 
@@ -25,6 +26,7 @@ class AirspaceGuard:
                                        stale_s=section.stale_s,
                                        max_aircraft=section.max_aircraft)
         self.geometry = NoJamGeometry(section, site)
+        self.tracks = AircraftTracks()
         self._lock = threading.Lock()
         self._feed_ok = section.adsb_source is None
         self._feed_reason = "not connected yet"
@@ -40,6 +42,12 @@ class AirspaceGuard:
         holds the engage's `bearing_deg` or `track`."""
         if running:
             return self.running_refusal()
+        if target.get("track"):
+            with self._lock:
+                icao = self.tracks.is_aircraft(str(target["track"]))
+            if icao is not None:
+                return (f"never_engageable: track {target['track']} is the manned aircraft "
+                        f"{icao} (ADS-B); no override can engage it")
         bearing, height = target.get("bearing_deg"), None
         if bearing is None and target.get("track") and self._resolve_track is not None:
             found = self._resolve_track(str(target["track"]))
@@ -86,6 +94,12 @@ class AirspaceGuard:
         return [c for c in self.picture.contacts(now)
                 if c.distance_m <= s.protection_radius_m
                 and (c.height_m is None or c.height_m <= s.protection_height_m)]
+
+    def track_events(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Track events (class manned_aircraft) for the aircraft in the picture."""
+        now = time.time() if now is None else now
+        with self._lock:
+            return self.tracks.update(self.picture.contacts(now), now)
 
     # -- health -------------------------------------------------------------------------
     def snapshot(self, now: float | None = None, limit: int = 20) -> dict[str, Any]:

@@ -137,3 +137,33 @@ circles = [{ name = "helipad", latitude_deg = 52.0, longitude_deg = 13.0 }]
         load_config(path)
     (problem,) = info.value.problems
     assert problem.key == "airspace" and "picture_radius_m 2000" in problem.rule
+
+
+def test_aircraft_become_manned_aircraft_tracks_that_are_never_engageable() -> None:
+    import jsonschema
+
+    from edgenode.link.payloads import load_schema
+
+    schema = load_schema("events")
+    track_schema = {**schema["$defs"]["track"], "$defs": schema["$defs"]}
+    guard = AirspaceGuard(section(), SITE)
+    guard.apply(update("AAAAAA", 0, -3000, callsign="CHX24", t=100.0))
+    guard.apply(AircraftUpdate(t=100.0, icao="AAAAAA", speed_kt=80.0, track_deg=0.0))
+    (new,) = guard.track_events(now=100.0)
+    assert new["type"] == "new"
+    state = new["after"]
+    jsonschema.validate(state, track_schema)
+    assert state["classification"] == [{"type": "manned_aircraft", "confidence": 1.0}]
+    assert state["sensors"] == ["adsb"] and state["adsb"]["callsign"] == "CHX24"
+    assert state["azimuth_deg"]["value"] == pytest.approx(180, abs=0.5)
+    assert state["velocity_enu_mps"]["north"] == pytest.approx(80 * 1852 / 3600, abs=0.1)
+    assert guard.track_events(now=100.3) == []  # nothing new
+    guard.apply(update("AAAAAA", 0, -2900, t=101.5))
+    (upd,) = guard.track_events(now=101.5)
+    assert upd["type"] == "update" and upd["object_id"] == new["object_id"]
+    reason = guard.check({"track": new["object_id"], "duration_s": 5}, running=False)
+    assert (reason or "").startswith(f"never_engageable: track {new['object_id']} is the "
+                                     "manned aircraft AAAAAA")
+    (end,) = guard.track_events(now=200.0)  # not heard for longer than stale_s
+    assert end["type"] == "end" and end["after"]["status"] == "ended"
+    jsonschema.validate(end["after"], track_schema)
