@@ -119,6 +119,8 @@ class Node:
             caps.append(f"radar:{self.config.radar.model}")
         if self.config.acoustic is not None:
             caps.append(f"acoustic:{self.config.acoustic.geometry}")
+        if self.config.airspace is not None:
+            caps.append("airspace:adsb" if self.config.airspace.adsb_source else "airspace")
         return caps
 
     def _track_bearing(self, track_id: str) -> tuple[float, float | None] | None:
