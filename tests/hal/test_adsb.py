@@ -182,3 +182,17 @@ def test_feed_reads_the_twins_sky_over_tcp() -> None:
     assert seen["3C6DD1"]["lat"] == pytest.approx(52.0 - 3000 / 111_195, abs=0.005)
     assert seen["4CA7B2"]["alt_ft"] == 35_000
     assert feed.stats().get("crc_fail", 0) == 0
+
+
+def test_sbs_feed_holds_a_position_that_jumps_50_km() -> None:
+    def line(lat: float) -> bytes:
+        return (f"MSG,3,1,1,4D2023,1,,,,,,22000,,,{lat:.5f},13.00000,,,,,,0\n").encode()
+
+    backend = FakeAdsbBackend([line(52.0), line(52.001), line(52.45), line(52.451),
+                               b"garbage line\n", line(52.452)])
+    feed = AdsbFeed("sbs://127.0.0.1:1", backend=backend)
+    got = []
+    for _ in range(8):
+        got += feed.poll(0.01)
+    assert [u.lat for u in got] == [52.0, 52.001, None, 52.451, 52.452]
+    assert feed.stats()["position_held"] == 1 and feed.stats()["sbs_errors"] == 1
