@@ -9,7 +9,8 @@ from tests.conftest import EDGENODE, ROOT, free_port
 
 
 def test_adsb_lists_the_aircraft_it_hears() -> None:
-    sky = BeastSky(52.0, 13.0, [helicopter_crossing(0.0), airliner_far(0.0)], rate_hz=10).start()
+    sky = BeastSky(52.0, 13.0, [helicopter_crossing(0.0), airliner_far(0.0)], rate_hz=10,
+                   ident_every_s=0.5).start()
     try:
         proc = subprocess.run([*EDGENODE, "adsb", "--connect", f"beast://127.0.0.1:{sky.port}",
                                "--seconds", "2"], cwd=ROOT, capture_output=True, text=True,

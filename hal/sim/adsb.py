@@ -4,8 +4,8 @@ flights and served in the Beast format on a loopback TCP port, as dump1090/reads
 `encode_*` build real messages (CRC-24 parity, CPR even/odd, 25 ft altitude code) that any
 decoder reads. `BeastSky` flies the aircraft on its own clock (`speed` times the wall clock) and
 broadcasts, per aircraft, a position twice a second (even and odd in turn), a velocity twice a
-second and its identification every 5 s. `cut()` drops every client and refuses new ones (a
-lost feed); `restore()` serves again.
+second and its identification every `ident_every_s` (5 s). `cut()` drops every client and
+refuses new ones (a lost feed); `restore()` serves again.
 """
 
 from __future__ import annotations
@@ -132,10 +132,12 @@ class BeastSky:
 
     def __init__(self, site_lat: float, site_lon: float, flights: list[Flight], *,
                  port: int = 0, speed: float = 1.0, rate_hz: float = 2.0,
-                 period_s: float | None = None, mono0: float | None = None):
+                 period_s: float | None = None, mono0: float | None = None,
+                 ident_every_s: float = 5.0):
         self.site_lat, self.site_lon = site_lat, site_lon
         self.flights = list(flights)
         self.speed, self.rate_hz, self.period_s = speed, rate_hz, period_s
+        self.ident_every = max(1, round(ident_every_s * rate_hz))  # in ticks
         self._lock = threading.Lock()
         self._clients: list[socket.socket] = []
         self._server: socket.socket | None = None
@@ -197,7 +199,7 @@ class BeastSky:
                                 mlat_ticks=ticks)
             out += encode_frame(encode_velocity(f.icao, f.speed_kt, f.track_deg),
                                 mlat_ticks=ticks)
-            if tick % max(1, round(5 * self.rate_hz)) == 0:
+            if tick % self.ident_every == 0:
                 out += encode_frame(encode_identification(f.icao, f.callsign,
                                                           category=f.category),
                                     mlat_ticks=ticks)
