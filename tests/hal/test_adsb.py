@@ -196,3 +196,13 @@ def test_sbs_feed_holds_a_position_that_jumps_50_km() -> None:
         got += feed.poll(0.01)
     assert [u.lat for u in got] == [52.0, 52.001, None, 52.451, 52.452]
     assert feed.stats()["position_held"] == 1 and feed.stats()["sbs_errors"] == 1
+
+
+def test_emergency_status_is_decoded() -> None:
+    from hal.sim.adsb import _df17
+
+    dec = ModeSDecoder()
+    dec.decode(encode_identification(ICAO, "CHX24"), 0.0)
+    status = _df17(ICAO, (28 << 51) | (1 << 48) | (2 << 45))  # BDS 6,1: lifeguard / medical
+    update = dec.decode(status, 0.5)
+    assert update is not None and update.emergency == "lifeguard"
