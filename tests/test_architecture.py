@@ -33,6 +33,11 @@ def test_detection_does_no_io_imports():
                                          "socket", "sqlite3"))
 
 
+def test_identify_is_pure():
+    assert not _hits("edgenode.identify", ("paho", "hal", "serial", "smbus2", "gpiod", "RPi",
+                                           "socket", "sqlite3", "pyModeS"))
+
+
 def test_only_link_and_central_import_paho():
     assert not _hits("edgenode", ("paho",), allowed=("edgenode.link", "edgenode.central"))
     assert not _hits("hal", ("paho",))

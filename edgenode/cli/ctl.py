@@ -169,6 +169,8 @@ def params_for(args: argparse.Namespace) -> dict[str, Any]:
         return {"ttl_s": args.ttl}
     if action == "engage":
         target = {"track": args.track} if args.track else {"bearing_deg": args.bearing}
+        if args.airspace_override:
+            target["airspace_override"] = args.airspace_override
         return {"duration_s": args.duration, **target}
     if action == "keys-update":
         data = tomllib.loads(Path(args.keys_file).read_text(encoding="utf-8"))
@@ -285,7 +287,30 @@ def _node_row(site: str, node: str, topics: dict[str, bytes]) -> dict[str, Any]:
         if isinstance(parts, dict):
             row["not_ok"] = sorted(name for name, part in parts.items()
                                    if isinstance(part, dict) and part.get("state") != "ok")
+        airspace = health.get("airspace")
+        if isinstance(airspace, dict):
+            row["aircraft"] = airspace.get("aircraft") or []
+            row["adsb_feed_ok"] = airspace.get("feed_ok")
     return row
+
+
+def _aircraft_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Manned aircraft near each node (from its health report), nearest first."""
+    lines = [f"{'NODE':<16}{'AIRCRAFT':<10}{'CALLSIGN':<10}{'DIST km':>8}{'BRG':>6}"
+             f"{'HEIGHT m':>10}{'CLOSING m/s':>13}  VOLUME"]
+    for r in rows:
+        if r.get("adsb_feed_ok") is False:
+            lines.append(f"{r['node']:<16}ADS-B feed lost: engagements refused")
+        for a in r.get("aircraft") or []:
+            height = a.get("height_m")
+            closing = a.get("closing_mps")
+            lines.append(
+                f"{r['node']:<16}{a.get('icao', '?'):<10}{a.get('callsign') or '-':<10}"
+                f"{a.get('distance_m', 0) / 1000:>8.1f}{a.get('bearing_deg', 0):>6.0f}"
+                f"{'-' if height is None else f'{height:.0f}':>10}"
+                f"{'-' if closing is None else f'{closing:.0f}':>13}  "
+                f"{'INSIDE' if a.get('in_volume') else ''}")
+    return lines if len(lines) > 1 else []
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -378,6 +403,9 @@ def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
                       f"{'NODE':<16}{'TRACK':<10}{'STATUS':<11}{'CLASS':<10}{'CONF':<6}"
                       f"{'AZ':>6}{'RANGE':>8}{'SPEED':>7}"]
             screen += [_describe_track(key[0], state) for key, state in sorted(tracks.items())]
+            aircraft = _aircraft_lines(rows)
+            if aircraft:
+                screen += ["", "manned aircraft nearby (ADS-B):", *aircraft]
             screen += ["", "recent track events:", *recent]
             # Home + clear-to-end redraws in place without scrolling.
             print(("\x1b[H\x1b[J" if tty else "") + "\n".join(screen), flush=True)
@@ -438,6 +466,9 @@ def register(add: Any) -> None:
     target = engage.add_mutually_exclusive_group(required=True)
     target.add_argument("--track", help="track id")
     target.add_argument("--bearing", type=float, help="true bearing, degrees")
+    engage.add_argument("--airspace-override", metavar="REASON",
+                        help="admin only: engage despite the airspace rules (a known "
+                        "emergency); the reason is audited")
     for name, text in (("disengage", "switch the jammer off, stay ARMED"),
                        ("safe", "relay off and disarm (any key may)"),
                        ("reset", "clear a latched FAULT (admin)"),

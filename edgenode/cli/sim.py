@@ -136,6 +136,9 @@ def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str,
     acoustic = hardware.get("acoustic")
     if acoustic:
         config["acoustic"] = dict(acoustic) | {"backend": "sim", "device": socket_path}
+    if endpoints.get("adsb"):
+        # The twin's manned aircraft on its Beast port: the airspace rules apply (fail safe).
+        config["airspace"] = {"adsb_source": endpoints["adsb"]}
     return config
 
 

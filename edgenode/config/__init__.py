@@ -15,6 +15,7 @@ from edgenode.config.loader import (
 )
 from edgenode.config.models import (
     AcousticSection,
+    AirspaceSection,
     BrokerSection,
     Config,
     EffectorSection,
@@ -30,6 +31,7 @@ from edgenode.config.models import (
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "AcousticSection",
+    "AirspaceSection",
     "BrokerSection",
     "Config",
     "ConfigError",

@@ -282,6 +282,75 @@ class StatusPageSection(Section):
     session_minutes: float = Field(30, ge=1, le=24 * 60)
 
 
+AdsbUrl = Annotated[str, Field(pattern=r"^(beast|sbs)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$")]
+ZoneName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")]
+
+
+class NoJamSector(Section):
+    """Bearings the jammer must never point at (a road, a village), as true bearings clockwise
+    from north, from `from_deg` clockwise to `to_deg` (it may wrap through north)."""
+
+    name: ZoneName
+    from_deg: float = Field(ge=0, lt=360)
+    to_deg: float = Field(ge=0, lt=360)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> NoJamSector:
+        if self.from_deg == self.to_deg:
+            raise ValueError(f"sector '{self.name}': from_deg equals to_deg ({self.from_deg}); "
+                             "a sector must span some bearings (0 to 359.9 blocks all)")
+        return self
+
+
+class NoJamCircle(Section):
+    """A place the jammer must not reach (an airport, a helipad): its centre and radius."""
+
+    name: ZoneName
+    latitude_deg: float = Field(ge=-90, le=90)
+    longitude_deg: float = Field(ge=-180, le=180)
+    radius_m: float = Field(gt=0, le=50_000)
+
+
+class AirspaceSection(Section):
+    """Manned aircraft (ADS-B) and no-jam geometry: both block an engagement."""
+
+    # The local receiver's Beast (port 30005) or SBS (port 30003) output.
+    adsb_source: AdsbUrl | None = None
+    # An aircraft inside this cylinder around the site blocks (and ends) an engagement.
+    protection_radius_m: float = Field(5000, ge=500, le=50_000)
+    protection_height_m: float = Field(1500, ge=100, le=15_000)
+    # The picture keeps aircraft out to this range (shown in health), at most max_aircraft.
+    picture_radius_m: float = Field(30_000, ge=1000, le=500_000)
+    max_aircraft: int = Field(300, ge=10, le=5000)
+    # An aircraft (and its position) not heard for this long is forgotten.
+    stale_s: float = Field(15, ge=1, le=120)
+    # The feed counts as lost when disconnected, or silent this long (dump1090 and readsb
+    # send a heartbeat every 60 s on a quiet sky).
+    feed_silence_s: float = Field(75, ge=1, le=600)
+    # Fail safe: with the feed lost, refuse engagements (and end a running one).
+    fail_safe: bool = True
+    # How far the jammer reaches and how wide its beam is: a circle within reach whose
+    # bearings meet the beam blocks the engage; sectors are widened by half the beam.
+    jam_range_m: float = Field(3000, ge=10, le=100_000)
+    beam_width_deg: float = Field(0, ge=0, le=360)
+    sectors: list[NoJamSector] = Field(default_factory=list)
+    circles: list[NoJamCircle] = Field(default_factory=list)
+    # Never engage a target higher than this above the site (a jammer pointed up reaches
+    # aviation); applies when the target's height is known (a track).
+    ceiling_m: float | None = Field(None, gt=0, le=15_000)
+
+    @model_validator(mode="after")
+    def _picture_covers_protection(self) -> AirspaceSection:
+        if self.picture_radius_m < self.protection_radius_m:
+            raise ValueError(f"picture_radius_m {self.picture_radius_m} is less than "
+                             f"protection_radius_m {self.protection_radius_m}: aircraft inside "
+                             "the protection volume would not be in the picture")
+        names = [z.name for z in [*self.sectors, *self.circles]]
+        if len(set(names)) != len(names):
+            raise ValueError(f"no-jam sector and circle names must be unique, got {names}")
+        return self
+
+
 class Config(Section):
     node: NodeSection
     storage: StorageSection = StorageSection()
@@ -294,6 +363,7 @@ class Config(Section):
     cot: CotSection | None = None
     sapient: SapientSection | None = None
     status_page: StatusPageSection = StatusPageSection()
+    airspace: AirspaceSection | None = None
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> Config:

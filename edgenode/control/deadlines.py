@@ -110,6 +110,8 @@ class DeadlineLoop:
                 self._end_engagement("relay.max_on_s reached", None)
             elif now >= self._engaged_until:
                 self._end_engagement("engagement duration ended", None)
+            elif (stop := self._airspace_stop(now)) is not None:
+                self._end_engagement(stop, None)
         elif inputs.drive:
             # Nothing but an engagement may hold the drive on.
             log.error("effector: drive found on outside an engagement; off")

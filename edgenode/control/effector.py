@@ -49,14 +49,23 @@ MIN_ENGAGE_S = 0.05
 _SLOW_ACTIONS = (b"selftest", b"rebirth")
 
 ActionHandler = Callable[[dict[str, Any]], str | None]
+# The airspace rules (edgenode.identify via the daemon): (engage target params, running) ->
+# why the engagement may not start (running=False) or go on (running=True), or None. An admin's
+# airspace_override passes every refusal except `never_engageable` (the target is a manned
+# aircraft's track).
+AirspaceCheck = Callable[[dict[str, Any], bool], str | None]
+NEVER_ENGAGEABLE = "never_engageable"
+AIRSPACE_CHECK_S = 0.2  # a running engagement is re-judged this often (it must stop within 1 s)
 
 
 class Effector(DeadlineLoop):
     def __init__(self, relay: JammerRelay, config: Config, health: Health, state_dir: Path, *,
                  publish_audit: Callable[[dict[str, Any]], None],
                  publish_state: Callable[[dict[str, Any]], None],
-                 clock_synced: Callable[[], bool], audit_fsync: bool = True):
+                 clock_synced: Callable[[], bool], audit_fsync: bool = True,
+                 airspace: AirspaceCheck | None = None):
         self._relay = relay
+        self._airspace, self._airspace_at = airspace, 0.0
         self._config = config
         self._eff = config.effector
         self._period_s = config.relay.heartbeat_period_ms / 1000
@@ -362,6 +371,13 @@ class Effector(DeadlineLoop):
             return "rejected", "clock_not_synced: engage needs a synchronised clock", False
         if self._link_down_since is not None:
             return "rejected", "link_lost: the broker link is down", False
+        override = env.params.get("airspace_override")
+        if override is not None and adm.key.role != "admin":
+            return "rejected", (f"role_not_allowed: airspace_override needs an admin key; "
+                                f"'{adm.key.id}' is {adm.key.role}"), False
+        blocked = self._airspace_refusal(env.params, running=False)
+        if blocked and (override is None or blocked.startswith(NEVER_ENGAGEABLE)):
+            return "rejected", blocked, False
         wall = time.time()
         used = self._store.duty_used_s(self._eff.duty_window_s, wall)
         remaining = self._eff.duty_max_on_s - used
@@ -383,11 +399,37 @@ class Effector(DeadlineLoop):
         target = {k: env.params[k] for k in ("track", "bearing_deg") if k in env.params}
         self._engaged = {"by": adm.key.id, "command_id": env.id, "duration_s": duration,
                          **target}
+        if override is not None:
+            self._engaged["airspace_override"] = override
+            self._audit_event("airspace_override", {"by": adm.key.id, "command": env.id,
+                                                    "reason": override, "overrode": blocked})
+            log.warning("effector: airspace override by %s (%s); would refuse: %s",
+                        adm.key.id, override, blocked)
         self._transition(ENGAGED, f"engaged by {adm.key.id} for {duration:g} s", env.id)
         note = None
         if duration < requested:
             note = f"duration capped to {duration:.2f} s by the duty-cycle budget"
         return "ok", note, True
+
+    def _airspace_refusal(self, target: dict[str, Any], running: bool) -> str | None:
+        if self._airspace is None:
+            return None
+        try:
+            return self._airspace(target, running)
+        except Exception as exc:  # an airspace check that fails refuses (and stops)
+            log.exception("effector: airspace check failed")
+            return f"airspace_check_failed: {type(exc).__name__}: {exc}"
+
+    def _airspace_stop(self, now: float) -> str | None:
+        """Why the running engagement must end now (an aircraft entered the volume, the feed
+        was lost), judged every AIRSPACE_CHECK_S; None under an admin override."""
+        engaged = self._engaged or {}
+        if (self._airspace is None or "airspace_override" in engaged
+                or now - self._airspace_at < AIRSPACE_CHECK_S):
+            return None
+        self._airspace_at = now
+        reason = self._airspace_refusal(engaged, running=True)
+        return None if reason is None else f"airspace: {reason}"
 
     def _do_disengage(self, adm: Admitted) -> tuple[str, str | None]:
         if self._state == ENGAGED:

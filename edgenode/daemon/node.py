@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from edgenode import __version__
 from edgenode.config import Config
 from edgenode.control import Effector, open_relay
+from edgenode.daemon.airspace import AdsbStage
 from edgenode.daemon.control_socket import ControlSocket
 from edgenode.daemon.notify import notify, watchdog_interval_s
 from edgenode.daemon.recent_logs import RecentLogs
@@ -26,6 +27,8 @@ from edgenode.daemon.sensing import AcousticStage, I2CStage, ReadingQueue, build
 from edgenode.daemon.status_page import StatusPageProcess
 from edgenode.daemon.tracking import DetectionStage
 from edgenode.health import Health
+from edgenode.identify.airspace import Site
+from edgenode.identify.rules import AirspaceGuard
 from edgenode.interop.cot import CotOutput
 from edgenode.link import Link
 from edgenode.selftest import run_selftest
@@ -59,6 +62,8 @@ class Node:
         self.cot: CotOutput | None = None
         self.sapient: SapientClient | None = None
         self.last_selftest: dict[str, Any] | None = None
+        self.airspace: AirspaceGuard | None = None
+        self.adsb: AdsbStage | None = None
         self._clock_ok, self._clock_read_at = False, -1e9
         self.recent_logs = RecentLogs()
         self._started_mono = time.monotonic()
@@ -72,12 +77,17 @@ class Node:
                                         device=config.sensors.system_device)
         self.link = Link(config, self.state_dir, self.health, version=__version__,
                          capabilities=self._capabilities(), config_digest=self._config_digest())
+        if config.airspace is not None:
+            node = config.node
+            self.airspace = AirspaceGuard(config.airspace, Site(
+                node.latitude_deg, node.longitude_deg, node.altitude_m))
         # The relay is reserved (OFF) before any other part starts.
         relay = open_relay(config.relay)
         self.effector = Effector(relay, config, self.health, self.state_dir,
                                  publish_audit=self.link.publish_audit,
                                  publish_state=self._effector_changed,
-                                 clock_synced=self._clock_synced)
+                                 clock_synced=self._clock_synced,
+                                 airspace=self.airspace.check if self.airspace else None)
         self.effector.set_action_handler("selftest", self._remote_selftest)
         self.effector.start()
         self.readings = ReadingQueue()
@@ -99,6 +109,12 @@ class Node:
             config, self.health, self.readings, self._publish_event,
             geometry_m=acoustic.geometry.positions_m if acoustic else None)
         self._start(self.detection)
+        if self.airspace is not None:
+            self.airspace.set_track_resolver(self._track_bearing)
+            if self.airspace.section.adsb_source is not None:
+                self.adsb = AdsbStage(self.airspace.section, self.airspace, self.health,
+                                      publish_events=self._publish_events)
+                self._start(self.adsb)
         self.link.on_command(self.effector.handle_command, slow=self.effector.may_be_slow)
         self.link.on_link_change(self.effector.link_changed)
         self._start(self.link)
@@ -126,6 +142,16 @@ class Node:
         if self.sapient is not None:
             self.sapient.publish_event(event)
 
+    def _publish_events(self, events: list[dict[str, Any]]) -> None:
+        """Events of one moment (the airspace picture's aircraft) in one outbox transaction,
+        and to the other systems one by one."""
+        self.link.publish_events(events)
+        for event in events:
+            if self.cot is not None:
+                self.cot.on_event(event)
+            if self.sapient is not None:
+                self.sapient.publish_event(event)
+
     def _node_summary(self) -> tuple[str, str | None]:
         """(status, effector state) for the node's marker on other systems' maps."""
         bad = [f"{name} {s['state']}" for name, s in self.health.snapshot().items()
@@ -147,7 +173,19 @@ class Node:
             caps.append(f"radar:{self.config.radar.model}")
         if self.config.acoustic is not None:
             caps.append(f"acoustic:{self.config.acoustic.geometry}")
+        if self.config.airspace is not None:
+            caps.append("airspace:adsb" if self.config.airspace.adsb_source else "airspace")
         return caps
+
+    def _track_bearing(self, track_id: str) -> tuple[float, float | None] | None:
+        """(true bearing, height above the site) of a live track, for the airspace rules."""
+        for state in self.detection.tracker.tracks():
+            if state["object_id"] == track_id:
+                location = state.get("location")
+                height = None if not location else \
+                    location["altitude_m"] - self.config.node.altitude_m
+                return float(state["azimuth_deg"]["value"]), height
+        return None
 
     def _config_digest(self) -> str:
         return "sha256:" + hashlib.sha256(self.config_path.read_bytes()).hexdigest()[:16]
@@ -183,6 +221,10 @@ class Node:
             counters["effector"] = dict(self.effector.counters)
         if self.sapient is not None:
             counters["sapient"] = self.sapient.snapshot()
+        if self.airspace is not None:
+            extra["airspace"] = self.airspace.snapshot()
+        if self.adsb is not None:
+            counters["adsb"] = self.adsb.counters()
         for stage in self.sensors:
             counters[stage.name] = stage.counters()
             if isinstance(stage, I2CStage):

@@ -46,6 +46,8 @@ def run_selftest(node: NodeView) -> dict[str, Any]:
             continue
         checks.append(check(stage.name, "failed" if state == "starting" else state,
                             str(info["reason"]), **stage.counters()))
+    if extra.get("airspace", {}).get("source"):
+        checks.append(_adsb_check(extra["airspace"]))
     checks.append(_relay_check(node.effector_state))
     checks.append(_system_check(extra["system"]))
     link = node.link.counters()
@@ -61,6 +63,15 @@ def _i2c_checks(stage: Any) -> list[dict[str, Any]]:
            for name, reading in list(stage.readings.items())]
     out += [check(f"i2c:{name}", "failed", error) for name, error in list(stage.errors.items())]
     return out
+
+
+def _adsb_check(airspace: dict[str, Any]) -> dict[str, Any]:
+    """The ADS-B receiver: without its picture the node refuses engagements (fail safe)."""
+    detail = {"aircraft": airspace["tracked"], "in_volume": len(airspace["in_volume"])}
+    if airspace["feed_ok"]:
+        return check("adsb", "ok", "", **detail)
+    return check("adsb", "failed", f"{airspace['feed_reason']}; check the receiver (readsb / "
+                 "dump1090 running, antenna, airspace.adsb_source)", **detail)
 
 
 def _relay_check(state: dict[str, Any] | None) -> dict[str, Any]:

@@ -137,6 +137,20 @@ DEFAULT_LEVEL_DBA_1M = {"quad": 74.0, "fixed-wing": 78.0, "bird": 70.0, "car": 8
 DEFAULT_RCS_M2 = {"quad": 0.02, "fixed-wing": 0.05, "bird": 0.01, "car": 10.0}
 
 
+class Aircraft(_Model):
+    """A manned aircraft flying straight, heard by the node only on ADS-B (the twin serves its
+    messages in the Beast format): where it is at scenario time 0 (metres east and north of the
+    mast foot), its height above the ground there, ground speed and track."""
+
+    icao: str = Field(pattern=r"^[0-9A-F]{6}$")
+    callsign: str = Field(pattern=r"^[A-Z0-9]{1,8}$")
+    kind: Literal["rotorcraft", "airliner", "light"] = "airliner"
+    position_m: Metres2
+    altitude_m: float = Field(ge=0, le=15_000)
+    speed_kt: float = Field(ge=0, le=700)
+    track_deg: float = Field(ge=0, lt=360)
+
+
 class Fault(_Model):
     name: FaultName
     at_s: float = Field(ge=0)
@@ -172,6 +186,7 @@ class Scenario(_Model):
     machinery: list[Machinery] = Field(default_factory=list)
     targets: list[Target] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
+    aircraft: list[Aircraft] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Scenario:

@@ -111,6 +111,7 @@ class Twin:
         self.mono0 = time.monotonic()
         self.wall0 = time.time()
         self.radar = None
+        self.sky: Any = None
         self.parts = None
         self._server: socketserver.ThreadingUnixStreamServer | None = None
 
@@ -144,6 +145,15 @@ class Twin:
         elif radar_cfg:
             log.warning("sim: radar model '%s' is not simulated yet; no radar port",
                         radar_cfg.get("model"))
+        if self.scenario.aircraft:
+            from hal.sim.adsb import BeastSky, flights_of
+
+            node = self.scenario.node
+            self.sky = BeastSky(node.latitude_deg, node.longitude_deg,
+                                flights_of(self.scenario.aircraft, node.altitude_m),
+                                speed=self.speed,
+                                period_s=self.scenario.duration_s if self.scenario.repeat
+                                else None, mono0=self.mono0).start()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         self._server = _Server(str(self.socket_path), _Handler)
@@ -169,6 +179,8 @@ class Twin:
             self._server.server_close()
         if self.radar is not None:
             self.radar.close()
+        if self.sky is not None:
+            self.sky.stop()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         self.truth.write({"t": time.time(), "sim_t": self.sim_time(), "event": "stop"})
@@ -198,6 +210,8 @@ class Twin:
             | {"board_dropout_ms": round(self.dropout_s * 1000)},
             "i2c": [p.as_config() for p in PARTS],
             "node": self.scenario.node.model_dump(),
+            # The manned aircraft's ADS-B, as a receiver's Beast port (none without aircraft).
+            "adsb": f"beast://127.0.0.1:{self.sky.port}" if self.sky is not None else None,
         }
         tmp = self.endpoints_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
