@@ -33,6 +33,7 @@ from edgenode.link.payloads import (
 )
 from edgenode.link.pump import Pump
 from edgenode.link.topics import Topics
+from edgenode.link.watch import LinkWatch
 from edgenode.link.writer import OutboxWriter
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ OUTBOX_FILE = "outbox.sqlite3"
 PUMP_WINDOW = 256  # outbox rows handed to the client and not yet acknowledged
 STOP_FLUSH_S = 1.0
 COMMAND_QUEUE = 256
+VIGILANT_STATES = ("ARMED", "ENGAGED")  # effector states in which link loss drops the relay
 _STATE_ORDER = {"ok": 0, "starting": 1, "degraded": 2, "failed": 3}
 
 CommandHandler = Callable[[InboundMessage], dict[str, Any] | None]
@@ -101,7 +103,12 @@ class Link:
         self._ever_connected = False
         self._n = {"dropped": 0, "gaps": 0, "connects": 0, "cmd_received": 0,
                    "cmd_results": 0, "cmd_overflow": 0, "responses_refused": 0}
-        self._client.subscribe(self.topics.cmd, self._on_cmd_message, qos=1)
+        # Retain as published: a command published with the retain flag is refused even
+        # when it reaches us live (it would come back on every reconnect).
+        self._client.subscribe(self.topics.cmd, self._on_cmd_message, qos=1,
+                               retain_as_published=True)
+        self._watch = LinkWatch(self._client, self.topics.ping, silence_s=broker.silence_s,
+                                payload=self._ping_payload, on_change=self._notify)
 
     def _broker_options(self) -> BrokerOptions:
         broker = self._config.broker
@@ -132,12 +139,14 @@ class Link:
         self._cmd_thread = threading.Thread(target=self._command_loop, name="link-cmd",
                                             daemon=True)
         self._cmd_thread.start()
+        self._watch.start()
         self._client.start()
 
     def stop(self) -> None:
         """Flush what goes out within about a second, publish `offline`, disconnect.
         Rows not acknowledged stay in the outbox for the next start. Never raises."""
         try:
+            self._watch.stop()
             self._writer.flush()
             self._stop.set()
             if self._thread is not None:
@@ -235,6 +244,9 @@ class Link:
                 self._health_extra = dict(payload)
             self._publish_health()
             return
+        if name == "effector":
+            # Armed or engaged: the link-loss rule is live, so silence must be noticed fast.
+            self._watch.set_vigilant(payload.get("state") in VIGILANT_STATES)
         body = encode(self._env.state(payload, time.time()))
         with self._state_lock:
             self._states[name] = body
@@ -319,11 +331,14 @@ class Link:
         for name, body in states:
             self._client.publish(self.topics.topic(name), body, qos=1, retain=True)
         self._pump.connected()
-        self._notify(True)
+        self._watch.connected()  # up only once a ping came back (edgenode/link/watch.py)
 
     def _on_disconnect(self, reason: str) -> None:
         self._pump.disconnected()
-        self._notify(False)
+        self._watch.disconnected()
+
+    def _ping_payload(self, nonce: str, n: int) -> bytes:
+        return encode(self._env.ping(nonce=nonce, n=n, t=time.time()))
 
     def _notify(self, up: bool) -> None:
         for listener in list(self._listeners):
@@ -333,7 +348,9 @@ class Link:
                 log.exception("link: link-change listener failed")
 
     def on_link_change(self, listener: Callable[[bool], None]) -> None:
-        """`listener(True)` after every connect (birth sent), `listener(False)` on every loss."""
+        """`listener(True)` once the link carries messages (connected, `cmd` subscribed, a
+        ping echoed through the broker), `listener(False)` when it no longer does (connection
+        lost, or no echo for broker.silence_s): edgenode/link/watch.py."""
         self._listeners.append(listener)
 
     def _on_publish_result(self, mid: int, reason_code: int) -> None:
@@ -414,5 +431,7 @@ class Link:
                 "published": pump.published,
                 "replayed": pump.replayed, "refused": pump.refused,
                 "outbox_resets": self.outbox.reset_corrupt, **self._n,
+                "carries_commands": self._watch.up, **self._watch.counters,
+                "properties_repaired": self._client.repaired,
                 "last_error": self._client.last_error}
 
