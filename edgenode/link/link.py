@@ -43,6 +43,12 @@ PUMP_WINDOW = 256  # outbox rows handed to the client and not yet acknowledged
 STOP_FLUSH_S = 1.0
 COMMAND_QUEUE = 256
 VIGILANT_STATES = ("ARMED", "ENGAGED")  # effector states in which link loss drops the relay
+# Results of rejected commands (junk, mostly) go out at most this fast: a flood of junk must
+# not fill the client's in-flight window ahead of the answer to a signed `safe`. Far above
+# what operators send; counted in health.link.results_suppressed when it bites.
+REJECTED_RESULTS_PER_S = 1000.0
+REJECTED_RESULTS_BURST = 2000.0
+REFUSED_LOG_S = 60.0  # one log line per this long for response topics outside our prefix
 _STATE_ORDER = {"ok": 0, "starting": 1, "degraded": 2, "failed": 3}
 
 CommandHandler = Callable[[InboundMessage], dict[str, Any] | None]
@@ -102,7 +108,11 @@ class Link:
         self._listeners: list[Callable[[bool], None]] = []
         self._ever_connected = False
         self._n = {"dropped": 0, "gaps": 0, "connects": 0, "cmd_received": 0,
-                   "cmd_results": 0, "cmd_overflow": 0, "responses_refused": 0}
+                   "cmd_results": 0, "cmd_overflow": 0, "responses_refused": 0,
+                   "results_suppressed": 0}
+        self._rejected_tokens = REJECTED_RESULTS_BURST
+        self._rejected_at = time.monotonic()
+        self._refused_logged = -REFUSED_LOG_S
         # Retain as published: a command published with the retain flag is refused even
         # when it reaches us live (it would come back on every reconnect).
         self._client.subscribe(self.topics.cmd, self._on_cmd_message, qos=1,
@@ -382,9 +392,14 @@ class Link:
         try:
             self._commands.put_nowait(message)
         except queue.Full:
+            # Every command gets one answer, this one too (issue 22.15).
             self._n["cmd_overflow"] += 1
-            log.error("link: command queue full (%d); command on %s discarded",
-                      COMMAND_QUEUE, message.topic)
+            if self._n["cmd_overflow"] == 1 or self._n["cmd_overflow"] % 1000 == 0:
+                log.error("link: command queue full (%d); %d command(s) answered busy so far",
+                          COMMAND_QUEUE, self._n["cmd_overflow"])
+            self._publish_result(message, {
+                "id": result_id(message.payload), "status": "rejected",
+                "reason": f"busy: {COMMAND_QUEUE} slow commands are waiting; try again"})
 
     def _command_loop(self) -> None:
         while True:
@@ -408,6 +423,12 @@ class Link:
                       "reason": f"internal error: {type(exc).__name__}: {exc}"}
         if result is None:
             return
+        self._publish_result(message, result)
+
+    def _publish_result(self, message: InboundMessage, result: dict[str, Any]) -> None:
+        if result.get("status") == "rejected" and not self._rejected_token():
+            self._n["results_suppressed"] += 1
+            return
         body = encode(self._env.result(result, time.time()))
         self._client.publish(self.topics.cmd_result, body, qos=1)
         self._n["cmd_results"] += 1
@@ -415,11 +436,26 @@ class Link:
             if self.topics.is_own_response_topic(message.response_topic):
                 self._client.publish(message.response_topic, body, qos=1,
                                      correlation_data=message.correlation_data)
-            else:
-                self._n["responses_refused"] += 1
-                log.warning("link: response topic %r is outside %s/; result sent on %s only",
-                            message.response_topic, self.topics.cmd_result,
-                            self.topics.cmd_result)
+                return
+            self._n["responses_refused"] += 1
+            now = time.monotonic()
+            if now - self._refused_logged >= REFUSED_LOG_S:  # junk may carry one each
+                self._refused_logged = now
+                log.warning("link: response topic %r is outside %s/; result sent on %s only "
+                            "(%d so far)", message.response_topic[:200], self.topics.cmd_result,
+                            self.topics.cmd_result, self._n["responses_refused"])
+
+    def _rejected_token(self) -> bool:
+        # Called from the network thread and the command thread: a lost update only moves
+        # the limit by a token.
+        now = time.monotonic()
+        self._rejected_tokens = min(REJECTED_RESULTS_BURST, self._rejected_tokens
+                                    + (now - self._rejected_at) * REJECTED_RESULTS_PER_S)
+        self._rejected_at = now
+        if self._rejected_tokens < 1:
+            return False
+        self._rejected_tokens -= 1
+        return True
 
     # -- counters ----------------------------------------------------------------------
     def counters(self) -> dict[str, Any]:

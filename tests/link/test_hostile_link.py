@@ -180,3 +180,45 @@ def test_a_link_that_keeps_being_taken_over_counts_as_lost(
         stop.set()
         thread.join()
         console.stop()
+
+
+def test_commands_that_overflow_the_slow_queue_are_answered_busy(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    from edgenode.health import Health
+    from edgenode.link import Link
+    from edgenode.link.link import COMMAND_QUEUE
+    from tests.link.helpers import PREFIX as LINK_PREFIX
+    from tests.link.helpers import Recorder, make_config
+
+    release = threading.Event()
+
+    def slow_handler(message: InboundMessage) -> dict:
+        release.wait(30)
+        return {"id": None, "status": "ok", "reason": None}
+
+    link = Link(make_config(tmp_path, mosquitto.url), tmp_path / "state", Health(),
+                version="0.0-test", capabilities=[], config_digest="sha256:test")
+    link.on_command(slow_handler, slow=lambda message: True)
+    recorder = Recorder(mosquitto.port, topic=f"{LINK_PREFIX}/cmd/result").start()
+    sender = attacker(mosquitto.port)
+    link.start()
+    try:
+        assert wait(lambda: link.connected, 10)
+        count = COMMAND_QUEUE + 40
+        for i in range(count):
+            sender.publish(f"{LINK_PREFIX}/cmd", b'{"action":"selftest","n":%d}' % i, qos=1)
+        # One is being handled, COMMAND_QUEUE wait: the rest are answered at once.
+        busy = count - COMMAND_QUEUE - 1
+        assert recorder.wait_for(lambda: len(recorder.on("cmd/result")) >= busy, 10), (
+            f"{len(recorder.on('cmd/result'))} answers for {busy} overflowing commands")
+        answers = [m.payload for m in recorder.on("cmd/result")]
+        assert all(a["status"] == "rejected" and a["reason"].startswith("busy:")
+                   for a in answers), answers[:2]
+        release.set()
+        assert recorder.wait_for(lambda: len(recorder.on("cmd/result")) == count, 10)
+        assert link.counters()["cmd_overflow"] == busy
+    finally:
+        release.set()
+        sender.loop_stop()
+        recorder.stop()
+        link.stop()
