@@ -32,6 +32,7 @@ from edgenode.link.payloads import (
     result_id,
 )
 from edgenode.link.pump import Pump
+from edgenode.link.session import next_session
 from edgenode.link.topics import Topics
 from edgenode.link.watch import LinkWatch
 from edgenode.link.writer import OutboxWriter
@@ -71,7 +72,7 @@ class Link:
         self.outbox = Outbox(state_dir / OUTBOX_FILE,
                              max_bytes=int(config.storage.outbox_max_mb * 1024 * 1024),
                              max_age_s=config.storage.outbox_max_age_h * 3600)
-        self.session = self.outbox.next_session()
+        self.session = next_session(state_dir, self.outbox)
         self._env = Envelope(config.node.site, config.node.id, self.session)
         self._birth_facts = {"version": version, "capabilities": list(capabilities),
                              "config_digest": config_digest}
