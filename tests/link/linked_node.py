@@ -39,9 +39,11 @@ from tests.control.conftest import (
 PREFIX = f"edgenode/{SITE}/{NODE}"
 
 
-def linked_config(url: str, broker: dict[str, Any] | None = None, **effector: Any) -> Config:
+def linked_config(url: str, broker: dict[str, Any] | None = None,
+                  node: dict[str, Any] | None = None, **effector: Any) -> Config:
     base = make_config(**effector).model_dump(mode="json", exclude_none=True)
     base["broker"] = {"url": url, **(broker or {})}
+    base["node"].update(node or {})
     return Config.model_validate(base)
 
 
@@ -85,6 +87,8 @@ class Console:
 
     port: int
     user: str | None = None
+    site: str = SITE
+    node: str = NODE
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     arrived: dict[str, float] = field(default_factory=dict)
 
@@ -95,12 +99,16 @@ class Console:
         if self.user:
             self.client.username_pw_set(self.user, f"pw-{self.user}")
         self.client.on_connect = lambda c, u, f, rc, p: (
-            c.subscribe(f"{PREFIX}/cmd/result", 1), self._ready.set())
+            c.subscribe(f"{self.prefix}/cmd/result", 1), self._ready.set())
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", self.port)
         self.client.loop_start()
         assert self._ready.wait(10), "console could not connect"
         time.sleep(0.2)  # SUBACK
+
+    @property
+    def prefix(self) -> str:
+        return f"edgenode/{self.site}/{self.node}"
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         body = json.loads(msg.payload)
@@ -109,8 +117,8 @@ class Console:
             self.arrived[body["id"]] = time.monotonic()
 
     def send(self, who: str, action: str, params: dict[str, Any] | None = None) -> str:
-        env = command(OPERATORS[who], action, params)
-        self.client.publish(f"{PREFIX}/cmd", encode_command(env), qos=1)
+        env = command(OPERATORS[who], action, params, site=self.site, node=self.node)
+        self.client.publish(f"{self.prefix}/cmd", encode_command(env), qos=1)
         return str(env["id"])
 
     def wait_result(self, command_id: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
