@@ -95,6 +95,7 @@ class Link:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seq_lock = threading.Lock()
+        self._drops_lock = threading.Lock()  # the counters bumped from three threads
         self._seq = {"events": 0, "audit": 0}
         self._state_lock = threading.Lock()
         self._states: dict[str, bytes] = {}  # encoded retained payloads, latest wins
@@ -156,20 +157,25 @@ class Link:
     def stop(self) -> None:
         """Flush what goes out within about a second, publish `offline`, disconnect.
         Rows not acknowledged stay in the outbox for the next start. Never raises."""
+        # Signal, let the link's own thread drain the pump (the only thread that touches it),
+        # then join; whatever a thread that did not end still uses is left alone.
+        loop_alive = False
         try:
             self._watch.stop()
             self._writer.flush()
             self._stop.set()
+            self._pump.wake()
             if self._thread is not None:
-                self._thread.join(timeout=2)
+                self._thread.join(timeout=STOP_FLUSH_S + 3)
+                loop_alive = self._thread.is_alive()
+                if loop_alive:
+                    log.error("link: loop thread did not stop; outbox left open for it")
             if self._client.connected.is_set():
-                self._pump.drain(STOP_FLUSH_S)
                 info = self._client.publish(
                     self.topics.status, encode(self._env.offline(reason="stopped",
                                                                  t=time.time())),
                     qos=1, retain=True)
                 info.wait_for_publish(timeout=1.0)
-            self._pump.finish()
         except Exception:
             log.exception("link: error while stopping")
         finally:
@@ -180,9 +186,11 @@ class Link:
             if self._cmd_thread is not None:
                 self._commands.put(None)
                 self._cmd_thread.join(timeout=2)
-            self._pump.finish()
-            self._writer.close()
-            self.outbox.close()
+            if not loop_alive:
+                if self._thread is None:
+                    self._pump.finish()  # never started: nothing in flight, nothing to drain
+                self._writer.close()
+                self.outbox.close()
             self._stage.set("failed", "stopped")
 
     # -- outbound ----------------------------------------------------------------------
@@ -229,21 +237,25 @@ class Link:
         self._outbox_error = error
 
     def _record_drops(self, drops: list[Dropped]) -> None:
-        """Every drop becomes a gap record on `events`: never silent."""
-        for drop in drops:
-            self._n["dropped"] += len(drop.seqs)
-            self._n["gaps"] += 1
-            log.warning("link: dropped %d %s record(s) of session %d (%s)",
-                        len(drop.seqs), drop.stream, drop.session, drop.reason)
-            t = time.time()
-            gap = self._env.gap(stream=drop.stream, session=drop.session, seqs=drop.seqs,
-                                reason=drop.reason, t=t)
-            more = self.outbox.append(self.topics.events, encode(gap), stream="gap",
-                                      session=self.session, seq=None, priority=PRIORITY_GAP,
-                                      created=t)
-            if more:
-                self._record_drops(more)
-        self._pump.wake()
+        """Every drop becomes a gap record on `events`: never silent. Called from the
+        writer's, the pump's and the link's threads; the records go through the writer, the
+        one thread that appends to the outbox (drops its own appends cause come back here)."""
+        gaps = []
+        with self._drops_lock:
+            for drop in drops:
+                self._n["dropped"] += len(drop.seqs)
+                self._n["gaps"] += 1
+                log.warning("link: dropped %d %s record(s) of session %d (%s)",
+                            len(drop.seqs), drop.stream, drop.session, drop.reason)
+                t = time.time()
+                gap = self._env.gap(stream=drop.stream, session=drop.session, seqs=drop.seqs,
+                                    reason=drop.reason, t=t)
+                gaps.append(Record(self.topics.events, encode(gap), "gap", self.session, None,
+                                   PRIORITY_GAP, t))
+        try:
+            self._writer.submit(gaps)
+        except RuntimeError:  # stopping: the writer is closed
+            log.error("link: %d gap record(s) not stored at stop", len(gaps))
 
     def set_state(self, name: str, payload: dict[str, Any]) -> None:
         """Retained state: "health" (merged into the link's own health report), "effector",
@@ -294,6 +306,15 @@ class Link:
                 log.exception("link: loop step failed")
                 self._stop.wait(1.0)
             self._stage.beat()
+        # Stopping: send what goes out within STOP_FLUSH_S, then hand back what is in flight.
+        try:
+            if self._client.connected.is_set():
+                self._writer.flush(STOP_FLUSH_S)
+                self._pump.drain(STOP_FLUSH_S)
+        except Exception:
+            log.exception("link: error while draining at stop")
+        finally:
+            self._pump.finish()
 
     def _step(self) -> None:
         self._pump.step(0.25)
