@@ -3,6 +3,7 @@ daemon wires it (tests/link/linked_node.py), an attacker who may publish to the 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -222,3 +223,24 @@ def test_commands_that_overflow_the_slow_queue_are_answered_busy(
         sender.loop_stop()
         recorder.stop()
         link.stop()
+
+
+def test_ctl_status_shows_the_effector_despite_a_bom_status_message(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    from tests.control.test_ctl import ctl
+
+    bad = attacker(mosquitto.port)
+    try:
+        for topic, body in ((f"{PREFIX}/status", b'{"status":"online"}'),
+                            (f"{PREFIX}/effector", b'{"state":"SAFE","reason":"boot"}')):
+            bad.publish(topic, body, qos=1, retain=True).wait_for_publish(5)
+        # Another "node" whose retained status carries U+FEFF in a property.
+        bad.publish("edgenode/test/aaa/status", b'{"status":"online"}', qos=1, retain=True,
+                    properties=bom_properties()).wait_for_publish(5)
+        out = ctl(tmp_path, mosquitto.url, "--json", "status", "--wait", "0.5",
+                  site_node=False)
+        assert out.returncode == 0, out.stderr
+        rows = {row["node"]: row for row in map(json.loads, out.stdout.splitlines())}
+        assert rows["mast-01"]["effector"] == "SAFE", rows
+    finally:
+        bad.loop_stop()
