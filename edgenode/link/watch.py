@@ -8,7 +8,10 @@ that "connected" is true now and then but no command ever gets through. For the 
 link-loss rule the link is up only once, on the present connection, the `cmd` subscription
 is acknowledged and pings sent after it have kept coming back for STABLE_S; it is down from
 the moment the connection drops or no echo has come back for `silence_s`. A link that flaps
-faster than STABLE_S therefore stays down, and the relay drops after link_loss_grace_s.
+faster than STABLE_S therefore stays down, and the relay drops after link_loss_grace_s. A
+connection on which no ping comes back within PROOF_S (the broker's ACL denies the ping topic)
+counts as lost too, even if nothing was ever told: the listener starts out believing in the
+link, and must never keep believing in one that cannot be checked.
 
 While the effector is armed or engaged (`vigilant`), and while a new connection proves
 itself, a ping goes every `silence_s / 4`, so a silent broker is noticed within `silence_s`:
@@ -31,6 +34,9 @@ log = logging.getLogger(__name__)
 
 RELAXED_PERIOD_S = 5.0
 STABLE_S = 1.0  # echoes must keep coming this long on a new connection before it counts
+# A connection that has not proven itself this long cannot carry commands (its pings are
+# denied by the broker's ACL, say): counted as lost, even if it never counted as up.
+PROOF_S = 5.0
 
 
 class LinkWatch:
@@ -50,7 +56,9 @@ class LinkWatch:
         self._last_echo = 0.0
         self._last_ping = 0.0
         self._first_echo: float | None = None  # on the present connection, while proving it
-        self._up = False
+        self._connected_at: float | None = None
+        # The verdict last told: None before the first (the listener's own start state).
+        self._up: bool | None = None
         self._vigilant = False
         self.counters = {"pings": 0, "echoes": 0, "silences": 0}
         self._wake = threading.Event()
@@ -60,7 +68,7 @@ class LinkWatch:
 
     @property
     def up(self) -> bool:
-        return self._up
+        return self._up is True
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="link-watch", daemon=True)
@@ -79,11 +87,13 @@ class LinkWatch:
             self._sent = self._echoed = 0
             self._last_ping = 0.0
             self._first_echo = None
+            self._connected_at = time.monotonic()
         self._wake.set()
 
     def disconnected(self) -> None:
         with self._lock:
             self._nonce = ""
+            self._connected_at = None
         self._set(False, "connection lost")
 
     def set_vigilant(self, vigilant: bool) -> None:
@@ -97,7 +107,7 @@ class LinkWatch:
         self._wake.set()
 
     def _period(self) -> float:
-        fast = self._vigilant or not self._up
+        fast = self._vigilant or self._up is not True
         return self.silence_s / 4 if fast else RELAXED_PERIOD_S
 
     def _on_echo(self, message: InboundMessage) -> None:
@@ -139,16 +149,21 @@ class LinkWatch:
                 self._last_ping = now
                 nonce, n = self._nonce, self._sent
             limit = self.silence_s if self._vigilant else 3 * RELAXED_PERIOD_S
-            silent = self._up and now - self._last_echo > limit
-            if (not self._up and self._first_echo is not None
+            silent = self._up is True and now - self._last_echo > limit
+            if (self._up is not True and self._first_echo is not None
                     and now - self._last_echo > self.silence_s):
                 self._first_echo = None  # the proof must be unbroken
+            unproven = (self._up is None and self._connected_at is not None
+                        and now - self._connected_at > PROOF_S)
         if due:
             self._client.publish(self.topic, self._payload(nonce, n), qos=0)
             self.counters["pings"] += 1
         if silent:
             self.counters["silences"] += 1
             self._set(False, f"no echo through the broker for {limit:g} s")
+        elif unproven:
+            self._set(False, f"no ping came back through the broker in {PROOF_S:g} s of "
+                             "connection (may this node read and write its ping topic?)")
 
     def _set(self, up: bool, why: str) -> None:
         # One verdict at a time, told in the order it was reached.

@@ -67,7 +67,7 @@ class OutboxWriter:
         with self._cond:
             if self._closed:
                 raise RuntimeError("outbox writer is closed")
-            room = MAX_PENDING - len(self._pending)
+            room = MAX_PENDING - (self._submitted - self._committed)  # incl. a batch
             kept = [r for i, r in enumerate(records) if r.stream == "gap" or i < room]
             overflow = [r for i, r in enumerate(records) if r.stream != "gap" and i >= room]
             self._pending.extend(kept)

@@ -145,3 +145,27 @@ def test_deleted_rows_leave_the_in_flight_map(tmp_path: Path) -> None:
     assert box.inflight == {}
     assert box.backlog == 2
     box.close()
+
+
+def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path) -> None:
+    # The broker lets the node do everything but ping itself (an old ACL): the link can never
+    # be checked, so it must not stay "up" for the link-loss rule by default.
+    acl = tmp_path / "acl"
+    acl.write_text(f"pattern readwrite {PREFIX}/events\npattern readwrite {PREFIX}/status\n"
+                   f"pattern readwrite {PREFIX}/health\npattern readwrite {PREFIX}/cmd\n"
+                   f"pattern readwrite {PREFIX}/audit\n")
+    port = free_port()
+    broker = Mosquitto(tmp_path / "broker", port=port, extra=(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {acl}\n")).start()
+    link = _link(tmp_path, broker.url)
+    changes: list[bool] = []
+    link.on_link_change(changes.append)
+    try:
+        link.start()
+        assert wait_until(lambda: link.connected, 10)
+        assert wait_until(lambda: changes == [False], 8), changes
+        assert link.counters()["carries_commands"] is False
+        assert link.counters()["echoes"] == 0 and link.counters()["pings"] > 0
+    finally:
+        link.stop()
+        broker.stop()
