@@ -95,7 +95,8 @@ class Link:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seq_lock = threading.Lock()
-        self._drops_lock = threading.Lock()  # the counters bumped from three threads
+        # Counters (self._n) are bumped from the network, command, writer and pump threads.
+        self._drops_lock = threading.Lock()
         self._seq = {"events": 0, "audit": 0}
         self._state_lock = threading.Lock()
         self._states: dict[str, bytes] = {}  # encoded retained payloads, latest wins
@@ -189,8 +190,10 @@ class Link:
             if not loop_alive:
                 if self._thread is None:
                     self._pump.finish()  # never started: nothing in flight, nothing to drain
-                self._writer.close()
-                self.outbox.close()
+                if self._writer.close():
+                    self.outbox.close()
+                else:
+                    log.error("link: outbox writer did not stop; outbox left open for it")
             self._stage.set("failed", "stopped")
 
     # -- outbound ----------------------------------------------------------------------
@@ -243,7 +246,7 @@ class Link:
         gaps = []
         with self._drops_lock:
             for drop in drops:
-                self._n["dropped"] += len(drop.seqs)
+                self._n["dropped"] += len(drop.seqs)  # under _drops_lock, as _count
                 self._n["gaps"] += 1
                 log.warning("link: dropped %d %s record(s) of session %d (%s)",
                             len(drop.seqs), drop.stream, drop.session, drop.reason)
@@ -345,7 +348,7 @@ class Link:
     # -- connection --------------------------------------------------------------------
     def _on_connect(self) -> None:
         self._ever_connected = True
-        self._n["connects"] += 1
+        self._count("connects")
         node = self._config.node
         birth = self._env.online(
             t=time.time(), version=self._birth_facts["version"], hardware=node.hardware,
@@ -407,7 +410,7 @@ class Link:
         self._handler, self._slow = handler, slow
 
     def _on_cmd_message(self, message: InboundMessage) -> None:
-        self._n["cmd_received"] += 1
+        self._count("cmd_received")
         if not self._slow(message):
             self._handle_command(message)
             return
@@ -415,10 +418,10 @@ class Link:
             self._commands.put_nowait(message)
         except queue.Full:
             # Every command gets one answer, this one too (issue 22.15).
-            self._n["cmd_overflow"] += 1
-            if self._n["cmd_overflow"] == 1 or self._n["cmd_overflow"] % 1000 == 0:
+            overflow = self._count("cmd_overflow")
+            if overflow == 1 or overflow % 1000 == 0:
                 log.error("link: command queue full (%d); %d command(s) answered busy so far",
-                          COMMAND_QUEUE, self._n["cmd_overflow"])
+                          COMMAND_QUEUE, overflow)
             self._publish_result(message, {
                 "id": result_id(message.payload), "status": "rejected",
                 "reason": f"busy: {COMMAND_QUEUE} slow commands are waiting; try again"})
@@ -449,23 +452,28 @@ class Link:
 
     def _publish_result(self, message: InboundMessage, result: dict[str, Any]) -> None:
         if result.get("status") == "rejected" and not self._rejected_token():
-            self._n["results_suppressed"] += 1
+            self._count("results_suppressed")
             return
         body = encode(self._env.result(result, time.time()))
         self._client.publish(self.topics.cmd_result, body, qos=1)
-        self._n["cmd_results"] += 1
+        self._count("cmd_results")
         if message.response_topic:
             if self.topics.is_own_response_topic(message.response_topic):
                 self._client.publish(message.response_topic, body, qos=1,
                                      correlation_data=message.correlation_data)
                 return
-            self._n["responses_refused"] += 1
+            refused = self._count("responses_refused")
             now = time.monotonic()
             if now - self._refused_logged >= REFUSED_LOG_S:  # junk may carry one each
                 self._refused_logged = now
                 log.warning("link: response topic %r is outside %s/; result sent on %s only "
                             "(%d so far)", message.response_topic[:200], self.topics.cmd_result,
-                            self.topics.cmd_result, self._n["responses_refused"])
+                            self.topics.cmd_result, refused)
+
+    def _count(self, name: str) -> int:
+        with self._drops_lock:
+            self._n[name] += 1
+            return self._n[name]
 
     def _rejected_token(self) -> bool:
         # Called from the network thread and the command thread: a lost update only moves
@@ -480,6 +488,10 @@ class Link:
         return True
 
     # -- counters ----------------------------------------------------------------------
+    def _counts(self) -> dict[str, int]:
+        with self._drops_lock:
+            return dict(self._n)
+
     def counters(self) -> dict[str, Any]:
         """Outbox and link counters (also in every health report under `link`)."""
         pump = self._pump.counters
@@ -488,7 +500,7 @@ class Link:
                 "in_flight": self._pump.in_flight, "uncommitted": self._writer.pending,
                 "published": pump.published,
                 "replayed": pump.replayed, "refused": pump.refused,
-                "outbox_resets": self.outbox.reset_corrupt, **self._n,
+                "outbox_resets": self.outbox.reset_corrupt, **self._counts(),
                 "carries_commands": self._watch.up, **self._watch.counters,
                 "properties_repaired": self._client.repaired,
                 "last_error": self._client.last_error}

@@ -56,6 +56,7 @@ class LinkWatch:
         self._last_echo = 0.0
         self._last_ping = 0.0
         self._first_echo: float | None = None  # on the present connection, while proving it
+        self._proven = False  # the present connection has proven itself once
         self._connected_at: float | None = None
         # The verdict last told: None before the first (the listener's own start state).
         self._up: bool | None = None
@@ -87,6 +88,7 @@ class LinkWatch:
             self._sent = self._echoed = 0
             self._last_ping = 0.0
             self._first_echo = None
+            self._proven = False
             self._connected_at = time.monotonic()
         self._wake.set()
 
@@ -124,7 +126,10 @@ class LinkWatch:
             self._last_echo = now
             if self._first_echo is None:
                 self._first_echo = now
-            proven = now - self._first_echo >= STABLE_S
+            # A connection proves itself once; after a silence on it (a slow moment, a
+            # congested path) the next echo is enough.
+            self._proven = self._proven or now - self._first_echo >= STABLE_S
+            proven = self._proven
         self.counters["echoes"] += 1
         if proven:
             self._set(True, f"pings echoed through the broker for {STABLE_S:g} s")
@@ -150,7 +155,7 @@ class LinkWatch:
                 nonce, n = self._nonce, self._sent
             limit = self.silence_s if self._vigilant else 3 * RELAXED_PERIOD_S
             silent = self._up is True and now - self._last_echo > limit
-            if (self._up is not True and self._first_echo is not None
+            if (not self._proven and self._first_echo is not None
                     and now - self._last_echo > self.silence_s):
                 self._first_echo = None  # the proof must be unbroken
             unproven = (self._up is None and self._connected_at is not None

@@ -99,13 +99,15 @@ class OutboxWriter:
         with self._cond:
             return self._submitted - self._committed
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Commit what is queued, then stop the thread."""
+    def close(self, timeout_s: float = 5.0) -> bool:
+        """Commit what is queued, then stop the thread; False if it is still running (then
+        it still uses the outbox: leave it open)."""
         self.flush(timeout_s)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
     def _store(self, batch: list[Record]) -> list[Dropped]:
         """Commit the batch; if SQLite refuses it for a reason the disk cannot explain, store

@@ -244,3 +244,28 @@ def test_ctl_status_shows_the_effector_despite_a_bom_status_message(
         assert rows["mast-01"]["effector"] == "SAFE", rows
     finally:
         bad.loop_stop()
+
+
+def test_a_short_silence_costs_no_engagement(mosquitto: Mosquitto, node_factory) -> None:
+    # A broker (or a loaded node) silent for a moment: the link counts as lost while no echo
+    # comes, and as back with the first echo on the same connection, so the grace is spent
+    # only on the silence itself, not on proving the connection again.
+    grace = 2.0
+    node = node_factory(linked_config(mosquitto.url, link_loss_grace_s=grace))
+    console = Console(mosquitto.port)
+    assert mosquitto.proc is not None
+    try:
+        engage(node, console)
+        os.kill(mosquitto.proc.pid, signal.SIGSTOP)
+        assert wait(lambda: not node.link.counters()["carries_commands"], 1.5)
+        time.sleep(0.4)
+        os.kill(mosquitto.proc.pid, signal.SIGCONT)
+        thawed = time.monotonic()
+        assert wait(lambda: node.link.counters()["carries_commands"], 2)
+        assert time.monotonic() - thawed < 0.6
+        time.sleep(grace)
+        assert node.drive(), "a 1.2 s silence ended an engagement with a 2 s grace"
+        assert node.link.counters()["connects"] == 1
+    finally:
+        os.kill(mosquitto.proc.pid, signal.SIGCONT)
+        console.stop()
