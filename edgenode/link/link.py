@@ -338,6 +338,11 @@ class Link:
             self._stage.set("degraded", self._outbox_error)
             return
         if self._client.connected.is_set():
+            if self._watch.verdict is False:
+                self._stage.set("degraded", f"connected to {self._client.broker} but the "
+                                "node's pings do not come back through it: commands may not "
+                                "get through (broker frozen, or ping not allowed by its ACL?)")
+                return
             self._stage.set("ok")
             return
         why = self._client.last_error or ("connection lost" if self._ever_connected

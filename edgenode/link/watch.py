@@ -71,6 +71,11 @@ class LinkWatch:
     def up(self) -> bool:
         return self._up is True
 
+    @property
+    def verdict(self) -> bool | None:
+        """The verdict last told: None before the first."""
+        return self._up
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="link-watch", daemon=True)
         self._thread.start()

@@ -157,7 +157,9 @@ def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path) -> No
     port = free_port()
     broker = Mosquitto(tmp_path / "broker", port=port, extra=(
         f"listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {acl}\n")).start()
-    link = _link(tmp_path, broker.url)
+    health = Health()
+    link = Link(make_config(tmp_path, broker.url), tmp_path / "state", health,
+                version="0.0-test", capabilities=[], config_digest="sha256:test")
     changes: list[bool] = []
     link.on_link_change(changes.append)
     try:
@@ -166,6 +168,8 @@ def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path) -> No
         assert wait_until(lambda: changes == [False], 8), changes
         assert link.counters()["carries_commands"] is False
         assert link.counters()["echoes"] == 0 and link.counters()["pings"] > 0
+        assert wait_until(lambda: health.snapshot()["link"]["state"] == "degraded", 2)
+        assert "pings do not come back" in health.snapshot()["link"]["reason"]
     finally:
         link.stop()
         broker.stop()
