@@ -269,3 +269,51 @@ def test_a_short_silence_costs_no_engagement(mosquitto: Mosquitto, node_factory)
     finally:
         os.kill(mosquitto.proc.pid, signal.SIGCONT)
         console.stop()
+
+
+def test_a_junk_flood_is_answered_under_a_rate_limit_without_a_log_line_each(
+        tmp_path: Path, mosquitto: Mosquitto, monkeypatch, caplog) -> None:
+    import logging
+
+    import edgenode.link.link as link_module
+    from edgenode.health import Health
+    from edgenode.link import Link
+    from tests.link.helpers import PREFIX as LINK_PREFIX
+    from tests.link.helpers import Recorder, make_config
+
+    # Small bounds so that the limit bites at any speed (the shipped ones are 1000/s, 2000).
+    monkeypatch.setattr(link_module, "REJECTED_RESULTS_PER_S", 20.0)
+    monkeypatch.setattr(link_module, "REJECTED_RESULTS_BURST", 20.0)
+    link = Link(make_config(tmp_path, mosquitto.url), tmp_path / "state", Health(),
+                version="0.0-test", capabilities=[], config_digest="sha256:test")
+    link.on_command(lambda m: {"id": None, "reason": "signed" if b"signed" in m.payload
+                               else "junk", "status": "ok" if b"signed" in m.payload
+                               else "rejected"}, slow=lambda m: False)
+    recorder = Recorder(mosquitto.port, topic=f"{LINK_PREFIX}/cmd/result").start()
+    sender = attacker(mosquitto.port)
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = "elsewhere/inbox"
+    link.start()
+    try:
+        assert wait(lambda: link.connected, 10)
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="edgenode.link")
+        start = time.monotonic()
+        for i in range(400):
+            body = b'{"signed":1}' if i == 300 else b'{"junk":%d}' % i
+            sender.publish(f"{LINK_PREFIX}/cmd", body, qos=1, properties=props)
+        assert wait(lambda: link.counters()["cmd_received"] == 400, 10)
+        elapsed = time.monotonic() - start
+        counters = link.counters()
+        assert counters["cmd_results"] + counters["results_suppressed"] == 400
+        assert counters["cmd_results"] <= 20 + 20 * elapsed + 2, (counters, elapsed)
+        assert counters["responses_refused"] == counters["cmd_results"]
+        # The one `ok` among the junk is never held back.
+        assert recorder.wait_for(lambda: any(m.payload["status"] == "ok"
+                                             for m in recorder.on("cmd/result")), 5)
+        lines = [r for r in caplog.records if r.name.startswith("edgenode.link")]
+        assert len(lines) <= 3, [r.getMessage() for r in lines]
+    finally:
+        sender.loop_stop()
+        recorder.stop()
+        link.stop()
