@@ -163,7 +163,8 @@ def _safe_through_flood(tmp_path: Path, broker: Mosquitto, rate_per_s: float,
         assert result is not None and result["status"] == "ok", result
         assert console.arrived[safe] - sent < 1.0
         flood.join()
-        assert flooded[0] >= rate_per_s * seconds * 0.8, f"only {flooded[0]} junk sent"
+        # The flooder's own pace (a loaded test machine may not reach the full rate).
+        assert flooded[0] >= rate_per_s * seconds * 0.5, f"only {flooded[0]} junk sent"
         # The broker kept the junk from the node: only the safe reached it.
         assert node.link.counters()["cmd_received"] - received_before == 1
     finally:
