@@ -96,3 +96,21 @@ def test_relay_section_is_read_even_when_the_file_is_broken(tmp_path: Path) -> N
     with pytest.raises(ConfigError):
         load_config(path)
     assert load_relay_section(path).drive_line == 17
+
+
+def test_a_broker_silence_that_breaks_the_link_loss_promise_is_refused(tmp_path: Path) -> None:
+    # Issue 22.3: with the effector enabled, a silent broker must drop the relay within
+    # effector.link_loss_grace_s + 1 s, whatever broker.keepalive_s is (edgenode/link/watch.py).
+    text = (ROOT / "hardware/dev-fake.toml").read_text()
+    path = tmp_path / "c.toml"
+    path.write_text(text.replace("[broker]\n", "[broker]\nsilence_s = 3\nkeepalive_s = 600\n")
+                    + "\n[effector]\nenabled = true\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "broker.silence_s 3" in str(info.value)
+    assert "link_loss_grace_s + 1 s" in str(info.value)
+    proc = subprocess.run([*EDGENODE, "validate-config", str(path)], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 78 and "broker.silence_s" in proc.stderr
+    path.write_text(text.replace("[broker]\n", "[broker]\nsilence_s = 3\nkeepalive_s = 600\n"))
+    assert load_config(path).broker.silence_s == 3  # no effector: only health relies on it

@@ -39,6 +39,11 @@ class StorageSection(Section):
     audit_max_segments: int = Field(64, ge=2, le=10000)
 
 
+# With the effector enabled, a silent broker must drop the relay within link_loss_grace_s plus
+# this (docs/mqtt.md, "Link loss").
+MAX_SILENCE_WITH_EFFECTOR_S = 1.0
+
+
 class BrokerSection(Section):
     url: str = Field(pattern=r"^mqtts?://[^/:\s]+(:\d{1,5})?/?$")
     mqtt_version: Literal["5", "3.1.1"] = "5"
@@ -59,6 +64,9 @@ class BrokerSection(Section):
     # QoS 1 publishes on the wire at once: at most the broker's Receive Maximum
     # (Mosquitto 20, EMQX 32, HiveMQ 10).
     max_inflight: int = Field(20, ge=1, le=65535)
+    # The node pings itself through the broker; no echo for this long and the link counts as
+    # lost (edgenode/link/watch.py): a frozen broker keeps the TCP session open for minutes.
+    silence_s: float = Field(0.8, ge=0.2, le=60)
 
     @model_validator(mode="after")
     def _client_cert_pair(self) -> BrokerSection:
@@ -371,6 +379,13 @@ class Config(Section):
             raise ValueError(
                 f"effector.max_engage_s {self.effector.max_engage_s} exceeds relay.max_on_s "
                 f"{self.relay.max_on_s}: an engagement may never outlast the relay's dead-man limit"
+            )
+        if self.effector.enabled and self.broker.silence_s > MAX_SILENCE_WITH_EFFECTOR_S:
+            raise ValueError(
+                f"broker.silence_s {self.broker.silence_s:g} with effector.enabled: a silent "
+                f"broker would keep the relay on for up to effector.link_loss_grace_s + "
+                f"{self.broker.silence_s:g} s; the promise is link_loss_grace_s + 1 s, so "
+                f"broker.silence_s must be at most {MAX_SILENCE_WITH_EFFECTOR_S:g}"
             )
         if self.effector.enabled and self.relay.backend != "sim":
             demo = [k.id for k in self.effector.keys if k.demo]

@@ -145,11 +145,17 @@ class Outbox:
         return db
 
     # -- meta ---------------------------------------------------------------------------
-    def next_session(self) -> int:
-        """Increment and return the persisted session number (1 on a new outbox)."""
+    def next_session(self, floor: int = 0) -> int:
+        """Persist and return one more than the larger of the stored session number and
+        `floor` (1 on a new outbox; edgenode/link/session.py keeps a second copy)."""
         with self._lock, self._db:
             row = self._db.execute("SELECT value FROM meta WHERE key='session'").fetchone()
-            session = (int(row[0]) if row else 0) + 1
+            try:
+                stored = int(row[0]) if row else 0
+            except ValueError:
+                log.error("link: outbox %s: session %r unreadable", self.path, row[0])
+                stored = 0
+            session = max(stored, floor) + 1
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('session', ?)",
                              (str(session),))
         return session
