@@ -20,6 +20,7 @@ from edgenode import __version__
 from edgenode.config import Config
 from edgenode.control import Effector, open_relay
 from edgenode.daemon.control_socket import ControlSocket
+from edgenode.daemon.memory import MemoryProbe
 from edgenode.daemon.notify import notify, watchdog_interval_s
 from edgenode.daemon.recent_logs import RecentLogs
 from edgenode.daemon.sensing import AcousticStage, I2CStage, ReadingQueue, build_sensor_stages
@@ -61,6 +62,7 @@ class Node:
         self.last_selftest: dict[str, Any] | None = None
         self._clock_ok, self._clock_read_at = False, -1e9
         self.recent_logs = RecentLogs()
+        self.memory = MemoryProbe()
         self._started_mono = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -302,6 +304,8 @@ class Node:
                                                                 int(request.get("lines", 300)))}
         if cmd == "audit":
             return self._local_audit(request)
+        if cmd == "memory":
+            return self.memory.report()
         if cmd == "stall":
             # Fault injection for the watchdog and dead-man tests; off unless asked for.
             if os.environ.get("EDGENODE_ALLOW_FAULTS") != "1":
