@@ -113,6 +113,7 @@ class Outbox:
         # a claim above _fresh_from needs no read. Anything unusual just resets it: the file
         # is always the truth.
         self._fresh: dict[int, Row] = {}
+        self._keeping = True  # False while the broker is away: see keep_fresh
         self._top_id = int(self._db.execute(
             "SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0])
         self._fresh_from = self._top_id + 1
@@ -201,7 +202,19 @@ class Outbox:
 
     def _reset_fresh_locked(self) -> None:
         self._fresh.clear()
-        self._fresh_from = self._top_id + 1
+        self._fresh_from = self._top_id + 1 if self._keeping else 2**62
+
+    def keep_fresh(self, keep: bool) -> None:
+        """Keep appended rows in memory for the pump (while the broker is there) or not
+        (while it is away: nothing is sent, so the backlog waits in the file only and memory
+        does not grow with an outage; the pump reads it back after the reconnect)."""
+        with self._mem:
+            self._keeping = keep
+            self._reset_fresh_locked()
+
+    @property
+    def rows_in_memory(self) -> int:
+        return len(self._fresh)
 
     def _shrink_locked(self) -> list[Dropped]:
         # Free down to 90 % so the cap does not bite again on every append.

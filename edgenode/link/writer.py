@@ -28,7 +28,7 @@ from edgenode.link.outbox import Dropped, Outbox, Record
 log = logging.getLogger(__name__)
 
 RETRY_S = 0.5  # after a failed commit (disk trouble); the batch is kept and tried again
-MAX_PENDING = 50_000  # records waiting for the disk; more are dropped (counted, gap records)
+MAX_PENDING = 5_000  # records (~1.5 kB) waiting for the disk: ~8 MB; more are dropped (counted)
 # Errors the disk may get over; anything else means the record itself cannot be stored.
 RETRYABLE = (OSError, sqlite3.OperationalError)
 
