@@ -8,6 +8,7 @@ Nothing here touches the relay.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from typing import Any
 from edgenode.config import Config
 from edgenode.control.envelope import ULID_RE, Envelope, Malformed, parse
 from edgenode.control.keys import ALLOWED, KeyRing, TrustedKey, parse_key_list
+
+log = logging.getLogger(__name__)
 
 ACTIONS = ("arm", "engage", "disengage", "safe", "reset", "selftest", "rebirth", "keys-update")
 # Actions that may name a list of nodes; arm and engage name exactly one.
@@ -109,12 +112,8 @@ class Admission:
         except Exception:
             return False
 
-    def admit(self, payload: bytes, retained: bool,
-              now: float | None = None) -> Admitted | Rejection:
-        eff = self._config.effector
-        if len(payload) > eff.max_command_bytes:
-            return Rejection("oversized", f"{len(payload)} bytes > effector.max_command_bytes "
-                             f"{eff.max_command_bytes}", None, False)
+    def _authenticate(self, payload: bytes) -> tuple[Envelope, TrustedKey] | Rejection:
+        """Shape, key and signature: the checks before anything is known to be authentic."""
         try:
             env = parse(payload)
         except Malformed as exc:
@@ -128,6 +127,26 @@ class Admission:
         if not key.verify(env.signature, env.signed_bytes):
             return Rejection("bad_signature", f"signature does not verify with key "
                              f"'{key.id}'", env.id, False)
+        return env, key
+
+    def admit(self, payload: bytes, retained: bool,
+              now: float | None = None) -> Admitted | Rejection:
+        eff = self._config.effector
+        if len(payload) > eff.max_command_bytes:
+            return Rejection("oversized", f"{len(payload)} bytes > effector.max_command_bytes "
+                             f"{eff.max_command_bytes}", None, False)
+        try:
+            authentic = self._authenticate(payload)
+        except Exception as exc:
+            # Nothing authentic was read: whatever the checks could not judge is junk. It
+            # must not reach the effector's internal-error path (which goes SAFE): an
+            # unsigned message may never move or silence anything.
+            log.debug("admission: unjudgeable payload", exc_info=True)
+            return Rejection("malformed", f"unprocessable envelope ({type(exc).__name__})",
+                             None, False)
+        if isinstance(authentic, Rejection):
+            return authentic
+        env, key = authentic
 
         def reject(code: str, detail: str) -> Rejection:
             return Rejection(code, detail, env.id, True)

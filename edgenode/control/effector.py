@@ -212,7 +212,6 @@ class Effector(DeadlineLoop):
             outcome = self._admission.admit(msg.payload, msg.retain)
             if isinstance(outcome, Rejection) and not outcome.authentic:
                 return self._junk(outcome)
-            assert isinstance(outcome, Admitted | Rejection)
             env_raw = outcome.envelope.raw if isinstance(outcome, Admitted) else None
             self._audit_event("command", {"topic": msg.topic, "retained": msg.retain,
                                           "envelope": env_raw or _try_json(msg.payload)})
@@ -236,7 +235,7 @@ class Effector(DeadlineLoop):
         with self._lock:
             self._junk_since[rej.code] += 1
             self._report_junk(force=False)
-        return self._result(rej.command_id, "rejected", rej.reason, audit=False)
+        return self._result(rej.command_id, "rejected", rej.reason, audit=False, quiet=True)
 
     def _report_junk(self, force: bool) -> None:
         now = time.monotonic()
@@ -251,14 +250,14 @@ class Effector(DeadlineLoop):
         self._junk_reported = now
 
     def _result(self, command_id: str | None, status: str, reason: str | None, *,
-                audit: bool = True) -> dict[str, Any]:
+                audit: bool = True, quiet: bool = False) -> dict[str, Any]:
         result = {"v": RESULT_VERSION, "id": command_id, "status": status, "reason": reason,
                   "state": self._state}
         self.counters["results"] += 1
         self.counters[f"result_{status}"] += 1
         if audit:
             self._audit_event("result", result)
-        if status != "ok":
+        if status != "ok" and not quiet:  # junk is logged in the rate-limited summary
             log.info("effector: command %s %s: %s", command_id, status, reason)
         return result
 
