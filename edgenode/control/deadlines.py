@@ -1,8 +1,9 @@
 """The effector's deadline loop: every half heartbeat period it reads the relay's inputs, ends
 engagements whose time, key switch, link or relay limit ran out, latches FAULT when the aux
 contact disagrees with the drive, expires the arm, and toggles the heartbeat (the only code that
-does). Mixed into `Effector` (edgenode.control.effector), whose state and transitions it uses
-under the effector's lock; kept apart so the state machine and its clock read separately."""
+does; never while a FAULT is latched or the effector is disabled). Mixed into `Effector`
+(edgenode.control.effector), whose state and transitions it uses under the effector's lock; kept
+apart so the state machine and its clock read separately."""
 
 from __future__ import annotations
 
@@ -48,8 +49,10 @@ class DeadlineLoop:
                     inputs = self._relay.read()
                     self._loop_inputs = (now, inputs)
                 self._enforce(now, inputs)
-                if self._state != FAULT:
-                    # The only heartbeat: it stops when this loop stalls or a FAULT latches.
+                if self._state != FAULT and self._eff.enabled:
+                    # The only heartbeat: it stops when this loop stalls or a FAULT latches,
+                    # and never runs while the effector is disabled, so the relay board
+                    # keeps the jammer's supply off whatever the drive line does.
                     self._relay.toggle_heartbeat()
         except Exception:
             try:

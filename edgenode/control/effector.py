@@ -7,9 +7,9 @@ succeeds only when the aux contact agrees with the drive.
 Threads: commands arrive on the caller's thread (MQTT) and act at once under `_lock` (so an
 engage reaches the relay without waiting for the loop); the deadline loop (health stage
 "effector") enforces every deadline and interlock and is the only toggler of the heartbeat,
-which it toggles only while no FAULT is latched. Audit records and state publishes go through a
-queue to an emitter thread (edgenode.control.emitter), so a slow SD card or broker never holds
-the lock or the loop.
+which it toggles only while no FAULT is latched and the effector is enabled. Audit records and
+state publishes go through a queue to an emitter thread (edgenode.control.emitter), so a slow
+SD card or broker never holds the lock or the loop.
 
 The relay goes OFF on: engagement end, disengage/safe, the key switch leaving OPERATE, the aux
 contact disagreeing with the drive (FAULT), the broker link lost beyond link_loss_grace_s
@@ -346,6 +346,12 @@ class Effector(DeadlineLoop):
             return "rejected", "engaged: already engaged", False
         if self._state != ARMED:
             return "rejected", f"not_armed: state is {self._state}; arm first", False
+        if self._armed_until is None or time.monotonic() >= self._armed_until:
+            # The deadline loop expires the arm, but a stalled loop must not stretch it:
+            # the engage judges the arm's expiry itself.
+            self._armed_until = self._armed_by = None
+            self._transition(SAFE, "arm expired")
+            return "rejected", "arm_expired: the arm's ttl_s ran out; arm again", False
         if self._eff.two_person and adm.key.id == self._armed_by:
             return "rejected", (f"two_person_rule: armed by '{self._armed_by}'; engage must be "
                                 "signed by another operator"), False

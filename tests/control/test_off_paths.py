@@ -184,3 +184,23 @@ def test_full_cycle_safe_armed_engaged_armed(rig: Rig) -> None:
     assert wait_for(lambda: len(transitions()) >= 3, 3)
     assert rig.effector.state == "ARMED"
     assert transitions() == [("SAFE", "ARMED"), ("ARMED", "ENGAGED"), ("ENGAGED", "ARMED")]
+
+
+def test_engage_after_the_arm_expired_is_refused_while_the_loop_is_stalled(rig: Rig) -> None:
+    # Issue 22 point 9: the deadline loop expires the arm, but a stalled loop must not
+    # stretch it; the engage checks the arm's expiry itself.
+    assert rig.send("alice", "arm", {"ttl_s": 0.3})["status"] == "ok"
+    rig.health.stall("effector", 2.0)
+    time.sleep(0.5)
+    result = rig.send("bob", "engage", {"duration_s": 5, "bearing_deg": 90})
+    assert result["status"] == "rejected" and result["reason"].startswith("arm_expired"), result
+    assert not rig.drive_went_high()
+    assert rig.effector.state == "SAFE"
+
+
+def test_heartbeat_never_toggles_while_the_effector_is_disabled(make_rig: RigFactory) -> None:
+    rig = make_rig(enabled=False)
+    start = rig.heartbeat_toggles()
+    time.sleep(0.3)
+    assert rig.heartbeat_toggles() == start, "heartbeat toggled with effector.enabled false"
+    assert rig.effector.state == "SAFE"
