@@ -101,8 +101,10 @@ def check_params(action: str, params: dict[str, Any], config: Config) -> str | N
 
 class Admission:
     def __init__(self, config: Config, ring: Callable[[], KeyRing],
-                 clock_synced: Callable[[], bool]):
+                 clock_synced: Callable[[], bool], *,
+                 wall_clock: Callable[[], float] = time.time):
         self._config = config
+        self._wall = wall_clock
         self._ring = ring
         self._clock_synced = clock_synced
 
@@ -172,7 +174,7 @@ class Admission:
         synced = self.clock_ok()
         if env.action in CLOCK_GATED and not synced:
             return reject("clock_not_synced", f"{env.action} needs a synchronised clock")
-        now = time.time() if now is None else now
+        now = self._wall() if now is None else now
         lifetime = env.expires_at - env.issued_at
         if lifetime <= 0:
             return reject("malformed", "expires_at is not after issued_at")

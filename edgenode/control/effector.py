@@ -46,6 +46,12 @@ RESULT_VERSION = 1
 JUNK_REPORT_S = 10.0
 # An engagement shorter than this is not worth starting: the budget counts as spent.
 MIN_ENGAGE_S = 0.05
+# A change of the wall clock's offset from the monotonic clock larger than this between two
+# looks (10 ms apart while the loop runs) is a step, not NTP slewing.
+CLOCK_STEP_S = 1.0
+# After a step, a sync source that never reported unsynchronised counts as synchronised
+# again after this long without a further step.
+CLOCK_RESYNC_S = 30.0
 _SLOW_ACTIONS = (b"selftest", b"rebirth")
 
 ActionHandler = Callable[[dict[str, Any]], str | None]
@@ -55,9 +61,11 @@ class Effector(DeadlineLoop):
     def __init__(self, relay: JammerRelay, config: Config, health: Health, state_dir: Path, *,
                  publish_audit: Callable[[dict[str, Any]], None],
                  publish_state: Callable[[dict[str, Any]], None],
-                 clock_synced: Callable[[], bool], audit_fsync: bool = True):
+                 clock_synced: Callable[[], bool], audit_fsync: bool = True,
+                 wall_clock: Callable[[], float] = time.time):
         self._relay = relay
         self._config = config
+        self._wall = wall_clock
         self._eff = config.effector
         self._period_s = config.relay.heartbeat_period_ms / 1000
         self._settle_s = self._eff.aux_settle_ms / 1000
@@ -70,20 +78,21 @@ class Effector(DeadlineLoop):
             1.0, 5 * config.relay.board_dropout_ms / 1000))
         self._thread = threading.Thread(target=self._run, name="stage-effector", daemon=True)
         control_dir = state_dir / "control"
-        self._store = EffectorStore(control_dir)
+        self._store = EffectorStore(control_dir, wall_clock=wall_clock)
         self._keystore = KeyStore(control_dir)
         self._ring: KeyRing = current_ring(self._eff, self._keystore)
         self._audit = AuditLog(state_dir / "audit",
                                segment_bytes=config.storage.audit_segment_kb * 1024,
                                max_segments=config.storage.audit_max_segments, fsync=audit_fsync)
-        self._admission = Admission(config, lambda: self._ring, clock_synced)
+        self._admission = Admission(config, lambda: self._ring, clock_synced,
+                                    wall_clock=wall_clock)
         self._emitter = Emitter(self._audit, publish_audit, publish_state)
         self._handlers: dict[str, ActionHandler] = {}
         self.counters: Counter[str] = Counter()
         self._junk_since: Counter[str] = Counter()
         self._junk_reported = 0.0
         self._state = SAFE
-        self._since = time.time()
+        self._since = self._wall()
         self._reason = "power-on"
         self._fault: dict[str, Any] | None = None
         self._alarm: dict[str, Any] | None = None
@@ -104,6 +113,9 @@ class Effector(DeadlineLoop):
         self._drive_gen = 0
         self._started = self._stopped = False
         self._born_mono = time.monotonic()
+        # Wall minus monotonic: it moves only when the wall clock is stepped (or slewed).
+        self._clock_offset = wall_clock() - self._born_mono
+        self._clock_jump: dict[str, Any] | None = None
 
     # -- public API ----------------------------------------------------------------------
     @property
@@ -268,7 +280,8 @@ class Effector(DeadlineLoop):
             if self._store.seen(env.id):
                 return self._result(env.id, "rejected", "replayed: this command id was already "
                                     "received")
-            stale = self._issued_before_start(env.action, env.issued_at)
+            stale = (self._clock_refusal() if env.action in CLOCK_GATED else None) \
+                or self._issued_before_start(env.action, env.issued_at)
             if stale:
                 return self._result(env.id, "rejected", stale)
             recorded = False
@@ -291,14 +304,52 @@ class Effector(DeadlineLoop):
                 self._emitter.hold()
         return self._result(env.id, status, reason)
 
+    def _note_clock_step(self) -> bool:
+        """Under the lock: notice a step of the wall clock (its offset from the monotonic
+        clock moving by more than CLOCK_STEP_S between two looks; NTP's slewing moves it by
+        well under a millisecond per second). True while a step is not yet resolved."""
+        offset = self._wall() - time.monotonic()
+        step = offset - self._clock_offset
+        self._clock_offset = offset
+        if abs(step) > CLOCK_STEP_S:
+            self._clock_jump = {"step_s": round(step, 3), "at": time.monotonic(),
+                                "unsynced_seen": False}
+            log.warning("effector: the wall clock was stepped by %+.1f s; arm and engage are "
+                        "refused until it is synchronised again", step)
+            self._audit_event("clock", {"step_s": round(step, 3), "resolved": False})
+        return self._clock_jump is not None
+
+    def _clock_resync(self, synced: bool) -> None:
+        """Under the lock: end the refusal after a step once the clock is synchronised again:
+        a sync source seen unsynchronised and then synchronised after the step, or reporting
+        synchronised for CLOCK_RESYNC_S after it with no further step."""
+        jump = self._clock_jump
+        if jump is None:
+            return
+        if not synced:
+            jump["unsynced_seen"] = True
+        elif jump["unsynced_seen"] or time.monotonic() - jump["at"] >= CLOCK_RESYNC_S:
+            self._clock_jump = None
+            log.warning("effector: the clock is synchronised again after a %+.1f s step",
+                        jump["step_s"])
+            self._audit_event("clock", {"step_s": jump["step_s"], "resolved": True})
+
+    def _clock_refusal(self) -> str | None:
+        jump = self._clock_jump if self._note_clock_step() else None
+        if jump is None:
+            return None
+        return (f"clock_jumped: the wall clock was stepped by {jump['step_s']:+.1f} s; arm and "
+                "engage are refused until it is synchronised again")
+
     def _issued_before_start(self, action: str, issued_at: float) -> str | None:
         """arm/engage issued before this effector existed are refused: they were meant for a
         node that has since restarted (or queued for it while it was down), and a power cut
         may have taken their ids from the replay cache (store.py)."""
         if action not in CLOCK_GATED:
             return None
-        # The start time on today's wall clock (which may have been stepped since).
-        born = time.time() - (time.monotonic() - self._born_mono)
+        # The start time on today's wall clock (which may have been stepped since: a step
+        # also refuses arm/engage until the clock is synchronised again, `_clock_refusal`).
+        born = self._wall() - (time.monotonic() - self._born_mono)
         if issued_at >= born - self._eff.clock_skew_s:
             return None
         return (f"issued_before_start: issued {born - issued_at:.1f} s before this node's "
@@ -362,7 +413,7 @@ class Effector(DeadlineLoop):
             return "rejected", "clock_not_synced: engage needs a synchronised clock", False
         if self._link_down_since is not None:
             return "rejected", "link_lost: the broker link is down", False
-        wall = time.time()
+        wall = self._wall()
         used = self._store.duty_used_s(self._eff.duty_window_s, wall)
         remaining = self._eff.duty_max_on_s - used
         if remaining < MIN_ENGAGE_S:
@@ -459,7 +510,7 @@ class Effector(DeadlineLoop):
         self._drive_on_since = None
         self._engaged_until = self._engaged = None
         if self._duty_row is not None:
-            self._store.duty_close(self._duty_row, time.time())
+            self._store.duty_close(self._duty_row, self._wall())
             self._duty_row = None
         if to == ARMED and (self._armed_until is None or now >= self._armed_until):
             to = SAFE
@@ -470,7 +521,7 @@ class Effector(DeadlineLoop):
     def _enter_fault(self, code: str, detail: str, *, alarm: bool = False) -> None:
         self._drive(False)
         if self._duty_row is not None:
-            self._store.duty_close(self._duty_row, time.time())
+            self._store.duty_close(self._duty_row, self._wall())
             self._duty_row = None
         self._drive_on_since = self._engaged_until = self._engaged = None
         self._armed_until = self._armed_by = None
@@ -478,7 +529,7 @@ class Effector(DeadlineLoop):
         self._fault = {"code": code, "detail": detail}
         self._store.put("fault", json.dumps(self._fault))
         if alarm:
-            self._alarm = {"name": code, "detail": detail, "since": time.time()}
+            self._alarm = {"name": code, "detail": detail, "since": self._wall()}
             log.critical("effector: ALARM %s: %s; heartbeat stopped", code, detail)
         self._stage.set("degraded", f"FAULT {code}")
         if self._state == FAULT:
@@ -491,14 +542,14 @@ class Effector(DeadlineLoop):
 
     def _transition(self, new: str, reason: str, command_id: str | None = None) -> None:
         old = self._state
-        self._state, self._since, self._reason = new, time.time(), reason
+        self._state, self._since, self._reason = new, self._wall(), reason
         log.warning("effector: %s -> %s (%s)", old, new, reason)
         self._audit_event("state", {"from": old, "to": new, "reason": reason,
                                     "command": command_id})
         self._publish()
 
     def _publish(self) -> None:
-        now_m, now_w = time.monotonic(), time.time()
+        now_m, now_w = time.monotonic(), self._wall()
 
         def wall(deadline: float | None) -> float | None:
             return None if deadline is None else round(now_w + (deadline - now_m), 3)
@@ -518,7 +569,7 @@ class Effector(DeadlineLoop):
         self._emitter.put(("state", state))
 
     def _audit_event(self, kind: str, data: dict[str, Any]) -> None:
-        self._emitter.put(("audit", (kind, data, time.time())))
+        self._emitter.put(("audit", (kind, data, self._wall())))
 
     def _drain(self) -> None:
         with self._lock:

@@ -10,6 +10,10 @@ lost its supply with the node, so the unrecorded on-time is that instant; and th
 refuses arm/engage commands issued before it started, so a command whose id was lost cannot
 be replayed after the reboot. Pruning runs in `prune`, off the command path, so an engage
 pays for exactly one commit.
+A replay-cache entry is kept until it has expired on both clocks: on the wall clock
+(`keep_until`, which survives a restart) and, for ids received since this process started, on
+the monotonic clock as well, so stepping the wall clock forward (to prune) and back (to make a
+captured command fresh again) cannot re-admit it.
 Duty intervals use wall-clock time (they must survive a restart); an engagement is written
 with its planned end when it starts and counts in full at once, so a crash charges the whole
 planned time against the budget; its real end replaces the planned one when it ends normally.
@@ -22,6 +26,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -40,15 +45,19 @@ DUTY_KEEP_S = 86400.0
 
 
 class EffectorStore:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, wall_clock: Callable[[], float] = time.time,
+                 fsync: Callable[[int], None] = os.fsync):
         directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self._wall, self._fsync = wall_clock, fsync
         self.path = directory / "effector.db"
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._pruned = 0.0
+        self._pruned: float | None = None  # monotonic time of the last prune
+        # Ids received by this process -> the monotonic time until which they are kept.
+        self._recent: dict[str, float] = {}
         # The duty ledger mirrored in memory (rowid -> [start, end]): an engage reads its
         # budget without a query; the file stays the truth at start-up.
         self._duty = {int(r): [float(s), float(e)] for r, s, e in self._db.execute(
@@ -82,7 +91,7 @@ class EffectorStore:
         except FileNotFoundError:  # closed: the last connection checkpointed and removed it
             return
         try:
-            os.fsync(fd)
+            self._fsync(fd)
         finally:
             os.close(fd)
         self.syncs += 1
@@ -96,32 +105,41 @@ class EffectorStore:
     def prune(self, now: float | None = None, *, every_s: float = 60.0) -> None:
         """Drop expired replay entries and day-old duty intervals, at most once per every_s.
         Called from the effector loop outside its lock: never on a command's path."""
-        now = time.time() if now is None else now
-        if now - self._pruned < every_s:
+        mono = time.monotonic()
+        if self._pruned is not None and mono - self._pruned < every_s:
             return
+        now = self._wall() if now is None else now
         with self._lock:
+            self._recent = {k: until for k, until in self._recent.items() if until >= mono}
+            expired = [row[0] for row in self._db.execute(
+                "SELECT id FROM replay WHERE keep_until < ?", (now,))]
+            # Expired on the wall clock, but still young on the monotonic one: the wall clock
+            # was stepped forward; keep them.
+            drop = [(k,) for k in expired if k not in self._recent]
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("DELETE FROM replay WHERE keep_until < ?", (now,))
+                self._db.executemany("DELETE FROM replay WHERE id = ?", drop)
                 self._db.execute("DELETE FROM duty WHERE end < ?", (now - DUTY_KEEP_S,))
                 self._db.execute("COMMIT")
                 self._duty = {r: v for r, v in self._duty.items() if v[1] >= now - DUTY_KEEP_S}
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._pruned = now
+            self._pruned = mono
 
     def remember(self, command_id: str, expires_at: float,
                  duty: tuple[float, float] | None = None) -> int | None:
         """Record a command id (and, for an engagement, its planned duty interval) in one
         transaction. Returns the duty row, to be closed with `duty_close`."""
-        now = time.time()
+        now = self._wall()
+        keep_s = max(expires_at, now) + REPLAY_MARGIN_S - now
         with self._lock:
             row = None
+            self._recent[command_id] = time.monotonic() + keep_s
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute("INSERT OR IGNORE INTO replay (id, keep_until) VALUES (?, ?)",
-                                 (command_id, max(expires_at, now) + REPLAY_MARGIN_S))
+                                 (command_id, now + keep_s))
                 if duty is not None:
                     cur = self._db.execute("INSERT INTO duty (start, end) VALUES (?, ?)", duty)
                     row = int(cur.lastrowid or 0)
@@ -145,7 +163,7 @@ class EffectorStore:
     def duty_used_s(self, window_s: float, now: float | None = None) -> float:
         """On-time inside the sliding window ending now. An interval still open counts with
         its planned end: the budget is charged up front and refunded by `duty_close`."""
-        now = time.time() if now is None else now
+        now = self._wall() if now is None else now
         since = now - window_s
         with self._lock:
             rows = list(self._duty.values())
