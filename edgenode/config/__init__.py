@@ -13,6 +13,7 @@ from edgenode.config.loader import (
     load_relay_section,
 )
 from edgenode.config.models import (
+    KEYS_VERSION_MAX,
     AcousticSection,
     BrokerSection,
     Config,
@@ -27,6 +28,7 @@ from edgenode.config.models import (
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "KEYS_VERSION_MAX",
     "AcousticSection",
     "BrokerSection",
     "Config",

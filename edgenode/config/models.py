@@ -130,6 +130,10 @@ class RelaySection(Section):
         return self
 
 
+# The highest key-set version, in the config and in a keys-update alike: the config can
+# always name a version a stored key set does not exceed (the installer's way back in).
+KEYS_VERSION_MAX = 2**31
+
 Role = Literal["observer", "technician", "operator", "admin"]
 
 
@@ -163,7 +167,7 @@ class EffectorSection(Section):
     keys: list[OperatorKey] = Field(default_factory=list)
     # Version of the key set above; a keys-update over MQTT with a higher version replaces it
     # (kept in the state directory) until this number is raised past it.
-    keys_version: int = Field(0, ge=0, le=2**31)
+    keys_version: int = Field(0, ge=0, le=KEYS_VERSION_MAX)
 
 
 I2CKind = Literal["ina219", "ina226", "qmc5883l", "lis3mdl", "tmp102", "bme280", "hat-eeprom"]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edgenode.config import Config
+from edgenode.config import KEYS_VERSION_MAX, Config
 from edgenode.control.envelope import ULID_RE, Envelope, Malformed, parse
 from edgenode.control.keys import ALLOWED, KeyRing, TrustedKey, parse_key_list
 
@@ -57,9 +57,15 @@ def _num(params: dict[str, Any], name: str) -> float:
     return float(value)
 
 
+def demo_keys_allowed(config: Config) -> bool:
+    """Demo keys (made by `edgenode run --sim`) are valid only with the simulated relay."""
+    return config.relay.backend == "sim"
+
+
 def check_params(action: str, params: dict[str, Any], config: Config) -> str | None:
     """None when the params fit the action, else what is wrong (naming the field)."""
     eff = config.effector
+    allow_demo = demo_keys_allowed(config)
     try:
         if action == "arm":
             if set(params) != {"ttl_s"}:
@@ -86,9 +92,13 @@ def check_params(action: str, params: dict[str, Any], config: Config) -> str | N
             if not {"version", "keys"} <= set(params) <= {"version", "keys", "revoked"}:
                 return "keys-update takes version, keys and optionally revoked"
             version = params["version"]
-            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-                return "version must be a positive integer"
-            parse_key_list(params["keys"])
+            if (isinstance(version, bool) or not isinstance(version, int)
+                    or not 1 <= version <= KEYS_VERSION_MAX):
+                # Above the config's own bound no config could ever outbid it again.
+                return f"version must be an integer in [1, {KEYS_VERSION_MAX}]"
+            keys = parse_key_list(params["keys"])
+            if not allow_demo and any(k.demo for k in keys):
+                return "keys holds a demo key: demo keys work only with the simulated relay"
             revoked = params.get("revoked", [])
             if not isinstance(revoked, list) or not all(isinstance(r, str) for r in revoked):
                 return "revoked must be a list of key ids"

@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from edgenode.config import Config
-from edgenode.control.admission import CLOCK_GATED, Admission, Admitted, Rejection
+from edgenode.control.admission import (
+    CLOCK_GATED,
+    Admission,
+    Admitted,
+    Rejection,
+    demo_keys_allowed,
+)
 from edgenode.control.audit import AuditLog
 from edgenode.control.deadlines import ARMED, ENGAGED, FAULT, SAFE, DeadlineLoop
 from edgenode.control.emitter import Emitter
@@ -80,7 +86,8 @@ class Effector(DeadlineLoop):
         control_dir = state_dir / "control"
         self._store = EffectorStore(control_dir, wall_clock=wall_clock)
         self._keystore = KeyStore(control_dir)
-        self._ring: KeyRing = current_ring(self._eff, self._keystore)
+        self._ring: KeyRing = current_ring(self._eff, self._keystore,
+                                           allow_demo=demo_keys_allowed(config))
         self._audit = AuditLog(state_dir / "audit",
                                segment_bytes=config.storage.audit_segment_kb * 1024,
                                max_segments=config.storage.audit_max_segments, fsync=audit_fsync)
@@ -138,6 +145,7 @@ class Effector(DeadlineLoop):
             self._emitter.start()
             self._audit_event("start", {"keys_version": self._ring.version,
                                         "keys_source": self._ring.source,
+                                        "keys_unreadable": self._ring.unreadable,
                                         "enabled": self._eff.enabled})
             if inputs.aux_closed:
                 self._enter_fault("stuck_on", "aux contact closed at start-up with the drive "
@@ -149,7 +157,9 @@ class Effector(DeadlineLoop):
                     self._enter_fault(fault.get("code", "fault"),
                                       f"latched before restart: {fault.get('detail', '')}",
                                       alarm=fault.get("code") == "stuck_on")
-            if self._state != FAULT:
+            if self._ring.unreadable:
+                self._stage.set("degraded", f"key set unreadable: {self._ring.unreadable}")
+            elif self._state != FAULT:
                 self._stage.set("ok")
             self._publish()
             self._started = True
@@ -371,6 +381,9 @@ class Effector(DeadlineLoop):
                     "is refused")
         if self._state == FAULT:
             return f"fault: FAULT latched ({self._fault_text()}); an admin reset is needed"
+        if self._ring.unreadable:
+            return (f"keys_unreadable: the stored key set is unreadable ({self._ring.unreadable})"
+                    f"; {action} is refused until an admin keys-update replaces it")
         return None
 
     def _do_arm(self, adm: Admitted) -> tuple[str, str | None]:
@@ -481,6 +494,8 @@ class Effector(DeadlineLoop):
         ring = KeyRing(version, keys, revoked, "keys-update")
         self._keystore.save(ring)
         self._ring = ring
+        if self._state != FAULT:
+            self._stage.set("ok")
         self._audit_event("keys", ring.describe())
         log.warning("effector: key set version %d installed by %s (%d keys, %d revoked)",
                     version, adm.key.id, len(keys), len(revoked))
