@@ -76,7 +76,9 @@ class AuditLog:
         self._segment = found[-1][0] if found else 1
         self._path = self._segment_path(self._segment)
         torn = self._recover_tail() if found else 0
-        self._fh = open(self._path, "ab")  # noqa: SIM115 - kept open for appending
+        # Unbuffered: a write that fails (disk full) leaves nothing behind in a buffer to be
+        # written later under a stale seq; `append` cuts off what it wrote partially.
+        self._fh = open(self._path, "ab", buffering=0)  # noqa: SIM115 - kept open
         if torn:
             self.append("recovery", {"torn_bytes": torn, "segment": self._path.name})
 
@@ -116,10 +118,23 @@ class AuditLog:
             line = canonical(record) + b"\n"
             if self._fh.tell() and self._fh.tell() + len(line) > self.segment_bytes:
                 self._rotate()
-            self._fh.write(line)
-            self._fh.flush()
-            if self.fsync and sync:
-                os.fdatasync(self._fh.fileno())
+            start = self._fh.tell()
+            try:
+                view = memoryview(line)
+                while view:
+                    written = self._fh.write(view)
+                    view = view[written or 0:]
+                if self.fsync and sync:
+                    os.fdatasync(self._fh.fileno())
+            except OSError:
+                # Not written (disk full, I/O error): cut off any part of it, so the chain
+                # stays whole and the seq is not used; the caller notes the loss (`gap`).
+                try:
+                    self._fh.truncate(start)
+                    self._fh.seek(start)
+                except OSError:
+                    log.exception("audit: cannot cut a failed record off %s", self._path)
+                raise
             self._seq, self._prev = self._seq + 1, record["hash"]
             return record
 
@@ -130,10 +145,17 @@ class AuditLog:
                 os.fdatasync(self._fh.fileno())
 
     def _rotate(self) -> None:
+        path = self._segment_path(self._segment + 1)
+        new = open(path, "ab", buffering=0)  # noqa: SIM115 - opened before the old closes
         self._fh.close()
         self._segment += 1
-        self._path = self._segment_path(self._segment)
-        self._fh = open(self._path, "ab")  # noqa: SIM115
+        self._path, self._fh = path, new
+        try:
+            self._drop_oldest()
+        except OSError:
+            log.exception("audit: could not drop the oldest segment (kept)")
+
+    def _drop_oldest(self) -> None:
         found = segments(self.directory)
         while len(found) > self.max_segments:
             number, oldest = found.pop(0)
@@ -151,9 +173,10 @@ class AuditLog:
     def close(self) -> None:
         with self._lock:
             if not self._fh.closed:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
+                try:
+                    os.fsync(self._fh.fileno())
+                finally:
+                    self._fh.close()
 
 
 def _last_record(path: Path) -> dict[str, Any] | None:

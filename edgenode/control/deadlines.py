@@ -67,7 +67,10 @@ class DeadlineLoop:
             except Exception:
                 log.exception("effector: could not latch the loop FAULT")
             raise
-        self._store.prune()  # at most once a minute, outside the lock
+        try:
+            self._store.prune()  # at most once a minute, outside the lock
+        except Exception as exc:  # a full disk must not stop the heartbeat
+            log.warning("effector: replay cache prune failed: %s", exc)
         self._stop_event.wait(self._period_s / 2)
 
     def _read_inputs(self) -> RelayInputs | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -41,7 +42,7 @@ from edgenode.control.deadlines import ARMED, ENGAGED, FAULT, SAFE, DeadlineLoop
 from edgenode.control.emitter import Emitter
 from edgenode.control.envelope import ULID_RE
 from edgenode.control.keys import KeyRing, KeyStore, current_ring, parse_key_list, trusted
-from edgenode.control.store import EffectorStore
+from edgenode.control.store import EffectorStore, disk_full
 from edgenode.health import Health
 from edgenode.link.mqtt import InboundMessage
 from hal.relay import JammerRelay, KeySwitch, RelayInputs
@@ -93,7 +94,10 @@ class Effector(DeadlineLoop):
                                max_segments=config.storage.audit_max_segments, fsync=audit_fsync)
         self._admission = Admission(config, lambda: self._ring, clock_synced,
                                     wall_clock=wall_clock)
-        self._emitter = Emitter(self._audit, publish_audit, publish_state)
+        # Storage trouble by source ("audit", "store"): named in health and in results.
+        self._trouble: dict[str, str] = {}
+        self._emitter = Emitter(self._audit, publish_audit, publish_state,
+                                on_trouble=lambda why: self._storage_trouble("audit", why))
         self._handlers: dict[str, ActionHandler] = {}
         self.counters: Counter[str] = Counter()
         self._junk_since: Counter[str] = Counter()
@@ -157,10 +161,7 @@ class Effector(DeadlineLoop):
                     self._enter_fault(fault.get("code", "fault"),
                                       f"latched before restart: {fault.get('detail', '')}",
                                       alarm=fault.get("code") == "stuck_on")
-            if self._ring.unreadable:
-                self._stage.set("degraded", f"key set unreadable: {self._ring.unreadable}")
-            elif self._state != FAULT:
-                self._stage.set("ok")
+            self._refresh_stage()
             self._publish()
             self._started = True
         self._thread.start()
@@ -246,8 +247,9 @@ class Effector(DeadlineLoop):
                 self.make_safe(f"internal error handling a command: {type(exc).__name__}")
             except Exception:
                 log.exception("effector: make_safe failed")
+            code = "disk_full" if disk_full(exc) else "internal_error"
             return self._result(_try_id(msg.payload), "error",
-                                f"internal_error: {type(exc).__name__}: {exc}")
+                                f"{code}: {type(exc).__name__}: {exc}")
 
     def _junk(self, rej: Rejection) -> dict[str, Any]:
         # Unsigned junk: counted, summarised at a limited rate, never one audit record each.
@@ -305,7 +307,10 @@ class Effector(DeadlineLoop):
                     handler = self._handlers.get(env.action)
                     status, reason = "ok", None
             if not recorded:
-                self._store.remember(env.id, env.expires_at)
+                stored, why = self._durably("command id", lambda: self._store.remember(
+                    env.id, env.expires_at))
+                if not stored:  # still refused as a replay: the id is kept in memory too
+                    reason = f"{reason}; {why}" if reason else why
         if env.action in ("selftest", "rebirth"):
             self._emitter.release()  # a self-test takes seconds: alarms must not wait for it
             try:
@@ -437,8 +442,11 @@ class Effector(DeadlineLoop):
         duration = min(requested, remaining, self._config.relay.max_on_s)
         # The id and the planned interval go to disk (one transaction) before the relay moves:
         # after a crash the replay is still caught and the whole plan counts against the budget.
-        self._duty_row = self._store.remember(env.id, env.expires_at,
-                                              duty=(wall, wall + duration))
+        stored, row = self._durably("engagement", lambda: self._store.remember(
+            env.id, env.expires_at, duty=(wall, wall + duration)))
+        if not stored:
+            return "rejected", f"{row}; the relay was not moved", True
+        self._duty_row = row
         now = time.monotonic()
         self._drive(True)
         self._drive_on_since = now
@@ -475,8 +483,8 @@ class Effector(DeadlineLoop):
             return "rejected", ("aux_disagrees: the aux contact is closed with the drive off; "
                                 "the relay is still stuck")
         self._fault = self._alarm = None
-        self._store.put("fault", None)
-        self._stage.set("ok")
+        self._durably("fault reset", lambda: self._store.put("fault", None))
+        self._refresh_stage()
         self._transition(SAFE, f"reset by {adm.key.id}", adm.envelope.id)
         return "ok", None
 
@@ -494,8 +502,7 @@ class Effector(DeadlineLoop):
         ring = KeyRing(version, keys, revoked, "keys-update")
         self._keystore.save(ring)
         self._ring = ring
-        if self._state != FAULT:
-            self._stage.set("ok")
+        self._refresh_stage()
         self._audit_event("keys", ring.describe())
         log.warning("effector: key set version %d installed by %s (%d keys, %d revoked)",
                     version, adm.key.id, len(keys), len(revoked))
@@ -525,7 +532,8 @@ class Effector(DeadlineLoop):
         self._drive_on_since = None
         self._engaged_until = self._engaged = None
         if self._duty_row is not None:
-            self._store.duty_close(self._duty_row, self._wall())
+            row, end = self._duty_row, self._wall()
+            self._durably("duty end", lambda: self._store.duty_close(row, end))
             self._duty_row = None
         if to == ARMED and (self._armed_until is None or now >= self._armed_until):
             to = SAFE
@@ -536,21 +544,62 @@ class Effector(DeadlineLoop):
     def _enter_fault(self, code: str, detail: str, *, alarm: bool = False) -> None:
         self._drive(False)
         if self._duty_row is not None:
-            self._store.duty_close(self._duty_row, self._wall())
+            row, end = self._duty_row, self._wall()
+            self._durably("duty end", lambda: self._store.duty_close(row, end))
             self._duty_row = None
         self._drive_on_since = self._engaged_until = self._engaged = None
         self._armed_until = self._armed_by = None
         self._disagree_since = None
         self._fault = {"code": code, "detail": detail}
-        self._store.put("fault", json.dumps(self._fault))
+        fault = json.dumps(self._fault)
+        self._durably("latched fault", lambda: self._store.put("fault", fault))
         if alarm:
             self._alarm = {"name": code, "detail": detail, "since": self._wall()}
             log.critical("effector: ALARM %s: %s; heartbeat stopped", code, detail)
-        self._stage.set("degraded", f"FAULT {code}")
         if self._state == FAULT:
             self._publish()
         else:
             self._transition(FAULT, f"{code}: {detail}")
+        self._refresh_stage()
+
+    def _refresh_stage(self) -> None:
+        """The effector's health: FAULT, then an unreadable key set, then storage trouble."""
+        if self._state == FAULT and self._fault is not None:
+            self._stage.set("degraded", f"FAULT {self._fault['code']}")
+        elif self._ring.unreadable:
+            self._stage.set("degraded", f"keys_unreadable: {self._ring.unreadable}")
+        elif self._trouble:
+            self._stage.set("degraded", "; ".join(f"{why} ({source})" for source, why
+                                                  in sorted(self._trouble.items())))
+        else:
+            self._stage.set("ok")
+
+    def _storage_trouble(self, source: str, why: str | None) -> None:
+        """Note (or clear) storage trouble from the audit log or the store (any thread)."""
+        if why is None and source not in self._trouble:
+            return
+        if why is None:
+            self._trouble.pop(source, None)
+            log.warning("effector: %s storage works again", source)
+        elif self._trouble.get(source) != why:
+            self._trouble[source] = why
+        else:
+            return
+        self._refresh_stage()
+
+    def _durably(self, what: str, write: Callable[[], Any]) -> tuple[bool, Any]:
+        """Run a store write; on a full disk or a store error say so (health, the result's
+        reason) instead of failing the command. (True, value) or (False, reason)."""
+        try:
+            value = write()
+        except (sqlite3.Error, OSError) as exc:
+            code = "disk_full" if disk_full(exc) else "store_failed"
+            self.counters[f"store_{code}"] += 1
+            log.error("effector: %s not stored (%s: %s)", what, code, exc)
+            self._storage_trouble("store", code)
+            return False, f"{code}: the {what} could not be stored ({type(exc).__name__})"
+        self._storage_trouble("store", None)
+        return True, value
 
     def _fault_text(self) -> str:
         return f"{self._fault['code']}: {self._fault['detail']}" if self._fault else "unknown"

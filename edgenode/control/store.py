@@ -21,6 +21,7 @@ planned time against the budget; its real end replaces the planned one when it e
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -42,6 +43,16 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
 REPLAY_MARGIN_S = 3600.0
 # Duty intervals are kept this long after they end (far beyond any sliding window).
 DUTY_KEEP_S = 86400.0
+
+
+def disk_full(exc: BaseException) -> bool:
+    """True for the errors a full disk (or quota) raises, from the OS or from SQLite."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or \
+            "disk is full" in str(exc)
+    return False
 
 
 class EffectorStore:
@@ -99,6 +110,9 @@ class EffectorStore:
     # -- replay --------------------------------------------------------------------------
     def seen(self, command_id: str) -> bool:
         with self._lock:
+            # The memory first: an id whose commit failed (disk full) is still known here.
+            if command_id in self._recent:
+                return True
             return self._db.execute("SELECT 1 FROM replay WHERE id = ?",
                                     (command_id,)).fetchone() is not None
 
@@ -109,6 +123,7 @@ class EffectorStore:
         if self._pruned is not None and mono - self._pruned < every_s:
             return
         now = self._wall() if now is None else now
+        self._pruned = mono  # a failing prune (disk full) is not retried every loop step
         with self._lock:
             self._recent = {k: until for k, until in self._recent.items() if until >= mono}
             expired = [row[0] for row in self._db.execute(
@@ -123,9 +138,8 @@ class EffectorStore:
                 self._db.execute("COMMIT")
                 self._duty = {r: v for r, v in self._duty.items() if v[1] >= now - DUTY_KEEP_S}
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._pruned = mono
 
     def remember(self, command_id: str, expires_at: float,
                  duty: tuple[float, float] | None = None) -> int | None:
@@ -147,17 +161,26 @@ class EffectorStore:
                 if duty is not None and row is not None:
                     self._duty[row] = [duty[0], duty[1]]
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         self._committed()
         return row
 
+    def _rollback(self) -> None:
+        """Roll back what is open: SQLite may have ended the transaction itself (a full
+        disk), and "cannot rollback" must never hide the error that caused it."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("effector store: rollback failed")
+
     # -- duty ledger ---------------------------------------------------------------------
     def duty_close(self, row: int, end: float) -> None:
         with self._lock:
-            self._db.execute("UPDATE duty SET end = MIN(end, ?) WHERE rowid = ?", (end, row))
-            if row in self._duty:
+            if row in self._duty:  # memory first: the budget refund holds even on a full disk
                 self._duty[row][1] = min(self._duty[row][1], end)
+            self._db.execute("UPDATE duty SET end = MIN(end, ?) WHERE rowid = ?", (end, row))
         self._committed()
 
     def duty_used_s(self, window_s: float, now: float | None = None) -> float:
