@@ -37,7 +37,7 @@ from edgenode.control.admission import (
     Rejection,
     demo_keys_allowed,
 )
-from edgenode.control.audit import AuditLog
+from edgenode.control.audit import AuditLog, parse_head
 from edgenode.control.deadlines import ARMED, ENGAGED, FAULT, SAFE, DeadlineLoop
 from edgenode.control.emitter import Emitter
 from edgenode.control.envelope import ULID_RE
@@ -91,13 +91,15 @@ class Effector(DeadlineLoop):
                                            allow_demo=demo_keys_allowed(config))
         self._audit = AuditLog(state_dir / "audit",
                                segment_bytes=config.storage.audit_segment_kb * 1024,
-                               max_segments=config.storage.audit_max_segments, fsync=audit_fsync)
+                               max_segments=config.storage.audit_max_segments, fsync=audit_fsync,
+                               known_head=self._known_audit_head())
         self._admission = Admission(config, lambda: self._ring, clock_synced,
                                     wall_clock=wall_clock)
         # Storage trouble by source ("audit", "store"): named in health and in results.
         self._trouble: dict[str, str] = {}
         self._emitter = Emitter(self._audit, publish_audit, publish_state,
-                                on_trouble=lambda why: self._storage_trouble("audit", why))
+                                on_trouble=lambda why: self._storage_trouble("audit", why),
+                                on_head=self._audit_head_written)
         self._handlers: dict[str, ActionHandler] = {}
         self.counters: Counter[str] = Counter()
         self._junk_since: Counter[str] = Counter()
@@ -127,6 +129,19 @@ class Effector(DeadlineLoop):
         # Wall minus monotonic: it moves only when the wall clock is stepped (or slewed).
         self._clock_offset = wall_clock() - self._born_mono
         self._clock_jump: dict[str, Any] | None = None
+
+    def _known_audit_head(self) -> tuple[int, str] | None:
+        """The last audit record this node knows it wrote (kept in the store, outside the
+        audit directory): a log ending before it was truncated."""
+        text = self._store.get("audit_head")
+        head = parse_head(text)
+        if text is not None and head is None:
+            log.error("effector: the stored audit head %r is not valid; ignored", text[:80])
+        return head
+
+    def _audit_head_written(self, seq: int, digest: str) -> None:
+        head = json.dumps({"seq": seq, "hash": digest})
+        self._durably("audit head", lambda: self._store.put("audit_head", head))
 
     # -- public API ----------------------------------------------------------------------
     @property

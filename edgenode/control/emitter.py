@@ -31,8 +31,12 @@ class Emitter:
     """Items are ("audit", (kind, data, wall_time)) or ("state", state dict)."""
 
     def __init__(self, audit: AuditLog, publish_audit: Publish, publish_state: Publish,
-                 on_trouble: Trouble | None = None) -> None:
+                 on_trouble: Trouble | None = None,
+                 on_head: Callable[[int, str], None] | None = None) -> None:
         self._audit = audit
+        # Told the last record's seq and hash once they are synced (kept outside the log, so
+        # a truncated log is noticed: edgenode.control.audit).
+        self._on_head = on_head or (lambda _seq, _hash: None)
         self._on_trouble = on_trouble or (lambda _reason: None)
         # Records lost since the last gap record (emitter thread only).
         self._lost: Counter[str] = Counter()
@@ -95,13 +99,15 @@ class Emitter:
                 gap = {"lost": sum(self._lost.values()), "kinds": dict(self._lost),
                        "from_t": min(self._lost_span), "to_t": max(self._lost_span),
                        "reason": self._lost_reason}
-                out.append(self._audit.append("gap", gap, sync=False))
+                gap_record = self._audit.append("gap", gap, sync=False)
+                out += [*self._audit.take_notes(), gap_record]
                 log.warning("effector: audit log writable again; %d record(s) lost %s",
                             gap["lost"], gap["kinds"])
                 self._lost.clear()
                 self._lost_span.clear()
                 self._on_trouble(None)
-            out.append(self._audit.append(kind, data, t, sync=False))
+            record = self._audit.append(kind, data, t, sync=False)
+            out += [*self._audit.take_notes(), record]
         except Exception as exc:
             reason = "disk_full" if disk_full(exc) else "write_failed"
             if not self._lost:
@@ -133,6 +139,9 @@ class Emitter:
                         out.append((what, value))
                 try:
                     self._audit.sync()
+                    written = [value for what, value in out if what == "audit"]
+                    if written:
+                        self._on_head(written[-1]["seq"], written[-1]["hash"])
                 except Exception:
                     log.exception("effector: audit sync failed")
                 for what, value in out:

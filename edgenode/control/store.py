@@ -45,6 +45,23 @@ REPLAY_MARGIN_S = 3600.0
 DUTY_KEEP_S = 86400.0
 
 
+def read_meta(path: Path, key: str) -> str | None:
+    """One value from a store file, opened read-only (the `edgenode audit` command beside a
+    running daemon); None when the file or the key is absent or unreadable."""
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        log.warning("effector store: cannot read %s: %s", path, exc)
+        return None
+    return None if row is None else str(row[0])
+
+
 def disk_full(exc: BaseException) -> bool:
     """True for the errors a full disk (or quota) raises, from the OS or from SQLite."""
     if isinstance(exc, OSError):
