@@ -95,8 +95,10 @@ class Effector(DeadlineLoop):
                                known_head=self._known_audit_head())
         self._admission = Admission(config, lambda: self._ring, clock_synced,
                                     wall_clock=wall_clock)
-        # Storage trouble by source ("audit", "store"): named in health and in results.
+        # Storage trouble by source ("audit", "store", "state"): named in health and results.
         self._trouble: dict[str, str] = {}
+        if self._audit.damaged:
+            self._trouble["state"] = "state_damaged: " + "; ".join(self._audit.damaged)
         self._emitter = Emitter(self._audit, publish_audit, publish_state,
                                 on_trouble=lambda why: self._storage_trouble("audit", why),
                                 on_head=self._audit_head_written)
@@ -170,16 +172,32 @@ class Effector(DeadlineLoop):
                 self._enter_fault("stuck_on", "aux contact closed at start-up with the drive "
                                   "off", alarm=True)
             else:
-                latched = self._store.get("fault")
-                if latched:
-                    fault = json.loads(latched)
-                    self._enter_fault(fault.get("code", "fault"),
-                                      f"latched before restart: {fault.get('detail', '')}",
-                                      alarm=fault.get("code") == "stuck_on")
+                self._restore_fault()
             self._refresh_stage()
             self._publish()
             self._started = True
         self._thread.start()
+
+    def _restore_fault(self) -> None:
+        """Latch again what was latched; a store that was damaged (so nobody knows what
+        was) or a latched value that cannot be read latches a FAULT too: fail closed, but
+        start, and name the file."""
+        if self._store.damaged:
+            self._enter_fault("state_damaged", f"{self._store.damaged}: its latched fault, "
+                              "replay cache and duty ledger are lost; check the relay, then an "
+                              "admin reset")
+            return
+        latched = self._store.get("fault")
+        if not latched:
+            return
+        try:
+            fault = json.loads(latched)
+            code, detail = str(fault["code"]), str(fault.get("detail", ""))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            log.error("effector: the latched fault in %s is unreadable: %r", self._store.path,
+                      latched[:80])
+            code, detail = "fault", f"unreadable latched fault in {self._store.path}"
+        self._enter_fault(code, f"latched before restart: {detail}", alarm=code == "stuck_on")
 
     def _settled_inputs(self) -> RelayInputs:
         """Inputs once the relay had time to release: after a crash while engaged the drive

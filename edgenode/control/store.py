@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -79,23 +80,46 @@ class EffectorStore:
         self._wall, self._fsync = wall_clock, fsync
         self.path = directory / "effector.db"
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        # Set when the file was damaged and moved aside: its replay cache, duty ledger and
+        # latched fault are unknown, and the effector latches a FAULT (`state_damaged`).
+        self.damaged: str | None = None
+        try:
+            self._open()
+        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+            if getattr(self, "_db", None) is not None:
+                self._db.close()
+            aside = f"{self.path.name}.damaged-{int(time.time())}"
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(f"{self.path}{suffix}")
+                if part.exists():
+                    os.replace(part, part.with_name(aside + suffix))
+            self.damaged = f"{self.path} ({type(exc).__name__}: {exc}; moved aside to {aside})"
+            log.error("effector store: %s is damaged (%s: %s); moved aside to %s, starting "
+                      "a new one", self.path, type(exc).__name__, exc, aside)
+            self._open()
         self._pruned: float | None = None  # monotonic time of the last prune
         # Ids received by this process -> the monotonic time until which they are kept.
         self._recent: dict[str, float] = {}
-        # The duty ledger mirrored in memory (rowid -> [start, end]): an engage reads its
-        # budget without a query; the file stays the truth at start-up.
-        self._duty = {int(r): [float(s), float(e)] for r, s, e in self._db.execute(
-            "SELECT rowid, start, end FROM duty")}
         self._dirty = threading.Event()
         self._closed = False
         self.syncs = 0
         self._syncer = threading.Thread(target=self._sync_loop, name="effector-store-sync",
                                         daemon=True)
         self._syncer.start()
+
+    def _open(self) -> None:
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA quick_check").fetchall()
+        # The duty ledger mirrored in memory (rowid -> [start, end]): an engage reads its
+        # budget without a query; the file stays the truth at start-up.
+        duty = {int(r): [float(s), float(e)] for r, s, e in self._db.execute(
+            "SELECT rowid, start, end FROM duty")}
+        if not all(math.isfinite(s) and math.isfinite(e) for s, e in duty.values()):
+            raise ValueError("a duty interval is not a finite time")
+        self._duty = duty
 
     # -- durability ----------------------------------------------------------------------
     def _committed(self) -> None:
