@@ -114,7 +114,11 @@ class DeadlineLoop:
         else:
             self._disagree_since = None
         if self._state == ENGAGED:
-            assert self._engaged_until is not None and self._drive_on_since is not None
+            if self._engaged_until is None or self._drive_on_since is None:
+                # Cannot happen by construction; if it ever does, the engagement has no
+                # deadline to keep, so it ends now (a real check: asserts go under -O).
+                self._enter_fault("loop_error", "ENGAGED without a deadline")
+                return
             if inputs.key is not KeySwitch.OPERATE:
                 self._end_engagement(f"key switch left OPERATE ({inputs.key.value})", None,
                                      to=SAFE)
