@@ -207,9 +207,10 @@ def test_heartbeat_never_toggles_while_the_effector_is_disabled(make_rig: RigFac
 
 
 def test_stuck_relay_latches_fault_within_settle_plus_three_loop_periods(rig: Rig) -> None:
-    # The documented bound: aux_settle_ms after the drive fell, plus three loop periods (the
-    # loop runs every half heartbeat period) for the loop to see and act on it. Both ends
-    # are the effector's own records: the drive line's fall and the FAULT transition.
+    # The documented bound: aux_settle_ms after the drive fell, plus three loop periods
+    # (the effector's period is the heartbeat period; it steps twice per period) for the loop
+    # to see and act on it. Both ends are the effector's own records: the drive line's fall
+    # and the FAULT transition.
     rig.arm_and_engage()
     rig.coil.stuck = True
     assert rig.send("alice", "disengage")["status"] == "ok"
@@ -219,8 +220,7 @@ def test_stuck_relay_latches_fault_within_settle_plus_three_loop_periods(rig: Ri
     fault = next(s for s in rig.states if s["state"] == "FAULT")
     mono_minus_wall = time.monotonic() - time.time()
     latched_after = fault["since"] + mono_minus_wall - fell
-    bound = rig.config.effector.aux_settle_ms / 1000 + 3 * (
-        rig.config.relay.heartbeat_period_ms / 2000)
+    bound = (rig.config.effector.aux_settle_ms + 3 * rig.config.relay.heartbeat_period_ms) / 1000
     assert latched_after <= bound + 0.002, f"FAULT {latched_after:.3f} s after the drive fell"
     assert latched_after >= rig.config.effector.aux_settle_ms / 1000 - 0.002
 
