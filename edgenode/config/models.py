@@ -113,6 +113,8 @@ class RelaySection(Section):
     # gpiod opens the header chip by label: its number changed between Pi 5 kernels.
     chip_label: str = Field("pinctrl-rp1", min_length=1)
     device: str | None = None  # sim backend: the twin's socket
+    # fake backend only (tests, demos without hardware): where its key switch stands.
+    fake_key_switch: Literal["off", "test", "operate"] = "off"
     drive_line: GpioLine
     heartbeat_line: GpioLine
     aux_line: GpioLine
@@ -130,6 +132,9 @@ class RelaySection(Section):
                  self.key_operate_line]
         if len(set(lines)) != len(lines):
             raise ValueError(f"relay lines must be five different GPIO lines, got {lines}")
+        if self.fake_key_switch != "off" and self.backend != "fake":
+            raise ValueError("fake_key_switch is for the fake backend only: a real key switch "
+                             "is read from its lines")
         if self.heartbeat_period_ms * 3 > self.board_dropout_ms:
             raise ValueError(
                 f"heartbeat_period_ms {self.heartbeat_period_ms} must be at most a third of "
