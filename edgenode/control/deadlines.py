@@ -36,12 +36,7 @@ class DeadlineLoop:
     def _step(self) -> None:
         try:
             inputs = self._read_inputs()
-            with self._lock:
-                stepped = self._note_clock_step()
-            if stepped:  # the sync source is read outside the lock (it may be a round trip)
-                synced = self._admission.clock_ok()
-                with self._lock:
-                    self._clock_resync(synced)
+            self._watch_clock()
             with self._lock:
                 now = time.monotonic()
                 if (self._state == ENGAGED and self._last_step is not None

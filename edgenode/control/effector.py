@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -37,8 +36,10 @@ from edgenode.control.admission import (
     Rejection,
     demo_keys_allowed,
 )
-from edgenode.control.audit import AuditLog, parse_head
+from edgenode.control.audit import AuditLog
+from edgenode.control.clockwatch import ClockWatch
 from edgenode.control.deadlines import ARMED, ENGAGED, FAULT, SAFE, DeadlineLoop
+from edgenode.control.durability import Durability
 from edgenode.control.emitter import Emitter
 from edgenode.control.envelope import ULID_RE
 from edgenode.control.keys import KeyRing, KeyStore, current_ring, parse_key_list, trusted
@@ -53,18 +54,12 @@ RESULT_VERSION = 1
 JUNK_REPORT_S = 10.0
 # An engagement shorter than this is not worth starting: the budget counts as spent.
 MIN_ENGAGE_S = 0.05
-# A change of the wall clock's offset from the monotonic clock larger than this between two
-# looks (10 ms apart while the loop runs) is a step, not NTP slewing.
-CLOCK_STEP_S = 1.0
-# After a step, a sync source that never reported unsynchronised counts as synchronised
-# again after this long without a further step.
-CLOCK_RESYNC_S = 30.0
 _SLOW_ACTIONS = (b"selftest", b"rebirth")
 
 ActionHandler = Callable[[dict[str, Any]], str | None]
 
 
-class Effector(DeadlineLoop):
+class Effector(DeadlineLoop, ClockWatch, Durability):
     def __init__(self, relay: JammerRelay, config: Config, health: Health, state_dir: Path, *,
                  publish_audit: Callable[[dict[str, Any]], None],
                  publish_state: Callable[[dict[str, Any]], None],
@@ -131,19 +126,7 @@ class Effector(DeadlineLoop):
         # Wall minus monotonic: it moves only when the wall clock is stepped (or slewed).
         self._clock_offset = wall_clock() - self._born_mono
         self._clock_jump: dict[str, Any] | None = None
-
-    def _known_audit_head(self) -> tuple[int, str] | None:
-        """The last audit record this node knows it wrote (kept in the store, outside the
-        audit directory): a log ending before it was truncated."""
-        text = self._store.get("audit_head")
-        head = parse_head(text)
-        if text is not None and head is None:
-            log.error("effector: the stored audit head %r is not valid; ignored", text[:80])
-        return head
-
-    def _audit_head_written(self, seq: int, digest: str) -> None:
-        head = json.dumps({"seq": seq, "hash": digest})
-        self._durably("audit head", lambda: self._store.put("audit_head", head))
+        self._clock_polled = 0.0
 
     # -- public API ----------------------------------------------------------------------
     @property
@@ -177,27 +160,6 @@ class Effector(DeadlineLoop):
             self._publish()
             self._started = True
         self._thread.start()
-
-    def _restore_fault(self) -> None:
-        """Latch again what was latched; a store that was damaged (so nobody knows what
-        was) or a latched value that cannot be read latches a FAULT too: fail closed, but
-        start, and name the file."""
-        if self._store.damaged:
-            self._enter_fault("state_damaged", f"{self._store.damaged}: its latched fault, "
-                              "replay cache and duty ledger are lost; check the relay, then an "
-                              "admin reset")
-            return
-        latched = self._store.get("fault")
-        if not latched:
-            return
-        try:
-            fault = json.loads(latched)
-            code, detail = str(fault["code"]), str(fault.get("detail", ""))
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            log.error("effector: the latched fault in %s is unreadable: %r", self._store.path,
-                      latched[:80])
-            code, detail = "fault", f"unreadable latched fault in {self._store.path}"
-        self._enter_fault(code, f"latched before restart: {detail}", alarm=code == "stuck_on")
 
     def _settled_inputs(self) -> RelayInputs:
         """Inputs once the relay had time to release: after a crash while engaged the drive
@@ -351,43 +313,6 @@ class Effector(DeadlineLoop):
             finally:
                 self._emitter.hold()
         return self._result(env.id, status, reason)
-
-    def _note_clock_step(self) -> bool:
-        """Under the lock: notice a step of the wall clock (its offset from the monotonic
-        clock moving by more than CLOCK_STEP_S between two looks; NTP's slewing moves it by
-        well under a millisecond per second). True while a step is not yet resolved."""
-        offset = self._wall() - time.monotonic()
-        step = offset - self._clock_offset
-        self._clock_offset = offset
-        if abs(step) > CLOCK_STEP_S:
-            self._clock_jump = {"step_s": round(step, 3), "at": time.monotonic(),
-                                "unsynced_seen": False}
-            log.warning("effector: the wall clock was stepped by %+.1f s; arm and engage are "
-                        "refused until it is synchronised again", step)
-            self._audit_event("clock", {"step_s": round(step, 3), "resolved": False})
-        return self._clock_jump is not None
-
-    def _clock_resync(self, synced: bool) -> None:
-        """Under the lock: end the refusal after a step once the clock is synchronised again:
-        a sync source seen unsynchronised and then synchronised after the step, or reporting
-        synchronised for CLOCK_RESYNC_S after it with no further step."""
-        jump = self._clock_jump
-        if jump is None:
-            return
-        if not synced:
-            jump["unsynced_seen"] = True
-        elif jump["unsynced_seen"] or time.monotonic() - jump["at"] >= CLOCK_RESYNC_S:
-            self._clock_jump = None
-            log.warning("effector: the clock is synchronised again after a %+.1f s step",
-                        jump["step_s"])
-            self._audit_event("clock", {"step_s": jump["step_s"], "resolved": True})
-
-    def _clock_refusal(self) -> str | None:
-        jump = self._clock_jump if self._note_clock_step() else None
-        if jump is None:
-            return None
-        return (f"clock_jumped: the wall clock was stepped by {jump['step_s']:+.1f} s; arm and "
-                "engage are refused until it is synchronised again")
 
     def _issued_before_start(self, action: str, issued_at: float) -> str | None:
         """arm/engage issued before this effector existed are refused: they were meant for a
@@ -594,45 +519,6 @@ class Effector(DeadlineLoop):
         else:
             self._transition(FAULT, f"{code}: {detail}")
         self._refresh_stage()
-
-    def _refresh_stage(self) -> None:
-        """The effector's health: FAULT, then an unreadable key set, then storage trouble."""
-        if self._state == FAULT and self._fault is not None:
-            self._stage.set("degraded", f"FAULT {self._fault['code']}")
-        elif self._ring.unreadable:
-            self._stage.set("degraded", f"keys_unreadable: {self._ring.unreadable}")
-        elif self._trouble:
-            self._stage.set("degraded", "; ".join(f"{why} ({source})" for source, why
-                                                  in sorted(self._trouble.items())))
-        else:
-            self._stage.set("ok")
-
-    def _storage_trouble(self, source: str, why: str | None) -> None:
-        """Note (or clear) storage trouble from the audit log or the store (any thread)."""
-        if why is None and source not in self._trouble:
-            return
-        if why is None:
-            self._trouble.pop(source, None)
-            log.warning("effector: %s storage works again", source)
-        elif self._trouble.get(source) != why:
-            self._trouble[source] = why
-        else:
-            return
-        self._refresh_stage()
-
-    def _durably(self, what: str, write: Callable[[], Any]) -> tuple[bool, Any]:
-        """Run a store write; on a full disk or a store error say so (health, the result's
-        reason) instead of failing the command. (True, value) or (False, reason)."""
-        try:
-            value = write()
-        except (sqlite3.Error, OSError) as exc:
-            code = "disk_full" if disk_full(exc) else "store_failed"
-            self.counters[f"store_{code}"] += 1
-            log.error("effector: %s not stored (%s: %s)", what, code, exc)
-            self._storage_trouble("store", code)
-            return False, f"{code}: the {what} could not be stored ({type(exc).__name__})"
-        self._storage_trouble("store", None)
-        return True, value
 
     def _fault_text(self) -> str:
         return f"{self._fault['code']}: {self._fault['detail']}" if self._fault else "unknown"
