@@ -45,8 +45,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 1
     # The last seq the node knows it wrote, kept outside the audit directory: a log that
     # ends before it lost its tail.
-    known = parse_head(read_meta(directory.parent / "control" / "effector.db", "audit_head"))
-    report = verify(directory, known)
+    store = directory.parent / "control" / "effector.db"
+    known = parse_head(read_meta(store, "audit_head"))
+    # The node's own copy of the anchor (when it keeps one): a forged anchor.json hides
+    # removed head segments.
+    anchor_text = read_meta(store, "audit_anchor")
+    report = verify(directory, known, node_anchor=parse_head(anchor_text),
+                    check_anchor=anchor_text is not None)
     span = (f"seq {report.first_seq}..{report.last_seq}" if report.records else "no records")
     if report.ok:
         print(f"audit: {directory}: chain intact: {report.records} records in "

@@ -25,7 +25,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,8 +97,11 @@ class AuditLog:
     known head, never reused. `damaged` names state files found damaged and moved aside."""
 
     def __init__(self, directory: Path, *, segment_bytes: int, max_segments: int,
-                 fsync: bool = True, known_head: tuple[int, str] | None = None):
+                 fsync: bool = True, known_head: tuple[int, str] | None = None,
+                 on_anchor: Callable[[int, str], None] | None = None):
         self.directory = directory
+        # Told each anchor written, so the node keeps its own copy outside this directory.
+        self._on_anchor = on_anchor or (lambda _seq, _hash: None)
         self.segment_bytes, self.max_segments, self.fsync = segment_bytes, max_segments, fsync
         self._lock = threading.Lock()
         self.damaged: list[str] = []
@@ -253,6 +256,7 @@ class AuditLog:
                 tmp = self.directory / "anchor.tmp"
                 tmp.write_text(json.dumps(anchor), encoding="utf-8")
                 os.replace(tmp, self.directory / "anchor.json")
+                self._on_anchor(last["seq"], last["hash"])
             oldest.unlink()
             log.info("audit: dropped %s (segment %d) to bound the log; anchor kept",
                      oldest.name, number)
@@ -304,22 +308,32 @@ def _truncation(record: dict[str, Any], expect_seq: int) -> tuple[int, int] | No
     return None
 
 
-def verify(directory: Path, known_head: tuple[int, str] | None = None) -> VerifyReport:
+def verify(directory: Path, known_head: tuple[int, str] | None = None, *,
+           node_anchor: tuple[int, str] | None = None,
+           check_anchor: bool = False) -> VerifyReport:
     """Check the chain from the anchor (or genesis) across every segment, in order; with
     `known_head` (the last seq and hash the node knows it wrote) also that nothing is missing
-    from the tail."""
+    from the tail; with `check_anchor`, that anchor.json is the one the node wrote last
+    (`node_anchor`, None when it never dropped a segment): a forged anchor hides removed
+    head segments."""
     found = segments(directory)
     anchor = read_anchor(directory)
+    missing: list[str] = []
     if anchor is not None:
         head = chain_head(anchor.get("seq"), anchor.get("hash"))
         if head is None:
             return VerifyReport(0, len(found), None, None, "anchor.json unreadable: "
                                 f"{anchor.get('invalid', 'no valid seq and hash')}")
         expect_seq, expect_prev = head[0] + 1, head[1]
+        if check_anchor and head != node_anchor:
+            written = "none" if node_anchor is None else f"seq {node_anchor[0]}"
+            missing.append(f"anchor.json (seq {head[0]}) is not the anchor the node wrote "
+                           f"({written}): records before it were removed")
     else:
         expect_seq, expect_prev = 0, GENESIS
+        if check_anchor and node_anchor is not None:
+            missing.append(f"anchor.json is gone (the node wrote one at seq {node_anchor[0]})")
     count, first, last, previous_number = 0, None, None, None
-    missing: list[str] = []
 
     def report(broken: str | None) -> VerifyReport:
         return VerifyReport(count, len(found), first, last, broken, missing)
@@ -334,10 +348,16 @@ def verify(directory: Path, known_head: tuple[int, str] | None = None) -> Verify
                 record = json.loads(line)
                 seq, prev, stored = record["seq"], record["prev"], record["hash"]
                 sound = record_hash(record) == stored
+                # The node writes each record in canonical form: anything else (a duplicate
+                # key, another encoding of the same values) was not written by it.
+                canonical_line = canonical(record) == line
             except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
                 return report(f"{where} (after seq {last}): not a record")
             if not sound:
                 return report(f"{where} seq {seq}: content does not match its hash")
+            if not canonical_line:
+                return report(f"{where} seq {seq}: not in the canonical form the node writes "
+                              "(a duplicate key or a re-encoded record)")
             if prev != expect_prev:
                 return report(f"{where} seq {seq}: prev does not match the hash of the record "
                               f"before it (a record was removed or altered)")

@@ -9,9 +9,10 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from edgenode.control.audit import parse_head
+from edgenode.control.audit import chain_head, parse_head, read_anchor
 from edgenode.control.deadlines import FAULT
 from edgenode.control.store import disk_full
 
@@ -33,6 +34,31 @@ class Durability:
     def _audit_head_written(self, seq: int, digest: str) -> None:
         head = json.dumps({"seq": seq, "hash": digest})
         self._durably("audit head", lambda: self._store.put("audit_head", head))
+
+    def _audit_anchor_written(self, seq: int, digest: str) -> None:
+        anchor = json.dumps({"seq": seq, "hash": digest})
+        self._durably("audit anchor", lambda: self._store.put("audit_anchor", anchor))
+
+    def _check_audit_anchor(self, directory: Path) -> list[str]:
+        """anchor.json against the node's own copy: a forged one hides removed head
+        segments. The copy is "null" while the node has written no anchor. A store without a
+        copy (a node from before copies were kept) adopts what it finds, once."""
+        found = read_anchor(directory)
+        head = None if found is None else chain_head(found.get("seq"), found.get("hash"))
+        text = self._store.get("audit_anchor")
+        if text is None:
+            if head is not None:
+                self._audit_anchor_written(*head)
+            else:
+                self._durably("audit anchor", lambda: self._store.put("audit_anchor", "null"))
+            return []
+        mine = parse_head(text)
+        if head == mine:
+            return []
+        why = (f"{directory / 'anchor.json'} is not the anchor this node wrote (seq "
+               f"{'none' if mine is None else mine[0]}): audit records before it were removed")
+        log.error("effector: %s", why)
+        return [why]
 
     def _restore_fault(self) -> None:
         """Latch again what was latched; a store that was damaged (so nobody knows what

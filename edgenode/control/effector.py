@@ -87,13 +87,15 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
         self._audit = AuditLog(state_dir / "audit",
                                segment_bytes=config.storage.audit_segment_kb * 1024,
                                max_segments=config.storage.audit_max_segments, fsync=audit_fsync,
-                               known_head=self._known_audit_head())
+                               known_head=self._known_audit_head(),
+                               on_anchor=self._audit_anchor_written)
         self._admission = Admission(config, lambda: self._ring, clock_synced,
                                     wall_clock=wall_clock)
         # Storage trouble by source ("audit", "store", "state"): named in health and results.
         self._trouble: dict[str, str] = {}
-        if self._audit.damaged:
-            self._trouble["state"] = "state_damaged: " + "; ".join(self._audit.damaged)
+        damaged = [*self._audit.damaged, *self._check_audit_anchor(state_dir / "audit")]
+        if damaged:
+            self._trouble["state"] = "state_damaged: " + "; ".join(damaged)
         self._emitter = Emitter(self._audit, publish_audit, publish_state,
                                 on_trouble=lambda why: self._storage_trouble("audit", why),
                                 on_head=self._audit_head_written)

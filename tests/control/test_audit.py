@@ -167,3 +167,40 @@ def test_tail_truncation_is_found_and_seqs_are_never_reused(make_rig: RigFactory
     report = verify(audit)
     assert report.broken is None and not report.ok
     assert report.missing and f"seq {cut_from}..{written_up_to}" in report.missing[0]
+
+
+def test_head_segments_removed_behind_a_forged_anchor_are_found(make_rig: RigFactory,
+                                                               tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    rig = make_rig(state_dir=state)
+    for _ in range(5):
+        rig.send("alice", "arm", {"ttl_s": 10}, site="elsewhere")
+    rig.effector.stop()
+    audit = state / "audit"
+    ok = subprocess.run([*EDGENODE, "audit", "verify", "--state-dir", str(state)],
+                        capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    # Remove the first records and forge an anchor that makes the rest verify.
+    first = segment_files(audit)[0]
+    lines = first.read_bytes().splitlines(keepends=True)
+    cut = json.loads(lines[3])
+    first.write_bytes(b"".join(lines[4:]))
+    (audit / "anchor.json").write_text(json.dumps({"seq": cut["seq"], "hash": cut["hash"]}))
+    assert verify(audit).ok  # the chain alone cannot tell
+    bad = subprocess.run([*EDGENODE, "audit", "verify", "--state-dir", str(state)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert bad.returncode == 1
+    assert "MISSING: anchor.json (seq 3) is not the anchor the node wrote" in bad.stderr
+    rig = make_rig(state_dir=state)  # the node names it too
+    assert "anchor.json" in rig.health.stages["effector"].reason
+
+
+def test_a_record_with_a_duplicate_key_is_not_the_nodes(tmp_path: Path) -> None:
+    fill(tmp_path, 5).close()
+    path = segment_files(tmp_path)[0]
+    lines = path.read_text().splitlines()
+    # Same values, same hash, but a duplicate key a JSON reader resolves to the last one.
+    lines[2] = lines[2].replace('"kind":"state"', '"kind":"junk","kind":"state"', 1)
+    path.write_text("\n".join(lines) + "\n")
+    report = verify(tmp_path)
+    assert report.broken and "line 3" in report.broken and "canonical" in report.broken
