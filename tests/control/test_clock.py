@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from edgenode.control.clockwatch import CLOCK_POLL_S
 from edgenode.control.operator import encode
 from tests.control.conftest import OPERATORS, RigFactory, SteppableClock, command, wait_for
 from tests.control.test_rejections import code
@@ -28,7 +29,7 @@ def test_clock_steps_refuse_arm_until_resynced_and_never_readmit_a_replay(
     assert rig.effector.state == "SAFE" and not rig.drive_went_high()
 
     rig.clock["synced"] = False  # the sync daemon notices the step, then resynchronises
-    time.sleep(0.1)
+    time.sleep(CLOCK_POLL_S + 0.3)  # the loop reads the sync source every CLOCK_POLL_S
     rig.clock["synced"] = True
     assert wait_for(lambda: rig.send("alice", "arm", {"ttl_s": 30},
                                      now=wall())["status"] == "ok", 3)
