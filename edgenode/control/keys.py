@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,8 +173,9 @@ def parse_key_list(entries: Any) -> list[OperatorKey]:
 class KeyStore:
     """The persisted key set from the last accepted keys-update."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, fsync: Callable[[int], None] = os.fsync):
         self.path = directory / "keys.json"
+        self._fsync = fsync
 
     def load(self, *, allow_demo: bool = True) -> KeyRing | None:
         """The stored set; None when there is none; KeysUnreadable when it cannot be used
@@ -206,12 +208,12 @@ class KeyStore:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1)
             fh.flush()
-            os.fsync(fh.fileno())
+            self._fsync(fh.fileno())
         os.replace(tmp, self.path)
         # The rename is durable only once the directory itself is on the disk.
         fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.fsync(fd)
+            self._fsync(fd)
         finally:
             os.close(fd)
 

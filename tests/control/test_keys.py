@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edgenode.config import KEYS_VERSION_MAX
-from edgenode.control.keys import OperatorIdentity, public_snippet
+from edgenode.config import KEYS_VERSION_MAX, OperatorKey
+from edgenode.control.keys import KeyRing, KeyStore, OperatorIdentity, public_snippet, trusted
 from tests.control.conftest import OPERATORS, RigFactory, key_entry
 from tests.control.test_rejections import assert_refused, code
 
@@ -57,3 +58,18 @@ def test_demo_keys_are_refused_from_every_source_on_a_real_relay(make_rig: RigFa
                       {"version": 1, "keys": [key_entry(OPERATORS["root"]), entry]})
     assert_refused(rig, result, "bad_params")
     assert "demo" in result["reason"]
+
+
+def test_a_saved_key_set_and_its_rename_are_synced(tmp_path: Path) -> None:
+    # The file, then the directory (the rename is durable only then), in that order.
+    synced: list[str] = []
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        os.fsync(fd)
+
+    store = KeyStore(tmp_path, fsync=spy)
+    key = OperatorKey.model_validate(key_entry(OPERATORS["root"]))
+    store.save(KeyRing(3, {key.id: trusted(key)}, set(), "keys-update"))
+    assert synced == [str(tmp_path / "keys.tmp"), str(tmp_path)], synced
+    assert store.load() is not None and store.load().version == 3
