@@ -113,7 +113,7 @@ class Durability:
             value = write()
         except (sqlite3.Error, OSError) as exc:
             code = "disk_full" if disk_full(exc) else "store_failed"
-            self.counters[f"store_{code}"] += 1
+            self._count(f"store_{code}")
             log.error("effector: %s not stored (%s: %s)", what, code, exc)
             self._storage_trouble("store", code)
             return False, f"{code}: the {what} could not be stored ({type(exc).__name__})"

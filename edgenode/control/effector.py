@@ -100,7 +100,9 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
                                 on_trouble=lambda why: self._storage_trouble("audit", why),
                                 on_head=self._audit_head_written)
         self._handlers: dict[str, ActionHandler] = {}
+        # Bumped from the MQTT thread, the slow-command thread and the emitter: under a lock.
         self.counters: Counter[str] = Counter()
+        self._counters_lock = threading.Lock()
         self._junk_since: Counter[str] = Counter()
         self._junk_reported = 0.0
         self._state = SAFE
@@ -220,7 +222,7 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
 
     def handle_command(self, msg: InboundMessage) -> dict[str, Any]:
         """Answer one command: exactly one result, never an exception."""
-        self.counters["received"] += 1
+        self._count("received")
         self._emitter.hold()
         try:
             return self._handle(msg)
@@ -248,11 +250,14 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
             return self._result(_try_id(msg.payload), "error",
                                 f"{code}: {type(exc).__name__}: {exc}")
 
+    def _count(self, *names: str) -> None:
+        with self._counters_lock:
+            for name in names:
+                self.counters[name] += 1
+
     def _junk(self, rej: Rejection) -> dict[str, Any]:
         # Unsigned junk: counted, summarised at a limited rate, never one audit record each.
-        self.counters["junk"] += 1
-        if rej.command_id is None:
-            self.counters["unparseable"] += 1
+        self._count("junk", *(("unparseable",) if rej.command_id is None else ()))
         with self._lock:
             self._junk_since[rej.code] += 1
             self._report_junk(force=False)
@@ -274,8 +279,7 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
                 audit: bool = True, quiet: bool = False) -> dict[str, Any]:
         result = {"v": RESULT_VERSION, "id": command_id, "status": status, "reason": reason,
                   "state": self._state}
-        self.counters["results"] += 1
-        self.counters[f"result_{status}"] += 1
+        self._count("results", f"result_{status}")
         if audit:
             self._audit_event("result", result)
         if status != "ok" and not quiet:  # junk is logged in the rate-limited summary
