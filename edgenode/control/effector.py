@@ -79,6 +79,15 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
         self._stage = health.register("effector", deadline_s=max(
             1.0, 5 * config.relay.board_dropout_ms / 1000))
         self._thread = threading.Thread(target=self._run, name="stage-effector", daemon=True)
+        # Set before the stores open: their troubles (a full disk, a damaged file) are counted
+        # and named in the health stage from the first write.
+        self._state = SAFE
+        self._fault: dict[str, Any] | None = None
+        # Bumped from the MQTT thread, the slow-command thread and the emitter: under a lock.
+        self.counters: Counter[str] = Counter()
+        self._counters_lock = threading.Lock()
+        # Storage trouble by source ("audit", "store", "state"): named in health and results.
+        self._trouble: dict[str, str] = {}
         control_dir = state_dir / "control"
         self._store = EffectorStore(control_dir, wall_clock=wall_clock)
         self._keystore = KeyStore(control_dir)
@@ -91,8 +100,6 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
                                on_anchor=self._audit_anchor_written)
         self._admission = Admission(config, lambda: self._ring, clock_synced,
                                     wall_clock=wall_clock)
-        # Storage trouble by source ("audit", "store", "state"): named in health and results.
-        self._trouble: dict[str, str] = {}
         damaged = [*self._audit.damaged, *self._check_audit_anchor(state_dir / "audit")]
         if damaged:
             self._trouble["state"] = "state_damaged: " + "; ".join(damaged)
@@ -100,15 +107,10 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
                                 on_trouble=lambda why: self._storage_trouble("audit", why),
                                 on_head=self._audit_head_written)
         self._handlers: dict[str, ActionHandler] = {}
-        # Bumped from the MQTT thread, the slow-command thread and the emitter: under a lock.
-        self.counters: Counter[str] = Counter()
-        self._counters_lock = threading.Lock()
         self._junk_since: Counter[str] = Counter()
         self._junk_reported = 0.0
-        self._state = SAFE
         self._since = self._wall()
         self._reason = "power-on"
-        self._fault: dict[str, Any] | None = None
         self._alarm: dict[str, Any] | None = None
         self._alarm_sent = 0.0
         self._armed_until: float | None = None

@@ -21,6 +21,7 @@ planned time against the budget; its real end replaces the planned one when it e
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import math
@@ -84,10 +85,19 @@ class EffectorStore:
         # latched fault are unknown, and the effector latches a FAULT (`state_damaged`).
         self.damaged: str | None = None
         try:
-            self._open()
+            self._open(str(self.path))
+        except sqlite3.OperationalError as exc:
+            # Not damage: a full disk or failing I/O. The file is left alone; this run keeps
+            # its memory in RAM, and the effector latches a FAULT (what the file holds, a
+            # latched fault among it, cannot be read).
+            self._close_quietly()
+            code = "disk_full" if disk_full(exc) or "I/O" in str(exc) else "unusable"
+            self.damaged = (f"{self.path} cannot be opened ({code}: {exc}); left in place, "
+                            "this run keeps its memory in RAM")
+            log.error("effector store: %s", self.damaged)
+            self._open(":memory:")
         except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
-            if getattr(self, "_db", None) is not None:
-                self._db.close()
+            self._close_quietly()
             aside = f"{self.path.name}.damaged-{int(time.time())}"
             for suffix in ("", "-wal", "-shm"):
                 part = Path(f"{self.path}{suffix}")
@@ -96,7 +106,7 @@ class EffectorStore:
             self.damaged = f"{self.path} ({type(exc).__name__}: {exc}; moved aside to {aside})"
             log.error("effector store: %s is damaged (%s: %s); moved aside to %s, starting "
                       "a new one", self.path, type(exc).__name__, exc, aside)
-            self._open()
+            self._open(str(self.path))
         self._pruned: float | None = None  # monotonic time of the last prune
         # Ids received by this process -> the monotonic time until which they are kept.
         self._recent: dict[str, float] = {}
@@ -107,12 +117,19 @@ class EffectorStore:
                                         daemon=True)
         self._syncer.start()
 
-    def _open(self) -> None:
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+    def _close_quietly(self) -> None:
+        if getattr(self, "_db", None) is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+
+    def _open(self, target: str) -> None:
+        self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._db.execute("PRAGMA quick_check").fetchall()
+        check = self._db.execute("PRAGMA quick_check").fetchall()
+        if check != [("ok",)]:
+            raise sqlite3.DatabaseError(f"quick_check: {check[:3]}")
         # The duty ledger mirrored in memory (rowid -> [start, end]): an engage reads its
         # budget without a query; the file stays the truth at start-up.
         duty = {int(r): [float(s), float(e)] for r, s, e in self._db.execute(

@@ -74,3 +74,18 @@ def test_full_disk_is_named_and_the_audit_chain_recovers(make_rig: RigFactory,
     rig.effector.stop()
     report = verify(state / "audit")
     assert report.ok, report.broken
+
+
+def test_the_node_starts_on_a_full_disk(make_rig: RigFactory, tiny_disk: Path) -> None:
+    state = tiny_disk / "state"
+    make_rig(state_dir=state).effector.stop()
+    fill(tiny_disk / "filler")
+    # The store cannot even be opened: the node starts anyway, with a FAULT latched (what
+    # the file holds cannot be read), the file left in place, the cause named.
+    rig = make_rig(state_dir=state)
+    assert rig.effector.state == "FAULT" and not rig.drive_went_high()
+    assert (state / "control" / "effector.db").exists()
+    refused = rig.send("alice", "arm", {"ttl_s": 10})
+    assert refused["status"] == "rejected" and "disk_full" in refused["reason"], refused
+    assert rig.send("bob", "safe")["status"] == "ok"
+    assert rig.health.stages["effector"].state == "degraded"
