@@ -158,6 +158,7 @@ COMMAND_MODULES = (
     "edgenode.cli.ctl",
     "edgenode.cli.audit",
     "edgenode.cli.selftest",
+    "edgenode.cli.provision",
 )
 
 
