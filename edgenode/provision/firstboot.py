@@ -103,7 +103,8 @@ def apply_firstboot(path: Path, layout: NodeLayout, *, remove_after: bool = Fals
     failed = path.with_suffix(".failed")
     try:
         identity, force = load_firstboot(path)
-        summary = provision(identity, layout, force=force, templates=templates, owner=owner)
+        summary = provision(identity, layout, force=force, templates=templates, owner=owner,
+                            hardware_option=f"{path}: hardware")
     except ProvisionError as exc:
         _write_note(failed, f"edgenode first boot: NOT provisioned: {exc}\n"
                     f"Fix {path.name} and reboot (or run edgenode provision by hand).\n")

@@ -189,7 +189,8 @@ def unique_keys(keys: list[OperatorKey]) -> tuple[OperatorKey, ...]:
     return tuple(seen.values())
 
 
-def find_template(layout: NodeLayout, variant: str, templates: Path | None = None) -> Path:
+def find_template(layout: NodeLayout, variant: str, templates: Path | None = None,
+                  option: str = "--hardware") -> Path:
     dirs = [templates] if templates is not None else layout.templates()
     if VARIANT.match(variant or ""):
         for directory in dirs:
@@ -197,6 +198,6 @@ def find_template(layout: NodeLayout, variant: str, templates: Path | None = Non
             if path.is_file():
                 return path
     known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.toml")})
-    raise ProvisionError(f"--hardware {variant!r}: no such hardware variant (no {variant}.toml "
+    raise ProvisionError(f"{option} {variant!r}: no such hardware variant (no {variant}.toml "
                          f"in {', '.join(str(d) for d in dirs)}); known: "
                          f"{', '.join(known) or 'none'}")

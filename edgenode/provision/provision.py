@@ -87,14 +87,15 @@ def _operator_file(key_id: str, role: str, public_key: str) -> bytes:
 
 
 def provision(identity: Identity, layout: NodeLayout, *, force: bool = False,
-              templates: Path | None = None, owner: str | None = "edgenode") -> Summary:
+              templates: Path | None = None, owner: str | None = "edgenode",
+              hardware_option: str = "--hardware") -> Summary:
     """Write config, node key (0600), CSR, CA and operator keys; raise ProvisionError first."""
     there = existing_identity(layout)
     if there is not None and not force:
         raise ProvisionError(f"this node already has an identity: {there}; pass --force to "
                              "replace it (a new node key: the control room must sign the new "
                              "CSR)")
-    template_path = find_template(layout, identity.hardware, templates)
+    template_path = find_template(layout, identity.hardware, templates, hardware_option)
     try:
         template = template_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
