@@ -73,6 +73,28 @@ def pip(*args: str, quiet: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def _local_build_tools() -> bool:
+    """setuptools and wheel here (the dev extra has them): build without a fresh build env."""
+    try:
+        import setuptools
+        import wheel  # noqa: F401
+    except ImportError:
+        return False
+    return int(setuptools.__version__.split(".")[0]) >= 68
+
+
+def pip_build(*args: str) -> None:
+    """pip wheel / download of an sdist: with the local build tools when they do, else isolated
+    (which fetches setuptools into a throw-away env each time: slower, same result)."""
+    if _local_build_tools():
+        try:
+            pip(*args, "--no-build-isolation")
+            return
+        except RuntimeError:
+            pass
+    pip(*args)
+
+
 def build_project_wheel(out: Path, version: str | None) -> Path:
     """Build from a copy, so setuptools' build/ and egg-info never land in the checkout."""
     with tempfile.TemporaryDirectory(prefix="edgenode-src-") as tmp:
@@ -90,7 +112,7 @@ def build_project_wheel(out: Path, version: str | None) -> Path:
             text = re.sub(r'(?m)^__version__ = ".*"$', f'__version__ = "{version}"',
                           init.read_text(encoding="utf-8"))
             init.write_text(text, encoding="utf-8")
-        pip("wheel", "--no-deps", "-w", str(out), str(src))
+        pip_build("wheel", "--no-deps", "-w", str(out), str(src))
     wheels = sorted(out.glob("edgenode-*.whl"))
     if len(wheels) != 1:
         raise RuntimeError(f"expected one edgenode wheel in {out}, found {wheels}")
@@ -147,10 +169,11 @@ def fill(bundle: Path, arch: str, python: str, version: str | None) -> dict[str,
         except RuntimeError:
             # No wheel for the target (systemd-python, lgpio under rpi-lgpio): its sdist and
             # the sdists of whatever it needs that has no wheel either.
-            pip("download", "-d", str(sdists), "--no-deps", "--no-binary=:all:", str(plain))
+            pip_build("download", "-d", str(sdists), "--no-deps", "--no-binary=:all:", str(plain))
             optional.append(f"{plain.name} sdist")
     if any(p.startswith("rpi-lgpio") for p in optional):
-        pip("download", "-d", str(sdists), "--no-deps", "--no-binary=:all:", "lgpio>=0.1.0.1")
+        pip_build("download", "-d", str(sdists), "--no-deps", "--no-binary=:all:",
+                  "lgpio>=0.1.0.1")
     for src, dst in FILES.items():
         target = bundle / dst
         target.parent.mkdir(parents=True, exist_ok=True)
