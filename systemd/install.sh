@@ -89,8 +89,9 @@ fi
 if [ $REAL = 1 ] && [ $OFFLINE = 0 ] && [ $NO_APT = 0 ]; then
   say "apt packages"
   apt-get update -qq
+  # The compiler and headers build systemd-python (the [pi] extra) from its sdist.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    python3 python3-venv alsa-utils i2c-tools
+    python3 python3-venv python3-dev gcc pkg-config libsystemd-dev alsa-utils i2c-tools
 fi
 command -v "$PYTHON" >/dev/null || die "no $PYTHON: install python3 and python3-venv"
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null \
