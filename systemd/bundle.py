@@ -49,7 +49,7 @@ FILES = {
     "systemd/timesyncd-edgenode.conf": "systemd/timesyncd-edgenode.conf",
     "hardware/99-edgenode.rules": "hardware/99-edgenode.rules",
     "hardware/config.txt": "hardware/config.txt",
-    "hardware/edgenode-provision.example.toml": "hardware/edgenode-provision.example.toml",
+    "systemd/edgenode-provision.example.toml": "systemd/edgenode-provision.example.toml",
     "README.md": "README.md",
 }
 SOURCE = ("pyproject.toml", "README.md", "edgenode", "hal")
@@ -160,27 +160,27 @@ def fill(bundle: Path, arch: str, python: str, version: str | None) -> dict[str,
     pi = [r for r in requires if r.marker is not None and applies(r, env, "pi")
           and not applies(r, env, "")]
     download_wheels([*core, *BUILD_TOOLS], wheels, arch, python)
-    optional = []
+    with_wheel, sdist_only = [], []
     for req in pi:
         plain = Requirement(str(req).split(";")[0])
         try:
             download_wheels([str(plain)], wheels, arch, python)
-            optional.append(f"{plain.name} wheel")
+            with_wheel.append(plain.name)
         except RuntimeError:
-            # No wheel for the target (systemd-python, lgpio under rpi-lgpio): its sdist and
-            # the sdists of whatever it needs that has no wheel either.
-            pip_build("download", "-d", str(sdists), "--no-deps", "--no-binary=:all:", str(plain))
-            optional.append(f"{plain.name} sdist")
-    if any(p.startswith("rpi-lgpio") for p in optional):
-        pip_build("download", "-d", str(sdists), "--no-deps", "--no-binary=:all:",
-                  "lgpio>=0.1.0.1")
+            # No wheel for the target (systemd-python): its sdist, built on the unit only
+            # with install.sh --build-optional.
+            pip_build("download", "-d", str(sdists), "--no-deps", "--no-binary=:all:",
+                      str(plain))
+            sdist_only.append(plain.name)
     for src, dst in FILES.items():
         target = bundle / dst
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / src, target)
     shutil.copytree(ROOT / "hardware" / "configs", bundle / "hardware" / "configs")
-    return {"version": version, "arch": arch, "python": python,
-            "optional": ", ".join(optional) or "none"}
+    # install.sh installs the project with the [pi] parts that have wheels ("extras") and
+    # builds the others ("sdists") only when asked.
+    return {"version": version, "arch": arch, "python": python, "extras": " ".join(with_wheel),
+            "sdists": " ".join(sdist_only)}
 
 
 def write_manifest(bundle: Path) -> None:

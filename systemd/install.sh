@@ -147,21 +147,21 @@ pip_install() {
     (
       for var in $(compgen -e | grep '^PIP_' || true); do unset "$var"; done
       export PIP_NO_INDEX=1 PIP_CONFIG_FILE=/dev/null
-      "${pip[@]}" --no-index --find-links "$SRC/wheels" "edgenode==$VERSION"
-      if [ $BUILD_OPTIONAL = 1 ]; then
-        for sdist in "$SRC"/sdist/*.tar.gz; do
-          [ -e "$sdist" ] || continue
-          name=$(basename "$sdist"); name=${name%-*}
-          [ "$name" = lgpio ] && continue          # built as rpi-lgpio's dependency
-          if "${pip[@]}" --no-index --find-links "$SRC/wheels" --find-links "$SRC/sdist" \
-              "$name" 2>/tmp/edgenode-optional.$$; then
-            say "optional $name built from its sdist"
-          else
-            say "optional $name NOT built (see README, 'Bundle'): $(tail -1 /tmp/edgenode-optional.$$)"
-          fi
-          rm -f /tmp/edgenode-optional.$$
-        done
-      fi
+      # shellcheck disable=SC2046  # the names are words on purpose
+      "${pip[@]}" --no-index --find-links "$SRC/wheels" "edgenode==$VERSION" \
+        $(bundle_value extras)
+      for name in $(bundle_value sdists); do
+        if [ $BUILD_OPTIONAL = 0 ]; then
+          say "optional $name not installed: it has no wheel for this board (--build-optional)"
+        elif "${pip[@]}" --no-index --find-links "$SRC/wheels" --find-links "$SRC/sdist" \
+            "$name" 2>"$REL/.optional.log"; then
+          say "optional $name built from its sdist"
+        else
+          say "optional $name NOT built (needs gcc, pkg-config, libsystemd-dev): \
+$(tail -1 "$REL/.optional.log")"
+        fi
+        rm -f "$REL/.optional.log"
+      done
     )
   else
     local wheels; wheels=$(mktemp -d)

@@ -1,6 +1,6 @@
 """First boot without a keyboard: edgenode-provision.toml on the boot partition.
 
-The file says what `edgenode provision`'s options would (hardware/edgenode-provision.example
+The file says what `edgenode provision`'s options would (systemd/edgenode-provision.example
 .toml). On success the file is removed (it is on a FAT partition anyone can read) and
 edgenode-provision.done, with the summary and the CSR, is left beside it; on any mistake the
 node stays unprovisioned, the file stays for correction and edgenode-provision.failed says why.

@@ -14,8 +14,9 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 
 from tests.install.helpers import ROOT
 
-# No wheel for the Pi: carried as sdists, built on the unit only with --build-optional (README).
-SDIST_ONLY = {"systemd-python", "rpi-lgpio", "lgpio"}
+# No wheel for the Pi: carried as an sdist, built on the unit only with --build-optional
+# (README, "For installers").
+SDIST_ONLY = {"systemd-python"}
 
 
 def core_requirements() -> list[Requirement]:
@@ -54,4 +55,10 @@ def test_aarch64_bundle_has_a_pi_wheel_or_named_sdist_for_every_dependency(tmp_p
         if name.parent.name == "wheels":
             assert "x86_64" not in name.name and ("cp3" not in name.name
                                                   or "cp311" in name.name), name.name
-    assert "lgpio" in sdists          # rpi-lgpio's own dependency, built with it
+    assert sdists == SDIST_ONLY
+    assert "lgpio" in wheels          # rpi-lgpio's own dependency (manylinux_2_34: bookworm's
+    #                                   glibc 2.36 takes it)
+    with tarfile.open(tarball) as tar:
+        info = next(m for m in tar.getmembers() if m.name.endswith("/BUNDLE"))
+        text = tar.extractfile(info).read().decode()  # type: ignore[union-attr]
+    assert "extras=gpiod rpi-lgpio\n" in text and "sdists=systemd-python\n" in text

@@ -107,6 +107,9 @@ def test_offline_install_lays_out_release_config_state_and_units(installed):
     version = subprocess.run([str(venv_edgenode), "version"], capture_output=True, text=True,
                              check=True).stdout
     assert version.strip() == f"edgenode {VERSION}"
+    # The [pi] parts with a wheel are in; systemd-python (sdist only) is named, not built.
+    subprocess.run([str(opt / "current/venv/bin/python"), "-c", "import gpiod"], check=True)
+    assert "optional systemd-python not installed" in out
     # The release carries the templates provisioning uses, and its build's checksums.
     assert (opt / "current/hardware/configs/pi5-iwr6843-uma16.toml").is_file()
     assert (opt / "current/SHA256SUMS").is_file() and (opt / "current/.complete").is_file()
