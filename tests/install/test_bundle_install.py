@@ -37,9 +37,10 @@ OFFLINE_ENV = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "http_proxy": "http
 
 
 def build_bundle(out: Path, version: str, arch: str = ARCH, python: str = PY) -> Path:
-    subprocess.run([sys.executable, str(ROOT / "systemd/bundle.py"), "--arch", arch,
-                    "--python", python, "--out", str(out), "--version", version],
-                   check=True, timeout=600, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(ROOT / "systemd/bundle.py"), "--arch", arch,
+                             "--python", python, "--out", str(out), "--version", version],
+                            timeout=600, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
     tarball = out / f"edgenode-{version}-{arch}-py{python}.tar.gz"
     with tarfile.open(tarball) as tar:
         tar.extractall(out, filter="tar")
