@@ -250,6 +250,7 @@ def test_upgrade_rolls_back_by_itself_when_not_ready_then_goes_ahead_and_rolls_b
     assert (root / "etc/edgenode/edgenode.toml").exists()   # config untouched throughout
 
 
+@pytest.mark.long
 def test_uninstall_keeps_config_and_state_unless_purged(installed):
     root, _ = installed
     (root / "var/lib/edgenode/outbox.sqlite").write_bytes(b"state")
