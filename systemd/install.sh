@@ -32,7 +32,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=${DESTDIR:-/}
 OFFLINE=0 APPLY_BOOT=0 REINSTALL=0 BUILD_OPTIONAL=0 NO_APT=0 NO_COMPILE=0
 RUN_USER=edgenode
-TIME_SERVER=${TIME_SERVER:-pool.ntp.org}
+TIME_SERVER=${TIME_SERVER:-}           # empty: keep the one configured before, else pool.ntp.org
 PYTHON=${PYTHON:-python3}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -212,18 +212,31 @@ put 0644 "$ADMIN:" "$SRC/hardware/99-edgenode.rules" "$R/etc/udev/rules.d/99-edg
 put 0755 "$ADMIN:" "$SRC/systemd/edgenode-rollback" "$R/usr/local/bin/edgenode-rollback"
 relink /opt/edgenode/current/venv/bin/edgenode "$R/usr/local/bin/edgenode"
 
+TIMESYNCD="$R/etc/systemd/timesyncd.conf.d/edgenode.conf"
+CHRONY="$R/etc/chrony/conf.d/edgenode.conf"
+if [ -z "$TIME_SERVER" ]; then
+  # A run without --time-server keeps the server given before.
+  TIME_SERVER=$(sed -n 's/^NTP=//p; s/^server \([^ ]*\) iburst$/\1/p' "$TIMESYNCD" "$CHRONY" \
+    2>/dev/null | head -1 || true)
+  TIME_SERVER=${TIME_SERVER:-pool.ntp.org}
+fi
+[[ "$TIME_SERVER" =~ ^[A-Za-z0-9.:-]+$ ]] || die "--time-server '$TIME_SERVER': not a host name"
 timeconf=$(mktemp)
 sed "s/@TIME_SERVER@/$TIME_SERVER/" "$SRC/systemd/timesyncd-edgenode.conf" > "$timeconf"
 if command -v chronyd >/dev/null && [ $REAL = 1 ]; then
   sysdir "$R/etc/chrony/conf.d"
   echo "server $TIME_SERVER iburst" > "$timeconf"
-  put 0644 "$ADMIN:" "$timeconf" "$R/etc/chrony/conf.d/edgenode.conf"
-  system systemctl restart chrony.service
+  if ! cmp -s "$timeconf" "$CHRONY"; then
+    put 0644 "$ADMIN:" "$timeconf" "$CHRONY"
+    system systemctl restart chrony.service
+  fi
 else
   sysdir "$R/etc/systemd/timesyncd.conf.d"
-  put 0644 "$ADMIN:" "$timeconf" "$R/etc/systemd/timesyncd.conf.d/edgenode.conf"
   system systemctl enable --now systemd-timesyncd.service
-  system systemctl restart systemd-timesyncd.service
+  if ! cmp -s "$timeconf" "$TIMESYNCD"; then
+    put 0644 "$ADMIN:" "$timeconf" "$TIMESYNCD"
+    system systemctl restart systemd-timesyncd.service
+  fi
 fi
 rm -f "$timeconf"
 say "time sync towards $TIME_SERVER (--time-server)"
@@ -292,6 +305,8 @@ else
     fi
     [ $ok = 1 ] || die "release $VERSION installed but not READY: journalctl -u edgenode"
     say "release $VERSION running"
+  else
+    say "edgenode was not running, so it was not started: systemctl start edgenode"
   fi
 fi
 say "done: release $VERSION in $OPT, config $R/etc/edgenode, state $R/var/lib/edgenode"

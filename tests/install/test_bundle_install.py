@@ -69,7 +69,7 @@ def bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def installed(bundle, tmp_path_factory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("node")
-    return root, install(bundle, root).stdout
+    return root, install(bundle, root, "--time-server", "ntp.site.lan").stdout
 
 
 def linked_copy(src: Path, dst: Path) -> Path:
@@ -132,7 +132,7 @@ def test_offline_install_lays_out_release_config_state_and_units(installed):
     assert got == expected
     assert os.readlink(root / "usr/local/bin/edgenode") == \
         "/opt/edgenode/current/venv/bin/edgenode"
-    assert "NTP=pool.ntp.org" in (root / "etc/systemd/timesyncd.conf.d/edgenode.conf").read_text()
+    assert "NTP=ntp.site.lan" in (root / "etc/systemd/timesyncd.conf.d/edgenode.conf").read_text()
     assert not (root / "etc/edgenode/edgenode.toml").exists()   # identity comes from provision
     # Nothing was done to this machine: the system commands were only named.
     assert "test root, not run: systemctl enable edgenode.service edgenode-firstboot.service" \
@@ -146,8 +146,9 @@ def test_offline_install_lays_out_release_config_state_and_units(installed):
 def test_second_run_with_the_same_version_changes_nothing(bundle, installed):
     root, _ = installed
     before = tree_hash(root)
-    out = install(bundle, root).stdout
+    out = install(bundle, root).stdout           # no --time-server: the one given stays
     assert "release 0.1.0 already installed" in out and "nothing to switch" in out
+    assert "time sync towards ntp.site.lan" in out
     assert tree_hash(root) == before
 
 
