@@ -77,7 +77,7 @@ $bad"
   extra=$(cd "$SRC" && comm -23 <(find . -type f ! -name SHA256SUMS -printf '%P\n' | sort) \
     <(awk '{print $2}' SHA256SUMS | sort))
   [ -z "$extra" ] || die "bundle $SRC holds files not in its SHA256SUMS, refusing to install: \
-$(echo $extra)"
+$(echo "$extra" | tr '\n' ' ')"
   VERSION=$(bundle_value version)
   say "bundle $VERSION for $(bundle_value arch), Python $(bundle_value python): checksums ok"
 else
@@ -90,8 +90,10 @@ if [ $REAL = 1 ] && [ $OFFLINE = 0 ] && [ $NO_APT = 0 ]; then
   say "apt packages"
   apt-get update -qq
   # The compiler and headers build systemd-python (the [pi] extra) from its sdist.
+  # shellcheck disable=SC2046  # no word at all when chrony keeps the time
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    python3 python3-venv python3-dev gcc pkg-config libsystemd-dev alsa-utils i2c-tools
+    python3 python3-venv python3-dev gcc pkg-config libsystemd-dev alsa-utils i2c-tools \
+    $(command -v chronyd >/dev/null || echo systemd-timesyncd)
 fi
 command -v "$PYTHON" >/dev/null || die "no $PYTHON: install python3 and python3-venv"
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null \
@@ -232,16 +234,18 @@ if command -v chronyd >/dev/null && [ $REAL = 1 ]; then
   fi
 else
   sysdir "$R/etc/systemd/timesyncd.conf.d"
-  system systemctl enable --now systemd-timesyncd.service
+  system systemctl enable --now systemd-timesyncd.service || say "WARNING: systemd-timesyncd \
+is missing (apt-get install systemd-timesyncd): the clock will not be synchronised and signed \
+commands will be refused"
   if ! cmp -s "$timeconf" "$TIMESYNCD"; then
     put 0644 "$ADMIN:" "$timeconf" "$TIMESYNCD"
-    system systemctl restart systemd-timesyncd.service
+    system systemctl restart systemd-timesyncd.service || true
   fi
 fi
 rm -f "$timeconf"
 say "time sync towards $TIME_SERVER (--time-server)"
 
-system udevadm control --reload-rules
+system udevadm control --reload-rules || say "udevadm: rules reload failed (no udev here?)"
 system systemctl daemon-reload
 system systemctl enable edgenode.service edgenode-firstboot.service
 
@@ -309,4 +313,6 @@ else
     say "edgenode was not running, so it was not started: systemctl start edgenode"
   fi
 fi
+[ $REINSTALL = 1 ] && [ "$PREV" = "releases/$VERSION" ] \
+  && say "release $VERSION was rebuilt in place: systemctl restart edgenode to run it"
 say "done: release $VERSION in $OPT, config $R/etc/edgenode, state $R/var/lib/edgenode"
