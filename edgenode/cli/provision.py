@@ -4,6 +4,7 @@
         --hardware VARIANT [--operator-key FILE ...] [--force] [--root DIR]
     edgenode provision --install-cert node.crt [--root DIR]
     edgenode provision --from-file /boot/firmware/edgenode-provision.toml [--remove-after]
+    edgenode provision --status [--root DIR]
 
 Exit codes: 0 done, 1 refused (the message says why; nothing was written), 2 usage.
 """
@@ -22,6 +23,7 @@ from edgenode.provision import (
     apply_firstboot,
     install_cert,
     provision,
+    status_lines,
 )
 from edgenode.provision.identity import (
     Position,
@@ -55,6 +57,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
     templates = Path(args.templates) if args.templates else None
     owner = args.owner or None
     try:
+        if args.status:
+            print("\n".join(status_lines(layout)))
+            return 0
         if args.install_cert:
             print(install_cert(Path(args.install_cert), layout, owner=owner))
             return 0
@@ -67,7 +72,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
                                 owner=owner)
     except ProvisionError as exc:
         print(f"provision: {exc}", file=sys.stderr)
-        print("provision: nothing was changed", file=sys.stderr)
+        if not args.status:
+            print("provision: nothing was changed", file=sys.stderr)
         return 1
     print("\n".join(summary.lines()))
     return 0
@@ -100,6 +106,8 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--install-cert", metavar="CERT",
                    help="install the node's signed certificate after checking it matches the "
                    "node key and chains to the CA")
+    p.add_argument("--status", action="store_true",
+                   help="show this node's identity, key fingerprint and certificate expiry")
     p.add_argument("--from-file", metavar="FILE",
                    help="take everything from a first-boot file (edgenode-provision.toml)")
     p.add_argument("--remove-after", action="store_true",

@@ -12,6 +12,8 @@ from edgenode.provision.errors import ProvisionError
 from edgenode.provision.firstboot import apply_firstboot, load_firstboot
 from edgenode.provision.identity import Identity, NodeLayout
 from edgenode.provision.provision import Summary, provision
+from edgenode.provision.status import CertExpiry, cert_expiry, status_lines
 
-__all__ = ["CertInfo", "Identity", "NodeLayout", "ProvisionError", "Summary", "apply_firstboot",
-           "install_cert", "load_firstboot", "provision"]
+__all__ = ["CertExpiry", "CertInfo", "Identity", "NodeLayout", "ProvisionError", "Summary",
+           "apply_firstboot", "cert_expiry", "install_cert", "load_firstboot", "provision",
+           "status_lines"]

@@ -252,6 +252,17 @@ def test_upgrade_rolls_back_by_itself_when_not_ready_then_goes_ahead_and_rolls_b
 
 
 @pytest.mark.long
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("pkg-config") is None,
+                    reason="needs gcc and pkg-config (make apt)")
+def test_build_optional_builds_systemd_python_from_the_bundle_offline(bundle, tmp_path):
+    root = tmp_path / "node"
+    out = install(bundle, root, "--build-optional").stdout
+    assert "optional systemd-python built from its sdist" in out
+    python = root / "opt/edgenode/current/venv/bin/python"
+    subprocess.run([str(python), "-c", "from systemd import daemon; daemon.notify"], check=True)
+
+
+@pytest.mark.long
 def test_uninstall_keeps_config_and_state_unless_purged(installed):
     root, _ = installed
     (root / "var/lib/edgenode/outbox.sqlite").write_bytes(b"state")

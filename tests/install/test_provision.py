@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from pathlib import Path
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from edgenode.cli.main import main
 from edgenode.config import load_config
 from edgenode.control.keys import load_config_keys
+from edgenode.provision import cert_expiry
 from tests.install.helpers import ControlRoomCA, listing, operator_key, tree_hash
 
 VARIANT = "pi5-iwr6843-uma16"
@@ -250,3 +252,30 @@ def test_staging_files_never_survive_a_refusal(site, capsys):
     assert provision(site, "--force", hardware="nope") == 1
     assert not [p for p in etc(site).rglob("*") if "provision-tmp" in p.name]
     assert os.listdir(etc(site)) and load_config(etc(site) / "edgenode.toml").node.id == "mast-07"
+
+
+# -- status ---------------------------------------------------------------------------------
+def test_status_shows_identity_key_and_certificate_expiry(site, capsys):
+    assert main(["provision", "--status", "--root", str(site["root"])]) == 1
+    assert "not provisioned" in capsys.readouterr().err
+    assert provision(site) == 0
+    fp = fingerprint_line(capsys.readouterr().out)
+    assert main(["provision", "--status", "--root", str(site["root"])]) == 0
+    out = capsys.readouterr().out
+    assert "site north node mast-07" in out and fp in out
+    assert "certificate none" in out and "operators   alice" in out
+    cert = site["ca"].sign(etc(site) / "node.csr", site["inputs"] / "node.crt", days=20)
+    assert main(["provision", "--install-cert", str(cert), "--root", str(site["root"])]) == 0
+    capsys.readouterr()
+    assert main(["provision", "--status", "--root", str(site["root"])]) == 0
+    assert "(20 days left, expiring)" in capsys.readouterr().out
+
+
+def test_cert_expiry_states(site):
+    assert provision(site) == 0
+    cert = site["ca"].sign(etc(site) / "node.csr", site["inputs"] / "node.crt", days=90)
+    expiry = cert_expiry(cert)
+    assert expiry is not None and expiry.state == "ok" and 89 < expiry.days_left < 90.1
+    later = expiry.not_after + dt.timedelta(seconds=1)
+    assert cert_expiry(cert, now=later).state == "expired"
+    assert cert_expiry(site["inputs"] / "missing.crt") is None
