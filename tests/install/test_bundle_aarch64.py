@@ -28,6 +28,7 @@ def core_requirements() -> list[Requirement]:
 
 
 @pytest.mark.long
+@pytest.mark.timeout(900)
 def test_aarch64_bundle_has_a_pi_wheel_or_named_sdist_for_every_dependency(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "systemd/bundle.py"), "--arch", "aarch64",
                     "--python", "3.11", "--out", str(tmp_path)], check=True, timeout=900,

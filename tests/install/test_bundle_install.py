@@ -26,6 +26,8 @@ from edgenode.config import load_config
 from tests.install.helpers import ROOT, ControlRoomCA, operator_key, tree_hash
 from tests.install.units import ANALYZE, verify
 
+# Building the bundle and a venv takes a minute or two on a busy 2-core machine.
+pytestmark = pytest.mark.timeout(900)
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 ARCH = platform.machine()
 VERSION = "0.1.0"      # test builds set their own version: the checkout's does not matter
