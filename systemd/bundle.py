@@ -167,10 +167,10 @@ def fill(bundle: Path, arch: str, python: str, version: str | None) -> dict[str,
             download_wheels([str(plain)], wheels, arch, python)
             with_wheel.append(plain.name)
         except RuntimeError:
-            # No wheel for the target (systemd-python): its sdist, built on the unit only
+            # No wheel for the target (systemd-python; rpi-lgpio on 3.13, whose lgpio has
+            # none either): its sdist and its dependencies' sdists, built on the unit only
             # with install.sh --build-optional.
-            pip_build("download", "-d", str(sdists), "--no-deps", "--no-binary=:all:",
-                      str(plain))
+            pip_build("download", "-d", str(sdists), "--no-binary=:all:", str(plain))
             sdist_only.append(plain.name)
     for src, dst in FILES.items():
         target = bundle / dst

@@ -159,7 +159,7 @@ pip_install() {
             "$name" 2>"$REL/.optional.log"; then
           say "optional $name built from its sdist"
         else
-          say "optional $name NOT built (needs gcc, pkg-config, libsystemd-dev): \
+          say "optional $name NOT built (see the README for its build packages): \
 $(tail -1 "$REL/.optional.log")"
         fi
         rm -f "$REL/.optional.log"
