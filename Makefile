@@ -12,7 +12,8 @@ SCENARIO ?= one-drone-crossing
 RUN_SECONDS ?= 25
 MOSQUITTO := $(shell command -v mosquitto || echo /usr/sbin/mosquitto)
 
-.PHONY: run test test-long bench lint install apt setup clean screenshots
+.PHONY: run test test-long bench lint install apt setup clean screenshots bundle rollback \
+	uninstall
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -71,5 +72,22 @@ screenshots: setup
 install:
 	$(SUDO) bash systemd/install.sh
 
+# The offline bundle for a unit: make bundle [ARCH=aarch64|x86_64] [PY=3.11|3.13] -> dist/.
+# PY here is the unit's Python (bookworm 3.11, trixie 3.13); the recipes keep using the venv's.
+ARCH ?= aarch64
+ifeq ($(origin PY),command line)
+BUNDLE_PY := $(PY)
+override PY := $(VENV)/bin/python
+endif
+BUNDLE_PY ?= 3.11
+bundle: setup
+	$(PY) systemd/bundle.py --arch $(ARCH) --python $(BUNDLE_PY) --out dist
+
+rollback:
+	$(SUDO) bash systemd/edgenode-rollback
+
+uninstall:
+	$(SUDO) bash systemd/uninstall.sh $(if $(filter 1 yes true,$(PURGE)),--purge)
+
 clean:
-	rm -rf $(VENV) $(STATE) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(STATE) dist .pytest_cache .ruff_cache *.egg-info

@@ -182,6 +182,7 @@ COMMAND_MODULES = (
     "edgenode.cli.selftest",
     "edgenode.cli.statuspage",
     "edgenode.cli.adsb",
+    "edgenode.cli.provision",
 )
 
 
