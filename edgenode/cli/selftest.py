@@ -1,4 +1,8 @@
-"""`edgenode selftest`: ask the running daemon to check every configured part."""
+"""`edgenode selftest`: ask the running daemon to check every configured part (or one, with
+--part) and print PASS/WARN/FAIL/SKIP per check with its value, expected range and hint.
+
+Exit 0 when nothing FAILs, 1 on any FAIL, 2 when the self-test could not run.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +13,61 @@ from typing import Any
 
 from edgenode.cli.main import state_dir
 from edgenode.daemon.control_socket import request
-from edgenode.selftest import summary
+from edgenode.selftest import PART_NAMES, exit_code
+
+CANNOT_RUN = 2
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
     sock = state_dir(args) / "control.sock"
+    message: dict[str, Any] = {"cmd": "selftest"}
+    if args.part:
+        message["parts"] = args.part
     try:
-        answer = request(sock, {"cmd": "selftest"}, timeout_s=30)
-    except OSError as exc:
-        print(f"selftest: no daemon answers at {sock} ({exc.strerror or exc}); is edgenode "
-              "running? (systemctl status edgenode)", file=sys.stderr)
-        return 2
-    if not answer.get("ok", False) and "report" not in answer:
+        answer = request(sock, message, timeout_s=60)
+    except (OSError, ValueError) as exc:
+        print(f"selftest: no daemon answers at {sock} ({getattr(exc, 'strerror', None) or exc})"
+              "; is edgenode running? (systemctl status edgenode)", file=sys.stderr)
+        return CANNOT_RUN
+    if not answer.get("ok", False) or "report" not in answer:
         print(f"selftest: {answer.get('error')}", file=sys.stderr)
-        return 2
+        return CANNOT_RUN
     report = answer["report"]
     if args.json:
         print(json.dumps(report))
     else:
-        for c in report["checks"]:
-            verdict = "PASS" if c["state"] == "ok" else "FAIL"
-            print(f"{verdict}  {c['name']:<24} {c['reason']}")
-        print(summary(report))
-    return 0 if report["ok"] else 1
+        print(render(report))
+    return exit_code(report)
+
+
+def _value(c: dict[str, Any]) -> str:
+    value = c["value"]
+    if value is None:
+        return "-"
+    text = f"{value:.1f}" if isinstance(value, float) else str(value)
+    return f"{text} {c['unit']}".strip()
+
+
+def render(report: dict[str, Any]) -> str:
+    """One line per check: result, name, value, expected; the hint below anything not PASS."""
+    lines = []
+    for c in report["checks"]:
+        lines.append(f"{c['result']:<5} {c['name']:<28} {_value(c):<22} "
+                     f"(expected {c['expected'] or '-'})")
+        if c["result"] != "PASS":
+            lines.append(f"      -> {c['hint']}")
+    counts = report["counts"]
+    lines.append(f"{counts['PASS']} passed, {counts['WARN']} warned, {counts['FAIL']} failed, "
+                 f"{counts['SKIP']} skipped")
+    return "\n".join(lines)
 
 
 def register(add: Any) -> None:
     p = add("selftest", cmd_selftest,
-            "check every configured part of the running daemon: PASS/FAIL per part")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+            "check every configured part of the running daemon: PASS/WARN/FAIL/SKIP per "
+            "check with a hint; exit 0 when nothing fails, 1 on a FAIL, 2 when it cannot run")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as one JSON document (report_version 2)")
+    p.add_argument("--part", action="append", metavar="NAME",
+                   help=f"check only this part (repeatable): {', '.join(PART_NAMES)}, or "
+                   "i2c:NAME for one I2C part")

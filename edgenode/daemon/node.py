@@ -25,7 +25,7 @@ from edgenode.daemon.sensing import AcousticStage, I2CStage, ReadingQueue, build
 from edgenode.daemon.tracking import DetectionStage
 from edgenode.health import Health
 from edgenode.link import Link
-from edgenode.selftest import run_selftest
+from edgenode.selftest import Periodic, UnknownPart, run_selftest
 from edgenode.selftest import summary as selftest_summary
 from hal.sensors.system import open_system_facts
 
@@ -50,6 +50,7 @@ class Node:
         self.effector: Effector | None = None
         self.effector_state: dict[str, Any] | None = None
         self.sensors: list[Any] = []
+        self.selftest_runner: Periodic | None = None
         self._clock_ok, self._clock_read_at = False, -1e9
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -82,6 +83,9 @@ class Node:
         self._start(self.link)
         self._start(_SocketComponent(ControlSocket(self.state_dir / "control.sock",
                                                    self._handle_local)))
+        # The self-test at start-up and every few minutes: a failed part degrades the node.
+        self.selftest_runner = Periodic(self.selftest, self.health)
+        self._start(self.selftest_runner)
         notify("READY=1")
         self._status()
 
@@ -89,9 +93,13 @@ class Node:
         self.effector_state = state
         self.link.set_state("effector", state)
 
-    def selftest(self) -> dict[str, Any]:
-        report = run_selftest(self)
-        self.link.set_state("selftest", report)
+    def selftest(self, parts: list[str] | None = None) -> dict[str, Any]:
+        """Run the self-test (docs/selftest.md); a full run is published and goes to health."""
+        report = run_selftest(self, parts)
+        if not parts:
+            self.link.set_state("selftest", report)
+            if self.selftest_runner is not None:
+                self.selftest_runner.note(report)
         return report
 
     def _remote_selftest(self, params: dict[str, Any]) -> str:
@@ -233,7 +241,10 @@ class Node:
                         "bearings_deg": [b.azimuth_deg for b in acoustic.bearings]},
                     "recent_bearings": list(self.detection.recent_bearings)}
         if cmd == "selftest":
-            return {"ok": True, "report": self.selftest()}
+            try:
+                return {"ok": True, "report": self.selftest(request.get("parts") or None)}
+            except UnknownPart as exc:
+                return {"ok": False, "error": str(exc)}
         if cmd == "stall":
             # Fault injection for the watchdog and dead-man tests; off unless asked for.
             if os.environ.get("EDGENODE_ALLOW_FAULTS") != "1":
