@@ -97,6 +97,7 @@ class RadarStage(_Stage):
         # For the self-test (selftest_facts): why the data port or the upload last failed.
         self.port_error: str | None = None
         self.config_error: str | None = None
+        self.recent_numbers: deque[int] = deque(maxlen=64)
 
     def _frame_clock(self) -> FrameClock | None:
         if self.section.model != "ti-mmwave":
@@ -154,6 +155,7 @@ class RadarStage(_Stage):
             if self.clock is not None:
                 frame.t_capture = self.clock.stamp(frame.frame_number, now)
             self.out.put("radar", frame)
+            self.recent_numbers.append(frame.frame_number)
             self._last_frame = time.monotonic()
         silent = time.monotonic() - self._last_frame
         if silent > self.section.frame_timeout_s:
@@ -180,7 +182,7 @@ class RadarStage(_Stage):
                 "frame_period_s": self.frame_period_s, **self.counters(),
                 "frame_gaps": getattr(p, "frame_gaps", 0),
                 "frames_missing": getattr(p, "frames_missing", 0),
-                "last_frame_number": getattr(p, "last_frame_number", None)}
+                "recent_frame_numbers": list(self.recent_numbers)}
 
     def close(self) -> None:
         self.port.close()
