@@ -1,4 +1,4 @@
-"""The daemon on the twin, shared by the fault tests of a module (one start per module)."""
+"""The daemon on the twin, shared by the self-test tests (one start for the session)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def wait_first_selftest(daemon: SimDaemon, timeout_s: float = 30) -> dict[str, A
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def twin_daemon(tmp_path_factory: pytest.TempPathFactory,
                 shared_broker: Mosquitto) -> Iterator[SimDaemon]:
     """`edgenode run --sim one-drone-crossing`, faults injected at run time."""
