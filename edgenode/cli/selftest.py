@@ -23,6 +23,8 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     message: dict[str, Any] = {"cmd": "selftest"}
     if args.part:
         message["parts"] = args.part
+    if args.pulse_relay:
+        message["pulse_relay"] = True
     try:
         answer = request(sock, message, timeout_s=60)
     except (OSError, ValueError) as exc:
@@ -71,3 +73,6 @@ def register(add: Any) -> None:
     p.add_argument("--part", action="append", metavar="NAME",
                    help=f"check only this part (repeatable): {', '.join(PART_NAMES)}, or "
                    "i2c:NAME for one I2C part")
+    p.add_argument("--pulse-relay", action="store_true",
+                   help="also pulse the jammer relay for 100 ms and time its aux contact: only "
+                   "with the key switch at TEST and the effector SAFE; audited")

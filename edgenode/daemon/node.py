@@ -93,9 +93,11 @@ class Node:
         self.effector_state = state
         self.link.set_state("effector", state)
 
-    def selftest(self, parts: list[str] | None = None) -> dict[str, Any]:
-        """Run the self-test (docs/selftest.md); a full run is published and goes to health."""
-        report = run_selftest(self, parts)
+    def selftest(self, parts: list[str] | None = None, *,
+                 pulse_relay: bool = False) -> dict[str, Any]:
+        """Run the self-test (docs/selftest.md); a full run is published and goes to health.
+        `pulse_relay` only from the local control socket (never the remote command)."""
+        report = run_selftest(self, parts, pulse_relay=pulse_relay, local=pulse_relay)
         if not parts:
             self.link.set_state("selftest", report)
             if self.selftest_runner is not None:
@@ -242,7 +244,8 @@ class Node:
                     "recent_bearings": list(self.detection.recent_bearings)}
         if cmd == "selftest":
             try:
-                return {"ok": True, "report": self.selftest(request.get("parts") or None)}
+                return {"ok": True, "report": self.selftest(
+                    request.get("parts") or None, pulse_relay=request.get("pulse_relay") is True)}
             except UnknownPart as exc:
                 return {"ok": False, "error": str(exc)}
         if cmd == "stall":

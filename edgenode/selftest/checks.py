@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from edgenode.selftest.acoustic import acoustic_checks
 from edgenode.selftest.broker import broker_checks
 from edgenode.selftest.i2c import i2c_checks
+from edgenode.selftest.pulse import pulse_check
 from edgenode.selftest.radar import radar_checks
 from edgenode.selftest.relay import relay_checks
 from edgenode.selftest.result import make_report
@@ -38,6 +39,7 @@ class NodeView(Protocol):
     sensors: Sequence[Any]
     link: Any
     system: Any
+    effector: Any
     effector_state: dict[str, Any] | None
 
 
@@ -66,8 +68,11 @@ def _wanted(node: NodeView, parts: Sequence[str] | None) -> set[str]:
 
 
 def run_selftest(node: NodeView, parts: Sequence[str] | None = None, *,
-                 window_s: float = WINDOW_S, mode: str = "daemon") -> dict[str, Any]:
-    """Check the parts named (all configured parts when None)."""
+                 window_s: float = WINDOW_S, mode: str = "daemon",
+                 pulse_relay: bool = False, local: bool = False) -> dict[str, Any]:
+    """Check the parts named (all configured parts when None). `pulse_relay` adds the relay
+    pulse, given only when `local` (the unit's own control socket) and the key and the
+    effector allow it (edgenode/selftest/pulse.py)."""
     started = time.monotonic()
     wanted = _wanted(node, parts)
     stages = {s.name: s for s in node.sensors}
@@ -84,6 +89,8 @@ def run_selftest(node: NodeView, parts: Sequence[str] | None = None, *,
                                   stage.recent_samples(), stage.geometry.positions_m)
     if "relay" in wanted:
         checks += relay_checks(node.effector_state)
+        if pulse_relay:
+            checks.append(pulse_check(node.effector, node.effector_state, local=local))
     if "i2c" in stages and wanted & {p for p in configured_parts(node) if p.startswith("i2c")}:
         everything = "i2c" in wanted
         checks += [c for c in i2c_checks(stages["i2c"].selftest_facts())
