@@ -17,9 +17,9 @@ from scipy import signal
 
 SPEED_OF_SOUND = 343.0
 BAND_HZ = (800.0, 3800.0)
-NFFT = 512
+NFFT = 256
 SUBSPACE = 3
-DIRECTIONS = 1200
+DIRECTIONS = 600
 
 
 @dataclass(frozen=True)
