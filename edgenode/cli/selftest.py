@@ -11,14 +11,16 @@ import json
 import sys
 from typing import Any
 
-from edgenode.cli.main import state_dir
+from edgenode.cli.main import report_config_error, state_dir
 from edgenode.daemon.control_socket import request
-from edgenode.selftest import PART_NAMES, exit_code
+from edgenode.selftest import PART_NAMES, UnknownPart, exit_code
 
 CANNOT_RUN = 2
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
+    if args.local:
+        return _local(args)
     sock = state_dir(args) / "control.sock"
     message: dict[str, Any] = {"cmd": "selftest"}
     if args.part:
@@ -29,12 +31,47 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         answer = request(sock, message, timeout_s=60)
     except (OSError, ValueError) as exc:
         print(f"selftest: no daemon answers at {sock} ({getattr(exc, 'strerror', None) or exc})"
-              "; is edgenode running? (systemctl status edgenode)", file=sys.stderr)
+              "; is edgenode running? (systemctl status edgenode); with the daemon stopped, "
+              "`edgenode selftest --local` opens the parts itself", file=sys.stderr)
         return CANNOT_RUN
     if not answer.get("ok", False) or "report" not in answer:
         print(f"selftest: {answer.get('error')}", file=sys.stderr)
         return CANNOT_RUN
-    report = answer["report"]
+    return _print(args, answer["report"])
+
+
+def _local(args: argparse.Namespace) -> int:
+    """The daemon stopped: open the parts here (never while a daemon answers: it owns them)."""
+    from edgenode.config import ConfigError, config_path, load_config
+    from edgenode.daemon.standalone import StandaloneParts
+
+    path = config_path(args.config)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return report_config_error(exc)
+    state = state_dir(args, config.storage.state_dir)
+    try:
+        request(state / "control.sock", {"cmd": "status"}, timeout_s=2)
+    except (OSError, ValueError):
+        pass  # nobody there: the parts are ours for a few seconds
+    else:
+        print(f"selftest: the daemon answers at {state / 'control.sock'} and owns the parts; "
+              "run `edgenode selftest` without --local", file=sys.stderr)
+        return CANNOT_RUN
+    if args.pulse_relay:
+        print("selftest: --pulse-relay needs the running daemon (its effector moves the relay)",
+              file=sys.stderr)
+        return CANNOT_RUN
+    try:
+        report = StandaloneParts(config, path, state).run(args.part)
+    except UnknownPart as exc:
+        print(f"selftest: {exc}", file=sys.stderr)
+        return CANNOT_RUN
+    return _print(args, report)
+
+
+def _print(args: argparse.Namespace, report: dict[str, Any]) -> int:
     if args.json:
         print(json.dumps(report))
     else:
@@ -73,6 +110,9 @@ def register(add: Any) -> None:
     p.add_argument("--part", action="append", metavar="NAME",
                    help=f"check only this part (repeatable): {', '.join(PART_NAMES)}, or "
                    "i2c:NAME for one I2C part")
+    p.add_argument("--local", action="store_true",
+                   help="with the daemon stopped: open the parts here (read-only; the relay "
+                   "held OFF) instead of asking the daemon; needs --config")
     p.add_argument("--pulse-relay", action="store_true",
                    help="also pulse the jammer relay for 100 ms and time its aux contact: only "
                    "with the key switch at TEST and the effector SAFE; audited")

@@ -100,7 +100,8 @@ def run_selftest(node: NodeView, parts: Sequence[str] | None = None, *,
     if "broker" in wanted:
         broker = node.config.broker
         files = [p for p in (broker.ca_file, broker.cert_file) if p is not None]
-        checks += broker_checks(broker.url, node.link.counters(), files)
+        counters = None if node.link is None else node.link.counters()
+        checks += broker_checks(broker.url, counters, files)
     return make_report(checks, mode=mode, window_s=window_s if windowed else 0.0,
                        duration_s=time.monotonic() - started,
                        parts=sorted(wanted) if parts else None)

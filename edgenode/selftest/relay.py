@@ -16,6 +16,11 @@ def relay_checks(state: dict[str, Any] | None) -> list[dict[str, Any]]:
                "the relay's GPIO lines did not open (journalctl -u edgenode)"
         return [check(PART, "relay.inputs", FAIL, value=None, expected="consistent",
                       hint=hint), skip(PART, "relay.key", "no inputs read (relay.inputs)")]
+    if state.get("error"):
+        return [check(PART, "relay.inputs", FAIL, value=None, expected="consistent",
+                      hint=f"the relay's GPIO lines do not open ({state['error']}): a running "
+                      "daemon holds them, or relay.chip_label and the line numbers are wrong"),
+                skip(PART, "relay.key", "no inputs read (relay.inputs)")]
     key, aux = state.get("key_switch"), bool(state.get("aux_closed"))
     driven = state.get("state") == "ENGAGED"
     out = [_inputs(state, key, aux, driven)]

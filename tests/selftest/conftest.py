@@ -47,6 +47,8 @@ def twin_daemon(tmp_path_factory: pytest.TempPathFactory,
     """`edgenode run --sim one-drone-crossing`, faults injected at run time."""
     state: Path = tmp_path_factory.mktemp("selftest") / "state"
     daemon = SimDaemon("one-drone-crossing", state, shared_broker)
-    daemon.status(timeout_s=60)  # a shared machine under load starts it slowly
-    yield daemon
-    daemon.stop()
+    try:
+        daemon.status(timeout_s=60)  # a shared machine under load starts it slowly
+        yield daemon
+    finally:
+        daemon.stop()
