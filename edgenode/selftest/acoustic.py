@@ -12,7 +12,9 @@ from edgenode.selftest.result import FAIL, PASS, WARN, check, skip
 from edgenode.selftest.wiring import wiring_fit
 
 PART = "acoustic"
-RATE_TOLERANCE = 0.3
+# Loose: ALSA delivers the rate it opened at or fails; a shortfall is lost data (a stalling
+# USB link, an overloaded CPU), which a few seconds can only estimate.
+RATE_TOLERANCE = 0.5
 SILENT_BELOW_MEDIAN_DB = 30.0
 CLIP_LEVEL = 0.999
 MAX_CLIPPED_SHARE = 0.001
