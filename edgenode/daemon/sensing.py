@@ -190,7 +190,7 @@ class RadarStage(_Stage):
 
 class AcousticStage(_Stage):
     name = "acoustic"
-    RECENT_S = 1.5
+    RECENT_S = 2.0  # at least the self-test window (edgenode.selftest.checks.WINDOW_S)
 
     def __init__(self, section: AcousticSection, config_dir: Path, health: Health,
                  out: ReadingQueue):
@@ -237,7 +237,7 @@ class AcousticStage(_Stage):
         self.open_error = None
         arranged = self.array.arrange(block)
         self.blocks += 1
-        self._recent.append(arranged)
+        self._recent.append((self._last_block, arranged))
         self.out.put("audio", (block, arranged))
         self.health.set("ok")
 
@@ -253,11 +253,13 @@ class AcousticStage(_Stage):
                 "since_block_s": time.monotonic() - self._last_block,
                 "channel_map": list(self.array.channel_map), **self.counters()}
 
-    def recent_samples(self) -> Any:
-        """The last ~RECENT_S of samples, (frames, mics) in geometry order, or None."""
+    def recent_samples(self, since: float | None = None) -> Any:
+        """The last ~RECENT_S of samples, (frames, mics) in geometry order, or None; with
+        `since` (monotonic) only blocks that arrived after it (a slow stream's last blocks
+        may be older than the self-test's window)."""
         import numpy as np
 
-        blocks = list(self._recent)
+        blocks = [b for t, b in list(self._recent) if since is None or t >= since]
         return np.concatenate(blocks) if blocks else None
 
     def close(self) -> None:

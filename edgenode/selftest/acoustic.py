@@ -1,6 +1,6 @@
 """Microphone array checks: the stream (opens, blocks at the configured rate, overruns), each
 channel's level (silent, clipping, noise floor) and the wiring (swapped or reversed
-microphones), from the acoustic stage's facts and its last ~1.5 s of samples."""
+microphones), from the acoustic stage's facts and the samples that arrived during the window."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ FRAME_S = 0.02
 BETTER_BY = 0.03
 MIN_FIT = 0.75
 MIN_COHERENT_SHARE = 0.2
+MIN_WIRING_S = 0.5
 LEVEL_CHECKS = ("acoustic.silent", "acoustic.clipping", "acoustic.noise_floor",
                 "acoustic.wiring")
 
@@ -131,6 +132,9 @@ def _wiring(x: np.ndarray, good: list[int], clipped: list[int], positions_m: np.
     if clipped:
         return skip(PART, "acoustic.wiring", "clipping distorts the phases "
                     "(acoustic.clipping)")
+    if len(x) < MIN_WIRING_S * fs:
+        return skip(PART, "acoustic.wiring", f"too little audio arrived in the window "
+                    f"({len(x) / fs:.2f} s; acoustic.stream) to compare phases")
     if len(good) < 4:
         return skip(PART, "acoustic.wiring", "fewer than 4 microphones carry signal "
                     "(acoustic.silent)")

@@ -86,7 +86,8 @@ def run_selftest(node: NodeView, parts: Sequence[str] | None = None, *,
     if "acoustic" in before:
         stage = stages["acoustic"]
         checks += acoustic_checks(before["acoustic"], stage.selftest_facts(),
-                                  stage.recent_samples(), stage.geometry.positions_m)
+                                  stage.recent_samples(since=before["acoustic"]["t"]),
+                                  stage.geometry.positions_m)
     if "relay" in wanted:
         checks += relay_checks(node.effector_state)
         if pulse_relay:

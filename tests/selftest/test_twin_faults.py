@@ -4,6 +4,7 @@ One daemon for the module; the faults are injected and removed at run time."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -14,13 +15,15 @@ from tests.selftest.faults import EXPECTED
 from tests.simdaemon import SimDaemon
 
 SETTLE_S = 1.5  # the stages see the fault: an I2C read (1 s), the port closing, a block
-RUNTIME_FAULTS = sorted(set(EXPECTED) - {"relay-stuck"})  # relay-stuck latches FAULT
+RUNTIME_FAULTS = sorted(set(EXPECTED) - {"relay-stuck"})  # latches FAULT: the last test
 
 
 def assert_only(report: dict[str, Any], names: tuple[str, ...], result: str,
                 words: tuple[str, ...]) -> None:
     bad = not_passing(report)
-    assert set(bad) == set(names), {n: (c["result"], c["hint"]) for n, c in bad.items()}
+    mapped = [c for c in report["checks"] if c["name"] in names]
+    assert set(bad) == set(names), ({n: (c["result"], c["hint"]) for n, c in bad.items()},
+                                    json.dumps(mapped))
     for name in names:
         assert bad[name]["result"] == result, bad[name]
         for word in words:
@@ -51,7 +54,8 @@ def test_fault_trips_exactly_its_check(twin_daemon: SimDaemon, fault: str) -> No
     twin_daemon.twin("fault.start", name=fault)
     try:
         time.sleep(SETTLE_S)
-        report = selftest(twin_daemon)
+        _wait_tripped(twin_daemon, "i2c" if part.startswith("i2c") else part, names)
+        report = _selftest_unstarved(twin_daemon, names)
         assert_only(report, names, result, words)
         assert report["ok"] == (result != "FAIL")
         health = twin_daemon.status()["stages"]["selftest"]
@@ -61,6 +65,32 @@ def test_fault_trips_exactly_its_check(twin_daemon: SimDaemon, fault: str) -> No
     finally:
         twin_daemon.twin("fault.stop", name=fault)
     _wait_recovered(twin_daemon, "i2c" if part.startswith("i2c") else part)
+
+
+def _wait_tripped(daemon: SimDaemon, part: str, names: tuple[str, ...],
+                  timeout_s: float = 30) -> None:
+    """Usually the first self-test after SETTLE_S sees the fault; on a machine so loaded that
+    the twin renders audio slower than real time, seconds of old blocks are still queued."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        report = selftest(daemon, part)
+        if set(names) <= set(not_passing(report)):
+            return
+        assert time.monotonic() < deadline, f"{names} never tripped: {report['checks']}"
+        time.sleep(0.5)
+
+
+def _selftest_unstarved(daemon: SimDaemon, names: tuple[str, ...]) -> dict[str, Any]:
+    """The self-test, asked again (twice at most) while the twin itself is starved of CPU on
+    a loaded machine: its audio or radar then arrives slowly (a WARN the fault did not cause,
+    with too little audio for the wiring check)."""
+    for _ in range(3):
+        report = selftest(daemon)
+        starved = [c for c in report["checks"] if c["name"] in ("acoustic.stream", "radar.rate")
+                   and c["result"] == "WARN" and c["name"] not in names]
+        if not starved:
+            return report
+    return report
 
 
 def _wait_recovered(daemon: SimDaemon, part: str, timeout_s: float = 20) -> None:
@@ -74,16 +104,16 @@ def _wait_recovered(daemon: SimDaemon, part: str, timeout_s: float = 20) -> None
         time.sleep(0.5)
 
 
-def test_stuck_relay_at_start_up_fails_relay_inputs_only(tmp_path, shared_broker) -> None:
-    daemon = SimDaemon("one-drone-crossing", tmp_path / "state", shared_broker,
-                       "--fault", "relay-stuck")
-    try:
-        daemon.status()
-        status = wait_first_selftest(daemon)
-        # The start-up self-test found it: the node is degraded, not dead.
-        assert status["stages"]["selftest"]["state"] == "degraded"
-        assert "relay.inputs" in status["stages"]["selftest"]["reason"]
-        names, result, words = EXPECTED["relay-stuck"]
-        assert_only(selftest(daemon), names, result, words)
-    finally:
-        daemon.stop()
+def test_stuck_relay_fails_relay_inputs_only_and_degrades_the_node(
+        twin_daemon: SimDaemon) -> None:
+    """Last on the shared daemon: the FAULT it latches stays until an admin reset."""
+    names, result, words = EXPECTED["relay-stuck"]
+    twin_daemon.twin("fault.start", name="relay-stuck")
+    deadline = time.monotonic() + 10
+    while twin_daemon.status()["effector"] != "FAULT":  # aux closed, drive off: K1 welded
+        assert time.monotonic() < deadline, twin_daemon.log_text()
+        time.sleep(0.2)
+    report = selftest(twin_daemon)
+    assert_only(report, names, result, words)
+    health = twin_daemon.status()["stages"]["selftest"]
+    assert health["state"] == "degraded" and "relay.inputs" in health["reason"], health
