@@ -32,7 +32,7 @@ from edgenode.identify.airspace import Site
 from edgenode.identify.rules import AirspaceGuard
 from edgenode.interop.cot import CotOutput
 from edgenode.link import Link
-from edgenode.selftest import run_selftest
+from edgenode.selftest import Periodic, UnknownPart, run_selftest
 from edgenode.selftest import summary as selftest_summary
 from hal.sensors.system import open_system_facts
 
@@ -65,6 +65,7 @@ class Node:
         self.last_selftest: dict[str, Any] | None = None
         self.airspace: AirspaceGuard | None = None
         self.adsb: AdsbStage | None = None
+        self.selftest_runner: Periodic | None = None
         self._clock_ok, self._clock_read_at = False, -1e9
         self.recent_logs = RecentLogs()
         self.memory = MemoryProbe()
@@ -126,6 +127,9 @@ class Node:
                                                    self._handle_local)))
         if config.status_page.enabled:
             self._start(StatusPageProcess(self.config_path, self.state_dir))
+        # The self-test at start-up and every few minutes: a failed part degrades the node.
+        self.selftest_runner = Periodic(self.selftest, self.health)
+        self._start(self.selftest_runner)
         notify("READY=1")
         self._status()
 
@@ -161,9 +165,16 @@ class Node:
         return ("degraded: " + ", ".join(bad) if bad else "online",
                 self.effector.state if self.effector is not None else None)
 
-    def selftest(self) -> dict[str, Any]:
-        report = self.last_selftest = run_selftest(self)
-        self.link.set_state("selftest", report)
+    def selftest(self, parts: list[str] | None = None, *,
+                 pulse_relay: bool = False) -> dict[str, Any]:
+        """Run the self-test (docs/selftest.md); a full run is published and goes to health.
+        `pulse_relay` only from the local control socket (never the remote command)."""
+        report = run_selftest(self, parts, pulse_relay=pulse_relay, local=pulse_relay)
+        if not parts:
+            self.last_selftest = report
+            self.link.set_state("selftest", report)
+            if self.selftest_runner is not None:
+                self.selftest_runner.note(report)
         return report
 
     def _remote_selftest(self, params: dict[str, Any]) -> str:
@@ -340,7 +351,11 @@ class Node:
                     "recent_bearings": list(self.detection.recent_bearings),
                     "cot": None if self.cot is None else self.cot.snapshot()}
         if cmd == "selftest":
-            return {"ok": True, "report": self.selftest()}
+            try:
+                return {"ok": True, "report": self.selftest(
+                    request.get("parts") or None, pulse_relay=request.get("pulse_relay") is True)}
+            except UnknownPart as exc:
+                return {"ok": False, "error": str(exc)}
         if cmd == "logs":
             return {"ok": True, "lines": self.recent_logs.lines(str(request.get("level", "info")),
                                                                 int(request.get("lines", 300)))}

@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,12 @@ class RadarStage(_Stage):
         self.parser: Any = make_parser(section.model)
         self._configured = section.cli_port is None or section.chirp_config is None
         self._last_frame = time.monotonic()
+        self.frame_period_s: float | None = None
         self.clock = self._frame_clock()
+        # For the self-test (selftest_facts): why the data port or the upload last failed.
+        self.port_error: str | None = None
+        self.config_error: str | None = None
+        self.recent_numbers: deque[int] = deque(maxlen=64)
 
     def _frame_clock(self) -> FrameClock | None:
         if self.section.model != "ti-mmwave":
@@ -130,6 +136,7 @@ class RadarStage(_Stage):
             log.warning("radar: no frame period (radar.frame_period_ms or a frameCfg in "
                         "radar.chirp_config): frames are stamped on arrival")
             return None
+        self.frame_period_s = period_s
         return FrameClock(period_s)
 
     def _chirp_path(self) -> Path:
@@ -146,9 +153,13 @@ class RadarStage(_Stage):
         cli = SerialPort(self.section.cli_port, self.section.cli_baud, name="radar-cli")
         try:
             upload_config(cli, path.read_text().splitlines(), source=str(path))
+        except Exception as exc:
+            self.config_error = str(exc)
+            raise
         finally:
             cli.close()
         self._configured = True
+        self.config_error = None
         log.info("radar: chirp config %s uploaded", path)
 
     def step(self) -> None:
@@ -157,15 +168,18 @@ class RadarStage(_Stage):
                 self._configure()
             data = self.port.read()
         except PortUnavailable as exc:
+            self.port_error = str(exc)
             self.health.set("failed", str(exc))
             self._configured = self.section.cli_port is None or self.section.chirp_config is None
             self._stop.wait(0.5)
             return
+        self.port_error = None
         now = time.time()
         for frame in self.parser.feed(data, now):
             if self.clock is not None:
                 frame.t_capture = self.clock.stamp(frame.frame_number, now)
             self.out.put("radar", frame)
+            self.recent_numbers.append(frame.frame_number)
             self._last_frame = time.monotonic()
         silent = time.monotonic() - self._last_frame
         if silent > self.section.frame_timeout_s:
@@ -180,12 +194,27 @@ class RadarStage(_Stage):
                 "bytes_skipped": getattr(p, "bytes_skipped", 0),
                 "frames_rejected": getattr(p, "frames_rejected", 0)}
 
+    def selftest_facts(self) -> dict[str, Any]:
+        """What the self-test reads (read-only, cheap): the ports' state and the parser's
+        counters, stamped with the monotonic clock so two reads give rates."""
+        s, p = self.section, self.parser
+        return {"t": time.monotonic(), "model": s.model, "data_port": str(s.data_port),
+                "data_baud": s.data_baud, "port_error": self.port_error,
+                "cli_port": None if s.cli_port is None else str(s.cli_port),
+                "config_required": not (s.cli_port is None or s.chirp_config is None),
+                "configured": self._configured, "config_error": self.config_error,
+                "frame_period_s": self.frame_period_s, **self.counters(),
+                "frame_gaps": getattr(p, "frame_gaps", 0),
+                "frames_missing": getattr(p, "frames_missing", 0),
+                "recent_frame_numbers": list(self.recent_numbers)}
+
     def close(self) -> None:
         self.port.close()
 
 
 class AcousticStage(_Stage):
     name = "acoustic"
+    RECENT_S = 2.0  # at least the self-test window (edgenode.selftest.checks.WINDOW_S)
 
     def __init__(self, section: AcousticSection, config_dir: Path, health: Health,
                  out: ReadingQueue):
@@ -202,6 +231,12 @@ class AcousticStage(_Stage):
         self._open_audio = open_audio
         self.source: Any = None
         self._last_block = time.monotonic()
+        # The self-test's view: the last RECENT_S of arranged samples (references to blocks
+        # the detector gets anyway, no copies) and why the device last failed to open.
+        self.blocks = 0
+        self.open_error: str | None = None
+        self._recent: deque[Any] = deque(
+            maxlen=max(2, int(self.RECENT_S * section.sample_rate_hz / section.block_frames)))
 
     def step(self) -> None:
         s = self.section
@@ -212,6 +247,7 @@ class AcousticStage(_Stage):
                     sample_rate_hz=s.sample_rate_hz, block_frames=s.block_frames,
                     stall_timeout_s=s.stall_timeout_s)
             except OSError as exc:
+                self.open_error = str(exc)
                 self.health.set("failed", f"audio '{s.device}': {exc}")
                 self._stop.wait(1.0)
                 return
@@ -222,12 +258,33 @@ class AcousticStage(_Stage):
                 self.health.set("failed", f"audio '{s.device}': no samples for {silent:.1f} s")
             return
         self._last_block = time.monotonic()
-        self.out.put("audio", (block, self.array.arrange(block)))
+        self.open_error = None
+        arranged = self.array.arrange(block)
+        self.blocks += 1
+        self._recent.append((self._last_block, arranged))
+        self.out.put("audio", (block, arranged))
         self.health.set("ok")
 
     def counters(self) -> dict[str, int]:
         src = self.source
         return {name: getattr(src, name, 0) for name in ("overruns", "stalls", "restarts")}
+
+    def selftest_facts(self) -> dict[str, Any]:
+        s = self.section
+        return {"t": time.monotonic(), "device": s.device, "channels": s.channels,
+                "sample_rate_hz": s.sample_rate_hz, "block_frames": s.block_frames,
+                "open_error": self.open_error, "blocks": self.blocks,
+                "since_block_s": time.monotonic() - self._last_block,
+                "channel_map": list(self.array.channel_map), **self.counters()}
+
+    def recent_samples(self, since: float | None = None) -> Any:
+        """The last ~RECENT_S of samples, (frames, mics) in geometry order, or None; with
+        `since` (monotonic) only blocks that arrived after it (a slow stream's last blocks
+        may be older than the self-test's window)."""
+        import numpy as np
+
+        blocks = [b for t, b in list(self._recent) if since is None or t >= since]
+        return np.concatenate(blocks) if blocks else None
 
     def close(self) -> None:
         if self.source is not None:
@@ -297,6 +354,14 @@ class I2CStage(_Stage):
 
     def counters(self) -> dict[str, int]:
         return {"reads": self.reads, "failures": self.failures}
+
+    def selftest_facts(self) -> dict[str, Any]:
+        s = self.section
+        return {"t": time.monotonic(), "devices": [d.model_dump(mode="json") for d in s.i2c],
+                "readings": {k: dict(v) for k, v in list(self.readings.items())},
+                "errors": dict(self.errors), "mast_heading_deg": self.mast_heading_deg,
+                "magnetic_declination_deg": s.magnetic_declination_deg,
+                "compass_tolerance_deg": s.compass_tolerance_deg, "reads": self.reads}
 
     def flat_readings(self) -> dict[str, Any]:
         """`part.quantity_unit` -> value, for the health report (`jammer-power.current_a`)."""

@@ -46,6 +46,8 @@ LAMP_A = 3.0 / 24.0
 class BoardParts:
     def __init__(self, mast_heading_deg: float, ambient_c: float, seed: int):
         self.heading = mast_heading_deg
+        # The compass-off-heading fault: the compass reads this much clockwise of the mast.
+        self.heading_error_deg = 0.0
         self.ambient_c = ambient_c
         self.rng = np.random.default_rng([seed, 12])
         self.ina = FakeINA219(shunt_ohm=0.1)
@@ -65,7 +67,7 @@ class BoardParts:
         else:
             self.ina.set(bus_voltage_v=0.0, current_a=0.0)
         # The compass checks the configured mast heading; sensor noise about half a degree.
-        self.compass.set_heading(self.heading + noise(0, 0.5))
+        self.compass.set_heading(self.heading + self.heading_error_deg + noise(0, 0.5))
         # The enclosure sits in the sun a little above ambient, with a slow daily-ish swing.
         self.temp.set(temperature_c=self.enclosure_c(sim_t))
 

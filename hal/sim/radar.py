@@ -153,6 +153,32 @@ def _open_pty(link: Path) -> tuple[int, int, str]:
     return master, slave, path
 
 
+def misread_at_baud(data: bytes, ratio: float) -> bytes:
+    """What a UART reading `ratio` times faster than the sender (the `radar-wrong-baud` fault:
+    the daemon at 921600, the module at 115200) receives for `data`: it samples each bit
+    mid-way, resyncs on every start bit, and a byte whose stop bit reads 0 (a framing error)
+    arrives as NUL, as Linux delivers it without IGNPAR/PARMRK. Mostly NUL and 0xF0-ish bytes,
+    many more of them than were sent, and no frame among them."""
+    if not data:
+        return b""
+    tx = np.unpackbits(np.frombuffer(data, np.uint8)[:, None], axis=1, bitorder="little")
+    n = tx.shape[0]
+    sent = np.hstack([np.zeros((n, 1), np.uint8), tx, np.ones((n, 1), np.uint8)]).ravel()
+    n_rx = int(len(sent) * ratio)
+    line = sent[np.minimum(((np.arange(n_rx) + 0.5) / ratio).astype(int), len(sent) - 1)]
+    starts = np.flatnonzero(line == 0)
+    out = bytearray()
+    i = 0
+    while True:
+        k = int(np.searchsorted(starts, i))
+        if k == len(starts) or starts[k] + 10 > n_rx:
+            return bytes(out)
+        i = int(starts[k])
+        byte = int(np.packbits(line[i + 1:i + 9], bitorder="little")[0])
+        out.append(byte if line[i + 9] else 0)
+        i += 10
+
+
 class RadarPorts:
     """The radar's two USB serial ports (data and CLI) as ptys behind stable symlinks."""
 

@@ -23,10 +23,12 @@ def run_twin(scenario: str | Path, out_dir: Path, *, speed: float = 1.0,
     the whole process group) is left to the daemon, and when the daemon is gone the twin
     lingers `linger_s` so the truth records what the relay board does after it.
     """
+    # Read before the slow set-up: a parent that dies meanwhile must still be noticed (an
+    # orphan's parent is 1, never the parent it was started by).
+    parent = os.getppid()
     path = resolve_scenario(scenario)
     twin = Twin(load_scenario(path), out_dir, speed=speed, faults=list(faults),
                 scenario_path=path)
-    parent = os.getppid()
     signal.signal(signal.SIGTERM, lambda *_: twin.stop_event.set())
     if with_parent:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -35,7 +37,7 @@ def run_twin(scenario: str | Path, out_dir: Path, *, speed: float = 1.0,
     twin.start()
     try:
         while not twin.stop_event.wait(0.1):
-            if with_parent and os.getppid() != parent:
+            if with_parent and (os.getppid() != parent or parent == 1):
                 log.info("sim: parent %d is gone; recording the board for %.1f s more",
                          parent, linger_s)
                 deadline = time.monotonic() + linger_s

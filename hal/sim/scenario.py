@@ -19,10 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 HARDWARE_DIR = Path(__file__).resolve().parents[2] / "hardware"
 SCENARIO_DIR = HARDWARE_DIR / "scenarios"
 
-FAULT_NAMES = ("radar-unplugged", "radar-garbage", "mic-dead", "mic-clipping", "relay-stuck",
-               "i2c-missing", "interlock-open")
-FaultName = Literal["radar-unplugged", "radar-garbage", "mic-dead", "mic-clipping",
-                    "relay-stuck", "i2c-missing", "interlock-open"]
+# What each fault does to the simulated part, and what the self-test must say about it:
+# docs/selftest.md ("Twin faults").
+FAULT_NAMES = ("radar-unplugged", "radar-garbage", "radar-wrong-baud", "mic-dead",
+               "mic-channel-dead", "mic-clipping", "mic-swapped", "relay-stuck", "i2c-missing",
+               "interlock-open", "compass-off-heading")
+FaultName = Literal["radar-unplugged", "radar-garbage", "radar-wrong-baud", "mic-dead",
+                    "mic-channel-dead", "mic-clipping", "mic-swapped", "relay-stuck",
+                    "i2c-missing", "interlock-open", "compass-off-heading"]
 Metres2 = Annotated[list[float], Field(min_length=2, max_length=2)]
 Metres3 = Annotated[list[float], Field(min_length=3, max_length=3)]
 

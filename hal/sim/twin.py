@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 
 # mic-clipping: the preamp gain jumps by 80 dB and the converter saturates.
 CLIPPING_GAIN = 1e4
+# radar-wrong-baud: the module's data port runs at its CLI's rate, not the configured one.
+WRONG_BAUD = 115200
+# mic-channel-dead: this microphone (0-based device channel) gives nothing but zeros.
+DEAD_CHANNEL = 5
+# mic-swapped: these two microphones' cables are swapped (device channels, 0-based).
+SWAPPED_CHANNELS = (2, 9)
+# compass-off-heading: the compass (or the mast) is turned by this much.
+COMPASS_OFF_DEG = 40.0
 
 
 @dataclass
@@ -341,7 +349,12 @@ class Twin:
             number = k
             packet = encode_frame(number, points, t_cpu_cycles=int(sim_t * 200e6))
             intact = True
-            if self.fault_active("radar-garbage"):
+            if self.fault_active("radar-wrong-baud"):
+                from hal.sim.radar import misread_at_baud
+
+                baud = self.hardware["radar"].get("data_baud", 921600)
+                packet, intact = misread_at_baud(packet, baud / WRONG_BAUD), False
+            elif self.fault_active("radar-garbage"):
                 # Noise on the line: junk between frames, and some frames with flipped bits.
                 junk = garbage.integers(0, 256, int(garbage.integers(1, 200)), dtype=np.uint8)
                 self.radar.send(-1, junk.tobytes(), {})
@@ -386,6 +399,11 @@ class Twin:
             pcm = renderer.render(t0, block)
             if self.fault_active("mic-clipping"):
                 pcm = np.clip(pcm * CLIPPING_GAIN, -1.0, 1.0).astype(np.float32)
+            if self.fault_active("mic-swapped"):
+                a, b = SWAPPED_CHANNELS
+                pcm[:, [a, b]] = pcm[:, [b, a]]
+            if self.fault_active("mic-channel-dead"):
+                pcm[:, DEAD_CHANNEL] = 0.0
             k += 1
             if self.fault_active("mic-dead"):
                 index += 1
@@ -516,6 +534,9 @@ class Twin:
             self._record(self.board.advance(now))
             powered = self.board.relay_closed(now) and self.board.contactor_closed(now)
             try:
+                self.parts.heading_error_deg = (COMPASS_OFF_DEG
+                                                if self.fault_active("compass-off-heading")
+                                                else 0.0)
                 self.parts.update(powered=powered, key=self.board.key, sim_t=self.sim_time(now))
                 op = req["op"]
                 if op == "i2c.read":

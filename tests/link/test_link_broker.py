@@ -30,6 +30,7 @@ from tests.link.helpers import (
     track_event,
     wait_until,
 )
+from tests.link.test_schemas import selftest_report
 
 MakeLink = Callable[..., Link]
 
@@ -94,8 +95,7 @@ def test_every_payload_on_every_topic_matches_its_schema(mosquitto: Mosquitto,
                                 "engaged_until": None, "engagement": None, "key_switch": "off",
                                 "aux_closed": False, "fault": None, "alarm": None,
                                 "keys_version": 0})
-    link.set_state("selftest", {"ok": True, "checks": [
-        {"name": "relay", "state": "ok", "reason": "heartbeat toggles"}]})
+    link.set_state("selftest", selftest_report())
     link.set_state("health", {"system": {"cpu_temp_c": 55.0, "throttled": 0,
                                          "clock_synced": True}, "effector": "SAFE"})
     operator = _operator(mosquitto.port)

@@ -77,9 +77,7 @@ def good_examples() -> dict[str, list[dict[str, Any]]]:
                          alarm={"name": "stuck_on", "detail": "aux contact stayed closed",
                                 "since": NOW}), NOW)],
         "audit": [ENV.audit(audit_record(), 0, NOW)],
-        "selftest": [ENV.state({"ok": False, "checks": [
-            {"name": "radar", "state": "failed", "reason": "no frames on /dev/ttyACM1"},
-            {"name": "relay", "state": "ok", "reason": "", "value": True}]}, NOW)],
+        "selftest": [ENV.state(selftest_report(), NOW)],
         "cmd": [{"v": 1, "id": new_ulid(), "site": SITE, "node": NODE, "action": "safe",
                  "params": {}, "issued_at": NOW, "expires_at": NOW + 30, "key_id": "op1",
                  "signature": "c2lnbmF0dXJl"}],
@@ -92,6 +90,19 @@ def good_examples() -> dict[str, list[dict[str, Any]]]:
                        ENV.result({"id": new_ulid(), "action": "safe", "status": "error",
                                    "reason": "internal error: RuntimeError: boom"}, NOW)],
     }
+
+
+def selftest_report() -> dict[str, Any]:
+    """The shape edgenode/selftest builds (docs/selftest.md)."""
+    from edgenode.selftest import FAIL, PASS, check
+    from edgenode.selftest.result import make_report
+
+    return make_report([
+        check("radar", "radar.framing", FAIL, value=54.0, unit="%", expected="<= 5 %",
+              hint="54 % of radar bytes were not frames: check the baud rate (921600)",
+              frames=87),
+        check("relay", "relay.inputs", PASS, value="drive off, aux open",
+              expected="consistent")], mode="daemon", window_s=2.0, duration_s=2.4)
 
 
 def effector_state(**changes: Any) -> dict[str, Any]:
@@ -149,7 +160,9 @@ BAD_CASES = [
     ("audit", 0, ["record", "hash"], "ab", "audit record hash not sha256 hex"),
     ("audit", 0, ["record", "note"], "hi", "field added inside the audit record"),
     ("cmd", 0, ["node"], [], "command naming no node"),
-    ("selftest", 0, ["checks", 0, "state"], "meh", "unknown check state"),
+    ("selftest", 0, ["checks", 0, "result"], "meh", "unknown check result"),
+    ("selftest", 0, ["checks", 0, "hint"], "", "a FAIL without a hint"),
+    ("selftest", 0, ["report_version"], 1, "old report version"),
     ("cmd", 0, ["signature"], _DELETE, "unsigned command"),
     ("cmd", 0, ["v"], _DELETE, "unversioned command"),
     ("cmd_result", 0, ["status"], "maybe", "unknown result status"),
