@@ -31,6 +31,7 @@ from hal.sensors.system import open_system_facts
 
 log = logging.getLogger(__name__)
 CLOCK_FRESH_S = 1.0
+STOP_FLUSH_S = 5.0
 
 
 class Component(Protocol):
@@ -153,12 +154,20 @@ class Node:
         log.info("node: stopping")
         if self.effector is not None:
             _never_raise("effector.make_safe", self.effector.make_safe, "daemon stopping")
+            # The SAFE state and its audit record go to the link's outbox before the link
+            # stops, so the last word on the relay is stored and sent, not lost in a queue.
+            _never_raise("effector.flush", self._flush_effector)
         while self._started:
             component = self._started.pop()
             _never_raise(f"{_name(component)}.stop", component.stop)
         if self.effector is not None:
             _never_raise("effector.stop", self.effector.stop)
         log.info("node: stopped")
+
+    def _flush_effector(self) -> None:
+        if self.effector is not None and not self.effector.flush(STOP_FLUSH_S):
+            log.error("node: the effector's last state and audit records were not handed to "
+                      "the link within %.0f s of stopping", STOP_FLUSH_S)
 
     def request_stop(self, *_: object) -> None:
         self._stop.set()
