@@ -52,6 +52,7 @@ class Node:
         self.effector_state: dict[str, Any] | None = None
         self.sensors: list[Any] = []
         self._clock_ok, self._clock_read_at = False, -1e9
+        self._status_states: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -213,6 +214,8 @@ class Node:
                 self._status()
                 self.link.set_state("health", self.health_extra())
                 last_status = time.monotonic()
+            elif self._part_states() != self._status_states:
+                self._status()  # systemctl status names a part as soon as it changes
 
     def _handle_reload(self) -> None:
         if self.effector is not None:
@@ -220,9 +223,13 @@ class Node:
         log.warning("node: SIGHUP: live reload is not supported yet; the effector is SAFE; "
                     "restart the service to apply a changed config")
 
+    def _part_states(self) -> dict[str, str]:
+        return {name: str(s["state"]) for name, s in self.health.snapshot().items()}
+
     def _status(self) -> None:
-        snap = self.health.snapshot()
-        bad = [f"{name} {s['state']}" for name, s in snap.items() if s["state"] != "ok"]
+        """The systemd STATUS line: every part that is not ok, with its state."""
+        self._status_states = states = self._part_states()
+        bad = [f"{name} {state}" for name, state in states.items() if state != "ok"]
         notify("STATUS=" + ("all parts ok" if not bad else "; ".join(bad)))
 
     # -- local control socket ----------------------------------------------------------
