@@ -11,7 +11,7 @@ SCENARIO ?= one-drone-crossing
 RUN_SECONDS ?= 25
 MOSQUITTO := $(shell command -v mosquitto || echo /usr/sbin/mosquitto)
 
-.PHONY: run test test-long bench lint install apt setup clean
+.PHONY: run test test-long bench mutation lint install apt setup clean
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -48,6 +48,15 @@ bench: setup
 	@failed=""; for f in $(BENCHES); do echo "== $$f"; $(PY) $$f || failed="$$failed $$f"; done; \
 	if [ -n "$$failed" ]; then echo "make bench: target missed in:$$failed" >&2; exit 1; fi
 
+# Mutation testing of edgenode/control and edgenode/link against their own tests (not in
+# `make test`: hours on a small machine). MUTANTS narrows it, e.g. MUTANTS='edgenode.control.deadlines*'.
+# Ends with one line per package: `mutation: <package> killed K of N non-equivalent (P %)`.
+MUTANTS ?=
+mutation: setup
+	@$(VENV)/bin/mutmut --version >/dev/null 2>&1 || $(PY) -m pip install -q -e '.[dev,mutation]'
+	$(VENV)/bin/mutmut run $(MUTANTS) || true
+	$(PY) tests/mutation/report.py
+
 # The demo: a private Mosquitto on a free loopback port (Debian may run one on 1883), the
 # daemon on the digital twin, and the operator's live view. Ctrl-C stops all three. When the
 # output is not a terminal (CI, a pipe), the demo stops by itself after RUN_SECONDS.
@@ -70,4 +79,4 @@ install:
 	$(SUDO) bash systemd/install.sh
 
 clean:
-	rm -rf $(VENV) $(STATE) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(STATE) .pytest_cache .ruff_cache *.egg-info mutants
