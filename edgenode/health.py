@@ -18,6 +18,41 @@ log = logging.getLogger(__name__)
 State = Literal["starting", "ok", "degraded", "failed"]
 
 
+class ErrorLog:
+    """Logs an exception with its traceback once per distinct error (where, type, message)
+    per `period_s`: a device that fails every loop must not flood the journal, but the first
+    occurrence, and a new kind of failure, are always seen with where they came from."""
+
+    MAX_KINDS = 256
+
+    def __init__(self, logger: logging.Logger, period_s: float = 60.0):
+        self._log, self._period_s = logger, period_s
+        self._lock = threading.Lock()
+        self._last: dict[tuple[str, str, str], float] = {}
+        self._repeats: dict[tuple[str, str, str], int] = {}
+
+    def report(self, level: int, where: str, exc: BaseException) -> bool:
+        """Log `exc` at `level` unless the same error was logged within `period_s`; the
+        repeats in between are counted in the next line. True when logged."""
+        key = (where, type(exc).__name__, str(exc))
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._period_s:
+                self._repeats[key] = self._repeats.get(key, 0) + 1
+                return False
+            repeats = self._repeats.pop(key, 0)
+            self._last[key] = now
+            if len(self._last) > self.MAX_KINDS:  # forget the oldest kind of error
+                oldest = min(self._last, key=self._last.__getitem__)
+                self._last.pop(oldest)
+                self._repeats.pop(oldest, None)
+        more = f" (and {repeats} more since last logged)" if repeats else ""
+        self._log.log(level, "%s: %s: %s%s", where, type(exc).__name__, exc, more,
+                      exc_info=(type(exc), exc, exc.__traceback__))
+        return True
+
+
 @dataclass
 class StageHealth:
     name: str
@@ -87,14 +122,15 @@ class LoopThread(threading.Thread):
         super().__init__(name=f"stage-{stage.name}", daemon=True)
         self.stage, self._step, self._stop_event = stage, step, stop
         self._backoff = error_backoff_s
+        self._errors = ErrorLog(log)
 
     def run(self) -> None:
         while not self._stop_event.is_set():
             self.stage.stall_point()
             try:
                 self._step()
-            except Exception as exc:  # a stage never dies: it reports and retries
+            except Exception as exc:  # the loop boundary: a stage never dies, it reports
                 self.stage.set("failed", f"{type(exc).__name__}: {exc}")
-                log.debug("%s: step failed", self.stage.name, exc_info=True)
+                self._errors.report(logging.ERROR, f"{self.stage.name}: step failed", exc)
                 self._stop_event.wait(self._backoff)
             self.stage.beat()

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CLOCK_FRESH_S = 1.0
+STOP_FLUSH_S = 5.0
 
 
 class Component(Protocol):
@@ -70,6 +71,7 @@ class Node:
         self.recent_logs = RecentLogs()
         self.memory = MemoryProbe()
         self._started_mono = time.monotonic()
+        self._status_states: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -254,6 +256,9 @@ class Node:
         log.info("node: stopping")
         if self.effector is not None:
             _never_raise("effector.make_safe", self.effector.make_safe, "daemon stopping")
+            # The SAFE state and its audit record go to the link's outbox before the link
+            # stops, so the last word on the relay is stored and sent, not lost in a queue.
+            _never_raise("effector.flush", self._flush_effector)
         while self._started:
             component = self._started.pop()
             _never_raise(f"{_name(component)}.stop", component.stop)
@@ -261,6 +266,11 @@ class Node:
             _never_raise("effector.stop", self.effector.stop)
         log.info("node: stopped")
         logging.getLogger().removeHandler(self.recent_logs)
+
+    def _flush_effector(self) -> None:
+        if self.effector is not None and not self.effector.flush(STOP_FLUSH_S):
+            log.error("node: the effector's last state and audit records were not handed to "
+                      "the link within %.0f s of stopping", STOP_FLUSH_S)
 
     def request_stop(self, *_: object) -> None:
         self._stop.set()
@@ -306,6 +316,8 @@ class Node:
                 self._status()
                 self.link.set_state("health", self.health_extra())
                 last_status = time.monotonic()
+            elif self._part_states() != self._status_states:
+                self._status()  # systemctl status names a part as soon as it changes
 
     def _handle_reload(self) -> None:
         if self.effector is not None:
@@ -313,9 +325,13 @@ class Node:
         log.warning("node: SIGHUP: live reload is not supported yet; the effector is SAFE; "
                     "restart the service to apply a changed config")
 
+    def _part_states(self) -> dict[str, str]:
+        return {name: str(s["state"]) for name, s in self.health.snapshot().items()}
+
     def _status(self) -> None:
-        snap = self.health.snapshot()
-        bad = [f"{name} {s['state']}" for name, s in snap.items() if s["state"] != "ok"]
+        """The systemd STATUS line: every part that is not ok, with its state."""
+        self._status_states = states = self._part_states()
+        bad = [f"{name} {state}" for name, state in states.items() if state != "ok"]
         notify("STATUS=" + ("all parts ok" if not bad else "; ".join(bad)))
 
     # -- local control socket ----------------------------------------------------------

@@ -19,10 +19,11 @@ from typing import Any
 
 from edgenode.config import AcousticSection, Config, RadarSection
 from edgenode.config.models import I2CDevice, SensorsSection
-from edgenode.health import Health, LoopThread
+from edgenode.health import ErrorLog, Health, LoopThread
 from hal.ports.serial import PortUnavailable, SerialPort
 from hal.radar import make_parser
 from hal.radar.clock import FrameClock, chirp_frame_period_s
+from hal.sensors import SensorError
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class _Stage:
     """A reader thread with its health entry; subclasses define `step`."""
 
     name = "stage"
+    STOP_TIMEOUT_S = 3.0
 
     def __init__(self, health: Health, deadline_s: float):
         self.health = health.register(self.name, deadline_s=deadline_s)
@@ -98,7 +100,8 @@ class _Stage:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=3)
+        if not join_or_report(self._thread, self.STOP_TIMEOUT_S, self.name):
+            return  # its device stays open: the thread may still be using it
         self.close()
 
     def close(self) -> None:
@@ -140,15 +143,17 @@ class RadarStage(_Stage):
         return FrameClock(period_s)
 
     def _chirp_path(self) -> Path:
-        assert self.section.chirp_config
         path = self.section.chirp_config
+        if path is None:  # not an assert: those are gone under python -O
+            raise ValueError("radar: radar.chirp_config is not set")
         return path if path.is_absolute() else self.config_dir / path
 
     def _configure(self) -> None:
         """Upload the chirp config over the CLI port (TI), once per (re)connection."""
         from hal.radar.ti_cli import upload_config
 
-        assert self.section.cli_port
+        if self.section.cli_port is None:
+            raise ValueError("radar: radar.cli_port is not set; cannot upload the chirp config")
         path = self._chirp_path()
         cli = SerialPort(self.section.cli_port, self.section.cli_baud, name="radar-cli")
         try:
@@ -307,6 +312,7 @@ class I2CStage(_Stage):
         self.errors: dict[str, str] = {}
         self.reads = 0
         self.failures = 0
+        self._error_log = ErrorLog(log)
 
     def _part(self, device: I2CDevice) -> Any:
         from hal.ports.i2c import open_i2c
@@ -324,7 +330,12 @@ class I2CStage(_Stage):
         for device in self.section.i2c:
             try:
                 reading = self._part(device).read()
-            except Exception as exc:  # absent, wrong chip, bus error: named, retried
+            except Exception as exc:  # one part's boundary: the others are still read
+                # Absent, wrong chip, bus error: expected in the field, a warning. Anything
+                # else is a bug in a driver: an error. Either way with its traceback.
+                expected = isinstance(exc, OSError | SensorError | ValueError)
+                self._error_log.report(logging.WARNING if expected else logging.ERROR,
+                                       f"i2c: {device.kind} '{device.name}'", exc)
                 self.failures += 1
                 self._parts.pop(device.name, None)
                 self.errors[device.name] = f"{device.kind} '{device.name}': {exc}"
@@ -377,6 +388,18 @@ class I2CStage(_Stage):
     def close(self) -> None:
         for bus in self._buses.values():
             bus.close()
+
+
+def join_or_report(thread: threading.Thread, timeout_s: float, name: str) -> bool:
+    """Join `thread`; False (and an ERROR naming the stage) when it is still running, so the
+    caller leaves alone what the thread uses (a port, a database) instead of closing it
+    under it."""
+    thread.join(timeout=timeout_s)
+    if not thread.is_alive():
+        return True
+    log.error("%s: the stage's thread did not stop within %.1f s; leaving what it uses open "
+              "(the process exit closes it)", name, timeout_s)
+    return False
 
 
 def _as_dict(reading: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgenode.config import Config
-from edgenode.daemon.sensing import ReadingQueue
+from edgenode.daemon.sensing import ReadingQueue, join_or_report
 from edgenode.detect.acoustic import AcousticDetector
 from edgenode.detect.plots import RadarPlotter
 from edgenode.detect.tracker import Tracker
@@ -108,4 +108,4 @@ class DetectionStage:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=3)
+        join_or_report(self._thread, 3.0, self.name)

@@ -23,7 +23,7 @@ from edgenode.selftest.i2c import i2c_checks
 from edgenode.selftest.pulse import pulse_check
 from edgenode.selftest.radar import radar_checks
 from edgenode.selftest.relay import relay_checks
-from edgenode.selftest.result import make_report
+from edgenode.selftest.result import FAIL, PASS, check, make_report
 from edgenode.selftest.system import system_checks
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ def _system(node: NodeView) -> list[dict[str, Any]]:
 
 def _adsb(node: NodeView) -> dict[str, Any]:
     """The ADS-B receiver: without its picture the node refuses engagements (fail safe)."""
-    airspace = node.health_extra().get("airspace") or {}
+    extra = getattr(node, "health_extra", dict)()  # the stopped-daemon view has no picture
+    airspace = extra.get("airspace") or {}
     aircraft = airspace.get("tracked", 0)
     if airspace.get("feed_ok"):
         return check("adsb", "adsb.feed", PASS, value=aircraft, unit="aircraft",

@@ -13,7 +13,9 @@ the machine is at the moment (the rest of the chain scales with it).
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import fft as sfft
@@ -22,6 +24,9 @@ from edgenode.detect.acoustic import AcousticDetector
 from edgenode.detect.doa import SPEED_OF_SOUND_MPS, unit_vectors
 from edgenode.detect.sitenoise import rotor_sound
 from hal.acoustic import load_geometry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.bench.targets import Targets
 
 RATE = 48000
 SECONDS = 20.0
@@ -79,17 +84,20 @@ def main() -> int:
             if cpu < best[label][0]:
                 best[label] = (cpu, results)
         fft_cpu = min(fft_cpu, fft_yardstick(pcm, blocks))
+    targets = Targets("bench_acoustic")
     for label, _ in cases:
         cpu, results = best[label]
+        verdict = targets.at_most(f"acoustic chain, {label}: real-time factor", cpu / SECONDS,
+                                  TARGET_RTF, "")
         drone = sum(r.drone for r in results)
         bearings = sum(len(r.bearings) for r in results)
         print(f"acoustic chain, {label}: 16 ch x {RATE} Hz, {SECONDS:.0f} s of audio in "
               f"{cpu:.3f} s CPU (best of {REPEATS}) -> real-time factor {cpu / SECONDS:.4f} "
-              f"(target <= {TARGET_RTF}); {len(results)} blocks, {drone} drone, "
+              f"(target <= {TARGET_RTF}) {verdict}; {len(results)} blocks, {drone} drone, "
               f"{bearings} bearings; {cpu / max(len(results), 1) * 1e3:.2f} ms per block")
     print(f"yardstick, the 16-channel FFTs alone: real-time factor {fft_cpu / SECONDS:.4f} "
           f"({fft_cpu / max(blocks, 1) * 1e3:.2f} ms per block; the machine's speed at the moment)")
-    return 0
+    return targets.exit_code()
 
 
 if __name__ == "__main__":

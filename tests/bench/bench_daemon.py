@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.bench.targets import Targets  # noqa: E402
 from tests.conftest import EDGENODE, Mosquitto  # noqa: E402
 
 CPU_TARGET_PCT = 25.0
@@ -62,9 +63,12 @@ def main() -> int:
             broker.stop()
     share = 100 * (cpu1 - cpu0) / (t1 - t0)
     print(f"daemon on one-drone-crossing, {t1 - t0:.0f} s at real speed:")
-    print(f"  CPU share  {share:6.1f} % of one core   (target <= {CPU_TARGET_PCT:.0f} %)")
-    print(f"  peak RSS   {rss:6.1f} MB               (target <= {RSS_TARGET_MB:.0f} MB)")
-    return 0
+    targets = Targets("bench_daemon")
+    cpu_ok = targets.at_most("daemon CPU share", share, CPU_TARGET_PCT, "% of one core")
+    rss_ok = targets.at_most("daemon peak RSS", rss, RSS_TARGET_MB, "MB")
+    print(f"  CPU share  {share:6.1f} % of one core   (target <= {CPU_TARGET_PCT:.0f} %) {cpu_ok}")
+    print(f"  peak RSS   {rss:6.1f} MB               (target <= {RSS_TARGET_MB:.0f} MB) {rss_ok}")
+    return targets.exit_code()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from edgenode.health import Health  # noqa: E402
 from edgenode.link import Link  # noqa: E402
 from edgenode.link.payloads import Envelope, encode  # noqa: E402
+from tests.bench.targets import Targets  # noqa: E402
 from tests.conftest import Mosquitto  # noqa: E402
 from tests.link.helpers import make_config, track_event  # noqa: E402
 
@@ -132,15 +133,18 @@ def main() -> int:
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     ratio = outbox / raw
+    targets = Targets("bench_link")
+    ratio_ok = targets.at_least("outbox / raw paho throughput", ratio * 100, 50, "%")
+    p99_ok = targets.at_most("latency through the outbox, p99", p99, 20, "ms")
     print(f"link: payload {len(payload)} bytes, {N_THROUGHPUT} events, loopback Mosquitto")
     print(f"link: raw paho QoS 1 publish->receive      {raw:8.0f} events/s")
     print(f"link: outbox (SQLite WAL) publish->receive {outbox:8.0f} events/s")
     print(f"link: outbox / raw                         {ratio * 100:8.1f} %  (target >= 50 %)"
-          f"  {'OK' if ratio >= 0.5 else 'MISSED'}")
+          f"  {ratio_ok}")
     print(f"link: latency through the outbox at {LATENCY_RATE_HZ} events/s: "
           f"p50 {p50:.2f} ms, p99 {p99:.2f} ms  (target p99 <= 20 ms)  "
-          f"{'OK' if p99 <= 20 else 'MISSED'}")
-    return 0
+          f"{p99_ok}")
+    return targets.exit_code()
 
 
 if __name__ == "__main__":

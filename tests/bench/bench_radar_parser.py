@@ -1,6 +1,6 @@
 """TI mmWave parser: throughput (64 points per frame) and bytes-to-frame latency.
 
-Run by `make bench`; prints each figure with its unit and target, exits 0.
+Run by `make bench`; prints each figure with its unit and target, exits 1 on a miss.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from hal.ports.serial import SerialPort
 from hal.radar.ti_mmwave import TiMmwaveParser, encode_frame
+from tests.bench.targets import Targets
 
 POINTS = 64
 TARGET_FPS = 20_000
@@ -98,15 +99,17 @@ def main() -> int:
     frames = 40_000
     data, size = stream(frames)
     print(f"ti-mmwave parser, {POINTS} points/frame ({size} bytes/frame)")
+    targets = Targets("bench_radar_parser")
     for chunk in (4096, 65536):
         fps = throughput(data, frames, chunk)
-        verdict = "ok" if fps >= TARGET_FPS else "BELOW TARGET"
+        verdict = targets.at_least(f"parser throughput, {chunk}-byte reads", fps, TARGET_FPS,
+                                   "frames/s")
         print(f"  throughput, {chunk:>5}-byte reads: {fps:10,.0f} frames/s   "
               f"(target >= {TARGET_FPS:,} frames/s) {verdict}")
     packet = data[:size]
     lat = feed_latency_us(packet)
     p50, p99 = np.percentile(lat, [50, 99])
-    verdict = "ok" if p99 <= TARGET_LATENCY_US else "ABOVE TARGET"
+    verdict = targets.at_most("bytes-to-frame latency p99", p99, TARGET_LATENCY_US, "us")
     print(f"  bytes-to-frame latency (feed of the last byte -> frame): median {p50:.1f} us, "
           f"p99 {p99:.1f} us   (target p99 <= {TARGET_LATENCY_US:.0f} us) {verdict}")
     lat = pty_latency_us(packet)
@@ -114,7 +117,7 @@ def main() -> int:
     print(f"  bytes-to-frame latency through a pty + SerialPort: median {p50:.0f} us, "
           f"p99 {p99:.0f} us   (informational: includes the kernel and thread wake-up; "
           f"target p99 <= 5000 us)")
-    return 0
+    return targets.exit_code()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from edgenode.detect.plots import Plot, RadarPlotter
 from edgenode.detect.tracker import Tracker
 from hal.radar import RadarFrame
+from tests.bench.targets import Targets
 
 REPEATS = 5
 
@@ -96,13 +97,16 @@ def bench_tracker() -> tuple[float, int]:
 
 
 def main() -> int:
+    targets = Targets("bench_tracking")
     fps = bench_plotter()
+    verdict = targets.at_least("radar chain", fps, 2000, "frames/s")
     print(f"radar chain (plots, 64 points/frame): {fps:,.0f} frames/s "
-          f"(target >= 2,000 frames/s) {'OK' if fps >= 2000 else 'BELOW TARGET'}")
+          f"(target >= 2,000 frames/s) {verdict}")
     ups, live = bench_tracker()
+    verdict = targets.at_least("tracker", ups, 10000, "updates/s")
     print(f"tracker ({live} live tracks): {ups:,.0f} updates/s "
-          f"(target >= 10,000 updates/s) {'OK' if ups >= 10000 else 'BELOW TARGET'}")
-    return 0
+          f"(target >= 10,000 updates/s) {verdict}")
+    return targets.exit_code()
 
 
 if __name__ == "__main__":

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from edgenode.cli.radar_replay import replay_radar
+from hal.radar import ti_mmwave
 from tests.detect.test_plots import radar_points
-
-ti_mmwave = pytest.importorskip("hal.radar.ti_mmwave")
 
 CAPTURE = "radar/xwr16xx_processed_stream_2020_06_23T14_48_29_159"
 

@@ -11,7 +11,6 @@ import numpy as np
 
 from edgenode.cli.sim import demo_operator_key, sim_config, to_toml
 from hal.ports.audio.wav import read_wav
-from hal.radar import points_digest
 from tests.conftest import EDGENODE, ROOT
 from tests.sim.conftest import start_twin
 
@@ -55,7 +54,7 @@ def test_record_from_the_twin_then_replay_both_streams(tmp_path: Path) -> None:
     for frame in decoded:
         expected = np.array(sent[frame.frame_number]["points"], dtype=np.float32).reshape(-1, 6)
         np.testing.assert_array_equal(frame.points[:, :4], expected[:, :4])
-    assert points_digest(decoded[-1].points)  # frames with points, not only empty ones
+    assert any(len(frame.points) for frame in decoded)  # frames with points, not only empty
     assert last["frames_rejected"] == 0
 
     # Audio: every channel of the array at its rate, for the time asked.

@@ -106,6 +106,12 @@ def test_every_payload_on_every_topic_matches_its_schema(mosquitto: Mosquitto,
     operator.publish(f"{PREFIX}/cmd", json.dumps(command), qos=1, properties=props)
     assert recorder.wait_for(lambda: len(recorder.on("cmd/result/ctl-1")) == 1)
     assert recorder.wait_for(lambda: len(recorder.track_events()) == 3)
+    # The birth is retained: a consumer that comes later is told the node is online.
+    late = Recorder(mosquitto.port, topic=f"{PREFIX}/status").start()
+    assert late.wait_for(lambda: late.on("status"))
+    retained = late.on("status")[0]
+    late.stop()
+    assert retained.retain is True and retained.payload["state"] == "online"
     link.stop()
     assert recorder.wait_for(lambda: recorder.on("status")[-1].payload["state"] == "offline")
     operator.loop_stop()
@@ -116,7 +122,8 @@ def test_every_payload_on_every_topic_matches_its_schema(mosquitto: Mosquitto,
     assert topics == {"status", "health", "events", "audit", "effector", "selftest", "cmd",
                       "cmd/result", "cmd/result/ctl-1", "ping"}
     birth = recorder.on("status")[0]
-    assert birth.retain is False or birth.payload["state"] == "online"
+    # delivered live to a subscriber that was there: the retain flag is not set
+    assert birth.retain is False and birth.payload["state"] == "online"
     assert birth.payload | {"t": 0} == {
         "v": 1, "site": SITE, "node": NODE, "session": 1, "t": 0, "state": "online",
         "version": "0.1.0", "hardware": "test-rig", "capabilities": ["radar", "acoustic"],

@@ -102,7 +102,10 @@ def test_rows_in_flight_are_never_dropped(tmp_path: Path) -> None:
     _fill(box, [PRIORITY_UPDATE] * 5, created=1000.0)
     claimed = box.claim(0, limit=2)
     drops = _fill(box, [PRIORITY_UPDATE], created=2000.0)
-    assert all(seq not in (0, 1) for d in drops for seq in d.seqs)
+    dropped = [seq for d in drops for seq in d.seqs]
+    assert dropped, "over the size cap, yet nothing was dropped"
+    assert not {0, 1} & set(dropped), "a row in flight was dropped"
+    assert {r.id for r in claimed} <= {r[0] for r in box._db.execute("SELECT id FROM outbox")}
     assert box.expire(now=5000.0)  # expires the rest...
     assert {r.id for r in claimed} <= {r[0] for r in box._db.execute("SELECT id FROM outbox")}
     box.delete([r.id for r in claimed])

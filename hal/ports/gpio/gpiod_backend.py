@@ -4,35 +4,42 @@ The header chip is found by its label, never by number: on a Pi 5 it moved from 
 gpiochip0 between kernels. Labels: "pinctrl-rp1" (Pi 5), "pinctrl-bcm2711" (Pi 4, CM4),
 "pinctrl-bcm2835" (older Pis). Each line is its own request with consumer "edgenode", so
 `gpioinfo` shows who holds it and a conflict names the line.
+
+The gpiod module is the library seam: `GpiodGpio(gpiod_module=...)` takes another module with
+the same v2 API (the tests' fake, where the kernel has no gpio-sim), as `RpiGpio` does.
 """
 
 from __future__ import annotations
 
 import errno
 import glob
+import importlib
 import logging
 import os
 import threading
-
-import gpiod
-from gpiod.line import Bias as GpiodBias
-from gpiod.line import Direction, Value
+from types import ModuleType
+from typing import Any
 
 from hal.ports.gpio import Bias, GpioError
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "edgenode"
-
-_BIAS = {
-    "pull_down": GpiodBias.PULL_DOWN,
-    "pull_up": GpiodBias.PULL_UP,
-    "disabled": GpiodBias.DISABLED,
-}
+_BIAS_NAMES = {"pull_down": "PULL_DOWN", "pull_up": "PULL_UP", "disabled": "DISABLED"}
 
 
-def find_chip(label: str, dev_dir: str = "/dev") -> str:
+def _import_gpiod() -> ModuleType:
+    try:
+        return importlib.import_module("gpiod")
+    except ImportError as exc:
+        raise GpioError(f"gpio backend 'gpiod' is not installed here: {exc}; install the "
+                        "libgpiod v2 bindings (pip install 'gpiod>=2') or choose another "
+                        "relay.backend") from exc
+
+
+def find_chip(label: str, dev_dir: str = "/dev", gpiod: Any = None) -> str:
     """Path of the gpiochip character device whose label is `label`; GpioError if none."""
+    gpiod = gpiod or _import_gpiod()
     seen: list[str] = []
     for path in sorted(glob.glob(os.path.join(dev_dir, "gpiochip*"))):
         try:
@@ -59,7 +66,7 @@ def find_chip(label: str, dev_dir: str = "/dev") -> str:
 class GpiodOutput:
     """One requested output line."""
 
-    def __init__(self, gpio: GpiodGpio, line: int, request: gpiod.LineRequest):
+    def __init__(self, gpio: GpiodGpio, line: int, request: Any):
         self._gpio, self._line, self._request = gpio, line, request
         self._closed = False
 
@@ -67,13 +74,14 @@ class GpiodOutput:
         if self._closed:
             raise GpioError(f"gpio line {self._line} on {self._gpio.chip_label}: set after close")
         try:
-            self._request.set_value(self._line, Value.ACTIVE if level else Value.INACTIVE)
+            value = self._gpio.Value.ACTIVE if level else self._gpio.Value.INACTIVE
+            self._request.set_value(self._line, value)
         except OSError as exc:
             raise GpioError(f"gpio line {self._line} on {self._gpio.chip_label}: "
                             f"set failed: {exc}") from exc
 
     def get(self) -> bool:
-        return self._request.get_value(self._line) == Value.ACTIVE
+        return bool(self._request.get_value(self._line) == self._gpio.Value.ACTIVE)
 
     def close(self) -> None:
         if self._closed:
@@ -82,9 +90,10 @@ class GpiodOutput:
         try:
             # Hand the line back as a pulled-down input: the kernel keeps a released output's
             # level, and the board's pull-down (not a forgotten high) must decide from now on.
+            g = self._gpio
             self._request.reconfigure_lines(
-                {self._line: gpiod.LineSettings(direction=Direction.INPUT,
-                                                bias=GpiodBias.PULL_DOWN)})
+                {self._line: g.gpiod.LineSettings(direction=g.Direction.INPUT,
+                                                  bias=g.Bias.PULL_DOWN)})
         except OSError as exc:
             log.warning("gpio line %d: could not return to input before release: %s",
                         self._line, exc)
@@ -96,7 +105,7 @@ class GpiodOutput:
 class GpiodInput:
     """One requested input line with its bias."""
 
-    def __init__(self, gpio: GpiodGpio, line: int, request: gpiod.LineRequest):
+    def __init__(self, gpio: GpiodGpio, line: int, request: Any):
         self._gpio, self._line, self._request = gpio, line, request
         self._closed = False
 
@@ -104,7 +113,7 @@ class GpiodInput:
         if self._closed:
             raise GpioError(f"gpio line {self._line} on {self._gpio.chip_label}: read after close")
         try:
-            return self._request.get_value(self._line) == Value.ACTIVE
+            return bool(self._request.get_value(self._line) == self._gpio.Value.ACTIVE)
         except OSError as exc:
             raise GpioError(f"gpio line {self._line} on {self._gpio.chip_label}: "
                             f"read failed: {exc}") from exc
@@ -122,14 +131,17 @@ class GpiodGpio:
 
     Options: `chip_label` (default "pinctrl-rp1"); `device`, an explicit /dev/gpiochipN path
     that must still carry that label (a wrong chip is refused, not used); `dev_dir`, where to
-    scan for chips (default /dev).
+    scan for chips (default /dev); `gpiod_module`, another module with the gpiod v2 API.
     """
 
     def __init__(self, chip_label: str = "pinctrl-rp1", device: str | None = None,
-                 dev_dir: str = "/dev"):
+                 dev_dir: str = "/dev", gpiod_module: ModuleType | Any | None = None):
+        gpiod = self.gpiod = gpiod_module or _import_gpiod()
+        self.Value, self.Direction, self.Bias = (gpiod.line.Value, gpiod.line.Direction,
+                                                 gpiod.line.Bias)
         self.chip_label = chip_label
         if device is None:
-            self.path = find_chip(chip_label, dev_dir)
+            self.path = find_chip(chip_label, dev_dir, gpiod)
         else:
             self.path = device
             try:
@@ -150,7 +162,7 @@ class GpiodGpio:
         self._closed = False
         log.info("gpio: using %s (%s)", self.path, chip_label)
 
-    def _request(self, line: int, name: str, settings: gpiod.LineSettings) -> gpiod.LineRequest:
+    def _request(self, line: int, name: str, settings: Any) -> Any:
         with self._lock:
             if self._closed:
                 raise GpioError(f"gpio chip {self.path}: closed")
@@ -180,15 +192,16 @@ class GpiodGpio:
 
     def output(self, line: int, *, initial: bool, name: str) -> GpiodOutput:
         """Request `line` as an output already at `initial`: no glitch through another level."""
-        settings = gpiod.LineSettings(direction=Direction.OUTPUT,
-                                      output_value=Value.ACTIVE if initial else Value.INACTIVE)
+        value = self.Value.ACTIVE if initial else self.Value.INACTIVE
+        settings = self.gpiod.LineSettings(direction=self.Direction.OUTPUT, output_value=value)
         out = GpiodOutput(self, line, self._request(line, name, settings))
         self._lines.append(out)
         return out
 
     def input(self, line: int, *, bias: Bias, name: str) -> GpiodInput:
         """Request `line` as an input with the given bias."""
-        settings = gpiod.LineSettings(direction=Direction.INPUT, bias=_BIAS[bias])
+        settings = self.gpiod.LineSettings(direction=self.Direction.INPUT,
+                                           bias=getattr(self.Bias, _BIAS_NAMES[bias]))
         inp = GpiodInput(self, line, self._request(line, name, settings))
         self._lines.append(inp)
         return inp

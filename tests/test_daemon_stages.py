@@ -1,0 +1,147 @@
+"""The daemon's stages fail safe: errors are logged with where they came from (once per
+distinct error, not once per loop), a stage that will not stop keeps what it uses, and
+counters shared between threads are exact."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+
+import pytest
+
+from edgenode.config.models import I2CDevice, SensorsSection
+from edgenode.daemon.sensing import I2CStage, ReadingQueue, _Stage
+from edgenode.health import ErrorLog, Health, LoopThread
+
+HEALTH_LOG = "edgenode.health"
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def test_an_error_is_logged_with_its_traceback_once_per_period_then_with_its_count(
+        caplog: pytest.LogCaptureFixture) -> None:
+    errors = ErrorLog(logging.getLogger("test.errors"), period_s=0.3)
+    caplog.set_level(logging.WARNING, "test.errors")
+    for _ in range(5):
+        try:
+            _raise(OSError(5, "bus error"))
+        except OSError as exc:
+            errors.report(logging.WARNING, "i2c 'compass'", exc)
+    try:
+        _raise(ValueError("other"))
+    except ValueError as exc:
+        assert errors.report(logging.ERROR, "i2c 'compass'", exc)  # a new kind of error
+    time.sleep(0.35)
+    assert errors.report(logging.WARNING, "i2c 'compass'", OSError(5, "bus error"))
+    records = caplog.records
+    assert [(r.levelno, r.getMessage()) for r in records] == [
+        (logging.WARNING, "i2c 'compass': OSError: [Errno 5] bus error"),
+        (logging.ERROR, "i2c 'compass': ValueError: other"),
+        (logging.WARNING,
+         "i2c 'compass': OSError: [Errno 5] bus error (and 4 more since last logged)")]
+    assert records[0].exc_info and "_raise" in caplog.text  # the traceback, to the raise
+
+
+def test_a_failing_step_is_an_error_with_its_traceback_not_a_debug_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    health = Health()
+    stage = health.register("flaky", deadline_s=5)
+    stop = threading.Event()
+    calls = []
+
+    def step() -> None:
+        calls.append(1)
+        if len(calls) >= 6:
+            stop.set()
+        raise RuntimeError("decoder bug")
+
+    caplog.set_level(logging.DEBUG, HEALTH_LOG)
+    thread = LoopThread(stage, step, stop, error_backoff_s=0.01)
+    thread.start()
+    thread.join(5)
+    assert len(calls) == 6 and stage.state == "failed"
+    failures = [r for r in caplog.records if "decoder bug" in r.getMessage()
+                and r.name == HEALTH_LOG and r.exc_info]
+    assert [(r.levelno, r.getMessage()) for r in failures] == [
+        (logging.ERROR, "flaky: step failed: RuntimeError: decoder bug")], "once, at ERROR"
+
+
+def test_an_absent_i2c_part_is_a_warning_with_its_traceback_once_not_every_second(
+        caplog: pytest.LogCaptureFixture) -> None:
+    sensors = SensorsSection(i2c_backend="fake", i2c=[
+        I2CDevice(name="board-temp", kind="tmp102", address=0x48)])
+    stage = I2CStage(sensors, 0.0, Health())
+    stage.PERIOD_S = 0.0
+    caplog.set_level(logging.DEBUG, "edgenode.daemon.sensing")
+    for _ in range(3):
+        stage.step()
+    assert stage.failures == 3 and stage.health.state == "degraded"
+    assert "tmp102 'board-temp'" in stage.errors["board-temp"]
+    logged = [r for r in caplog.records
+              if r.name == "edgenode.daemon.sensing" and "board-temp" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].levelno == logging.WARNING and logged[0].exc_info
+    assert "no ACK" in logged[0].getMessage()
+
+
+class _StuckStage(_Stage):
+    """A reader whose device read never returns until the test lets it."""
+
+    name = "stuck"
+    STOP_TIMEOUT_S = 0.3
+
+    def __init__(self) -> None:
+        super().__init__(Health(), deadline_s=5)
+        self.release = threading.Event()
+        self.in_step = threading.Event()
+        self.closed_while_running = None
+
+    def step(self) -> None:
+        self.in_step.set()
+        self.release.wait(10)
+
+    def close(self) -> None:
+        self.closed_while_running = self._thread.is_alive()
+
+
+def test_a_stage_that_does_not_stop_keeps_its_device_and_says_so(
+        caplog: pytest.LogCaptureFixture) -> None:
+    stage = _StuckStage()
+    stage.start()
+    assert stage.in_step.wait(5)
+    with caplog.at_level(logging.ERROR, "edgenode.daemon.sensing"):
+        stage.stop()
+    assert stage.closed_while_running is None, "closed what a live thread still uses"
+    assert "stuck: the stage's thread did not stop within 0.3 s" in caplog.text
+    stage.release.set()
+    stage._thread.join(5)
+
+
+def test_a_stage_that_stops_closes_its_device() -> None:
+    stage = _StuckStage()
+    stage.release.set()
+    stage.start()
+    assert stage.in_step.wait(5)
+    stage.stop()
+    assert stage.closed_while_running is False
+
+
+def test_drops_counted_by_several_readers_at_once_are_exact() -> None:
+    readings = ReadingQueue(maxsize=2)
+    per_thread, threads = 20_000, 4
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show
+    try:
+        workers = [threading.Thread(target=lambda: [readings.put("radar", i)
+                                                    for i in range(per_thread)])
+                   for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert readings.dropped + readings.depth() == per_thread * threads
