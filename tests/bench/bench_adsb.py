@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from hal.adsb.beast import encode_frame
 from hal.adsb.feed import AdsbFeed, FakeAdsbBackend
 from hal.sim.adsb import Flight, encode_identification, encode_position, encode_velocity
+from tests.bench.targets import Targets
 
 TARGET_MSG_S = 5_000
 
@@ -58,11 +59,11 @@ def main() -> int:
     stream, n = busy_sky()
     print(f"adsb: Beast -> aircraft updates ({n} messages, 40 aircraft)")
     msg_s, updates = rate(stream, n)
-    verdict = "ok" if msg_s >= TARGET_MSG_S else "BELOW TARGET"
+    targets = Targets("bench_adsb")
+    verdict = targets.at_least("Beast messages decoded", msg_s, TARGET_MSG_S, "messages/s")
     print(f"  synthetic busy sky: {msg_s:10,.0f} messages/s ({updates} updates)   "
           f"(target >= {TARGET_MSG_S:,} messages/s) {verdict}")
-    ok = msg_s >= TARGET_MSG_S
-    return 0 if ok else 1
+    return targets.exit_code()
 
 
 if __name__ == "__main__":

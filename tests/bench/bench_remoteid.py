@@ -23,6 +23,7 @@ from edgenode.identify.remoteid_store import RemoteIdStore
 from hal.remoteid.capture import CaptureReader
 from hal.remoteid.linktypes import IEEE802_11_RADIOTAP, Extractor, capture_frames
 from hal.sim import remoteid as tx
+from tests.bench.targets import Targets
 
 TARGET_FPS = 20_000
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "remoteid"
@@ -72,17 +73,16 @@ def store_fps(data: bytes, name: str, min_frames: int = 30_000) -> float:
 
 
 def main() -> int:
-    missed = False
+    targets = Targets("bench_remoteid")
     print("remoteid: capture -> carriers -> decoded messages")
     for name, data in captures():
         fps, wall = decoded_fps(data, name)
-        verdict = "ok" if fps >= TARGET_FPS else "BELOW TARGET"
-        missed |= fps < TARGET_FPS
+        verdict = targets.at_least(f"{name} decoded frames", fps, TARGET_FPS, "frames/s")
         print(f"  {name:<28} {fps:10,.0f} decoded frames/s   "
               f"(target >= {TARGET_FPS:,} frames/s) {verdict}; wall clock {wall:,.0f}/s")
         print(f"  {'':<28} {store_fps(data, name):10,.0f} frames/s into the identity store "
               "(informational)")
-    return 1 if missed else 0
+    return targets.exit_code()
 
 
 if __name__ == "__main__":
