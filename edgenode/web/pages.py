@@ -32,7 +32,7 @@ def render(name: str, *, logged_in: bool) -> str:
     body = BODIES[name]
     if name == "selftest":
         body = body.replace("></section>", (
-            '><button id="run-selftest">Run self-test</button><table id="checks"></table>'
+            '><button id="run-selftest">Run self-test</button><div id="checks"></div>'
             '<form method="post" action="/logout"><button>Log out</button></form></section>'
             if logged_in else ">" + LOGIN + "</section>"))
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -62,6 +62,7 @@ td, th { text-align: left; padding: 0.35rem 0.3rem; border-bottom: 1px solid #77
 .failed, .FAIL { color: #b00; font-weight: 700; }
 .muted { color: #444; font-size: 0.85rem; }
 .hint { font-size: 0.85rem; }
+.check { border-bottom: 1px solid #777; padding: 0.4rem 0; }
 button, input, select { font: inherit; padding: 0.5rem 0.8rem; border: 2px solid #000;
                         background: #fff; margin: 0.25rem 0; }
 button { background: #000; color: #fff; font-weight: 700; }
@@ -137,10 +138,11 @@ function sky(st) {
     const rng = tr.range_m ? tr.range_m.value : null;
     const [x, y] = polar(az, rng == null ? 175 : Math.min(rng * scale, 175));
     const kind = cls.type === "drone" ? "drone" : "other";
-    g += `<circle class="track ${kind}" cx="${x}" cy="${y}" r="8" data-bearing="${az}"` +
-         ` data-t="${tr.t}"` +
+    const minor = cls.type === "clutter";  // the mast's own echoes: drawn small, unlabelled
+    g += `<circle class="track ${kind}" cx="${x}" cy="${y}" r="${minor ? 3 : 8}"` +
+         ` data-bearing="${az}" data-t="${tr.t}"` +
          ` data-class="${esc(cls.type)}" data-id="${esc(tr.object_id)}"/>` +
-         `<text x="${x + 10}" y="${y - 10}">${esc(cls.type)}</text>`;
+         (minor ? "" : `<text x="${x + 10}" y="${y - 10}">${esc(cls.type)}</text>`);
     const pct = Math.round(cls.confidence * 100);
     list += `<li data-id="${esc(tr.object_id)}">${esc(cls.type)} ${pct} %,` +
             ` bearing ${az.toFixed(1)} deg${rng == null ? "" : `, ${Math.round(rng)} m`}</li>`;
@@ -150,24 +152,25 @@ function sky(st) {
 }
 
 function checks(report) {
-  const rows = (report.checks || []).map((c) => {
+  // One card per check: a phone is too narrow for a five-column table.
+  $("checks").innerHTML = (report.checks || []).map((c) => {
     const result = c.result ||
       (c.state === "ok" ? "PASS" : c.state === "failed" ? "FAIL" : c.state);
     const value = c.value ?? (c.detail ? JSON.stringify(c.detail) : "");
-    return `<tr data-check="${esc(c.name)}"><th>${esc(c.name)}</th>` +
-      `<td class="${esc(result)}">${esc(result)}</td><td>${esc(value)}` +
-      `${c.expected ? `<div class="muted">expected ${esc(c.expected)}</div>` : ""}</td>` +
-      `<td class="hint">${esc(c.hint || c.reason)}</td></tr>`;
-  });
-  $("checks").innerHTML = "<tr><th>Part</th><th>Result</th><th>Value</th><th>What to do</th></tr>" +
-    rows.join("");
+    return `<div class="check" data-check="${esc(c.name)}"><div><strong>${esc(c.name)}</strong>` +
+      ` <span class="${esc(result)}">${esc(result)}</span></div>` +
+      (value !== "" ? `<div>${esc(value)} ${esc(c.unit || "")}</div>` : "") +
+      (c.expected ? `<div class="muted">expected ${esc(c.expected)}</div>` : "") +
+      (c.hint || c.reason ? `<div class="hint">${esc(c.hint || c.reason)}</div>` : "") +
+      "</div>";
+  }).join("");
 }
 
 async function runSelftest() {
-  $("checks").innerHTML = "<tr><td>running...</td></tr>";
+  $("checks").innerHTML = "<p>running...</p>";
   const r = await fetch("/api/selftest", {method: "POST", credentials: "same-origin"});
   const fail = (text) => {
-    $("checks").innerHTML = `<tr><td class="failed">${esc(text)}</td></tr>`;
+    $("checks").innerHTML = `<p class="failed">${esc(text)}</p>`;
   };
   if (!r.ok) { fail(await r.text()); return; }
   const answer = await r.json();

@@ -50,7 +50,7 @@ def main() -> int:
             browser.find_element(By.NAME, "password").send_keys(PASSWORD)
             browser.find_element(By.CSS_SELECTOR, "#login button").click()
             wait.until(EC.element_to_be_clickable((By.ID, "run-selftest"))).click()
-            wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#checks tr[data-check]")))
+            wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#checks [data-check]")))
             browser.save_screenshot(str(OUT / "selftest.png"))
             browser.get(base + "/logs")
             time.sleep(1.0)

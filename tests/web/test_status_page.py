@@ -99,9 +99,9 @@ def test_a_wrong_password_is_refused_and_the_right_one_runs_a_self_test(node, br
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "#login button").click()
     wait(browser, EC.element_to_be_clickable((By.ID, "run-selftest"))).click()
-    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "#checks tr[data-check]")),
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "#checks [data-check]")),
          timeout_s=60)
-    checks = rows(browser, "#checks tr[data-check]", "data-check")
+    checks = rows(browser, "#checks [data-check]", "data-check")
     assert {"radar", "acoustic", "relay"} <= set(checks), checks
     records = _audit(daemon)
     logins = [r for r in records if r["kind"] == "web_login"]
