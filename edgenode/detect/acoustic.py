@@ -131,6 +131,8 @@ class AcousticDetector:
         self._prev_p: np.ndarray | None = None
         nb = hi - lo
         self._occ = np.zeros(nb)
+        self._occupied = np.zeros(nb, dtype=bool)
+        self._free = np.zeros(nb, dtype=bool)
         self._alpha_occ = self.hop_s / p.occupancy_s
         self._lines = StationaryLines(sample_rate_hz, p, self.lo, self.hi, self.df)
         self._blocks = 0
@@ -237,7 +239,9 @@ class AcousticDetector:
         band = raw[:, self.lo:self.hi] * np.float32(2.0)
         band -= raw[:, self.lo - 1:self.hi - 1]
         band -= raw[:, self.lo + 1:self.hi + 1]
-        power = self._beams.power(band) if self._beams is not None else channel_power(band)
+        masked = self._lines.update(frame[self.n - min(self.hop, self.n):, 0], self.hop_s)
+        power = (self._beams.power(band, None, self._free)
+                 if self._beams is not None else channel_power(band))
         # Two hops averaged: a steadier floor and peaks, still faster than rotor wander.
         smooth = power if self._prev_p is None else 0.5 * (power + self._prev_p)
         self._prev_p = power
@@ -247,11 +251,10 @@ class AcousticDetector:
         peaks = np.zeros(len(white), dtype=bool)
         inner = white[1:-1]
         peaks[1:-1] = (inner > p.peak_db) & (inner >= white[:-2]) & (inner >= white[2:])
-        masked = self._lines.update(frame[self.n - min(self.hop, self.n):, 0], self.hop_s)
         # Lines that sit in one short bin most of the time are steady at this resolution too.
         self._occ += self._alpha_occ * (peaks - self._occ)
-        occupied = max3(self._occ) > p.occupancy_level
-        free = peaks & ~(masked | occupied)
+        occupied = self._occupied = max3(self._occ) > p.occupancy_level
+        free = self._free = peaks & ~(masked | occupied)
         evidence = max3(np.where(free, np.minimum(white, 20.0) - p.peak_db + 1.0, 0.0))
         self._blocks += 1
         f0: float | None = None

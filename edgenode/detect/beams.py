@@ -57,22 +57,39 @@ class BeamBank:
         self.best = 0
         self.blocks = 0
 
-    def power(self, band: np.ndarray) -> np.ndarray:
-        """Power spectrum of the best beam for a (channels, F) band spectrum."""
+    def power(self, band: np.ndarray, steady: np.ndarray | None = None,
+              peaks: np.ndarray | None = None) -> np.ndarray:
+        """Power spectrum of the best beam for a (channels, F) band spectrum. `steady` (F,)
+        marks bins of stationary lines (machinery): they never count as a beam's evidence, so
+        a generator louder than the drone does not pull the beam onto itself."""
         x = band[: self.mics]
         n = self.n_sel
         self.blocks += 1
         if n >= self.seg and self.blocks % self.every == 1 % self.every:
             sel = np.matmul(x[:, :n].T[:, None, :], self.steer_sel)[:, 0, :].T  # (B, n)
             p = sel.real**2 + sel.imag**2
-            # Each beam's own floor: the median of each floor_span segment (a step floor,
-            # enough to rank beams; the chosen beam is whitened properly later).
-            seg = p.reshape(len(p), n // self.seg, self.seg)
-            mid = self.seg // 2
-            floor = np.partition(seg, mid, axis=2)[:, :, mid: mid + 1]
-            ratio = seg / (floor * self.peak + 1e-30)
-            tonal = np.log(np.maximum(ratio, 1.0)).sum(axis=(1, 2))
+            if peaks is not None:
+                # Where the free tonal peaks (lines that are not stationary) come from: each
+                # peak's power in every beam against its mean over the beams, summed in log.
+                chosen = peaks[:n]
+                pk = p[:, chosen]
+                tonal = (np.log(pk + 1e-30).sum(axis=1)
+                         - np.log(pk.mean(axis=0) + 1e-30).sum()) if chosen.any() else 0.0
+            else:
+                tonal = self._segment_tonal(p, steady)
             self.evidence += self.alpha * (tonal - self.evidence)
             self.best = int(self.evidence.argmax())
         beam = np.add.reduce(x * self.steer_beam[self.best], axis=0)
         return (beam.real**2 + beam.imag**2).astype(np.float64)
+
+    def _segment_tonal(self, p: np.ndarray, steady: np.ndarray | None) -> np.ndarray:
+        n = self.n_sel
+        # Each beam's own floor: the median of each floor_span segment (a step floor,
+        # enough to rank beams; the chosen beam is whitened properly later).
+        seg = p.reshape(len(p), n // self.seg, self.seg)
+        mid = self.seg // 2
+        floor = np.partition(seg, mid, axis=2)[:, :, mid: mid + 1]
+        ratio = seg / (floor * self.peak + 1e-30)
+        if steady is not None:
+            ratio[:, steady[:n].reshape(n // self.seg, self.seg)] = 1.0
+        return np.log(np.maximum(ratio, 1.0)).sum(axis=(1, 2))

@@ -115,14 +115,14 @@ def make_case(drone_clip: np.ndarray | None, clip_rate: int, case: Case, *, seed
 
 def random_cases(count: int, seed: int, *, machine_share: float = 0.7) -> list[Case]:
     """Cases drawn as doa-dev's: azimuth anywhere, elevation 10-45 deg, range 35-120 m, SNR 20
-    or 6 dB, a machine in most, at least 60 deg from the drone."""
+    or 6 dB, a machine in most, at least 20 deg from the drone."""
     rng = np.random.default_rng(seed)
     cases = []
     for i in range(count):
         az = float(rng.uniform(0, 360))
         machine = None
         if rng.uniform() < machine_share:
-            machine = float((az + rng.uniform(60, 300)) % 360)
+            machine = float((az + rng.uniform(20, 340)) % 360)
         cases.append(Case(azimuth_deg=round(az, 2), elevation_deg=float(rng.uniform(10, 45)),
                           range_m=float(rng.uniform(35, 120)),
                           snr_db=20.0 if i % 2 == 0 else 6.0, machine_azimuth_deg=machine,
