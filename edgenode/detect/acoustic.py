@@ -133,6 +133,7 @@ class AcousticDetector:
         self._occ = np.zeros(nb)
         self._occupied = np.zeros(nb, dtype=bool)
         self._free = np.zeros(nb, dtype=bool)
+        self._near_steady = np.zeros(nb, dtype=bool)
         self._alpha_occ = self.hop_s / p.occupancy_s
         self._lines = StationaryLines(sample_rate_hz, p, self.lo, self.hi, self.df)
         self._blocks = 0
@@ -254,6 +255,7 @@ class AcousticDetector:
         # Lines that sit in one short bin most of the time are steady at this resolution too.
         self._occ += self._alpha_occ * (peaks - self._occ)
         occupied = self._occupied = max3(self._occ) > p.occupancy_level
+        self._near_steady = max3(max3(masked | occupied))
         free = self._free = peaks & ~(masked | occupied)
         evidence = max3(np.where(free, np.minimum(white, 20.0) - p.peak_db + 1.0, 0.0))
         self._blocks += 1
@@ -515,8 +517,12 @@ class AcousticDetector:
         # Only peaks on the detected comb (k * f0, within 1.5 bins) carry the drone's phase: a
         # stray tonal peak elsewhere can pull the search to another direction.
         # A dozen bins: plain Python beats numpy's per-call overhead.
+        # Nor do bins beside a stationary line: the window spreads a machine's line over its
+        # neighbours, and their phase is then the machine's as much as the drone's.
+        near = self._near_steady
         bins = [b for b in self._peak_bins
-                if (k := round(b * self.df / f0)) >= 1 and abs(b - k * f0 / self.df) <= 1.5]
+                if (k := round(b * self.df / f0)) >= 1 and abs(b - k * f0 / self.df) <= 1.5
+                and not near[b - self.lo]]
         if len(bins) < 2:
             return []
         est = self.doa.estimate(spec, np.array(bins), first_bin=self.lo)
