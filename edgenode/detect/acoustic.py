@@ -241,7 +241,7 @@ class AcousticDetector:
         band -= raw[:, self.lo - 1:self.hi - 1]
         band -= raw[:, self.lo + 1:self.hi + 1]
         masked = self._lines.update(frame[self.n - min(self.hop, self.n):, 0], self.hop_s)
-        power = (self._beams.power(band, None, self._free)
+        power = (self._beams.power(band, self._near_steady, self._free)
                  if self._beams is not None else channel_power(band))
         # Two hops averaged: a steadier floor and peaks, still faster than rotor wander.
         smooth = power if self._prev_p is None else 0.5 * (power + self._prev_p)

@@ -16,6 +16,9 @@ def channel_power(band: np.ndarray) -> np.ndarray:
     return (summed[0::2] + summed[1::2]).astype(np.float64)
 
 
+OTHER_WEIGHT = 0.1  # weight of a bin that is no free tonal peak in a beam's evidence
+
+
 class BeamBank:
     """Frequency-domain delay-and-sum beams on the horizon; the spectrum of the best one.
 
@@ -68,28 +71,28 @@ class BeamBank:
         if n >= self.seg and self.blocks % self.every == 1 % self.every:
             sel = np.matmul(x[:, :n].T[:, None, :], self.steer_sel)[:, 0, :].T  # (B, n)
             p = sel.real**2 + sel.imag**2
-            if peaks is not None:
-                # Where the free tonal peaks (lines that are not stationary) come from: each
-                # peak's power in every beam against its mean over the beams, summed in log.
-                chosen = peaks[:n]
-                pk = p[:, chosen]
-                tonal = (np.log(pk + 1e-30).sum(axis=1)
-                         - np.log(pk.mean(axis=0) + 1e-30).sum()) if chosen.any() else 0.0
-            else:
-                tonal = self._segment_tonal(p, steady)
-            self.evidence += self.alpha * (tonal - self.evidence)
+            self.evidence += self.alpha * (self._tonal(p, steady, peaks) - self.evidence)
             self.best = int(self.evidence.argmax())
         beam = np.add.reduce(x * self.steer_beam[self.best], axis=0)
         return (beam.real**2 + beam.imag**2).astype(np.float64)
 
-    def _segment_tonal(self, p: np.ndarray, steady: np.ndarray | None) -> np.ndarray:
+    def _tonal(self, p: np.ndarray, steady: np.ndarray | None,
+               peaks: np.ndarray | None) -> np.ndarray:
+        """Each beam's tonal evidence: lines standing peak_db over that beam's own floor. The
+        free tonal peaks (lines that are not stationary, found in the last block) count in
+        full, other bins at OTHER_WEIGHT, stationary lines not at all: a generator louder
+        than the drone then cannot pull the beam onto itself, and a rotor too faint to give
+        peaks still steers it through its lines' energy."""
         n = self.n_sel
         # Each beam's own floor: the median of each floor_span segment (a step floor,
         # enough to rank beams; the chosen beam is whitened properly later).
         seg = p.reshape(len(p), n // self.seg, self.seg)
         mid = self.seg // 2
         floor = np.partition(seg, mid, axis=2)[:, :, mid: mid + 1]
-        ratio = seg / (floor * self.peak + 1e-30)
+        tonal = np.log(np.maximum(seg / (floor * self.peak + 1e-30), 1.0)).reshape(len(p), n)
+        weight = np.full(n, OTHER_WEIGHT)
+        if peaks is not None:
+            weight[peaks[:n]] = 1.0
         if steady is not None:
-            ratio[:, steady[:n].reshape(n // self.seg, self.seg)] = 1.0
-        return np.log(np.maximum(ratio, 1.0)).sum(axis=(1, 2))
+            weight[steady[:n]] = 0.0
+        return tonal @ weight
