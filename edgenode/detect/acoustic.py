@@ -134,6 +134,7 @@ class AcousticDetector:
         self._occupied = np.zeros(nb, dtype=bool)
         self._free = np.zeros(nb, dtype=bool)
         self._near_steady = np.zeros(nb, dtype=bool)
+        self._near_line = np.zeros(nb, dtype=bool)
         self._alpha_occ = self.hop_s / p.occupancy_s
         self._lines = StationaryLines(sample_rate_hz, p, self.lo, self.hi, self.df)
         self._blocks = 0
@@ -255,7 +256,10 @@ class AcousticDetector:
         # Lines that sit in one short bin most of the time are steady at this resolution too.
         self._occ += self._alpha_occ * (peaks - self._occ)
         occupied = self._occupied = max3(self._occ) > p.occupancy_level
+        # Beside a stationary line: kept out of the beam's choice, and (the fine mask only:
+        # a rotor's low harmonics can sit in one short bin too) out of the bearing.
         self._near_steady = max3(max3(masked | occupied))
+        self._near_line = max3(max3(self._lines.held_mask))
         free = self._free = peaks & ~(masked | occupied)
         evidence = max3(np.where(free, np.minimum(white, 20.0) - p.peak_db + 1.0, 0.0))
         self._blocks += 1
@@ -519,7 +523,7 @@ class AcousticDetector:
         # A dozen bins: plain Python beats numpy's per-call overhead.
         # Nor do bins beside a stationary line: the window spreads a machine's line over its
         # neighbours, and their phase is then the machine's as much as the drone's.
-        near = self._near_steady
+        near = self._near_line
         bins = [b for b in self._peak_bins
                 if (k := round(b * self.df / f0)) >= 1 and abs(b - k * f0 / self.df) <= 1.5
                 and not near[b - self.lo]]

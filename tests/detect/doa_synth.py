@@ -37,6 +37,7 @@ class Case:
     snr_db: float
     machine_azimuth_deg: float | None
     machine_f0_hz: float = 0.0
+    machine_drift_pct: float = 0.0
 
 
 def _direction(az_deg: float, el_deg: float) -> np.ndarray:
@@ -67,13 +68,21 @@ def _propagate(src: np.ndarray, source_xyz: np.ndarray, mics: np.ndarray, fs: in
     return x * gains[:, None]
 
 
-def generator_tone(f0_hz: float, n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
-    """A steady generator: ten harmonics of f0, levels falling with a spread, random phases."""
+def generator_tone(f0_hz: float, n: int, fs: int, rng: np.random.Generator,
+                   drift_pct: float = 0.0) -> np.ndarray:
+    """A generator: ten harmonics of f0, levels falling with a spread, random phases; its
+    governor drifting by up to drift_pct over some tens of seconds."""
     t = np.arange(n) / fs
+    period = rng.uniform(20.0, 60.0)
+    # Phase of the fundamental: the integral of f0 (1 + d sin(2 pi t / period + phi)).
+    phi = rng.uniform(0, 2 * np.pi)
+    d = drift_pct / 100.0
+    cycles = f0_hz * (t - d * period / (2 * np.pi) * (np.cos(2 * np.pi * t / period + phi)
+                                                      - np.cos(phi)))
     out = np.zeros(n)
     for k in range(1, 11):
         amp = 10 ** ((-2.0 * (k - 1) + rng.uniform(-4.0, 4.0)) / 20.0)
-        out += amp * np.sin(2 * np.pi * k * f0_hz * t + rng.uniform(0, 2 * np.pi))
+        out += amp * np.sin(2 * np.pi * k * cycles + rng.uniform(0, 2 * np.pi))
     return out
 
 
@@ -100,8 +109,8 @@ def make_case(drone_clip: np.ndarray | None, clip_rate: int, case: Case, *, seed
     if case.machine_azimuth_deg is not None:
         horizontal = _direction(case.machine_azimuth_deg, 0.0) * 25.0
         horizontal[2] = 1.0 - ARRAY_HEIGHT_M
-        machine = _propagate(generator_tone(case.machine_f0_hz, n, fs, rng), horizontal,
-                             true, fs, gains)
+        tone = generator_tone(case.machine_f0_hz, n, fs, rng, case.machine_drift_pct)
+        machine = _propagate(tone, horizontal, true, fs, gains)
         total = total + machine * math.sqrt(p_drone / float(np.mean(machine**2)))
     p_noise = p_drone / 10 ** (case.snr_db / 10.0)
     white = rng.standard_normal((16, n))
@@ -113,9 +122,11 @@ def make_case(drone_clip: np.ndarray | None, clip_rate: int, case: Case, *, seed
     return (total.T / (8.0 * float(np.abs(total).max()))).astype(np.float32)
 
 
-def random_cases(count: int, seed: int, *, machine_share: float = 0.7) -> list[Case]:
+def random_cases(count: int, seed: int, *, machine_share: float = 0.7,
+                 drift_pct: float = 0.0) -> list[Case]:
     """Cases drawn as doa-dev's: azimuth anywhere, elevation 10-45 deg, range 35-120 m, SNR 20
-    or 6 dB, a machine in most, at least 20 deg from the drone."""
+    or 6 dB, a machine in most, at least 20 deg from the drone (drift_pct: its governor's
+    drift, none in doa-dev's recipe)."""
     rng = np.random.default_rng(seed)
     cases = []
     for i in range(count):
@@ -126,5 +137,6 @@ def random_cases(count: int, seed: int, *, machine_share: float = 0.7) -> list[C
         cases.append(Case(azimuth_deg=round(az, 2), elevation_deg=float(rng.uniform(10, 45)),
                           range_m=float(rng.uniform(35, 120)),
                           snr_db=20.0 if i % 2 == 0 else 6.0, machine_azimuth_deg=machine,
-                          machine_f0_hz=float(rng.uniform(90, 160))))
+                          machine_f0_hz=float(rng.uniform(90, 160)),
+                          machine_drift_pct=drift_pct))
     return cases
