@@ -7,6 +7,7 @@ import numpy as np
 
 from edgenode.detect.acoustic_params import AcousticParams
 from edgenode.detect.doa import SPEED_OF_SOUND_MPS, unit_vectors
+from edgenode.detect.rank import max3
 
 
 def channel_power(band: np.ndarray) -> np.ndarray:
@@ -93,6 +94,6 @@ class BeamBank:
         weight = np.full(n, OTHER_WEIGHT)
         if peaks is not None:
             weight[peaks[:n]] = 1.0
-        if steady is not None:
-            weight[steady[:n]] = 0.0
+        if steady is not None:  # and the bins beside them, where the window spreads them
+            weight[max3(max3(steady[:n]))] = 0.0
         return tonal @ weight
