@@ -84,6 +84,9 @@ log = logging.getLogger(__name__)
 _NEIGHBOURS2 = np.arange(-2, 3)
 FAINT_DOA_S = 4.0  # the faint comb's bearing is taken over this much of its average
 FAINT_MAX_ERROR_DEG = 15.0
+# Low harmonics that may go unpenalised for lying under a stationary line: a drone's comb
+# crosses a generator's lines now and then, a comb made of a machine's neighbourhood always.
+WAIVED = 1
 
 
 @dataclass(frozen=True)
@@ -452,7 +455,9 @@ class AcousticDetector:
             misses = np.add.reduce(below & ~low & seen & self._comb_valid.T[: p.miss_harmonics],
                                    axis=0)
         else:
-            misses = np.add.reduce(seen & ~low & self._comb_valid.T[: p.miss_harmonics], axis=0)
+            missing = self._low_in_band - np.add.reduce(low, axis=0)
+            unseen = np.add.reduce(~seen & ~low & self._comb_valid.T[: p.miss_harmonics], axis=0)
+            misses = np.maximum(missing - unseen, missing - WAIVED)
         strength = np.add.reduce(comb, axis=0)
         strength -= p.miss_penalty * misses
         np.maximum(strength, 0.0, out=strength)
