@@ -84,9 +84,6 @@ log = logging.getLogger(__name__)
 _NEIGHBOURS2 = np.arange(-2, 3)
 FAINT_DOA_S = 4.0  # the faint comb's bearing is taken over this much of its average
 FAINT_MAX_ERROR_DEG = 15.0
-# Low harmonics that may go unpenalised for lying under a stationary line: a drone's comb
-# crosses a generator's lines now and then, a comb made of a machine's neighbourhood always.
-WAIVED = 1
 
 
 @dataclass(frozen=True)
@@ -145,9 +142,6 @@ class AcousticDetector:
         self._comb_index, self._comb_valid, self._f0_grid = self._build_comb()
         self._low_in_band = self._comb_valid[:, : p.miss_harmonics].sum(axis=1)
         self._ev_buf = np.zeros(self.hi - self.lo + 1)
-        # Bins hidden under a stationary line (and beside it), the last slot never: a harmonic
-        # there cannot be seen, so it is no miss.
-        self._hidden_buf = np.zeros(self.hi - self.lo + 1, dtype=bool)
         self._k = np.arange(1, p.harmonics + 1, dtype=np.float64)
         # Per candidate, for _refine_f0: its harmonics' bins, which of them lie off the band's
         # edges, and each one's neighbourhood (two bins each side, kept inside the band).
@@ -262,7 +256,6 @@ class AcousticDetector:
         occupied = max3(self._occ) > p.occupancy_level
         # Stationary lines: kept out of the beam's choice (the next block's).
         steady = self._steady = masked | occupied
-        self._hidden_buf[:-1] = max3(steady)
         free = self._free = peaks & ~steady
         evidence = max3(np.where(free, np.minimum(white, 20.0) - p.peak_db + 1.0, 0.0))
         self._blocks += 1
@@ -448,16 +441,11 @@ class AcousticDetector:
         # A missing low harmonic counts against a candidate: f0/2 explains every line of f0
         # but leaves its odd harmonics empty.
         low = present[: p.miss_harmonics]
-        # A harmonic under a machine's line is unseen, not missing: no penalty.
-        seen = ~self._hidden_buf[self._comb_index[: p.miss_harmonics]]
         if roll_off:
             below = np.logical_or.accumulate(low[::-1], axis=0)[::-1]
-            misses = np.add.reduce(below & ~low & seen & self._comb_valid.T[: p.miss_harmonics],
-                                   axis=0)
+            misses = np.add.reduce(below & ~low & self._comb_valid.T[: p.miss_harmonics], axis=0)
         else:
-            missing = self._low_in_band - np.add.reduce(low, axis=0)
-            unseen = np.add.reduce(~seen & ~low & self._comb_valid.T[: p.miss_harmonics], axis=0)
-            misses = np.maximum(missing - unseen, missing - WAIVED)
+            misses = self._low_in_band - np.add.reduce(low, axis=0)
         strength = np.add.reduce(comb, axis=0)
         strength -= p.miss_penalty * misses
         np.maximum(strength, 0.0, out=strength)
@@ -531,8 +519,8 @@ class AcousticDetector:
         # A dozen bins: plain Python beats numpy's per-call overhead.
         # Nor do bins beside a stationary line: the window spreads a machine's line over its
         # neighbours, and their phase is then the machine's as much as the drone's.
-        # (Lines that held their fine bin only: a rotor's low harmonics can sit in one short
-        # bin, or stand out in the fine spectrum for a moment, too.)
+        # (Lines of the fine mask and those that held their fine bin, not the short-bin
+        # occupancy: a rotor's low harmonics can sit in one short bin too.)
         near = max3(max3(self._lines.held_mask)) | max3(self._lines.mask)
         bins = [b for b in self._peak_bins
                 if (k := round(b * self.df / f0)) >= 1 and abs(b - k * f0 / self.df) <= 1.5
