@@ -519,9 +519,10 @@ class AcousticDetector:
         # A dozen bins: plain Python beats numpy's per-call overhead.
         # Nor do bins beside a stationary line: the window spreads a machine's line over its
         # neighbours, and their phase is then the machine's as much as the drone's.
-        # (Lines of the fine mask and those that held their fine bin, not the short-bin
-        # occupancy: a rotor's low harmonics can sit in one short bin too.)
-        near = max3(max3(self._lines.held_mask)) | max3(self._lines.mask)
+        # (Lines that held their fine bin only: a rotor's low harmonics can sit in one short
+        # bin, or stand out in the fine spectrum for a moment, and losing them widens the
+        # bearing.)
+        near = max3(max3(self._lines.held_mask))
         bins = [b for b in self._peak_bins
                 if (k := round(b * self.df / f0)) >= 1 and abs(b - k * f0 / self.df) <= 1.5
                 and not near[b - self.lo]]
