@@ -10,10 +10,17 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from edgenode.detect.acoustic import AcousticDetector, AcousticResult
+
+    Blocks = Callable[[AcousticDetector, np.ndarray, int], Iterator[AcousticResult]]
 
 TRUTH_COLUMNS = {"file", "azimuth_deg", "snr_db"}
 
@@ -83,8 +90,8 @@ def wrap_deg(d: float) -> float:
 
 
 def run_case(path: Path, case: DoaCase, positions: np.ndarray, heading_deg: float,
-             gain_db: float) -> DoaOutcome:
-    from edgenode.cli.replay import _run
+             gain_db: float, feed: Blocks) -> DoaOutcome:
+    """`feed` feeds a recording through a detector as the audio port would (replay's)."""
     from edgenode.detect.acoustic import AcousticDetector
     from hal.ports.audio.wav import read_wav
 
@@ -98,7 +105,7 @@ def run_case(path: Path, case: DoaCase, positions: np.ndarray, heading_deg: floa
     first: float | None = None
     blocks = 0
     errors: list[float] = []
-    for r in _run(detector, samples, rate):
+    for r in feed(detector, samples, rate):
         if not r.drone:
             continue
         blocks += 1

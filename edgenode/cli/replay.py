@@ -272,7 +272,8 @@ def cmd_eval_doa(args: argparse.Namespace) -> int:
     for case in cases:
         for gain in args.gain_db or [0.0]:
             try:
-                o = eval_doa.run_case(folder / case.file, case, positions, args.heading, gain)
+                o = eval_doa.run_case(folder / case.file, case, positions, args.heading, gain,
+                                      _run)
             except (OSError, ValueError) as exc:
                 log.error("eval: case %s: %s", folder / case.file, exc)
                 return 1
