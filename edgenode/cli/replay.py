@@ -49,7 +49,9 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
             "ground truth (--truth with --events, or --run SCENARIO)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--clips", type=Path, metavar="DIR",
-                      help="folder holding labels.csv and the WAV clips")
+                      help="folder holding labels.csv and the WAV clips, or truth.csv with "
+                      "drone azimuths (file,azimuth_deg,snr_db[,machine_azimuth_deg]) and "
+                      "multichannel cases: then bearings are scored too")
     what.add_argument("--truth", type=Path, metavar="FILE",
                       help="the twin's truth.jsonl (STATE/sim/truth.jsonl of run --sim)")
     what.add_argument("--run", metavar="SCENARIO",
@@ -58,6 +60,11 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--gain-db", type=float, action="append", metavar="DB",
                    help="--clips: apply this gain before detection; repeat for several "
                    "(default 0)")
+    p.add_argument("--geometry", metavar="NAME|FILE",
+                   help="--clips with truth.csv: microphone geometry (default: the one "
+                   "*.toml in the folder)")
+    p.add_argument("--heading", type=float, default=0.0, metavar="DEG",
+                   help="--clips with truth.csv: mast heading (default 0)")
     p.add_argument("--events", type=Path, metavar="FILE",
                    help="--truth: the daemon's track events, JSON lines (MQTT payloads)")
     p.add_argument("--speed", type=float, metavar="X",
@@ -227,6 +234,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         return cmd_eval_twin(args)
     folder: Path = args.clips
+    from edgenode.cli import eval_doa
+
+    if eval_doa.is_doa_folder(folder):
+        return cmd_eval_doa(args)
     try:
         clips = read_labels(folder)
     except (OSError, ValueError) as exc:
@@ -249,6 +260,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps({"summary": summary}))
     else:
         _print_summary(summary, gains)
+    return 0
+
+
+def cmd_eval_doa(args: argparse.Namespace) -> int:
+    """eval --clips on direction-finding cases (truth.csv with azimuths)."""
+    from edgenode.cli import eval_doa
+
+    folder: Path = args.clips
+    try:
+        cases = eval_doa.read_truth(folder)
+        positions = _load_positions(eval_doa.geometry_for(folder, args.geometry))
+    except (OSError, ValueError) as exc:
+        log.error("eval: %s", exc)
+        return 1
+    outcomes = []
+    for case in cases:
+        for gain in args.gain_db or [0.0]:
+            try:
+                o = eval_doa.run_case(folder / case.file, case, positions, args.heading, gain,
+                                      _run)
+            except (OSError, ValueError) as exc:
+                log.error("eval: case %s: %s", folder / case.file, exc)
+                return 1
+            outcomes.append(o)
+            print(eval_doa.outcome_json(o) if args.json else eval_doa.outcome_line(o),
+                  flush=True)
+    summary = eval_doa.summarise(outcomes)
+    if args.json:
+        print(json.dumps({"summary": summary}))
+    else:
+        print("\n".join(eval_doa.summary_lines(summary)))
     return 0
 
 

@@ -131,6 +131,8 @@ class AcousticDetector:
         self._prev_p: np.ndarray | None = None
         nb = hi - lo
         self._occ = np.zeros(nb)
+        self._free = np.zeros(nb, dtype=bool)
+        self._steady = np.zeros(nb, dtype=bool)
         self._alpha_occ = self.hop_s / p.occupancy_s
         self._lines = StationaryLines(sample_rate_hz, p, self.lo, self.hi, self.df)
         self._blocks = 0
@@ -237,7 +239,9 @@ class AcousticDetector:
         band = raw[:, self.lo:self.hi] * np.float32(2.0)
         band -= raw[:, self.lo - 1:self.hi - 1]
         band -= raw[:, self.lo + 1:self.hi + 1]
-        power = self._beams.power(band) if self._beams is not None else channel_power(band)
+        masked = self._lines.update(frame[self.n - min(self.hop, self.n):, 0], self.hop_s)
+        power = (self._beams.power(band, self._steady, self._free)
+                 if self._beams is not None else channel_power(band))
         # Two hops averaged: a steadier floor and peaks, still faster than rotor wander.
         smooth = power if self._prev_p is None else 0.5 * (power + self._prev_p)
         self._prev_p = power
@@ -247,11 +251,12 @@ class AcousticDetector:
         peaks = np.zeros(len(white), dtype=bool)
         inner = white[1:-1]
         peaks[1:-1] = (inner > p.peak_db) & (inner >= white[:-2]) & (inner >= white[2:])
-        masked = self._lines.update(frame[self.n - min(self.hop, self.n):, 0], self.hop_s)
         # Lines that sit in one short bin most of the time are steady at this resolution too.
         self._occ += self._alpha_occ * (peaks - self._occ)
         occupied = max3(self._occ) > p.occupancy_level
-        free = peaks & ~(masked | occupied)
+        # Stationary lines: kept out of the beam's choice (the next block's).
+        steady = self._steady = masked | occupied
+        free = self._free = peaks & ~steady
         evidence = max3(np.where(free, np.minimum(white, 20.0) - p.peak_db + 1.0, 0.0))
         self._blocks += 1
         f0: float | None = None
@@ -512,8 +517,15 @@ class AcousticDetector:
         # Only peaks on the detected comb (k * f0, within 1.5 bins) carry the drone's phase: a
         # stray tonal peak elsewhere can pull the search to another direction.
         # A dozen bins: plain Python beats numpy's per-call overhead.
+        # Nor do bins beside a stationary line: the window spreads a machine's line over its
+        # neighbours, and their phase is then the machine's as much as the drone's.
+        # (Lines that held their fine bin only: a rotor's low harmonics can sit in one short
+        # bin, or stand out in the fine spectrum for a moment, and losing them widens the
+        # bearing.)
+        near = max3(max3(self._lines.held_mask))
         bins = [b for b in self._peak_bins
-                if (k := round(b * self.df / f0)) >= 1 and abs(b - k * f0 / self.df) <= 1.5]
+                if (k := round(b * self.df / f0)) >= 1 and abs(b - k * f0 / self.df) <= 1.5
+                and not near[b - self.lo]]
         if len(bins) < 2:
             return []
         est = self.doa.estimate(spec, np.array(bins), first_bin=self.lo)

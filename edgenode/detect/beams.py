@@ -7,6 +7,7 @@ import numpy as np
 
 from edgenode.detect.acoustic_params import AcousticParams
 from edgenode.detect.doa import SPEED_OF_SOUND_MPS, unit_vectors
+from edgenode.detect.rank import max3
 
 
 def channel_power(band: np.ndarray) -> np.ndarray:
@@ -14,6 +15,9 @@ def channel_power(band: np.ndarray) -> np.ndarray:
     flat = band.view(band.real.dtype)  # (M, 2F): real and imaginary parts side by side
     summed = np.add.reduce(flat * flat, axis=0)
     return (summed[0::2] + summed[1::2]).astype(np.float64)
+
+
+OTHER_WEIGHT = 0.1  # weight of a bin that is no free tonal peak in a beam's evidence
 
 
 class BeamBank:
@@ -57,22 +61,39 @@ class BeamBank:
         self.best = 0
         self.blocks = 0
 
-    def power(self, band: np.ndarray) -> np.ndarray:
-        """Power spectrum of the best beam for a (channels, F) band spectrum."""
+    def power(self, band: np.ndarray, steady: np.ndarray | None = None,
+              peaks: np.ndarray | None = None) -> np.ndarray:
+        """Power spectrum of the best beam for a (channels, F) band spectrum. `steady` (F,)
+        marks bins of stationary lines (machinery): they never count as a beam's evidence, so
+        a generator louder than the drone does not pull the beam onto itself."""
         x = band[: self.mics]
         n = self.n_sel
         self.blocks += 1
         if n >= self.seg and self.blocks % self.every == 1 % self.every:
             sel = np.matmul(x[:, :n].T[:, None, :], self.steer_sel)[:, 0, :].T  # (B, n)
             p = sel.real**2 + sel.imag**2
-            # Each beam's own floor: the median of each floor_span segment (a step floor,
-            # enough to rank beams; the chosen beam is whitened properly later).
-            seg = p.reshape(len(p), n // self.seg, self.seg)
-            mid = self.seg // 2
-            floor = np.partition(seg, mid, axis=2)[:, :, mid: mid + 1]
-            ratio = seg / (floor * self.peak + 1e-30)
-            tonal = np.log(np.maximum(ratio, 1.0)).sum(axis=(1, 2))
-            self.evidence += self.alpha * (tonal - self.evidence)
+            self.evidence += self.alpha * (self._tonal(p, steady, peaks) - self.evidence)
             self.best = int(self.evidence.argmax())
         beam = np.add.reduce(x * self.steer_beam[self.best], axis=0)
         return (beam.real**2 + beam.imag**2).astype(np.float64)
+
+    def _tonal(self, p: np.ndarray, steady: np.ndarray | None,
+               peaks: np.ndarray | None) -> np.ndarray:
+        """Each beam's tonal evidence: lines standing peak_db over that beam's own floor. The
+        free tonal peaks (lines that are not stationary, found in the last block) count in
+        full, other bins at OTHER_WEIGHT, stationary lines not at all: a generator louder
+        than the drone then cannot pull the beam onto itself, and a rotor too faint to give
+        peaks still steers it through its lines' energy."""
+        n = self.n_sel
+        # Each beam's own floor: the median of each floor_span segment (a step floor,
+        # enough to rank beams; the chosen beam is whitened properly later).
+        seg = p.reshape(len(p), n // self.seg, self.seg)
+        mid = self.seg // 2
+        floor = np.partition(seg, mid, axis=2)[:, :, mid: mid + 1]
+        tonal = np.log(np.maximum(seg / (floor * self.peak + 1e-30), 1.0)).reshape(len(p), n)
+        weight = np.full(n, OTHER_WEIGHT)
+        if peaks is not None:
+            weight[peaks[:n]] = 1.0
+        if steady is not None:  # and the bins beside them, where the window spreads them
+            weight[max3(max3(steady[:n]))] = 0.0
+        return tonal @ weight

@@ -61,18 +61,49 @@ class Wind(_Model):
 
 
 class Machinery(_Model):
-    """A pump or generator: steady harmonic lines from a fixed place."""
+    """A generator, compressor or pump: harmonic lines from a fixed place, whose fundamental
+    drifts slowly (an engine governor or a loaded motor: a few tenths of a per cent over tens
+    of seconds), never wanders as a flight controller makes a rotor wander."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    kind: Literal["generator", "compressor", "pump", "machine"] = "machine"
     position_m: Metres2
     height_m: float = Field(1.0, ge=0, le=100)
     fundamental_hz: float = Field(gt=5, le=2000)
+    # Slow drift of the fundamental, per cent (peak), over drift_period_s.
+    drift_pct: float = Field(0.1, ge=0, le=5)
+    drift_period_s: float = Field(40.0, ge=2, le=3600)
     harmonics: int = Field(6, ge=1, le=40)
-    # Level of each harmonic relative to the one before (dB, negative = falling).
+    # Level of each harmonic relative to the one before (dB, negative = falling) ...
     harmonic_slope_db: float = Field(-3.0, ge=-30, le=0)
-    level_dba_1m: float = Field(ge=20, le=130)
+    # ... or each harmonic's level relative to the fundamental (dB), which then sets harmonics.
+    harmonic_levels_db: list[float] | None = Field(None, min_length=1, max_length=40)
+    # The level, either at 1 m or at 10 m (dB(A), over the ground); exactly one of them.
+    level_dba_1m: float | None = Field(None, ge=20, le=140)
+    level_dba_10m: float | None = Field(None, ge=0, le=120)
     # Radar: a static reflector the radar's clutter removal mostly hides.
     rcs_m2: float = Field(1.0, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _one_level(self) -> Machinery:
+        if (self.level_dba_1m is None) == (self.level_dba_10m is None):
+            raise ValueError(f"machinery '{self.name}': give exactly one of level_dba_1m and "
+                             "level_dba_10m")
+        return self
+
+    @property
+    def source_level_dba_1m(self) -> float:
+        """dB(A) at 1 m: spherical spreading from 10 m (20 dB per decade of distance)."""
+        if self.level_dba_1m is not None:
+            return self.level_dba_1m
+        assert self.level_dba_10m is not None
+        return self.level_dba_10m + 20.0
+
+    @property
+    def relative_levels_db(self) -> list[float]:
+        if self.harmonic_levels_db is not None:
+            return list(self.harmonic_levels_db)
+        return [self.harmonic_slope_db * k for k in range(self.harmonics)]
 
 
 class Waypoint(_Model):

@@ -19,9 +19,10 @@ class Wander:
     """A slowly wandering factor around 1 (rotor speed as a flight controller works), with
     its exact integral so the phase of a harmonic stays continuous."""
 
-    def __init__(self, pct: float, rng: np.random.Generator):
+    def __init__(self, pct: float, rng: np.random.Generator,
+                 nu_hz: tuple[float, float] = (0.05, 0.6)):
         self.w = pct / 100.0
-        self.nu = rng.uniform(0.05, 0.6, 3)
+        self.nu = rng.uniform(nu_hz[0], nu_hz[1], 3)
         c = rng.uniform(0.2, 1.0, 3)
         self.c = c / c.sum()
         self.phi = rng.uniform(0, 2 * math.pi, 3)
@@ -63,16 +64,18 @@ class HarmonicSource(Source):
     def __init__(self, fs: int, rng: np.random.Generator, ambient: Ambient, *,
                  fundamentals_hz: list[float], harmonics: int, slope_db: float,
                  level_dba: float, tonal_share: float, wander_pct: float,
-                 broadband: str | None):
+                 broadband: str | None, levels_db: list[float] | None = None,
+                 wander_hz: tuple[float, float] = (0.05, 0.6)):
         super().__init__(fs, rng, ambient)
         self.f0 = fundamentals_hz
         self.k = np.arange(1, harmonics + 1)
-        rel = 10 ** (slope_db * (self.k - 1) / 20)
+        rel = (10 ** (np.asarray(levels_db, dtype=float) / 20) if levels_db is not None
+               else 10 ** (slope_db * (self.k - 1) / 20))
         p_a = db_to_pa(level_dba)
         tonal_power_a = sum(float(np.sum(rel**2 / 2 * a_weight(self.k * f) ** 2))
                             for f in self.f0)
         self.amp = rel * p_a * math.sqrt(tonal_share / tonal_power_a)
-        self.wander = [Wander(wander_pct, rng) for _ in self.f0]
+        self.wander = [Wander(wander_pct, rng, wander_hz) for _ in self.f0]
         self.phase0 = rng.uniform(0, 2 * math.pi, (len(self.f0), harmonics))
         if broadband:
             self.noise = ShapedNoise(broadband, fs, rng)
@@ -160,7 +163,11 @@ def make_target_source(target: Target, fs: int, rng: np.random.Generator, ambien
 
 def make_machinery_source(machine: Machinery, fs: int, rng: np.random.Generator,
                           ambient: Ambient) -> Source:
+    # The drift: three slow sines around the drift period, drift_pct at their peak.
+    nu = 1.0 / machine.drift_period_s
+    levels = machine.relative_levels_db
     return HarmonicSource(fs, rng, ambient, fundamentals_hz=[machine.fundamental_hz],
-                          harmonics=machine.harmonics, slope_db=machine.harmonic_slope_db,
-                          level_dba=machine.level_dba_1m, tonal_share=0.9, wander_pct=0.1,
-                          broadband="brown")
+                          harmonics=len(levels), slope_db=0.0,
+                          level_dba=machine.source_level_dba_1m, tonal_share=0.9,
+                          wander_pct=machine.drift_pct, broadband="brown", levels_db=levels,
+                          wander_hz=(0.5 * nu, 2.0 * nu))

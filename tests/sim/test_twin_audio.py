@@ -110,3 +110,29 @@ def test_wrong_channel_count_is_refused_naming_the_array(twin_factory) -> None:
     with pytest.raises(Exception, match="'uma16' has 16 microphones"):
         open_audio("sim", device=twin.socket, channels=4, sample_rate_hz=FS,
                    block_frames=1024)
+
+
+def test_machine_level_at_10_m_and_its_slow_drift() -> None:
+    """A generator given in dB(A) at 10 m sounds as one given 20 dB higher at 1 m; its
+    fundamental drifts by at most drift_pct, slowly (issue 12)."""
+    from pydantic import ValidationError
+
+    from hal.sim.scenario import Ambient, Machinery
+    from hal.sim.sounds import make_machinery_source
+
+    common = {"name": "gen", "position_m": [25.0, 0.0], "fundamental_hz": 125.0,
+              "drift_pct": 0.3, "drift_period_s": 30.0,
+              "harmonic_levels_db": [0.0, -2.0, -4.0]}
+    at_10 = Machinery(**common, level_dba_10m=44.0)
+    at_1 = Machinery(**common, level_dba_1m=64.0)
+    t = np.arange(0, 60.0, 1 / 4000.0)
+    a = make_machinery_source(at_10, 8000, np.random.default_rng(1), Ambient()).tonal(t, 10.0)
+    b = make_machinery_source(at_1, 8000, np.random.default_rng(1), Ambient()).tonal(t, 10.0)
+    assert np.allclose(a, b)
+    source = make_machinery_source(at_10, 8000, np.random.default_rng(2), Ambient())
+    wander = source.wander[0]
+    rate = np.gradient(wander.cycles(125.0, t), t) / 125.0 - 1.0  # relative frequency
+    assert 0.0005 < float(np.ptp(rate)) / 2 <= 0.003 + 1e-6
+    assert float(np.max(np.abs(np.diff(rate)))) * 4000.0 < 0.003  # under 0.3 % per second
+    with pytest.raises(ValidationError, match="exactly one of level_dba_1m and level_dba_10m"):
+        Machinery(**common)
