@@ -30,11 +30,13 @@ class Unreachable:
 
 @dataclass
 class Soak:
-    samples: list[tuple[float, float]] = field(default_factory=list)  # (s, RssAnon MB)
+    speed: float = 1.0  # scenario seconds per wall second
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (wall s, RssAnon MB)
     grew: list[dict] = field(default_factory=list)
 
     def slope_mb_per_h(self) -> float:
-        """Least-squares slope of RssAnon over the samples after warm-up."""
+        """Least-squares slope of RssAnon over the samples after warm-up, per hour of twin
+        time: the daemon's work (frames, blocks, events) scales with the scenario's speed."""
         start = self.samples[-1][0] * WARMUP_FRACTION
         pts = [(t, m) for t, m in self.samples if t >= start]
         if len(pts) < 3:
@@ -43,7 +45,7 @@ class Soak:
         mt = sum(t for t, _ in pts) / n
         mm = sum(m for _, m in pts) / n
         var = sum((t - mt) ** 2 for t, _ in pts)
-        return sum((t - mt) * (m - mm) for t, m in pts) / var * 3600.0
+        return sum((t - mt) * (m - mm) for t, m in pts) / var * 3600.0 / self.speed
 
 
 def run(workdir: Path, *, minutes: float, speed: float, broker: bool, trace: bool = False,
@@ -55,7 +57,7 @@ def run(workdir: Path, *, minutes: float, speed: float, broker: bool, trace: boo
     env = {"EDGENODE_TRACEMALLOC": "1"} if trace else {}
     daemon = SimDaemon(scenario, workdir / "state", target,  # type: ignore[arg-type]
                        "--speed", repr(speed), env=env)
-    soak = Soak()
+    soak = Soak(speed=speed)
     try:
         daemon.status(timeout_s=60)
         started = time.monotonic()
