@@ -299,3 +299,20 @@ def late_retained(broker: Mosquitto, suffix: str) -> dict[str, Any]:
     assert next(iter(VALIDATORS[schema_for_topic(f"{PREFIX}/{suffix}") or ""].iter_errors(
         payload)), None) is None
     return payload
+
+
+def test_rebirth_publishes_the_birth_and_retained_state_again(tmp_path: Path,
+                                                             mosquitto: Mosquitto) -> None:
+    # Issue 22.19: `rebirth` was answered not_available.
+    watcher = Watcher(mosquitto.url)
+    with running_daemon(tmp_path, mosquitto) as daemon:
+        wait_connected(daemon, watcher)
+        assert watcher.wait_for(lambda: watcher.on("effector"))
+        births, states = len(watcher.on("status")), len(watcher.on("effector"))
+        answer = daemon.ctl("alice", "rebirth")
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        assert json.loads(answer.stdout)["status"] == "ok"
+        assert watcher.wait_for(lambda: len(watcher.on("status")) > births
+                                and len(watcher.on("effector")) > states), daemon.log()
+        assert watcher.on("status")[-1]["state"] == "online"
+    watcher.stop()

@@ -52,3 +52,15 @@ def test_the_config_wins_over_the_default(config: Path, tmp_path: Path) -> None:
 
 def test_the_default_is_var_lib_edgenode(tmp_path: Path) -> None:
     assert resolved_state_dir(write_config(tmp_path)) == Path("/var/lib/edgenode")
+
+
+def test_a_state_directory_linked_to_nowhere_is_named_with_the_fix(config: Path,
+                                                                   tmp_path: Path) -> None:
+    # Issue 22.19: a dangling symlink gave a bare FileExistsError.
+    link = tmp_path / "state"
+    link.symlink_to(tmp_path / "gone")
+    run = subprocess.run([*EDGENODE, "run", "--config", str(config), "--state-dir", str(link)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert f"state directory {link} is a link to {tmp_path / 'gone'}" in run.stderr
+    assert "FileExistsError" not in run.stderr

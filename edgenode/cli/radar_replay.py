@@ -66,6 +66,11 @@ def replay_radar(path: Path, model: str, as_json: bool, out: TextIO, *,
         out.write(json.dumps({"summary": summary}) + "\n")
     else:
         out.write("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()) + "\n")
+    if parser.frames == 0:
+        log.error("radar replay: no %s frame in %s (%d bytes): is it a capture of that radar's "
+                  "data port? choose the model with --radar-model", model, path,
+                  path.stat().st_size)
+        return 1
     return 0
 
 

@@ -44,6 +44,10 @@ CLOCK_FRESH_S = 1.0
 STOP_FLUSH_S = 5.0
 
 
+class StateDirError(RuntimeError):
+    """The state directory cannot be used (named with the fix in the message)."""
+
+
 class Component(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -76,6 +80,10 @@ class Node:
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         logging.getLogger().addHandler(self.recent_logs)
+        if self.state_dir.is_symlink() and not self.state_dir.exists():
+            raise StateDirError(f"state directory {self.state_dir} is a link to "
+                                f"{os.readlink(self.state_dir)}, which does not exist: create "
+                                "it or fix the link (--state-dir, $STATE_DIRECTORY)")
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         config = self.config
         self.system = open_system_facts(config.sensors.system_backend,
@@ -94,6 +102,7 @@ class Node:
                                  clock_synced=self._clock_synced,
                                  airspace=self.airspace.check if self.airspace else None)
         self.effector.set_action_handler("selftest", self._remote_selftest)
+        self.effector.set_action_handler("rebirth", self._rebirth)
         self.effector.start()
         self.readings = ReadingQueue()
         if config.cot is not None:
@@ -178,6 +187,11 @@ class Node:
             if self.selftest_runner is not None:
                 self.selftest_runner.note(report)
         return report
+
+    def _rebirth(self, params: dict[str, Any]) -> str:
+        if not self.link.rebirth():
+            raise RuntimeError("the broker link is down; the birth goes out on reconnect")
+        return "birth and retained state published again"
 
     def _remote_selftest(self, params: dict[str, Any]) -> str:
         return selftest_summary(self.selftest())

@@ -354,6 +354,19 @@ class Link:
     def _on_connect(self) -> None:
         self._ever_connected = True
         self._count("connects")
+        self._publish_birth_and_states()
+        self._pump.connected()
+        self._watch.connected()  # up only once a ping came back (edgenode/link/watch.py)
+
+    def rebirth(self) -> bool:
+        """Publish the birth and every retained state again (the `rebirth` command: a
+        control room that lost its retained view asks for it). False while disconnected."""
+        if not self._client.connected.is_set():
+            return False
+        self._publish_birth_and_states()
+        return True
+
+    def _publish_birth_and_states(self) -> None:
         node = self._config.node
         birth = self._env.online(
             t=time.time(), version=self._birth_facts["version"], hardware=node.hardware,
@@ -370,8 +383,6 @@ class Link:
             states = list(self._states.items())
         for name, body in states:
             self._client.publish(self.topics.topic(name), body, qos=1, retain=True)
-        self._pump.connected()
-        self._watch.connected()  # up only once a ping came back (edgenode/link/watch.py)
 
     def _on_disconnect(self, reason: str) -> None:
         self._pump.disconnected()

@@ -86,3 +86,12 @@ def test_text_output_ends_with_a_summary(tmp_path: Path) -> None:
 def test_missing_capture_fails_with_1(tmp_path: Path) -> None:
     rc, lines = run(tmp_path / "nope.dat")
     assert rc == 1 and lines == []
+
+
+def test_a_file_without_a_frame_fails_and_says_what_to_check(tmp_path: Path, caplog) -> None:
+    # Issue 22.19: garbage replayed "successfully" with an all-zero summary.
+    path = tmp_path / "not-radar.dat"
+    path.write_bytes(b"RIFF" + bytes(range(256)) * 8)
+    rc, lines = run(path, as_json=False)
+    assert rc == 1 and lines[-1].startswith("summary: frames 0")
+    assert "no ti-mmwave frame in" in caplog.text and "--radar-model" in caplog.text
