@@ -171,6 +171,8 @@ def params_for(args: argparse.Namespace) -> dict[str, Any]:
         target = {"track": args.track} if args.track else {"bearing_deg": args.bearing}
         if args.airspace_override:
             target["airspace_override"] = args.airspace_override
+        if args.identity_override:
+            target["identity_override"] = args.identity_override
         return {"duration_s": args.duration, **target}
     if action == "keys-update":
         data = tomllib.loads(Path(args.keys_file).read_text(encoding="utf-8"))
@@ -368,7 +370,23 @@ def _describe_track(node: str, state: dict[str, Any]) -> str:
     return (f"{node:<16}{str(state.get('object_id', ''))[-8:]:<10}{state.get('status', ''):<11}"
             f"{top.get('type', '-'):<10}{top.get('confidence', 0):<6.2f}"
             f"{value('azimuth_deg'):>6}{value('range_m'):>8}"
-            f"{(f'{speed:.1f}' if isinstance(speed, int | float) else '-'):>7}")
+            f"{(f'{speed:.1f}' if isinstance(speed, int | float) else '-'):>7}"
+            f"  {_describe_identity(state.get('identity'))}")
+
+
+def _describe_identity(identity: Any) -> str:
+    """Remote ID beside the track: `id SURVEY-0001 trusted ALLOW-LISTED`,
+    `id LIAR-1 SPOOFED: claims a position ...`, `silent`; empty without Remote ID."""
+    if not isinstance(identity, dict):
+        return ""
+    verdict = str(identity.get("verdict") or "")
+    if not identity.get("uas_id"):
+        return verdict
+    text = f"id {identity['uas_id']} "
+    if verdict == "trusted":
+        return text + "trusted" + (" ALLOW-LISTED" if identity.get("allowed") else "")
+    reasons = identity.get("reasons") or []
+    return text + verdict.upper() + (f": {str(reasons[0])[:80]}" if reasons else "")
 
 
 def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
@@ -401,7 +419,7 @@ def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
             screen = [time.strftime("edgenode watch  %Y-%m-%d %H:%M:%S"), "",
                       _table(rows) if rows else "no nodes seen yet", "",
                       f"{'NODE':<16}{'TRACK':<10}{'STATUS':<11}{'CLASS':<10}{'CONF':<6}"
-                      f"{'AZ':>6}{'RANGE':>8}{'SPEED':>7}"]
+                      f"{'AZ':>6}{'RANGE':>8}{'SPEED':>7}  REMOTE ID"]
             screen += [_describe_track(key[0], state) for key, state in sorted(tracks.items())]
             aircraft = _aircraft_lines(rows)
             if aircraft:
@@ -469,6 +487,9 @@ def register(add: Any) -> None:
     engage.add_argument("--airspace-override", metavar="REASON",
                         help="admin only: engage despite the airspace rules (a known "
                         "emergency); the reason is audited")
+    engage.add_argument("--identity-override", metavar="REASON",
+                        help="admin only: engage a track whose Remote ID is allow-listed and "
+                        "trusted; the reason is audited")
     for name, text in (("disengage", "switch the jammer off, stay ARMED"),
                        ("safe", "relay off and disarm (any key may)"),
                        ("reset", "clear a latched FAULT (admin)"),

@@ -65,7 +65,7 @@ def check_params(action: str, params: dict[str, Any], config: Config) -> str | N
             if not 0 < ttl <= eff.max_arm_s:
                 return f"ttl_s {ttl} outside (0, effector.max_arm_s {eff.max_arm_s}]"
         elif action == "engage":
-            target = set(params) - {"duration_s", "airspace_override"}
+            target = set(params) - {"duration_s", "airspace_override", "identity_override"}
             if "duration_s" not in params or target not in ({"track"}, {"bearing_deg"}):
                 return "engage takes duration_s and exactly one of track, bearing_deg"
             duration = _num(params, "duration_s")
@@ -82,6 +82,9 @@ def check_params(action: str, params: dict[str, Any], config: Config) -> str | N
             why = params.get("airspace_override")
             if why is not None and not (isinstance(why, str) and 8 <= len(why.strip()) <= 200):
                 return "airspace_override must be the reason, 8 to 200 characters"
+            why = params.get("identity_override")
+            if why is not None and not (isinstance(why, str) and 8 <= len(why.strip()) <= 200):
+                return "identity_override must be the reason, 8 to 200 characters"
         elif action == "keys-update":
             if not {"version", "keys"} <= set(params) <= {"version", "keys", "revoked"}:
                 return "keys-update takes version, keys and optionally revoked"
