@@ -94,7 +94,7 @@ def test_a_truthful_drone_is_trusted_and_a_silent_one_silent(node: Node) -> None
     assert quiet["object_id"] != survey["object_id"]
     assert 0 < quiet["azimuth_deg"]["value"] < 60  # the quiet drone, north-north-east
     assert not node.recorder.problems, node.recorder.problems[:3]
-    watch = ctl(node.daemon, node.daemon.broker, "watch", "--for", "2")
+    watch = ctl(node.daemon, node.daemon.broker, "watch", "--for", "1.5", discover=False)
     assert "id SURVEY-0001 trusted ALLOW-LISTED" in watch.stdout, watch.stdout[-2000:]
 
 
@@ -102,21 +102,22 @@ def test_engage_on_the_allow_listed_trusted_drone_is_refused_without_the_overrid
         node: Node) -> None:
     survey = node.track_of("SURVEY-0001", "trusted", timeout_s=40)
     daemon = node.daemon
-    assert ctl(daemon, daemon.broker, "arm", "--ttl", "60").returncode == 0
+    assert ctl(daemon, daemon.broker, "arm", "--ttl", "60", discover=False).returncode == 0
     refused = ctl(daemon, daemon.broker, "engage", "--duration", "2", "--track",
-                  survey["object_id"])
+                  survey["object_id"], discover=False)
     assert refused.returncode != 0
     out = refused.stdout + refused.stderr
     assert "allow_listed: refused: the track carries SURVEY-0001" in out, out
     assert not [t for t, on in radiating_changes(daemon) if on]
     # an operator's override is not enough: it needs an admin key
     operator = ctl(daemon, daemon.broker, "engage", "--duration", "2", "--track",
-                   survey["object_id"], "--identity-override", REASON)
+                   survey["object_id"], "--identity-override", REASON, discover=False)
     assert "role_not_allowed: identity_override needs an admin key" in \
         operator.stdout + operator.stderr
     started = time.time()
     ok = ctl(daemon, daemon.broker, "engage", "--duration", "2", "--track",
-             survey["object_id"], "--identity-override", REASON, key="admin.key")
+             survey["object_id"], "--identity-override", REASON, key="admin.key",
+             discover=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     wait_radiating(daemon, started)
     text = "".join(p.read_text(errors="replace") for p in (daemon.state / "audit").glob("*")
