@@ -24,6 +24,7 @@ import threading
 import time
 import tomllib
 from collections import deque
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ SETTINGS = ("broker", "key", "site", "node", "ca_file", "username", "password_fi
             "timeout_s")
 EXIT_OK, EXIT_REFUSED, EXIT_TIMEOUT = 0, 1, 2
 COMMAND_ACTIONS = ("arm", "engage", "disengage", "safe", "reset", "selftest", "rebirth",
-                   "keys-update")
+                   "keys-update", "allow-add", "allow-remove")
 LIST_ACTIONS = ("safe", "selftest", "rebirth")
 
 
@@ -174,6 +175,16 @@ def params_for(args: argparse.Namespace) -> dict[str, Any]:
         if args.identity_override:
             target["identity_override"] = args.identity_override
         return {"duration_s": args.duration, **target}
+    if action == "allow-add":
+        expires = datetime.fromisoformat(args.expires.replace("Z", "+00:00"))
+        if expires.tzinfo is None:
+            raise CtlError(f"--expires {args.expires}: give a time zone (end it with Z for UTC)")
+        allow: dict[str, Any] = {"uas_id": args.uas_id, "expires_at": expires.timestamp()}
+        if args.note:
+            allow["note"] = args.note
+        return allow
+    if action == "allow-remove":
+        return {"uas_id": args.uas_id}
     if action == "keys-update":
         data = tomllib.loads(Path(args.keys_file).read_text(encoding="utf-8"))
         entries = data.get("effector", {}).get("keys", data.get("keys"))
@@ -501,6 +512,14 @@ def register(add: Any) -> None:
     keys.add_argument("--keys-file", required=True,
                       help="TOML with [[effector.keys]] entries (id, role, public_key)")
     keys.add_argument("--revoke", action="append", help="key id to revoke (repeatable)")
+    allow = sub.add_parser("allow-add", help="allow-list a Remote ID UAS ID (admin): engaging "
+                           "its track while its broadcast is trusted needs an override")
+    allow.add_argument("--uas-id", required=True, help="the broadcast UAS ID (serial number)")
+    allow.add_argument("--expires", required=True, help="ISO 8601 with zone, e.g. "
+                       "2027-06-30T18:00:00Z")
+    allow.add_argument("--note", help="what it is for (audited)")
+    unallow = sub.add_parser("allow-remove", help="take a UAS ID off the allow-list (admin)")
+    unallow.add_argument("--uas-id", required=True)
     status = sub.add_parser("status", help="table of nodes with their state and effector")
     status.add_argument("--wait", type=_positive, default=1.5,
                         help="seconds to collect retained state (default 1.5)")

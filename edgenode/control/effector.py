@@ -60,6 +60,9 @@ AIRSPACE_CHECK_S = 0.2  # a running engagement is re-judged this often (it must 
 # params -> why the target is an allow-listed, trusted drone (`allow_listed: ...`), or None.
 # An admin's identity_override passes it; the override is audited.
 IdentityCheck = Callable[[dict[str, Any]], str | None]
+# The allow-list's keeper (the daemon): (action allow-add|allow-remove, params, admin key id)
+# -> a note for the result; ValueError -> the command is rejected with its message.
+AllowListChange = Callable[[str, dict[str, Any], str], str | None]
 
 
 class Effector(DeadlineLoop):
@@ -68,9 +71,11 @@ class Effector(DeadlineLoop):
                  publish_state: Callable[[dict[str, Any]], None],
                  clock_synced: Callable[[], bool], audit_fsync: bool = True,
                  airspace: AirspaceCheck | None = None,
-                 identity: IdentityCheck | None = None):
+                 identity: IdentityCheck | None = None,
+                 allow_list: AllowListChange | None = None):
         self._relay = relay
         self._identity = identity
+        self._allow_list = allow_list
         self._airspace, self._airspace_at = airspace, 0.0
         self._config = config
         self._eff = config.effector
@@ -492,6 +497,28 @@ class Effector(DeadlineLoop):
         self._stage.set("ok")
         self._transition(SAFE, f"reset by {adm.key.id}", adm.envelope.id)
         return "ok", None
+
+    def _do_allow_add(self, adm: Admitted) -> tuple[str, str | None]:
+        return self._allow_change(adm)
+
+    def _do_allow_remove(self, adm: Admitted) -> tuple[str, str | None]:
+        return self._allow_change(adm)
+
+    def _allow_change(self, adm: Admitted) -> tuple[str, str | None]:
+        """A Remote ID allow-list change (admin role, checked by admission), audited."""
+        env = adm.envelope
+        if self._allow_list is None:
+            return "rejected", "not_available: no [remoteid] on this node"
+        try:
+            note = self._allow_list(env.action, env.params, adm.key.id)
+        except ValueError as exc:
+            return "rejected", f"bad_params: {exc}"
+        self._audit_event("allow_list", {"action": env.action, "by": adm.key.id,
+                                         "command": env.id, "params": env.params,
+                                         "note": note})
+        log.warning("effector: Remote ID %s %s by %s", env.action, env.params.get("uas_id"),
+                    adm.key.id)
+        return "ok", note
 
     def _do_keys_update(self, adm: Admitted) -> tuple[str, str | None]:
         params = adm.envelope.params

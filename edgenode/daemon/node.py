@@ -23,7 +23,7 @@ from edgenode.daemon.airspace import AdsbStage
 from edgenode.daemon.control_socket import ControlSocket
 from edgenode.daemon.notify import notify, watchdog_interval_s
 from edgenode.daemon.recent_logs import RecentLogs
-from edgenode.daemon.remoteid import RemoteIdStage
+from edgenode.daemon.remoteid import AllowListKeeper, RemoteIdStage
 from edgenode.daemon.sensing import AcousticStage, I2CStage, ReadingQueue, build_sensor_stages
 from edgenode.daemon.status_page import StatusPageProcess
 from edgenode.daemon.tracking import DetectionStage
@@ -85,9 +85,11 @@ class Node:
             node = config.node
             self.airspace = AirspaceGuard(config.airspace, Site(
                 node.latitude_deg, node.longitude_deg, node.altitude_m))
+        allow_keeper = None
         if config.remoteid is not None:
             self.remoteid = RemoteIdGuard(config.remoteid, config.node.latitude_deg,
                                           config.node.longitude_deg)
+            allow_keeper = AllowListKeeper(self.remoteid, self.state_dir / "remoteid-allow.json")
         # The relay is reserved (OFF) before any other part starts.
         relay = open_relay(config.relay)
         self.effector = Effector(relay, config, self.health, self.state_dir,
@@ -95,7 +97,8 @@ class Node:
                                  publish_state=self._effector_changed,
                                  clock_synced=self._clock_synced,
                                  airspace=self.airspace.check if self.airspace else None,
-                                 identity=self.remoteid.check if self.remoteid else None)
+                                 identity=self.remoteid.check if self.remoteid else None,
+                                 allow_list=allow_keeper.change if allow_keeper else None)
         self.effector.set_action_handler("selftest", self._remote_selftest)
         self.effector.start()
         if self.remoteid is not None:
@@ -144,8 +147,8 @@ class Node:
         self._status()
 
     def _audit_allow_list(self) -> None:
-        """The allow-list in force from the config, and its entries already expired, into
-        the audit log (changes to it are config changes: a restart records the new list)."""
+        """The allow-list in force at start (the config's, with the changes admins made by
+        command), and its entries already expired, into the audit log."""
         assert self.remoteid is not None and self.effector is not None
         gone = self.remoteid.allow.prune(time.time())
         self.effector.record("allow_list", {

@@ -10,12 +10,18 @@ stops the daemon, and the watchdog needs no Remote ID progress (the readers beat
 from __future__ import annotations
 
 import collections
+import json
 import logging
+import os
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from edgenode.config.models import RemoteIdReceiverConfig, RemoteIdSection
 from edgenode.health import Health, LoopThread
+from edgenode.identify.remoteid_allowlist import AllowEntry
+from edgenode.identify.remoteid_guard import RemoteIdGuard
 from hal.remoteid import ReceiverError, RemoteIdFrame, RemoteIdReceiver, open_receiver
 
 log = logging.getLogger(__name__)
@@ -141,3 +147,57 @@ class RemoteIdStage:
     def stop(self) -> None:
         for reader in self.readers:
             reader.stop()
+
+
+class AllowListKeeper:
+    """Allow-list changes made by admin-signed commands (allow-add, allow-remove), kept in
+    STATE/remoteid-allow.json so a restart keeps them: on top of the config's entries, the IDs
+    added (with expiry and approver) and the IDs removed. The effector audits each change."""
+
+    def __init__(self, guard: RemoteIdGuard, path: Path):
+        self.guard, self.path = guard, path
+        self.added: dict[str, dict[str, Any]] = {}
+        self.removed: set[str] = set()
+        if path.exists():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                self.added, self.removed = dict(data["added"]), set(data["removed"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                # The config's list still stands; the changes are lost, and said so.
+                log.error("remoteid: %s unreadable (%s); allow-list changes made by command "
+                          "are not applied", path, exc)
+        now = time.time()
+        for uas_id in self.removed:
+            guard.allow_remove(uas_id)
+        for uas_id, e in self.added.items():
+            try:
+                guard.allow_add(AllowEntry(uas_id, float(e["expires_at"]),
+                                           str(e["approved_by"]), str(e.get("note", ""))), now)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("remoteid: allow-list entry %s from %s not applied: %s", uas_id,
+                            path, exc)
+
+    def change(self, action: str, params: dict[str, Any], by: str) -> str | None:
+        """edgenode.control.effector.AllowListChange."""
+        uas_id = str(params["uas_id"])
+        if action == "allow-add":
+            entry = AllowEntry(uas_id, float(params["expires_at"]), by,
+                               str(params.get("note", "")))
+            self.guard.allow_add(entry, time.time())  # ValueError: expiry in the past
+            self.added[uas_id] = {"expires_at": entry.expires_unix_s, "approved_by": by,
+                                  "note": entry.note}
+            self.removed.discard(uas_id)
+            note = f"{uas_id} allow-listed until {entry.to_dict()['expires']}"
+        else:
+            present = self.guard.allow_remove(uas_id)
+            self.added.pop(uas_id, None)
+            self.removed.add(uas_id)
+            note = None if present else f"{uas_id} was not on the allow-list"
+        self._save()
+        return note
+
+    def _save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"added": self.added, "removed": sorted(self.removed)},
+                                  indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)

@@ -102,6 +102,15 @@ class RemoteIdGuard:
                 "verdict": assoc.verdict.verdict, "reasons": list(assoc.verdict.reasons)[:5],
                 "allowed": allowed, "how": assoc.how}
 
+    # -- allow-list changes (admin commands, through the daemon) ---------------------------
+    def allow_add(self, entry: AllowEntry, now: float) -> None:
+        with self._lock:
+            self.allow.add(entry, now)
+
+    def allow_remove(self, uas_id: str) -> bool:
+        with self._lock:
+            return self.allow.remove(uas_id)
+
     # -- asked by the effector ------------------------------------------------------------
     def check(self, target: dict[str, Any]) -> str | None:
         """Why an engage on `target` (its `track`, or `bearing_deg`) is refused by the

@@ -15,6 +15,7 @@ import pytest
 
 from edgenode.config.models import RemoteIdSection
 from edgenode.control import Effector
+from edgenode.daemon.remoteid import AllowListKeeper
 from edgenode.health import Health
 from edgenode.identify.remoteid_guard import RemoteIdGuard
 from edgenode.ulid import new_ulid
@@ -59,6 +60,7 @@ def rig(tmp_path: Path) -> Iterator[tuple[Rig, RemoteIdGuard]]:
     section = RemoteIdSection.model_validate({"allow": [
         {"uas_id": "SURVEY-0001", "expires": "2099-01-01T00:00:00Z", "approved_by": "root"}]})
     guard = RemoteIdGuard(section, 0.0, 0.0)
+    keeper = AllowListKeeper(guard, tmp_path / "remoteid-allow.json")
     config = make_config()
     gpio = FakeGpio(inputs={KEY_OPERATE: True, KEY_TEST: False})
     relay = JammerRelay(gpio, drive_line=DRIVE, heartbeat_line=HEARTBEAT, aux_line=AUX,
@@ -69,7 +71,8 @@ def rig(tmp_path: Path) -> Iterator[tuple[Rig, RemoteIdGuard]]:
     eff = Effector(relay, config, health, tmp_path / "state",
                    publish_audit=lambda r: holder[0].audit.append(r),
                    publish_state=lambda s: holder[0].states.append(s),
-                   clock_synced=lambda: True, identity=guard.check)
+                   clock_synced=lambda: True, identity=guard.check,
+                   allow_list=keeper.change)
     rig = Rig(gpio, coil, eff, health, tmp_path / "state", config, {"synced": True})
     holder.append(rig)
     eff.start()
@@ -139,3 +142,33 @@ def test_an_allow_list_expiry_without_a_time_zone_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="needs a time zone"):
         RemoteIdSection.model_validate({"allow": [
             {"uas_id": "X-1", "expires": "2099-01-01T00:00:00", "approved_by": "root"}]})
+
+
+def test_allow_list_changes_by_admin_command_are_audited_and_kept(
+        rig: tuple[Rig, RemoteIdGuard], tmp_path: Path) -> None:
+    r, guard = rig
+    until = time.time() + 3600
+    by_operator = r.send("alice", "allow-add", {"uas_id": "FARM-0007", "expires_at": until})
+    assert by_operator["reason"].startswith("role_not_allowed")
+    past = r.send("root", "allow-add", {"uas_id": "FARM-0007", "expires_at": time.time() - 1})
+    assert past["status"] == "rejected" and "is not in the future" in past["reason"]
+    added = r.send("root", "allow-add", {"uas_id": "FARM-0007", "expires_at": until,
+                                         "note": "crop spraying"})
+    assert added["status"] == "ok", added
+    assert r.send("root", "allow-remove", {"uas_id": "SURVEY-0001"})["status"] == "ok"
+    assert guard.allow.allowed("FARM-0007", time.time()).approved_by == "root"
+    assert guard.allow.allowed("SURVEY-0001", time.time()) is None
+    # a restart: the config's list again, with the changes made by command on top
+    again = RemoteIdGuard(guard.section, 0.0, 0.0)
+    AllowListKeeper(again, tmp_path / "remoteid-allow.json")
+    assert [e.uas_id for e in again.allow.entries()] == ["FARM-0007"]
+    assert r.effector.flush()
+    changes = [a["data"] for a in r.audit if a.get("kind") == "allow_list"]
+    assert [(c["action"], c["params"]["uas_id"], c["by"]) for c in changes] == [
+        ("allow-add", "FARM-0007", "root"), ("allow-remove", "SURVEY-0001", "root")]
+    # the removed ID no longer protects its track
+    broadcast(guard, Broadcast("SURVEY-0001"))
+    tid = new_ulid()
+    guard.associate([track(tid)], time.time())
+    assert guard.identity(tid)["verdict"] == "trusted"
+    assert engage(r, track=tid)["status"] == "ok"
