@@ -27,7 +27,7 @@ from hal.remoteid import ReceiverError, RemoteIdFrame, RemoteIdReceiver, open_re
 log = logging.getLogger(__name__)
 READ_S = 0.5
 RETRY_MIN_S, RETRY_MAX_S = 1.0, 30.0
-MAX_DRAIN = 512  # frames the detection stage files per loop at most
+MAX_DRAIN = 128  # frames the detection stage files per loop at most (a flood waits, then drops)
 
 
 class FrameQueue:
