@@ -125,3 +125,25 @@ def test_engage_on_the_allow_listed_trusted_drone_is_refused_without_the_overrid
     assert '"identity_override"' in text and REASON in text
     assert "allow_listed: refused" in text  # the refusal is in the audit log too
     assert '"allow_list"' in text and "site manager A. Berg" in text  # the list in force
+
+
+def test_an_admin_takes_the_drone_off_the_allow_list_by_command(node: Node) -> None:
+    daemon = node.daemon
+    by_operator = ctl(daemon, daemon.broker, "allow-remove", "--uas-id", "SURVEY-0001",
+                      discover=False)
+    assert "role_not_allowed" in by_operator.stdout + by_operator.stderr
+    removed = ctl(daemon, daemon.broker, "allow-remove", "--uas-id", "SURVEY-0001",
+                  key="admin.key", discover=False)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    after = time.monotonic()
+
+    def not_allowed() -> bool:
+        return any(t > after and (s.get("identity") or {}).get("uas_id") == "SURVEY-0001"
+                   and not s["identity"]["allowed"] for t, s in node.states())
+
+    deadline = time.monotonic() + 5
+    while not not_allowed():
+        assert time.monotonic() < deadline, "the survey drone is still allow-listed"
+        time.sleep(0.2)
+    assert daemon.status()["health"]["remoteid"]["allow_list"] == []
+    assert (daemon.state / "remoteid-allow.json").exists()
