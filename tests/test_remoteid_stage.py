@@ -10,7 +10,7 @@ from pathlib import Path
 from edgenode.config.models import RemoteIdSection
 from edgenode.daemon.remoteid import FrameQueue, RemoteIdStage
 from edgenode.health import Health
-from edgenode.identify.remoteid_guard import RemoteIdGuard
+from edgenode.identify.identity_guard import RemoteIdGuard
 from hal.remoteid import RemoteIdFrame
 from hal.sim.remoteid import Broadcast, Broadcaster, basic_id
 

@@ -56,7 +56,7 @@ ActionHandler = Callable[[dict[str, Any]], str | None]
 AirspaceCheck = Callable[[dict[str, Any], bool], str | None]
 NEVER_ENGAGEABLE = "never_engageable"
 AIRSPACE_CHECK_S = 0.2  # a running engagement is re-judged this often (it must stop within 1 s)
-# The Remote ID allow-list (edgenode.identify.remoteid_guard via the daemon): engage target
+# The Remote ID allow-list (edgenode.identify.identity_guard via the daemon): engage target
 # params -> why the target is an allow-listed, trusted drone (`allow_listed: ...`), or None.
 # An admin's identity_override passes it; the override is audited.
 IdentityCheck = Callable[[dict[str, Any]], str | None]

@@ -29,7 +29,7 @@ from edgenode.daemon.status_page import StatusPageProcess
 from edgenode.daemon.tracking import DetectionStage
 from edgenode.health import Health
 from edgenode.identify.airspace import Site
-from edgenode.identify.remoteid_guard import RemoteIdGuard
+from edgenode.identify.identity_guard import RemoteIdGuard
 from edgenode.identify.rules import AirspaceGuard
 from edgenode.interop.cot import CotOutput
 from edgenode.link import Link

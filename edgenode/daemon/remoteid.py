@@ -20,8 +20,8 @@ from typing import Any
 
 from edgenode.config.models import RemoteIdReceiverConfig, RemoteIdSection
 from edgenode.health import Health, LoopThread
+from edgenode.identify.identity_guard import RemoteIdGuard
 from edgenode.identify.remoteid_allowlist import AllowEntry
-from edgenode.identify.remoteid_guard import RemoteIdGuard
 from hal.remoteid import ReceiverError, RemoteIdFrame, RemoteIdReceiver, open_receiver
 
 log = logging.getLogger(__name__)

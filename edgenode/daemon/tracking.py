@@ -4,7 +4,7 @@ One thread owns the plotter, the acoustic detector and the tracker, so none of t
 lock. Track events go to `publish` (the link's outbox in the daemon).
 
 With Remote ID configured, this thread also files the received frames into the identity store
-(edgenode.identify.remoteid_guard) and associates identities with the tracks every
+(edgenode.identify.identity_guard) and associates identities with the tracks every
 ASSOCIATE_S; every track event then carries the track's `identity` (docs/mqtt.md).
 """
 
@@ -24,7 +24,7 @@ from edgenode.detect.acoustic import AcousticDetector
 from edgenode.detect.plots import RadarPlotter
 from edgenode.detect.tracker import Tracker
 from edgenode.health import Health, LoopThread
-from edgenode.identify.remoteid_guard import RemoteIdGuard
+from edgenode.identify.identity_guard import RemoteIdGuard
 from hal.radar import points_digest
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from edgenode.config.models import RemoteIdSection
 from edgenode.control import Effector
 from edgenode.daemon.remoteid import AllowListKeeper
 from edgenode.health import Health
-from edgenode.identify.remoteid_guard import RemoteIdGuard
+from edgenode.identify.identity_guard import RemoteIdGuard
 from edgenode.ulid import new_ulid
 from hal.ports.gpio.fake import FakeGpio
 from hal.relay import JammerRelay

@@ -4,7 +4,8 @@ association of each track, the allow-list, and the engage rule built on them.
 Two threads share a `RemoteIdGuard`: the detection stage feeds it (`feed` per frame,
 `associate` once per tracker update, `expire`) and reads the identity for each track event;
 the effector asks it (`check`) before an engagement. One lock; every call is short. The store
-and fusion stay pure (edgenode.identify.remoteid_store, remoteid_fusion); this is their owner.
+and fusion stay pure (edgenode.identify.remoteid_store, remoteid_fusion; the remoteid_* modules
+import no threading): this is their owner, as rules.py owns the airspace picture.
 """
 
 from __future__ import annotations
