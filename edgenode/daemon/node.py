@@ -221,6 +221,14 @@ class Node:
                 return float(state["azimuth_deg"]["value"]), height
         return None
 
+    def _tracks(self) -> list[dict[str, Any]]:
+        """Live track states for the local status (with their Remote ID identity)."""
+        tracks = self.detection.tracker.tracks()
+        if self.remoteid is None:
+            return tracks
+        now = time.time()
+        return [{**t, "identity": self.remoteid.identity(t["object_id"], now)} for t in tracks]
+
     def _config_digest(self) -> str:
         return "sha256:" + hashlib.sha256(self.config_path.read_bytes()).hexdigest()[:16]
 
@@ -367,7 +375,7 @@ class Node:
                     "effector_state": self.effector_state,
                     "stages": self.health.snapshot(), "health": self.health_extra(),
                     "link": self.link.counters(), "session": self.link.session,
-                    "tracks": self.detection.tracker.tracks(),
+                    "tracks": self._tracks(),
                     "radar_frames": list(self.detection.frame_digests),
                     "acoustic": None if acoustic is None else {
                         "t": acoustic.t, "drone": acoustic.drone, "score": acoustic.score,
