@@ -1,7 +1,14 @@
 """Issue 7's fuzz, over the real broker into the real daemon: at least 10,000 random and
 mutated command payloads (random bytes, truncated and bit-flipped signed envelopes, wrong
-types, oversized payloads, intact copies that replay) on its `cmd` topic. The daemon stays up,
-answers every one of them exactly once on the contract, and its relay line never goes high."""
+types, oversized payloads, intact copies that replay) on its `cmd` topic. The daemon stays up
+and answers every one of them exactly once on the contract.
+
+The fake relay's key switch stands at OPERATE (`relay.fake_key_switch`), so an intact engage
+really drives the relay, and the node trusts a technician and an observer key besides the
+operator and the admin. An oracle judges the answers (issue 21): `ok` for arm or engage only
+for an id whose intact envelope, from a key whose role may send it, was published unretained;
+one `ok` per id; the relay line high only after such an engage was published. (With the key
+at OFF, as before, removing the role check passed.)"""
 
 from __future__ import annotations
 
@@ -9,26 +16,29 @@ import json
 import random
 import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from edgenode.control.envelope import signed_part
+from edgenode.control.keys import generate_key_file
 from edgenode.link.mqtt import BrokerOptions, MqttClient
 from edgenode.ulid import new_ulid
 from tests.conftest import Mosquitto
-from tests.control.test_fuzz import mutate
-from tests.test_daemon_mqtt import CMD, Daemon, Watcher, running_daemon, wait_connected
+from tests.control.test_fuzz import intact, mutate
+from tests.test_daemon_mqtt import CMD, DRIVE_LINE, Daemon, Watcher, running_daemon, wait_connected
 
 WINDOW = 64  # commands on the wire not yet answered: keeps every broker queue far from full
 CORPUS_REFRESH = 1500  # re-sign the corpus now and then, so intact copies are still fresh
 
 
 def corpus(daemon: Daemon) -> list[dict[str, Any]]:
-    """Signed envelopes from the node's own operator and admin keys (no admin keys-update:
-    an accepted one would empty the key set and leave nothing authentic to mutate)."""
+    """Signed envelopes from every key the node trusts (no admin keys-update: an accepted one
+    would empty the key set and leave nothing authentic to mutate)."""
     out = []
-    for who in ("alice", "root"):
+    for who in ("alice", "root", "tech", "obs"):
         for action, params in (("arm", {"ttl_s": 30}),
                                ("engage", {"duration_s": 5, "bearing_deg": 90}),
                                ("engage", {"duration_s": 5,
@@ -54,7 +64,42 @@ def hostile(rng: random.Random, base: list[dict[str, Any]]) -> bytes:
     return mutate(rng, envelope)
 
 
-def fuzz(daemon: Daemon, watcher: Watcher, count: int, seed: int) -> dict[str, int]:
+ROLES = {"alice": "operator", "root": "admin", "tech": "technician", "obs": "observer"}
+
+
+def operate_with_more_keys(config: Path, keys: dict[str, Path]) -> None:
+    """The key switch at OPERATE, and a technician and an observer key trusted too."""
+    text = config.read_text()
+    assert text.count("[relay]\n") == 1
+    text = text.replace("[relay]\n", '[relay]\nfake_key_switch = "operate"\n')
+    for who in ("tech", "obs"):
+        keys[who] = config.parent / "keys" / f"{who}.key"
+        text += generate_key_file(keys[who], who, ROLES[who])
+    config.write_text(text)
+
+
+@dataclass
+class Sent:
+    """What the oracle needs of the published payloads: per id, the intact signed envelope
+    and when its first unretained intact copy went out (wall time)."""
+
+    originals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_signed: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    first_intact: dict[str, float] = field(default_factory=dict)
+
+    def add_corpus(self, base: list[dict[str, Any]]) -> None:
+        for env in base:
+            self.originals[env["id"]] = env
+            self.by_signed[signed_part(env)] = env
+
+    def note(self, payload: bytes, retained: bool) -> None:
+        original = intact(payload, self.by_signed)
+        if original is not None and not retained:
+            self.first_intact.setdefault(original["id"], time.time())
+
+
+def fuzz(daemon: Daemon, watcher: Watcher, count: int, seed: int, sent: Sent
+         ) -> dict[str, int]:
     """Publish `count` hostile payloads, at most WINDOW unanswered at a time; wait for the
     last answer. Returns the number of results the watcher saw."""
     rng = random.Random(seed)
@@ -63,15 +108,19 @@ def fuzz(daemon: Daemon, watcher: Watcher, count: int, seed: int) -> dict[str, i
     assert sender.connected.wait(5)
     try:
         base = corpus(daemon)
+        sent.add_corpus(base)
         for i in range(count):
             if i and i % CORPUS_REFRESH == 0:
                 base = corpus(daemon)
+                sent.add_corpus(base)
             payload = hostile(rng, base)
             while watcher.count("cmd/result") < i - WINDOW:
                 assert daemon.proc.poll() is None, daemon.log()
                 time.sleep(0.001)
             # (an empty retained publish would only clear the broker's copy, never arrive)
-            sender.publish(CMD, payload, qos=1, retain=bool(payload) and rng.random() < 0.02)
+            retained = bool(payload) and rng.random() < 0.02
+            sent.note(payload, retained)
+            sender.publish(CMD, payload, qos=1, retain=retained)
         assert watcher.wait_for(lambda: watcher.count("cmd/result") >= count, 30), (
             f"{watcher.count('cmd/result')} results for {count} commands")
         time.sleep(0.5)  # a duplicate answer would arrive now
@@ -82,9 +131,10 @@ def fuzz(daemon: Daemon, watcher: Watcher, count: int, seed: int) -> dict[str, i
 
 def run_fuzz(tmp_path: Path, mosquitto: Mosquitto, count: int, seed: int) -> None:
     watcher = Watcher(mosquitto.url, fuzzing=True)
-    with running_daemon(tmp_path, mosquitto) as daemon:
+    record = Sent()
+    with running_daemon(tmp_path, mosquitto, edit=operate_with_more_keys) as daemon:
         wait_connected(daemon, watcher)
-        sent = fuzz(daemon, watcher, count, seed)
+        sent = fuzz(daemon, watcher, count, seed, record)
         assert daemon.proc.poll() is None, daemon.log()
         status = daemon.status()
         # The node's own health report (with the daemon's extras) went out on the contract.
@@ -112,8 +162,41 @@ def run_fuzz(tmp_path: Path, mosquitto: Mosquitto, count: int, seed: int) -> Non
     codes = {(r["reason"] or "").split(":")[0] for r in results if r["status"] == "rejected"}
     assert {"malformed", "oversized", "bad_signature", "replayed"} <= codes, codes
     assert any(r["status"] == "ok" for r in results)
-    levels = daemon.drive_levels()
-    assert levels and True not in levels, "the relay drive line went high"
+    first_engage = judge(results, record)
+    # The relay line went high only after an engage the oracle accepts was published.
+    highs = drive_highs(daemon)
+    assert highs and min(highs) >= first_engage, (highs[:3], first_engage)
+
+
+def drive_highs(daemon: Daemon) -> list[float]:
+    """When the relay's drive line went high (wall time, from the fake backend's record)."""
+    lines = [json.loads(x) for x in daemon.relay_file.read_text().splitlines()]
+    return [x["t"] for x in lines if x["line"] == DRIVE_LINE and x["level"]]
+
+
+def judge(results: list[dict[str, Any]], sent: Sent) -> float:
+    """The oracle over the answers; returns when the first obeyed engage was published."""
+    obeyed: dict[str, int] = {}
+    engages = []
+    for result in results:
+        if result["status"] != "ok":
+            continue
+        original = sent.originals.get(result["id"])
+        action = original["action"] if original else None
+        if original is None or action in ("arm", "engage"):
+            assert original is not None, ("obeyed a command the test never signed", result)
+            role = ROLES[original["key_id"]]
+            assert role in ("operator", "admin"), (f"{action} obeyed from a {role} key",
+                                                    result)
+            assert result["id"] in sent.first_intact, (
+                "obeyed though no intact unretained copy was sent", result)
+            if action == "engage":
+                engages.append(sent.first_intact[result["id"]])
+        obeyed[result["id"]] = obeyed.get(result["id"], 0) + 1
+    twice = [i for i, n in obeyed.items() if n > 1]
+    assert not twice, f"obeyed more than once (a replay): {twice[:3]}"
+    assert engages, "no engage was obeyed: the oracle judged nothing that moves the relay"
+    return min(engages)
 
 
 def test_ten_thousand_hostile_commands_over_the_broker_never_move_the_relay(

@@ -164,8 +164,13 @@ def write_config(tmp_path: Path, broker: Mosquitto) -> tuple[Path, dict[str, Pat
 
 
 @contextmanager
-def running_daemon(tmp_path: Path, broker: Mosquitto) -> Iterator[Daemon]:
+def running_daemon(tmp_path: Path, broker: Mosquitto,
+                   edit: Callable[[Path, dict[str, Path]], None] | None = None
+                   ) -> Iterator[Daemon]:
+    """The daemon on write_config's file; `edit(config, keys)` may change it first."""
     config, keys, relay_file = write_config(tmp_path, broker)
+    if edit is not None:
+        edit(config, keys)
     state = tmp_path / "state"
     log_path = tmp_path / "daemon.log"
     with open(log_path, "wb") as log:

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edgenode.control.audit import export, verify
+from edgenode.control.audit import export, parse_head, verify
+from edgenode.control.store import read_meta
 
 
 def _audit_dir(args: argparse.Namespace) -> Path:
@@ -42,14 +43,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         print(f"audit: no audit log at {directory}", file=sys.stderr)
         return 1
-    report = verify(directory)
+    # The last seq the node knows it wrote, kept outside the audit directory: a log that
+    # ends before it lost its tail.
+    store = directory.parent / "control" / "effector.db"
+    known = parse_head(read_meta(store, "audit_head"))
+    # The node's own copy of the anchor (when it keeps one): a forged anchor.json hides
+    # removed head segments.
+    anchor_text = read_meta(store, "audit_anchor")
+    report = verify(directory, known, node_anchor=parse_head(anchor_text),
+                    check_anchor=anchor_text is not None)
     span = (f"seq {report.first_seq}..{report.last_seq}" if report.records else "no records")
     if report.ok:
         print(f"audit: {directory}: chain intact: {report.records} records in "
               f"{report.segments} segment(s), {span}")
         return 0
-    print(f"audit: {directory}: chain BROKEN at {report.broken} "
-          f"({report.records} records verified before it)", file=sys.stderr)
+    if report.broken:
+        print(f"audit: {directory}: chain BROKEN at {report.broken} "
+              f"({report.records} records verified before it)", file=sys.stderr)
+    for gone in report.missing:
+        print(f"audit: {directory}: records MISSING: {gone}", file=sys.stderr)
     return 1
 
 

@@ -14,6 +14,7 @@ from edgenode.config.loader import (
     load_relay_section,
 )
 from edgenode.config.models import (
+    KEYS_VERSION_MAX,
     AcousticSection,
     AirspaceSection,
     BrokerSection,
@@ -30,6 +31,7 @@ from edgenode.config.models import (
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "KEYS_VERSION_MAX",
     "AcousticSection",
     "AirspaceSection",
     "BrokerSection",

@@ -87,6 +87,39 @@ def load_config(path: str | Path) -> Config:
     return _validate(Config, _read_toml(path), path)
 
 
+# A table header, with the spacing and trailing comment TOML allows: `[relay]  # the board`.
+_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+# A dotted key naming the relay at the top level: `relay.drive_line = 17`.
+_ROOT_RELAY_KEY = re.compile(r"^\s*relay\s*\.\s*(.*)$")
+
+
+def _relay_lines(text: str) -> str | None:
+    """The `[relay]` table of a file that is not valid TOML as a whole, as TOML text of
+    its own: the lines under a `[relay]` header (up to the next header) and top-level dotted
+    `relay.` keys (prefix cut). None when the file has neither."""
+    table: str | None = ""  # "" is the top level
+    found = False
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("["):
+            # Any header ends the table before it; an array of tables or a broken header
+            # starts one that is not the relay's.
+            header = _HEADER.match(line)
+            table = None
+            if header and not line.lstrip().startswith("[["):
+                table = re.sub(r"\s*\.\s*", ".", header.group(1).strip().strip('"'))
+                found |= table == "relay"
+            continue
+        if table == "relay":
+            lines.append(line)
+        elif table == "":
+            dotted = _ROOT_RELAY_KEY.match(line)
+            if dotted:
+                lines.append(dotted.group(1))
+                found = True
+    return "\n".join(lines) + "\n" if found else None
+
+
 def load_relay_section(path: str | Path) -> RelaySection:
     """Read only `[relay]`, so the relay can be made safe whatever else is wrong.
 
@@ -98,11 +131,11 @@ def load_relay_section(path: str | Path) -> RelaySection:
         data = _read_toml(path)
     except ConfigError:
         text = path.read_text(encoding="utf-8", errors="replace")
-        match = re.search(r"(?ms)^\[relay\]\s*$(.*?)(?=^\s*\[|\Z)", text)
-        if not match:
+        relay_text = _relay_lines(text)
+        if relay_text is None:
             raise
         try:
-            data = {"relay": tomllib.loads(match.group(1))}
+            data = {"relay": tomllib.loads(relay_text)}
         except tomllib.TOMLDecodeError as exc:
             problem = Problem(str(path), "relay", _MISSING, f"invalid TOML: {exc}")
             raise ConfigError([problem]) from None

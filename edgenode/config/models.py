@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 # Site and node ids become MQTT topic levels and file names: keep them plain.
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
@@ -40,6 +40,11 @@ class StorageSection(Section):
     audit_max_segments: int = Field(64, ge=2, le=10000)
 
 
+# With the effector enabled, a silent broker must drop the relay within link_loss_grace_s plus
+# this (docs/mqtt.md, "Link loss").
+MAX_SILENCE_WITH_EFFECTOR_S = 1.0
+
+
 class BrokerSection(Section):
     url: str = Field(pattern=r"^mqtts?://[^/:\s]+(:\d{1,5})?/?$")
     mqtt_version: Literal["5", "3.1.1"] = "5"
@@ -60,6 +65,17 @@ class BrokerSection(Section):
     # QoS 1 publishes on the wire at once: at most the broker's Receive Maximum
     # (Mosquitto 20, EMQX 32, HiveMQ 10).
     max_inflight: int = Field(20, ge=1, le=65535)
+    # The node pings itself through the broker; no echo for this long and the link counts as
+    # lost (edgenode/link/watch.py): a frozen broker keeps the TCP session open for minutes.
+    silence_s: float = Field(0.8, ge=0.2, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _port_in_range(cls, url: str) -> str:
+        port = url.rstrip("/").rpartition(":")[2]
+        if port.isdigit() and not 1 <= int(port) <= 65535:
+            raise ValueError(f"port {port} outside 1..65535")
+        return url
 
     @model_validator(mode="after")
     def _client_cert_pair(self) -> BrokerSection:
@@ -106,6 +122,8 @@ class RelaySection(Section):
     # gpiod opens the header chip by label: its number changed between Pi 5 kernels.
     chip_label: str = Field("pinctrl-rp1", min_length=1)
     device: str | None = None  # sim backend: the twin's socket
+    # fake backend only (tests, demos without hardware): where its key switch stands.
+    fake_key_switch: Literal["off", "test", "operate"] = "off"
     drive_line: GpioLine
     heartbeat_line: GpioLine
     aux_line: GpioLine
@@ -123,6 +141,9 @@ class RelaySection(Section):
                  self.key_operate_line]
         if len(set(lines)) != len(lines):
             raise ValueError(f"relay lines must be five different GPIO lines, got {lines}")
+        if self.fake_key_switch != "off" and self.backend != "fake":
+            raise ValueError("fake_key_switch is for the fake backend only: a real key switch "
+                             "is read from its lines")
         if self.heartbeat_period_ms * 3 > self.board_dropout_ms:
             raise ValueError(
                 f"heartbeat_period_ms {self.heartbeat_period_ms} must be at most a third of "
@@ -130,6 +151,10 @@ class RelaySection(Section):
             )
         return self
 
+
+# The highest key-set version, in the config and in a keys-update alike: the config can
+# always name a version a stored key set does not exceed (the installer's way back in).
+KEYS_VERSION_MAX = 2**31
 
 Role = Literal["observer", "technician", "operator", "admin"]
 
@@ -140,13 +165,15 @@ class OperatorKey(Section):
     # Raw 32-byte Ed25519 public key, base64.
     public_key: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$")
     # Made by `edgenode run --sim`: never valid with a real relay.
-    demo: bool = False
+    demo: StrictBool = False
 
 
 class EffectorSection(Section):
     # Jamming is lawful only for authorised (mostly government) users: off unless enabled here.
-    enabled: bool = False
-    two_person: bool = False
+    # Strict: a switch that decides whether a jammer may radiate is true or false, never
+    # "yes" or 1.
+    enabled: StrictBool = False
+    two_person: StrictBool = False
     max_engage_s: float = Field(30, ge=1, le=600)
     max_arm_s: float = Field(300, ge=5, le=3600)
     duty_window_s: float = Field(600, ge=10, le=86400)
@@ -164,7 +191,24 @@ class EffectorSection(Section):
     keys: list[OperatorKey] = Field(default_factory=list)
     # Version of the key set above; a keys-update over MQTT with a higher version replaces it
     # (kept in the state directory) until this number is raised past it.
-    keys_version: int = Field(0, ge=0, le=2**31)
+    keys_version: int = Field(0, ge=0, le=KEYS_VERSION_MAX)
+
+    @field_validator("keys_dir")
+    @classmethod
+    def _keys_dir_exists(cls, path: Path | None) -> Path | None:
+        # A missing directory would silently mean "no keys from there".
+        if path is not None and not path.is_dir():
+            raise ValueError(f"keys_dir {path} is not a directory (missing or not readable)")
+        return path
+
+    @model_validator(mode="after")
+    def _key_ids_unique(self) -> EffectorSection:
+        ids = [k.id for k in self.keys]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"key id(s) {twice} listed more than once in [[effector.keys]] "
+                             "(one would silently replace the other)")
+        return self
 
 
 I2CKind = Literal["ina219", "ina226", "qmc5883l", "lis3mdl", "tmp102", "bme280", "hat-eeprom"]
@@ -447,6 +491,13 @@ class Config(Section):
             raise ValueError(
                 f"effector.max_engage_s {self.effector.max_engage_s} exceeds relay.max_on_s "
                 f"{self.relay.max_on_s}: an engagement may never outlast the relay's dead-man limit"
+            )
+        if self.effector.enabled and self.broker.silence_s > MAX_SILENCE_WITH_EFFECTOR_S:
+            raise ValueError(
+                f"broker.silence_s {self.broker.silence_s:g} with effector.enabled: a silent "
+                f"broker would keep the relay on for up to effector.link_loss_grace_s + "
+                f"{self.broker.silence_s:g} s; the promise is link_loss_grace_s + 1 s, so "
+                f"broker.silence_s must be at most {MAX_SILENCE_WITH_EFFECTOR_S:g}"
             )
         if self.effector.enabled and self.relay.backend != "sim":
             demo = [k.id for k in self.effector.keys if k.demo]

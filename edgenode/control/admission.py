@@ -8,15 +8,18 @@ Nothing here touches the relay.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edgenode.config import Config
+from edgenode.config import KEYS_VERSION_MAX, Config
 from edgenode.control.envelope import ULID_RE, Envelope, Malformed, parse
 from edgenode.control.keys import ALLOWED, KeyRing, TrustedKey, parse_key_list
+
+log = logging.getLogger(__name__)
 
 ACTIONS = ("arm", "engage", "disengage", "safe", "reset", "selftest", "rebirth", "keys-update",
            "allow-add", "allow-remove")
@@ -55,9 +58,15 @@ def _num(params: dict[str, Any], name: str) -> float:
     return float(value)
 
 
+def demo_keys_allowed(config: Config) -> bool:
+    """Demo keys (made by `edgenode run --sim`) are valid only with the simulated relay."""
+    return config.relay.backend == "sim"
+
+
 def check_params(action: str, params: dict[str, Any], config: Config) -> str | None:
     """None when the params fit the action, else what is wrong (naming the field)."""
     eff = config.effector
+    allow_demo = demo_keys_allowed(config)
     try:
         if action == "arm":
             if set(params) != {"ttl_s"}:
@@ -90,9 +99,13 @@ def check_params(action: str, params: dict[str, Any], config: Config) -> str | N
             if not {"version", "keys"} <= set(params) <= {"version", "keys", "revoked"}:
                 return "keys-update takes version, keys and optionally revoked"
             version = params["version"]
-            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-                return "version must be a positive integer"
-            parse_key_list(params["keys"])
+            if (isinstance(version, bool) or not isinstance(version, int)
+                    or not 1 <= version <= KEYS_VERSION_MAX):
+                # Above the config's own bound no config could ever outbid it again.
+                return f"version must be an integer in [1, {KEYS_VERSION_MAX}]"
+            keys = parse_key_list(params["keys"])
+            if not allow_demo and any(k.demo for k in keys):
+                return "keys holds a demo key: demo keys work only with the simulated relay"
             revoked = params.get("revoked", [])
             if not isinstance(revoked, list) or not all(isinstance(r, str) for r in revoked):
                 return "revoked must be a list of key ids"
@@ -125,8 +138,10 @@ def _allow_params(action: str, params: dict[str, Any]) -> str | None:
 
 class Admission:
     def __init__(self, config: Config, ring: Callable[[], KeyRing],
-                 clock_synced: Callable[[], bool]):
+                 clock_synced: Callable[[], bool], *,
+                 wall_clock: Callable[[], float] = time.time):
         self._config = config
+        self._wall = wall_clock
         self._ring = ring
         self._clock_synced = clock_synced
 
@@ -136,12 +151,8 @@ class Admission:
         except Exception:
             return False
 
-    def admit(self, payload: bytes, retained: bool,
-              now: float | None = None) -> Admitted | Rejection:
-        eff = self._config.effector
-        if len(payload) > eff.max_command_bytes:
-            return Rejection("oversized", f"{len(payload)} bytes > effector.max_command_bytes "
-                             f"{eff.max_command_bytes}", None, False)
+    def _authenticate(self, payload: bytes) -> tuple[Envelope, TrustedKey] | Rejection:
+        """Shape, key and signature: the checks before anything is known to be authentic."""
         try:
             env = parse(payload)
         except Malformed as exc:
@@ -155,6 +166,26 @@ class Admission:
         if not key.verify(env.signature, env.signed_bytes):
             return Rejection("bad_signature", f"signature does not verify with key "
                              f"'{key.id}'", env.id, False)
+        return env, key
+
+    def admit(self, payload: bytes, retained: bool,
+              now: float | None = None) -> Admitted | Rejection:
+        eff = self._config.effector
+        if len(payload) > eff.max_command_bytes:
+            return Rejection("oversized", f"{len(payload)} bytes > effector.max_command_bytes "
+                             f"{eff.max_command_bytes}", None, False)
+        try:
+            authentic = self._authenticate(payload)
+        except Exception as exc:
+            # Nothing authentic was read: whatever the checks could not judge is junk. It
+            # must not reach the effector's internal-error path (which goes SAFE): an
+            # unsigned message may never move or silence anything.
+            log.debug("admission: unjudgeable payload", exc_info=True)
+            return Rejection("malformed", f"unprocessable envelope ({type(exc).__name__})",
+                             None, False)
+        if isinstance(authentic, Rejection):
+            return authentic
+        env, key = authentic
 
         def reject(code: str, detail: str) -> Rejection:
             return Rejection(code, detail, env.id, True)
@@ -180,7 +211,7 @@ class Admission:
         synced = self.clock_ok()
         if env.action in CLOCK_GATED and not synced:
             return reject("clock_not_synced", f"{env.action} needs a synchronised clock")
-        now = time.time() if now is None else now
+        now = self._wall() if now is None else now
         lifetime = env.expires_at - env.issued_at
         if lifetime <= 0:
             return reject("malformed", "expires_at is not after issued_at")

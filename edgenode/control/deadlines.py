@@ -1,8 +1,9 @@
 """The effector's deadline loop: every half heartbeat period it reads the relay's inputs, ends
 engagements whose time, key switch, link or relay limit ran out, latches FAULT when the aux
 contact disagrees with the drive, expires the arm, and toggles the heartbeat (the only code that
-does). Mixed into `Effector` (edgenode.control.effector), whose state and transitions it uses
-under the effector's lock; kept apart so the state machine and its clock read separately."""
+does; never while a FAULT is latched or the effector is disabled). Mixed into `Effector`
+(edgenode.control.effector), whose state and transitions it uses under the effector's lock; kept
+apart so the state machine and its clock read separately."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class DeadlineLoop:
     def _step(self) -> None:
         try:
             inputs = self._read_inputs()
+            self._watch_clock()
             with self._lock:
                 now = time.monotonic()
                 if (self._state == ENGAGED and self._last_step is not None
@@ -48,8 +50,10 @@ class DeadlineLoop:
                     inputs = self._relay.read()
                     self._loop_inputs = (now, inputs)
                 self._enforce(now, inputs)
-                if self._state != FAULT:
-                    # The only heartbeat: it stops when this loop stalls or a FAULT latches.
+                if self._state != FAULT and self._eff.enabled:
+                    # The only heartbeat: it stops when this loop stalls or a FAULT latches,
+                    # and never runs while the effector is disabled, so the relay board
+                    # keeps the jammer's supply off whatever the drive line does.
                     self._relay.toggle_heartbeat()
         except Exception:
             try:
@@ -58,7 +62,10 @@ class DeadlineLoop:
             except Exception:
                 log.exception("effector: could not latch the loop FAULT")
             raise
-        self._store.prune()  # at most once a minute, outside the lock
+        try:
+            self._store.prune()  # at most once a minute, outside the lock
+        except Exception as exc:  # a full disk must not stop the heartbeat
+            log.warning("effector: replay cache prune failed: %s", exc)
         self._stop_event.wait(self._period_s / 2)
 
     def _read_inputs(self) -> RelayInputs | None:
@@ -102,7 +109,11 @@ class DeadlineLoop:
         else:
             self._disagree_since = None
         if self._state == ENGAGED:
-            assert self._engaged_until is not None and self._drive_on_since is not None
+            if self._engaged_until is None or self._drive_on_since is None:
+                # Cannot happen by construction; if it ever does, the engagement has no
+                # deadline to keep, so it ends now (a real check: asserts go under -O).
+                self._enter_fault("loop_error", "ENGAGED without a deadline")
+                return
             if inputs.key is not KeySwitch.OPERATE:
                 self._end_engagement(f"key switch left OPERATE ({inputs.key.value})", None,
                                      to=SAFE)

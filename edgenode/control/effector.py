@@ -7,9 +7,9 @@ succeeds only when the aux contact agrees with the drive.
 Threads: commands arrive on the caller's thread (MQTT) and act at once under `_lock` (so an
 engage reaches the relay without waiting for the loop); the deadline loop (health stage
 "effector") enforces every deadline and interlock and is the only toggler of the heartbeat,
-which it toggles only while no FAULT is latched. Audit records and state publishes go through a
-queue to an emitter thread (edgenode.control.emitter), so a slow SD card or broker never holds
-the lock or the loop.
+which it toggles only while no FAULT is latched and the effector is enabled. Audit records and
+state publishes go through a queue to an emitter thread (edgenode.control.emitter), so a slow
+SD card or broker never holds the lock or the loop.
 
 The relay goes OFF on: engagement end, disengage/safe, the key switch leaving OPERATE, the aux
 contact disagreeing with the drive (FAULT), the broker link lost beyond link_loss_grace_s
@@ -29,13 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from edgenode.config import Config
-from edgenode.control.admission import CLOCK_GATED, Admission, Admitted, Rejection
+from edgenode.control.admission import (
+    CLOCK_GATED,
+    Admission,
+    Admitted,
+    Rejection,
+    demo_keys_allowed,
+)
 from edgenode.control.audit import AuditLog
+from edgenode.control.clockwatch import ClockWatch
 from edgenode.control.deadlines import ARMED, ENGAGED, FAULT, SAFE, DeadlineLoop
+from edgenode.control.durability import Durability
 from edgenode.control.emitter import Emitter
 from edgenode.control.envelope import ULID_RE
 from edgenode.control.keys import KeyRing, KeyStore, current_ring, parse_key_list, trusted
-from edgenode.control.store import EffectorStore
+from edgenode.control.store import EffectorStore, disk_full
 from edgenode.health import Health
 from edgenode.link.mqtt import InboundMessage
 from hal.relay import JammerRelay, KeySwitch, RelayInputs
@@ -65,19 +73,21 @@ IdentityCheck = Callable[[dict[str, Any]], str | None]
 AllowListChange = Callable[[str, dict[str, Any], str], str | None]
 
 
-class Effector(DeadlineLoop):
+class Effector(DeadlineLoop, ClockWatch, Durability):
     def __init__(self, relay: JammerRelay, config: Config, health: Health, state_dir: Path, *,
                  publish_audit: Callable[[dict[str, Any]], None],
                  publish_state: Callable[[dict[str, Any]], None],
                  clock_synced: Callable[[], bool], audit_fsync: bool = True,
                  airspace: AirspaceCheck | None = None,
                  identity: IdentityCheck | None = None,
-                 allow_list: AllowListChange | None = None):
+                 allow_list: AllowListChange | None = None,
+                 wall_clock: Callable[[], float] = time.time):
         self._relay = relay
         self._identity = identity
         self._allow_list = allow_list
         self._airspace, self._airspace_at = airspace, 0.0
         self._config = config
+        self._wall = wall_clock
         self._eff = config.effector
         self._period_s = config.relay.heartbeat_period_ms / 1000
         self._settle_s = self._eff.aux_settle_ms / 1000
@@ -89,23 +99,38 @@ class Effector(DeadlineLoop):
         self._stage = health.register("effector", deadline_s=max(
             1.0, 5 * config.relay.board_dropout_ms / 1000))
         self._thread = threading.Thread(target=self._run, name="stage-effector", daemon=True)
+        # Set before the stores open: their troubles (a full disk, a damaged file) are counted
+        # and named in the health stage from the first write.
+        self._state = SAFE
+        self._fault: dict[str, Any] | None = None
+        # Bumped from the MQTT thread, the slow-command thread and the emitter: under a lock.
+        self.counters: Counter[str] = Counter()
+        self._counters_lock = threading.Lock()
+        # Storage trouble by source ("audit", "store", "state"): named in health and results.
+        self._trouble: dict[str, str] = {}
         control_dir = state_dir / "control"
-        self._store = EffectorStore(control_dir)
+        self._store = EffectorStore(control_dir, wall_clock=wall_clock)
         self._keystore = KeyStore(control_dir)
-        self._ring: KeyRing = current_ring(self._eff, self._keystore)
+        self._ring: KeyRing = current_ring(self._eff, self._keystore,
+                                           allow_demo=demo_keys_allowed(config))
         self._audit = AuditLog(state_dir / "audit",
                                segment_bytes=config.storage.audit_segment_kb * 1024,
-                               max_segments=config.storage.audit_max_segments, fsync=audit_fsync)
-        self._admission = Admission(config, lambda: self._ring, clock_synced)
-        self._emitter = Emitter(self._audit, publish_audit, publish_state)
+                               max_segments=config.storage.audit_max_segments, fsync=audit_fsync,
+                               known_head=self._known_audit_head(),
+                               on_anchor=self._audit_anchor_written)
+        self._admission = Admission(config, lambda: self._ring, clock_synced,
+                                    wall_clock=wall_clock)
+        damaged = [*self._audit.damaged, *self._check_audit_anchor(state_dir / "audit")]
+        if damaged:
+            self._trouble["state"] = "state_damaged: " + "; ".join(damaged)
+        self._emitter = Emitter(self._audit, publish_audit, publish_state,
+                                on_trouble=lambda why: self._storage_trouble("audit", why),
+                                on_head=self._audit_head_written)
         self._handlers: dict[str, ActionHandler] = {}
-        self.counters: Counter[str] = Counter()
         self._junk_since: Counter[str] = Counter()
         self._junk_reported = 0.0
-        self._state = SAFE
-        self._since = time.time()
+        self._since = self._wall()
         self._reason = "power-on"
-        self._fault: dict[str, Any] | None = None
         self._alarm: dict[str, Any] | None = None
         self._alarm_sent = 0.0
         self._armed_until: float | None = None
@@ -124,6 +149,10 @@ class Effector(DeadlineLoop):
         self._drive_gen = 0
         self._started = self._stopped = False
         self._born_mono = time.monotonic()
+        # Wall minus monotonic: it moves only when the wall clock is stepped (or slewed).
+        self._clock_offset = wall_clock() - self._born_mono
+        self._clock_jump: dict[str, Any] | None = None
+        self._clock_polled = 0.0
 
     # -- public API ----------------------------------------------------------------------
     @property
@@ -146,19 +175,14 @@ class Effector(DeadlineLoop):
             self._emitter.start()
             self._audit_event("start", {"keys_version": self._ring.version,
                                         "keys_source": self._ring.source,
+                                        "keys_unreadable": self._ring.unreadable,
                                         "enabled": self._eff.enabled})
             if inputs.aux_closed:
                 self._enter_fault("stuck_on", "aux contact closed at start-up with the drive "
                                   "off", alarm=True)
             else:
-                latched = self._store.get("fault")
-                if latched:
-                    fault = json.loads(latched)
-                    self._enter_fault(fault.get("code", "fault"),
-                                      f"latched before restart: {fault.get('detail', '')}",
-                                      alarm=fault.get("code") == "stuck_on")
-            if self._state != FAULT:
-                self._stage.set("ok")
+                self._restore_fault()
+            self._refresh_stage()
             self._publish()
             self._started = True
         self._thread.start()
@@ -225,7 +249,7 @@ class Effector(DeadlineLoop):
 
     def handle_command(self, msg: InboundMessage) -> dict[str, Any]:
         """Answer one command: exactly one result, never an exception."""
-        self.counters["received"] += 1
+        self._count("received")
         self._emitter.hold()
         try:
             return self._handle(msg)
@@ -237,7 +261,6 @@ class Effector(DeadlineLoop):
             outcome = self._admission.admit(msg.payload, msg.retain)
             if isinstance(outcome, Rejection) and not outcome.authentic:
                 return self._junk(outcome)
-            assert isinstance(outcome, Admitted | Rejection)
             env_raw = outcome.envelope.raw if isinstance(outcome, Admitted) else None
             self._audit_event("command", {"topic": msg.topic, "retained": msg.retain,
                                           "envelope": env_raw or _try_json(msg.payload)})
@@ -250,18 +273,22 @@ class Effector(DeadlineLoop):
                 self.make_safe(f"internal error handling a command: {type(exc).__name__}")
             except Exception:
                 log.exception("effector: make_safe failed")
+            code = "disk_full" if disk_full(exc) else "internal_error"
             return self._result(_try_id(msg.payload), "error",
-                                f"internal_error: {type(exc).__name__}: {exc}")
+                                f"{code}: {type(exc).__name__}: {exc}")
+
+    def _count(self, *names: str) -> None:
+        with self._counters_lock:
+            for name in names:
+                self.counters[name] += 1
 
     def _junk(self, rej: Rejection) -> dict[str, Any]:
         # Unsigned junk: counted, summarised at a limited rate, never one audit record each.
-        self.counters["junk"] += 1
-        if rej.command_id is None:
-            self.counters["unparseable"] += 1
+        self._count("junk", *(("unparseable",) if rej.command_id is None else ()))
         with self._lock:
             self._junk_since[rej.code] += 1
             self._report_junk(force=False)
-        return self._result(rej.command_id, "rejected", rej.reason, audit=False)
+        return self._result(rej.command_id, "rejected", rej.reason, audit=False, quiet=True)
 
     def _report_junk(self, force: bool) -> None:
         now = time.monotonic()
@@ -276,14 +303,13 @@ class Effector(DeadlineLoop):
         self._junk_reported = now
 
     def _result(self, command_id: str | None, status: str, reason: str | None, *,
-                audit: bool = True) -> dict[str, Any]:
+                audit: bool = True, quiet: bool = False) -> dict[str, Any]:
         result = {"v": RESULT_VERSION, "id": command_id, "status": status, "reason": reason,
                   "state": self._state}
-        self.counters["results"] += 1
-        self.counters[f"result_{status}"] += 1
+        self._count("results", f"result_{status}")
         if audit:
             self._audit_event("result", result)
-        if status != "ok":
+        if status != "ok" and not quiet:  # junk is logged in the rate-limited summary
             log.info("effector: command %s %s: %s", command_id, status, reason)
         return result
 
@@ -294,7 +320,8 @@ class Effector(DeadlineLoop):
             if self._store.seen(env.id):
                 return self._result(env.id, "rejected", "replayed: this command id was already "
                                     "received")
-            stale = self._issued_before_start(env.action, env.issued_at)
+            stale = (self._clock_refusal() if env.action in CLOCK_GATED else None) \
+                or self._issued_before_start(env.action, env.issued_at)
             if stale:
                 return self._result(env.id, "rejected", stale)
             recorded = False
@@ -308,7 +335,10 @@ class Effector(DeadlineLoop):
                     handler = self._handlers.get(env.action)
                     status, reason = "ok", None
             if not recorded:
-                self._store.remember(env.id, env.expires_at)
+                stored, why = self._durably("command id", lambda: self._store.remember(
+                    env.id, env.expires_at))
+                if not stored:  # still refused as a replay: the id is kept in memory too
+                    reason = f"{reason}; {why}" if reason else why
         if env.action in ("selftest", "rebirth"):
             self._emitter.release()  # a self-test takes seconds: alarms must not wait for it
             try:
@@ -323,8 +353,9 @@ class Effector(DeadlineLoop):
         may have taken their ids from the replay cache (store.py)."""
         if action not in CLOCK_GATED:
             return None
-        # The start time on today's wall clock (which may have been stepped since).
-        born = time.time() - (time.monotonic() - self._born_mono)
+        # The start time on today's wall clock (which may have been stepped since: a step
+        # also refuses arm/engage until the clock is synchronised again, `_clock_refusal`).
+        born = self._wall() - (time.monotonic() - self._born_mono)
         if issued_at >= born - self._eff.clock_skew_s:
             return None
         return (f"issued_before_start: issued {born - issued_at:.1f} s before this node's "
@@ -346,6 +377,9 @@ class Effector(DeadlineLoop):
                     "is refused")
         if self._state == FAULT:
             return f"fault: FAULT latched ({self._fault_text()}); an admin reset is needed"
+        if self._ring.unreadable:
+            return (f"keys_unreadable: the stored key set is unreadable ({self._ring.unreadable})"
+                    f"; {action} is refused until an admin keys-update replaces it")
         return None
 
     def _do_arm(self, adm: Admitted) -> tuple[str, str | None]:
@@ -372,6 +406,12 @@ class Effector(DeadlineLoop):
             return "rejected", "engaged: already engaged", False
         if self._state != ARMED:
             return "rejected", f"not_armed: state is {self._state}; arm first", False
+        if self._armed_until is None or time.monotonic() >= self._armed_until:
+            # The deadline loop expires the arm, but a stalled loop must not stretch it:
+            # the engage judges the arm's expiry itself.
+            self._armed_until = self._armed_by = None
+            self._transition(SAFE, "arm expired")
+            return "rejected", "arm_expired: the arm's ttl_s ran out; arm again", False
         if self._eff.two_person and adm.key.id == self._armed_by:
             return "rejected", (f"two_person_rule: armed by '{self._armed_by}'; engage must be "
                                 "signed by another operator"), False
@@ -392,7 +432,7 @@ class Effector(DeadlineLoop):
         listed = self._identity_refusal(adm)
         if listed and not listed.startswith("overridden"):
             return "rejected", listed, False
-        wall = time.time()
+        wall = self._wall()
         used = self._store.duty_used_s(self._eff.duty_window_s, wall)
         remaining = self._eff.duty_max_on_s - used
         if remaining < MIN_ENGAGE_S:
@@ -403,8 +443,11 @@ class Effector(DeadlineLoop):
         duration = min(requested, remaining, self._config.relay.max_on_s)
         # The id and the planned interval go to disk (one transaction) before the relay moves:
         # after a crash the replay is still caught and the whole plan counts against the budget.
-        self._duty_row = self._store.remember(env.id, env.expires_at,
-                                              duty=(wall, wall + duration))
+        stored, row = self._durably("engagement", lambda: self._store.remember(
+            env.id, env.expires_at, duty=(wall, wall + duration)))
+        if not stored:
+            return "rejected", f"{row}; the relay was not moved", True
+        self._duty_row = row
         now = time.monotonic()
         self._drive(True)
         self._drive_on_since = now
@@ -493,8 +536,8 @@ class Effector(DeadlineLoop):
             return "rejected", ("aux_disagrees: the aux contact is closed with the drive off; "
                                 "the relay is still stuck")
         self._fault = self._alarm = None
-        self._store.put("fault", None)
-        self._stage.set("ok")
+        self._durably("fault reset", lambda: self._store.put("fault", None))
+        self._refresh_stage()
         self._transition(SAFE, f"reset by {adm.key.id}", adm.envelope.id)
         return "ok", None
 
@@ -534,6 +577,7 @@ class Effector(DeadlineLoop):
         ring = KeyRing(version, keys, revoked, "keys-update")
         self._keystore.save(ring)
         self._ring = ring
+        self._refresh_stage()
         self._audit_event("keys", ring.describe())
         log.warning("effector: key set version %d installed by %s (%d keys, %d revoked)",
                     version, adm.key.id, len(keys), len(revoked))
@@ -563,7 +607,8 @@ class Effector(DeadlineLoop):
         self._drive_on_since = None
         self._engaged_until = self._engaged = None
         if self._duty_row is not None:
-            self._store.duty_close(self._duty_row, time.time())
+            row, end = self._duty_row, self._wall()
+            self._durably("duty end", lambda: self._store.duty_close(row, end))
             self._duty_row = None
         if to == ARMED and (self._armed_until is None or now >= self._armed_until):
             to = SAFE
@@ -574,35 +619,37 @@ class Effector(DeadlineLoop):
     def _enter_fault(self, code: str, detail: str, *, alarm: bool = False) -> None:
         self._drive(False)
         if self._duty_row is not None:
-            self._store.duty_close(self._duty_row, time.time())
+            row, end = self._duty_row, self._wall()
+            self._durably("duty end", lambda: self._store.duty_close(row, end))
             self._duty_row = None
         self._drive_on_since = self._engaged_until = self._engaged = None
         self._armed_until = self._armed_by = None
         self._disagree_since = None
         self._fault = {"code": code, "detail": detail}
-        self._store.put("fault", json.dumps(self._fault))
+        fault = json.dumps(self._fault)
+        self._durably("latched fault", lambda: self._store.put("fault", fault))
         if alarm:
-            self._alarm = {"name": code, "detail": detail, "since": time.time()}
+            self._alarm = {"name": code, "detail": detail, "since": self._wall()}
             log.critical("effector: ALARM %s: %s; heartbeat stopped", code, detail)
-        self._stage.set("degraded", f"FAULT {code}")
         if self._state == FAULT:
             self._publish()
         else:
             self._transition(FAULT, f"{code}: {detail}")
+        self._refresh_stage()
 
     def _fault_text(self) -> str:
         return f"{self._fault['code']}: {self._fault['detail']}" if self._fault else "unknown"
 
     def _transition(self, new: str, reason: str, command_id: str | None = None) -> None:
         old = self._state
-        self._state, self._since, self._reason = new, time.time(), reason
+        self._state, self._since, self._reason = new, self._wall(), reason
         log.warning("effector: %s -> %s (%s)", old, new, reason)
         self._audit_event("state", {"from": old, "to": new, "reason": reason,
                                     "command": command_id})
         self._publish()
 
     def _publish(self) -> None:
-        now_m, now_w = time.monotonic(), time.time()
+        now_m, now_w = time.monotonic(), self._wall()
 
         def wall(deadline: float | None) -> float | None:
             return None if deadline is None else round(now_w + (deadline - now_m), 3)
@@ -622,7 +669,7 @@ class Effector(DeadlineLoop):
         self._emitter.put(("state", state))
 
     def _audit_event(self, kind: str, data: dict[str, Any]) -> None:
-        self._emitter.put(("audit", (kind, data, time.time())))
+        self._emitter.put(("audit", (kind, data, self._wall())))
 
     def _drain(self) -> None:
         with self._lock:

@@ -12,7 +12,8 @@ themselves (no \\u escapes), then UTF-8. Numbers are written as Python's `json` 
 (integers plainly, floats as the shortest text that reads back to the same double, which is
 what JavaScript's `JSON.stringify` writes for ordinary values). The node parses the payload and
 encodes it again this way, so the signature covers exactly what the node acts on; an envelope
-with a duplicate key or NaN/Infinity is malformed.
+with a duplicate key, NaN/Infinity, a number beyond a double (`1e400`) or a lone surrogate
+(`"\\ud800"`) is malformed: it has no canonical form, so no one can have signed it.
 """
 
 from __future__ import annotations
@@ -161,6 +162,13 @@ def parse(payload: bytes) -> Envelope:
     if len(signature) != 64:
         raise Malformed("bad_signature", f"signature is {len(signature)} bytes, not 64",
                         command_id)
+    try:
+        # Numbers JSON reads as infinity (1e400) and lone surrogates ("\ud800") parse but
+        # cannot be encoded again: such an envelope was never signed by anyone.
+        signed_bytes = signed_part(raw)
+    except (ValueError, RecursionError) as exc:
+        raise Malformed("malformed", f"the envelope has no canonical form: "
+                        f"{type(exc).__name__}", command_id) from None
     return Envelope(id=command_id, site=site, nodes=nodes, node_is_list=is_list, action=action,
                     params=raw["params"], issued_at=issued_at, expires_at=expires_at,
-                    key_id=key_id, signature=signature, signed_bytes=signed_part(raw), raw=raw)
+                    key_id=key_id, signature=signature, signed_bytes=signed_bytes, raw=raw)

@@ -4,6 +4,14 @@ The node holds public keys only, each with a role. The key set is the config's
 (`[[effector.keys]]` plus `effector.keys_dir`, version `effector.keys_version`) until an
 admin-signed `keys-update` with a higher version replaces it; that set is kept in
 `<state_dir>/control/keys.json` and wins over the config while its version is higher.
+Versions are bounded by KEYS_VERSION_MAX in both places, so the config can always outbid a
+stored set (README, "Recovering the key set").
+
+Revocation fails closed: when keys.json exists but cannot be read, the config's keys only
+authenticate (so `safe` works and an admin can send a new `keys-update`), and the ring is
+marked `unreadable`: the effector refuses arm and engage (`keys_unreadable`) until a key update
+replaces it. Demo keys (made by `edgenode run --sim`) are dropped from every source unless the
+relay is the simulated one.
 
 An operator key file (written by `edgenode ctl keygen`, mode 0600) is TOML:
 
@@ -24,6 +32,7 @@ import json
 import logging
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import ValidationError
 
-from edgenode.config import EffectorSection, OperatorKey
+from edgenode.config import KEYS_VERSION_MAX, EffectorSection, OperatorKey
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +86,31 @@ class KeyRing:
     keys: dict[str, TrustedKey]
     revoked: set[str] = field(default_factory=set)
     source: str = "config"
+    # Why the persisted key set could not be read (None when it could, or there is none).
+    unreadable: str | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"version": self.version, "source": self.source,
-                "keys": {k.id: k.role for k in self.keys.values()},
-                "revoked": sorted(self.revoked)}
+        out = {"version": self.version, "source": self.source,
+               "keys": {k.id: k.role for k in self.keys.values()},
+               "revoked": sorted(self.revoked)}
+        if self.unreadable:
+            out["unreadable"] = self.unreadable
+        return out
+
+
+class KeysUnreadable(Exception):
+    """keys.json exists but cannot be used; the message names the file and the fault."""
+
+
+def without_demo(keys: list[OperatorKey], allow_demo: bool, source: str) -> list[OperatorKey]:
+    """Demo keys are for the simulated relay only, whatever their source."""
+    if allow_demo:
+        return keys
+    for key in keys:
+        if key.demo:
+            log.error("effector: demo key '%s' from %s ignored: demo keys work only with the "
+                      "simulated relay", key.id, source)
+    return [k for k in keys if not k.demo]
 
 
 def public_key_from_b64(text: str) -> Ed25519PublicKey:
@@ -104,14 +133,14 @@ def _keys_from_toml(path: Path) -> list[OperatorKey]:
     return [OperatorKey.model_validate(entry) for entry in entries]
 
 
-def load_config_keys(section: EffectorSection) -> KeyRing:
+def load_config_keys(section: EffectorSection, *, allow_demo: bool = True) -> KeyRing:
     """The config's key set: [[effector.keys]] and every *.toml / *.pub file in keys_dir."""
-    keys = {k.id: trusted(k) for k in section.keys}
+    keys = {k.id: trusted(k) for k in without_demo(list(section.keys), allow_demo, "the config")}
     if section.keys_dir is not None:
         files = sorted([*section.keys_dir.glob("*.toml"), *section.keys_dir.glob("*.pub")])
         for path in files:
             try:
-                for key in _keys_from_toml(path):
+                for key in without_demo(_keys_from_toml(path), allow_demo, str(path)):
                     if key.id in keys and keys[key.id].public_b64 != key.public_key:
                         log.error("effector: key '%s' in %s differs from an earlier one; "
                                   "keeping the first", key.id, path)
@@ -144,20 +173,32 @@ def parse_key_list(entries: Any) -> list[OperatorKey]:
 class KeyStore:
     """The persisted key set from the last accepted keys-update."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, fsync: Callable[[int], None] = os.fsync):
         self.path = directory / "keys.json"
+        self._fsync = fsync
 
-    def load(self) -> KeyRing | None:
+    def load(self, *, allow_demo: bool = True) -> KeyRing | None:
+        """The stored set; None when there is none; KeysUnreadable when it cannot be used
+        (never a silent fall back: its revocations would be lost)."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             keys = [OperatorKey.model_validate(k) for k in data["keys"]]
-            return KeyRing(int(data["version"]), {k.id: trusted(k) for k in keys},
-                           set(data.get("revoked", [])), "keys-update")
+            version = data["version"]
+            revoked = data.get("revoked", [])
+            if (isinstance(version, bool) or not isinstance(version, int)
+                    or not 1 <= version <= KEYS_VERSION_MAX):
+                raise ValueError(f"version {version!r} outside [1, {KEYS_VERSION_MAX}]")
+            if not isinstance(revoked, list) or not all(isinstance(r, str) for r in revoked):
+                raise ValueError("revoked is not a list of key ids")
+            keys = without_demo(keys, allow_demo, str(self.path))
+            return KeyRing(version, {k.id: trusted(k) for k in keys}, set(revoked),
+                           "keys-update")
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
-            log.error("effector: %s unreadable (%s); using the config's keys", self.path, exc)
-            return None
+        except (OSError, ValueError, KeyError, TypeError, ValidationError,
+                binascii.Error) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise KeysUnreadable(f"{self.path}: {type(exc).__name__}: {first}") from None
 
     def save(self, ring: KeyRing) -> None:
         data = {"version": ring.version, "revoked": sorted(ring.revoked),
@@ -167,13 +208,26 @@ class KeyStore:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1)
             fh.flush()
-            os.fsync(fh.fileno())
+            self._fsync(fh.fileno())
         os.replace(tmp, self.path)
+        # The rename is durable only once the directory itself is on the disk.
+        fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            self._fsync(fd)
+        finally:
+            os.close(fd)
 
 
-def current_ring(section: EffectorSection, store: KeyStore) -> KeyRing:
-    config_ring = load_config_keys(section)
-    stored = store.load()
+def current_ring(section: EffectorSection, store: KeyStore, *,
+                 allow_demo: bool = True) -> KeyRing:
+    config_ring = load_config_keys(section, allow_demo=allow_demo)
+    try:
+        stored = store.load(allow_demo=allow_demo)
+    except KeysUnreadable as exc:
+        log.critical("effector: key set %s; arm and engage are refused (keys_unreadable) "
+                     "until an admin keys-update replaces it; safe still works", exc)
+        config_ring.unreadable = str(exc)
+        return config_ring
     if stored is not None and stored.version > config_ring.version:
         return stored
     return config_ring

@@ -18,6 +18,9 @@ def open_relay(section: RelaySection) -> JammerRelay:
         options["chip_label"] = section.chip_label
     if section.device:
         options["device"] = section.device
+    if section.backend == "fake":
+        options["inputs"] = {section.key_test_line: section.fake_key_switch == "test",
+                             section.key_operate_line: section.fake_key_switch == "operate"}
     backend = open_gpio(section.backend, **options)
     return JammerRelay(
         backend,

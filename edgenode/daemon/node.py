@@ -21,6 +21,7 @@ from edgenode.config import Config
 from edgenode.control import Effector, open_relay
 from edgenode.daemon.airspace import AdsbStage
 from edgenode.daemon.control_socket import ControlSocket
+from edgenode.daemon.memory import MemoryProbe
 from edgenode.daemon.notify import notify, watchdog_interval_s
 from edgenode.daemon.recent_logs import RecentLogs
 from edgenode.daemon.remoteid import AllowListKeeper, RemoteIdStage
@@ -70,6 +71,7 @@ class Node:
         self.remoteid_stage: RemoteIdStage | None = None
         self._clock_ok, self._clock_read_at = False, -1e9
         self.recent_logs = RecentLogs()
+        self.memory = MemoryProbe()
         self._started_mono = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -390,6 +392,8 @@ class Node:
                                                                 int(request.get("lines", 300)))}
         if cmd == "audit":
             return self._local_audit(request)
+        if cmd == "memory":
+            return self.memory.report()
         if cmd == "stall":
             # Fault injection for the watchdog and dead-man tests; off unless asked for.
             if os.environ.get("EDGENODE_ALLOW_FAULTS") != "1":

@@ -27,29 +27,53 @@ log = logging.getLogger(__name__)
 
 
 class ReadingQueue:
-    """Bounded queue from the readers to detection; when full the oldest reading goes."""
+    """Bounded queue from the readers to detection, by count and by bytes: when either is
+    full the oldest reading goes (counted). The byte bound keeps a detector that falls behind
+    (a loaded board) from holding seconds of 16-channel audio: 256 such blocks are 67 MB."""
 
-    def __init__(self, maxsize: int = 256):
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize)
+    def __init__(self, maxsize: int = 256, max_bytes: int = 8 * 1024 * 1024):
+        self._queue: queue.Queue[tuple[str, Any, int]] = queue.Queue(maxsize)
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.dropped = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _size(reading: Any) -> int:
+        """Bytes of the arrays a reading holds (audio: the block's samples)."""
+        parts = reading if isinstance(reading, tuple) else (reading,)
+        return sum(int(getattr(part, "nbytes", 0)) for part in parts)
 
     def put(self, kind: str, reading: Any) -> None:
-        while True:
-            try:
-                self._queue.put_nowait((kind, reading))
-                return
-            except queue.Full:
+        size = self._size(reading)
+        with self._lock:
+            while self.bytes + size > self.max_bytes and self._drop_oldest():
+                pass
+            while True:
                 try:
-                    self._queue.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
+                    self._queue.put_nowait((kind, reading, size))
+                    self.bytes += size
+                    return
+                except queue.Full:
+                    self._drop_oldest()
+
+    def _drop_oldest(self) -> bool:
+        try:
+            _, _, size = self._queue.get_nowait()
+        except queue.Empty:
+            return False
+        self.bytes -= size
+        self.dropped += 1
+        return True
 
     def get(self, timeout_s: float) -> tuple[str, Any] | None:
         try:
-            return self._queue.get(timeout=timeout_s)
+            kind, reading, size = self._queue.get(timeout=timeout_s)
         except queue.Empty:
             return None
+        with self._lock:
+            self.bytes -= size
+        return kind, reading
 
     def depth(self) -> int:
         return self._queue.qsize()

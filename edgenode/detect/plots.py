@@ -8,6 +8,9 @@ bearing. Rejected before clustering:
 - multipath ghosts: returns well below the ground, moving or not (a mirror image);
 - clutter: static returns in a cell of the clutter map that has held static returns for most of
   the last `clutter_time_constant_s` (buildings, masts, trees, fences).
+- implausible points: a non-finite value, a coordinate further than `plausible_range_m` or a
+  radial speed above `plausible_speed_mps` (a corrupt frame: one such point would poison the
+  tracker's arithmetic), counted in `rejected_implausible`.
 A static return that is not background stays: a hovering drone has near-zero doppler too. The
 map is learnt only from static returns, so a moving object never becomes background, and a new
 static object only after it has stood still for about a time constant.
@@ -212,7 +215,9 @@ class RadarPlotter:
                  azimuth_resolution_deg: float = 15.0,
                  elevation_resolution_deg: float = 57.0,
                  min_angle_error_deg: float = 1.0,
-                 vertical_half_beam_deg: float = 20.0):
+                 vertical_half_beam_deg: float = 20.0,
+                 plausible_range_m: float | None = None,
+                 plausible_speed_mps: float = 300.0):
         self.boresight_azimuth_deg = boresight_azimuth_deg
         self.mount_height_m = mount_height_m
         self.mast_heading_deg = mast_heading_deg
@@ -230,6 +235,10 @@ class RadarPlotter:
         self.elevation_resolution_deg = elevation_resolution_deg
         self.min_angle_error_deg = min_angle_error_deg
         self.vertical_half_beam_deg = vertical_half_beam_deg
+        # Far beyond what the radar sees, well inside what float arithmetic survives.
+        self.plausible_range_m = (10.0 * max_range_m if plausible_range_m is None
+                                  else plausible_range_m)
+        self.plausible_speed_mps = plausible_speed_mps
         self.clutter = ClutterMap(range_bin_m=clutter_range_bin_m,
                                   azimuth_bin_deg=clutter_azimuth_bin_deg,
                                   max_range_m=max_range_m,
@@ -240,6 +249,7 @@ class RadarPlotter:
         self.rejected_ground = 0
         self.rejected_ghost = 0
         self.rejected_clutter = 0
+        self.rejected_implausible = 0
 
     def process(self, frame: RadarFrame) -> list[Plot]:
         """The plots of one frame; also teaches the clutter map this frame's static returns."""
@@ -249,10 +259,16 @@ class RadarPlotter:
             self.clutter.learn(t, np.zeros(0, np.int64), np.zeros(0, np.int64))
             return []
         self.points_in += len(pts)
-        # A finite sum means every value is finite (inf and nan propagate): one reduction
-        # instead of a per-point test in the usual case.
-        if not math.isfinite(float(pts[:, :5].sum())):
-            pts = pts[np.isfinite(pts[:, :5]).all(axis=1)]
+        # Whole-frame reductions in the usual case (NaN fails every comparison, an infinite
+        # snr makes the sum infinite); the per-point test only for a frame that fails them.
+        if not (float(np.abs(pts[:, :3]).max()) <= self.plausible_range_m
+                and float(np.abs(pts[:, 3]).max()) <= self.plausible_speed_mps
+                and math.isfinite(float(pts[:, 4].sum()))):
+            plausible = ((np.abs(pts[:, :3]) <= self.plausible_range_m).all(axis=1)
+                         & (np.abs(pts[:, 3]) <= self.plausible_speed_mps)
+                         & np.isfinite(pts[:, 4]))
+            self.rejected_implausible += int(len(pts) - np.count_nonzero(plausible))
+            pts = pts[plausible]
             if len(pts) == 0:
                 self.clutter.flat_learn(t, np.zeros(0, np.int64))
                 return []

@@ -32,7 +32,9 @@ from edgenode.link.payloads import (
     result_id,
 )
 from edgenode.link.pump import Pump
+from edgenode.link.session import next_session
 from edgenode.link.topics import Topics
+from edgenode.link.watch import LinkWatch
 from edgenode.link.writer import OutboxWriter
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,13 @@ OUTBOX_FILE = "outbox.sqlite3"
 PUMP_WINDOW = 256  # outbox rows handed to the client and not yet acknowledged
 STOP_FLUSH_S = 1.0
 COMMAND_QUEUE = 256
+VIGILANT_STATES = ("ARMED", "ENGAGED")  # effector states in which link loss drops the relay
+# Results of rejected commands (junk, mostly) go out at most this fast: a flood of junk must
+# not fill the client's in-flight window ahead of the answer to a signed `safe`. Far above
+# what operators send; counted in health.link.results_suppressed when it bites.
+REJECTED_RESULTS_PER_S = 1000.0
+REJECTED_RESULTS_BURST = 2000.0
+REFUSED_LOG_S = 60.0  # one log line per this long for response topics outside our prefix
 _STATE_ORDER = {"ok": 0, "starting": 1, "degraded": 2, "failed": 3}
 
 CommandHandler = Callable[[InboundMessage], dict[str, Any] | None]
@@ -63,7 +72,7 @@ class Link:
         self.outbox = Outbox(state_dir / OUTBOX_FILE,
                              max_bytes=int(config.storage.outbox_max_mb * 1024 * 1024),
                              max_age_s=config.storage.outbox_max_age_h * 3600)
-        self.session = self.outbox.next_session()
+        self.session = next_session(state_dir, self.outbox)
         self._env = Envelope(config.node.site, config.node.id, self.session)
         self._birth_facts = {"version": version, "capabilities": list(capabilities),
                              "config_digest": config_digest}
@@ -86,6 +95,8 @@ class Link:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seq_lock = threading.Lock()
+        # Counters (self._n) are bumped from the network, command, writer and pump threads.
+        self._drops_lock = threading.Lock()
         self._seq = {"events": 0, "audit": 0}
         self._state_lock = threading.Lock()
         self._states: dict[str, bytes] = {}  # encoded retained payloads, latest wins
@@ -100,8 +111,17 @@ class Link:
         self._listeners: list[Callable[[bool], None]] = []
         self._ever_connected = False
         self._n = {"dropped": 0, "gaps": 0, "connects": 0, "cmd_received": 0,
-                   "cmd_results": 0, "cmd_overflow": 0, "responses_refused": 0}
-        self._client.subscribe(self.topics.cmd, self._on_cmd_message, qos=1)
+                   "cmd_results": 0, "cmd_overflow": 0, "responses_refused": 0,
+                   "results_suppressed": 0}
+        self._rejected_tokens = REJECTED_RESULTS_BURST
+        self._rejected_at = time.monotonic()
+        self._refused_logged = -REFUSED_LOG_S
+        # Retain as published: a command published with the retain flag is refused even
+        # when it reaches us live (it would come back on every reconnect).
+        self._client.subscribe(self.topics.cmd, self._on_cmd_message, qos=1,
+                               retain_as_published=True)
+        self._watch = LinkWatch(self._client, self.topics.ping, silence_s=broker.silence_s,
+                                payload=self._ping_payload, on_change=self._notify)
 
     def _broker_options(self) -> BrokerOptions:
         broker = self._config.broker
@@ -132,24 +152,31 @@ class Link:
         self._cmd_thread = threading.Thread(target=self._command_loop, name="link-cmd",
                                             daemon=True)
         self._cmd_thread.start()
+        self._watch.start()
         self._client.start()
 
     def stop(self) -> None:
         """Flush what goes out within about a second, publish `offline`, disconnect.
         Rows not acknowledged stay in the outbox for the next start. Never raises."""
+        # Signal, let the link's own thread drain the pump (the only thread that touches it),
+        # then join; whatever a thread that did not end still uses is left alone.
+        loop_alive = False
         try:
+            self._watch.stop()
             self._writer.flush()
             self._stop.set()
+            self._pump.wake()
             if self._thread is not None:
-                self._thread.join(timeout=2)
+                self._thread.join(timeout=STOP_FLUSH_S + 3)
+                loop_alive = self._thread.is_alive()
+                if loop_alive:
+                    log.error("link: loop thread did not stop; outbox left open for it")
             if self._client.connected.is_set():
-                self._pump.drain(STOP_FLUSH_S)
                 info = self._client.publish(
                     self.topics.status, encode(self._env.offline(reason="stopped",
                                                                  t=time.time())),
                     qos=1, retain=True)
                 info.wait_for_publish(timeout=1.0)
-            self._pump.finish()
         except Exception:
             log.exception("link: error while stopping")
         finally:
@@ -160,9 +187,13 @@ class Link:
             if self._cmd_thread is not None:
                 self._commands.put(None)
                 self._cmd_thread.join(timeout=2)
-            self._pump.finish()
-            self._writer.close()
-            self.outbox.close()
+            if not loop_alive:
+                if self._thread is None:
+                    self._pump.finish()  # never started: nothing in flight, nothing to drain
+                if self._writer.close():
+                    self.outbox.close()
+                else:
+                    log.error("link: outbox writer did not stop; outbox left open for it")
             self._stage.set("failed", "stopped")
 
     # -- outbound ----------------------------------------------------------------------
@@ -209,21 +240,25 @@ class Link:
         self._outbox_error = error
 
     def _record_drops(self, drops: list[Dropped]) -> None:
-        """Every drop becomes a gap record on `events`: never silent."""
-        for drop in drops:
-            self._n["dropped"] += len(drop.seqs)
-            self._n["gaps"] += 1
-            log.warning("link: dropped %d %s record(s) of session %d (%s)",
-                        len(drop.seqs), drop.stream, drop.session, drop.reason)
-            t = time.time()
-            gap = self._env.gap(stream=drop.stream, session=drop.session, seqs=drop.seqs,
-                                reason=drop.reason, t=t)
-            more = self.outbox.append(self.topics.events, encode(gap), stream="gap",
-                                      session=self.session, seq=None, priority=PRIORITY_GAP,
-                                      created=t)
-            if more:
-                self._record_drops(more)
-        self._pump.wake()
+        """Every drop becomes a gap record on `events`: never silent. Called from the
+        writer's, the pump's and the link's threads; the records go through the writer, the
+        one thread that appends to the outbox (drops its own appends cause come back here)."""
+        gaps = []
+        with self._drops_lock:
+            for drop in drops:
+                self._n["dropped"] += len(drop.seqs)  # under _drops_lock, as _count
+                self._n["gaps"] += 1
+                log.warning("link: dropped %d %s record(s) of session %d (%s)",
+                            len(drop.seqs), drop.stream, drop.session, drop.reason)
+                t = time.time()
+                gap = self._env.gap(stream=drop.stream, session=drop.session, seqs=drop.seqs,
+                                    reason=drop.reason, t=t)
+                gaps.append(Record(self.topics.events, encode(gap), "gap", self.session, None,
+                                   PRIORITY_GAP, t))
+        try:
+            self._writer.submit(gaps)
+        except RuntimeError:  # stopping: the writer is closed
+            log.error("link: %d gap record(s) not stored at stop", len(gaps))
 
     def set_state(self, name: str, payload: dict[str, Any]) -> None:
         """Retained state: "health" (merged into the link's own health report), "effector",
@@ -235,6 +270,9 @@ class Link:
                 self._health_extra = dict(payload)
             self._publish_health()
             return
+        if name == "effector":
+            # Armed or engaged: the link-loss rule is live, so silence must be noticed fast.
+            self._watch.set_vigilant(payload.get("state") in VIGILANT_STATES)
         body = encode(self._env.state(payload, time.time()))
         with self._state_lock:
             self._states[name] = body
@@ -271,6 +309,15 @@ class Link:
                 log.exception("link: loop step failed")
                 self._stop.wait(1.0)
             self._stage.beat()
+        # Stopping: send what goes out within STOP_FLUSH_S, then hand back what is in flight.
+        try:
+            if self._client.connected.is_set():
+                self._writer.flush(STOP_FLUSH_S)
+                self._pump.drain(STOP_FLUSH_S)
+        except Exception:
+            log.exception("link: error while draining at stop")
+        finally:
+            self._pump.finish()
 
     def _step(self) -> None:
         self._pump.step(0.25)
@@ -291,6 +338,11 @@ class Link:
             self._stage.set("degraded", self._outbox_error)
             return
         if self._client.connected.is_set():
+            if self._watch.verdict is False:
+                self._stage.set("degraded", f"connected to {self._client.broker} but the "
+                                "node's pings do not come back through it: commands may not "
+                                "get through (broker frozen, or ping not allowed by its ACL?)")
+                return
             self._stage.set("ok")
             return
         why = self._client.last_error or ("connection lost" if self._ever_connected
@@ -301,7 +353,7 @@ class Link:
     # -- connection --------------------------------------------------------------------
     def _on_connect(self) -> None:
         self._ever_connected = True
-        self._n["connects"] += 1
+        self._count("connects")
         node = self._config.node
         birth = self._env.online(
             t=time.time(), version=self._birth_facts["version"], hardware=node.hardware,
@@ -319,11 +371,14 @@ class Link:
         for name, body in states:
             self._client.publish(self.topics.topic(name), body, qos=1, retain=True)
         self._pump.connected()
-        self._notify(True)
+        self._watch.connected()  # up only once a ping came back (edgenode/link/watch.py)
 
     def _on_disconnect(self, reason: str) -> None:
         self._pump.disconnected()
-        self._notify(False)
+        self._watch.disconnected()
+
+    def _ping_payload(self, nonce: str, n: int) -> bytes:
+        return encode(self._env.ping(nonce=nonce, n=n, t=time.time()))
 
     def _notify(self, up: bool) -> None:
         for listener in list(self._listeners):
@@ -333,7 +388,9 @@ class Link:
                 log.exception("link: link-change listener failed")
 
     def on_link_change(self, listener: Callable[[bool], None]) -> None:
-        """`listener(True)` after every connect (birth sent), `listener(False)` on every loss."""
+        """`listener(True)` once the link carries messages (connected, `cmd` subscribed, a
+        ping echoed through the broker), `listener(False)` when it no longer does (connection
+        lost, or no echo for broker.silence_s): edgenode/link/watch.py."""
         self._listeners.append(listener)
 
     def _on_publish_result(self, mid: int, reason_code: int) -> None:
@@ -358,16 +415,21 @@ class Link:
         self._handler, self._slow = handler, slow
 
     def _on_cmd_message(self, message: InboundMessage) -> None:
-        self._n["cmd_received"] += 1
+        self._count("cmd_received")
         if not self._slow(message):
             self._handle_command(message)
             return
         try:
             self._commands.put_nowait(message)
         except queue.Full:
-            self._n["cmd_overflow"] += 1
-            log.error("link: command queue full (%d); command on %s discarded",
-                      COMMAND_QUEUE, message.topic)
+            # Every command gets one answer, this one too (issue 22.15).
+            overflow = self._count("cmd_overflow")
+            if overflow == 1 or overflow % 1000 == 0:
+                log.error("link: command queue full (%d); %d command(s) answered busy so far",
+                          COMMAND_QUEUE, overflow)
+            self._publish_result(message, {
+                "id": result_id(message.payload), "status": "rejected",
+                "reason": f"busy: {COMMAND_QUEUE} slow commands are waiting; try again"})
 
     def _command_loop(self) -> None:
         while True:
@@ -391,20 +453,50 @@ class Link:
                       "reason": f"internal error: {type(exc).__name__}: {exc}"}
         if result is None:
             return
+        self._publish_result(message, result)
+
+    def _publish_result(self, message: InboundMessage, result: dict[str, Any]) -> None:
+        if result.get("status") == "rejected" and not self._rejected_token():
+            self._count("results_suppressed")
+            return
         body = encode(self._env.result(result, time.time()))
         self._client.publish(self.topics.cmd_result, body, qos=1)
-        self._n["cmd_results"] += 1
+        self._count("cmd_results")
         if message.response_topic:
             if self.topics.is_own_response_topic(message.response_topic):
                 self._client.publish(message.response_topic, body, qos=1,
                                      correlation_data=message.correlation_data)
-            else:
-                self._n["responses_refused"] += 1
-                log.warning("link: response topic %r is outside %s/; result sent on %s only",
-                            message.response_topic, self.topics.cmd_result,
-                            self.topics.cmd_result)
+                return
+            refused = self._count("responses_refused")
+            now = time.monotonic()
+            if now - self._refused_logged >= REFUSED_LOG_S:  # junk may carry one each
+                self._refused_logged = now
+                log.warning("link: response topic %r is outside %s/; result sent on %s only "
+                            "(%d so far)", message.response_topic[:200], self.topics.cmd_result,
+                            self.topics.cmd_result, refused)
+
+    def _count(self, name: str) -> int:
+        with self._drops_lock:
+            self._n[name] += 1
+            return self._n[name]
+
+    def _rejected_token(self) -> bool:
+        # Called from the network thread and the command thread: a lost update only moves
+        # the limit by a token.
+        now = time.monotonic()
+        self._rejected_tokens = min(REJECTED_RESULTS_BURST, self._rejected_tokens
+                                    + (now - self._rejected_at) * REJECTED_RESULTS_PER_S)
+        self._rejected_at = now
+        if self._rejected_tokens < 1:
+            return False
+        self._rejected_tokens -= 1
+        return True
 
     # -- counters ----------------------------------------------------------------------
+    def _counts(self) -> dict[str, int]:
+        with self._drops_lock:
+            return dict(self._n)
+
     def counters(self) -> dict[str, Any]:
         """Outbox and link counters (also in every health report under `link`)."""
         pump = self._pump.counters
@@ -413,6 +505,8 @@ class Link:
                 "in_flight": self._pump.in_flight, "uncommitted": self._writer.pending,
                 "published": pump.published,
                 "replayed": pump.replayed, "refused": pump.refused,
-                "outbox_resets": self.outbox.reset_corrupt, **self._n,
+                "outbox_resets": self.outbox.reset_corrupt, **self._counts(),
+                "carries_commands": self._watch.up, **self._watch.counters,
+                "properties_repaired": self._client.repaired,
                 "last_error": self._client.last_error}
 

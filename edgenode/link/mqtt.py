@@ -7,6 +7,9 @@ the daemon's link and the operator tool `edgenode ctl`.
   `reconnect_delay_set`: exponential from `reconnect_min_s` to `reconnect_max_s`, each delay
   drawn in [d/2, d] ("equal jitter") so a fleet that lost one broker does not return in
   lockstep.
+- A PUBLISH whose MQTT 5 properties paho refuses (U+FEFF in a user property, say) is received
+  without those properties instead of dropping the connection (edgenode/link/tolerant.py):
+  anyone who may publish to a topic we read could otherwise keep us off the broker.
 - A connection that fails before CONNACK (refused TCP, TLS handshake) leaves its reason in
   `last_error`, naming the broker, so health can say why.
 """
@@ -25,9 +28,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edgenode.link.tolerant import Unrepairable, without_refused_properties
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +76,41 @@ class InboundMessage:
 MessageHandler = Callable[[InboundMessage], None]
 
 
+class _TolerantClient(paho.Client):
+    """paho's client, except that a PUBLISH with properties paho refuses is received without
+    them (edgenode/link/tolerant.py) instead of ending the connection."""
+
+    repaired = 0  # PUBLISH packets received without some of their properties
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        try:
+            return super()._handle_publish()
+        except MalformedPacket as exc:
+            # The decode is the first thing paho does: nothing of this packet was handled.
+            if self._protocol != paho.MQTTv5:
+                raise
+            try:
+                body, removed = without_refused_properties(self._in_packet["command"],
+                                                           self._in_packet["packet"])
+            except Unrepairable:
+                raise exc from None
+            if not removed:
+                raise
+            self._in_packet["packet"] = body
+            self.repaired += 1
+            if self.repaired == 1 or self.repaired % 1000 == 0:
+                log.warning("mqtt: %d message(s) received without properties paho refuses "
+                            "(%s)", self.repaired, exc)
+            return super()._handle_publish()
+
+
 class MqttClient:
     def __init__(self, options: BrokerOptions,
                  on_connect: Callable[[], None] | None = None,
                  on_disconnect: Callable[[str], None] | None = None):
         self.options = options
         self._on_connect_cb, self._on_disconnect_cb = on_connect, on_disconnect
-        self._subs: dict[str, tuple[int, MessageHandler]] = {}
+        self._subs: dict[str, tuple[int, MessageHandler, bool]] = {}
         self._lock = threading.Lock()
         self.connected = threading.Event()
         # Set once the broker acknowledged every subscription of this connection: until then
@@ -85,7 +120,7 @@ class MqttClient:
         self.last_error = ""
         v5 = options.mqtt_version == "5"
         self.v5 = v5
-        self._client = paho.Client(
+        self._client = _TolerantClient(
             CallbackAPIVersion.VERSION2, client_id=options.client_id,
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             clean_session=None if v5 else options.clean_start,
@@ -126,6 +161,11 @@ class MqttClient:
         self.next_delay_s = delay
 
     @property
+    def repaired(self) -> int:
+        """Messages received without properties paho refuses (edgenode/link/tolerant.py)."""
+        return self._client.repaired
+
+    @property
     def broker(self) -> str:
         return f"{self._host}:{self._port}"
 
@@ -156,8 +196,8 @@ class MqttClient:
         with self._lock:
             subs = list(self._subs.items())
             self._pending_subs.clear()
-            for topic, (qos, _) in subs:
-                self._pending_subs[client.subscribe(topic, qos)[1]] = topic
+            for topic, (qos, _, as_published) in subs:
+                self._pending_subs[self._subscribe(topic, qos, as_published)] = topic
             if not self._pending_subs:
                 self.subscribed.set()
         self.connected.set()
@@ -204,12 +244,23 @@ class MqttClient:
             self._on_disconnect_cb(str(reason))
 
     # -- subscribe ---------------------------------------------------------------------
-    def subscribe(self, topic: str, handler: MessageHandler, qos: int = 1) -> None:
+    def subscribe(self, topic: str, handler: MessageHandler, qos: int = 1, *,
+                  retain_as_published: bool = False) -> None:
+        """`handler(message)` for every message on `topic` (a filter). With
+        `retain_as_published` (MQTT 5) a message published with the retain flag keeps it
+        when delivered live too, so the handler can refuse it: otherwise only the copy sent
+        on subscribing is marked retained."""
         with self._lock:
-            self._subs[topic] = (qos, handler)
+            self._subs[topic] = (qos, handler, retain_as_published)
             if self.connected.is_set():
-                self._pending_subs[self._client.subscribe(topic, qos)[1]] = topic
+                self._pending_subs[self._subscribe(topic, qos, retain_as_published)] = topic
                 self.subscribed.clear()
+
+    def _subscribe(self, topic: str, qos: int, as_published: bool) -> int:
+        if self.v5:
+            options = SubscribeOptions(qos=qos, retainAsPublished=as_published)
+            return int(self._client.subscribe(topic, options=options)[1])
+        return int(self._client.subscribe(topic, qos)[1])
 
     def _handle_subscribe(self, client: paho.Client, userdata: object, mid: int,
                           reasons: list[paho.ReasonCode], properties: object) -> None:
@@ -233,7 +284,7 @@ class MqttClient:
             correlation_data=getattr(props, "CorrelationData", None) if props else None,
         )
         with self._lock:
-            handlers = [h for pattern, (_, h) in self._subs.items()
+            handlers = [h for pattern, (_, h, _) in self._subs.items()
                         if paho.topic_matches_sub(pattern, msg.topic)]
         for handler in handlers:
             try:

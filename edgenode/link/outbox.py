@@ -113,6 +113,7 @@ class Outbox:
         # a claim above _fresh_from needs no read. Anything unusual just resets it: the file
         # is always the truth.
         self._fresh: dict[int, Row] = {}
+        self._keeping = True  # False while the broker is away: see keep_fresh
         self._top_id = int(self._db.execute(
             "SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0])
         self._fresh_from = self._top_id + 1
@@ -145,11 +146,17 @@ class Outbox:
         return db
 
     # -- meta ---------------------------------------------------------------------------
-    def next_session(self) -> int:
-        """Increment and return the persisted session number (1 on a new outbox)."""
+    def next_session(self, floor: int = 0) -> int:
+        """Persist and return one more than the larger of the stored session number and
+        `floor` (1 on a new outbox; edgenode/link/session.py keeps a second copy)."""
         with self._lock, self._db:
             row = self._db.execute("SELECT value FROM meta WHERE key='session'").fetchone()
-            session = (int(row[0]) if row else 0) + 1
+            try:
+                stored = int(row[0]) if row else 0
+            except ValueError:
+                log.error("link: outbox %s: session %r unreadable", self.path, row[0])
+                stored = 0
+            session = max(stored, floor) + 1
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('session', ?)",
                              (str(session),))
         return session
@@ -195,7 +202,19 @@ class Outbox:
 
     def _reset_fresh_locked(self) -> None:
         self._fresh.clear()
-        self._fresh_from = self._top_id + 1
+        self._fresh_from = self._top_id + 1 if self._keeping else 2**62
+
+    def keep_fresh(self, keep: bool) -> None:
+        """Keep appended rows in memory for the pump (while the broker is there) or not
+        (while it is away: nothing is sent, so the backlog waits in the file only and memory
+        does not grow with an outage; the pump reads it back after the reconnect)."""
+        with self._mem:
+            self._keeping = keep
+            self._reset_fresh_locked()
+
+    @property
+    def rows_in_memory(self) -> int:
+        return len(self._fresh)
 
     def _shrink_locked(self) -> list[Dropped]:
         # Free down to 90 % so the cap does not bite again on every append.

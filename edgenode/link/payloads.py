@@ -115,6 +115,10 @@ class Envelope:
             body["t"] = round(t, 6)
         return body
 
+    def ping(self, *, nonce: str, n: int, t: float) -> dict[str, Any]:
+        """The node's ping to itself (schema ping): `nonce` marks the connection."""
+        return {**self._base(t), "nonce": nonce, "n": n}
+
     def state(self, payload: dict[str, Any], t: float) -> dict[str, Any]:
         """A retained state (schemas effector, health, selftest): the producer's fields as
         they are; `v`, `site`, `node`, `session` and `t` are the link's."""

@@ -58,6 +58,7 @@ class Pump:
         self._tokens = 0.0
         self._refilled = time.monotonic()
         self.counters = PumpCounters()
+        outbox.keep_fresh(False)  # offline until the client connects
 
     # -- called from other threads -----------------------------------------------------
     def wake(self) -> None:
@@ -65,10 +66,12 @@ class Pump:
 
     def connected(self) -> None:
         """The client (re)connected: everything stored so far is backlog."""
+        self._outbox.keep_fresh(True)
         self._connect_pending = True
         self._wake.set()
 
     def disconnected(self) -> None:
+        self._outbox.keep_fresh(False)
         self._online = False
         self._connect_pending = False
 

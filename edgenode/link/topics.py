@@ -16,6 +16,7 @@ SCHEMA_BY_SUFFIX = {
     "cmd": "cmd",
     "cmd/result": "cmd_result",
     "selftest": "selftest",
+    "ping": "ping",
 }
 
 
@@ -51,6 +52,11 @@ class Topics:
     @property
     def cmd(self) -> str:
         return self.topic("cmd")
+
+    @property
+    def ping(self) -> str:
+        """The node's pings to itself through the broker (edgenode/link/watch.py)."""
+        return self.topic("ping")
 
     @property
     def cmd_result(self) -> str:

@@ -8,11 +8,18 @@ loop's) and caps the outbox near a quarter of raw MQTT; a burst committed togeth
 one. The price is a window of about a millisecond between `submit` and the commit in which a
 kill -9 loses the newest records: always a tail (records commit in submission order), never a
 hole in a sequence. `flush` waits for the commit where a caller needs it (stop, tests).
+
+Failures: only what may succeed later is retried (the disk: I/O error, disk full, a locked
+file). A record SQLite refuses for what it is (a constraint, a value it cannot bind) is tried
+alone, dropped, and reported as an `unpublishable` drop, so it can never hold up the records
+behind it. While the disk fails, at most MAX_PENDING records wait; beyond that the newest are
+dropped (`outbox_size_cap`) and counted, never silently (gap records are always kept).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 
@@ -21,6 +28,20 @@ from edgenode.link.outbox import Dropped, Outbox, Record
 log = logging.getLogger(__name__)
 
 RETRY_S = 0.5  # after a failed commit (disk trouble); the batch is kept and tried again
+MAX_PENDING = 5_000  # records (~1.5 kB) waiting for the disk: ~8 MB; more are dropped (counted)
+# Errors the disk may get over; anything else means the record itself cannot be stored.
+RETRYABLE = (OSError, sqlite3.OperationalError)
+
+
+def _drop_of(records: Sequence[Record], reason: str) -> list[Dropped]:
+    drops: dict[tuple[str, int], Dropped] = {}
+    for r in records:
+        if r.stream == "gap":
+            continue
+        drop = drops.setdefault((r.stream, r.session), Dropped(r.stream, r.session, reason))
+        if r.seq is not None:
+            drop.seqs.append(r.seq)
+    return list(drops.values())
 
 
 class OutboxWriter:
@@ -34,18 +55,29 @@ class OutboxWriter:
         self._acked: list[int] = []
         self._submitted = 0
         self._committed = 0
+        self.overflowed = 0  # records dropped because MAX_PENDING were waiting
+        self.unstorable = 0  # records SQLite refused for good
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="outbox-writer", daemon=True)
         self._thread.start()
 
     def submit(self, records: Sequence[Record]) -> None:
         """Queue records for the next commit (in this order, after everything queued before)."""
+        overflow: list[Record] = []
         with self._cond:
             if self._closed:
                 raise RuntimeError("outbox writer is closed")
-            self._pending.extend(records)
-            self._submitted += len(records)
+            room = MAX_PENDING - (self._submitted - self._committed)  # incl. a batch
+            kept = [r for i, r in enumerate(records) if r.stream == "gap" or i < room]
+            overflow = [r for i, r in enumerate(records) if r.stream != "gap" and i >= room]
+            self._pending.extend(kept)
+            self._submitted += len(kept)
+            self.overflowed += len(overflow)
             self._cond.notify_all()
+        if overflow:
+            log.error("link: %d record(s) waiting for the outbox; %d more dropped",
+                      MAX_PENDING, len(overflow))
+            self._on_drops(_drop_of(overflow, "outbox_size_cap"))
 
     def delete(self, ids: list[int]) -> None:
         """Queue acknowledged rows for deletion (they were committed before they were sent)."""
@@ -67,13 +99,41 @@ class OutboxWriter:
         with self._cond:
             return self._submitted - self._committed
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Commit what is queued, then stop the thread."""
+    def close(self, timeout_s: float = 5.0) -> bool:
+        """Commit what is queued, then stop the thread; False if it is still running (then
+        it still uses the outbox: leave it open)."""
         self.flush(timeout_s)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _store(self, batch: list[Record]) -> list[Dropped]:
+        """Commit the batch; if SQLite refuses it for a reason the disk cannot explain, store
+        its records one by one and drop those it refuses (`unpublishable`)."""
+        try:
+            return self._outbox.append_many(batch)
+        except RETRYABLE:
+            raise
+        except Exception as exc:
+            log.error("link: outbox refused a batch of %d (%s: %s); storing one by one",
+                      len(batch), type(exc).__name__, exc)
+        drops: list[Dropped] = []
+        refused: list[Record] = []
+        while batch:
+            record = batch[0]
+            try:
+                drops += self._outbox.append_many([record])
+            except RETRYABLE:
+                raise  # what is stored stays stored: only the rest (still in batch) is retried
+            except Exception as exc:
+                log.error("link: outbox refused a %s record (seq %s): %s: %s; dropped",
+                          record.stream, record.seq, type(exc).__name__, exc)
+                refused.append(record)
+            del batch[0]
+        self.unstorable += len(refused)
+        return drops + _drop_of(refused, "unpublishable")
 
     def _run(self) -> None:
         while True:
@@ -91,10 +151,11 @@ class OutboxWriter:
                                   len(acked))
             if not batch:
                 continue
+            total = len(batch)  # _store takes stored records out of the batch it retries
             while True:
                 try:
-                    drops = self._outbox.append_many(batch)
-                except Exception as exc:  # disk full, I/O error: keep the batch, say so
+                    drops = self._store(batch)
+                except RETRYABLE as exc:  # disk full, I/O error: keep the batch, say so
                     log.exception("link: outbox commit of %d record(s) failed; retrying",
                                   len(batch))
                     self._on_error(f"outbox commit failed: {type(exc).__name__}: {exc}")
@@ -106,7 +167,7 @@ class OutboxWriter:
                 self._on_error(None)
                 break
             with self._cond:
-                self._committed += len(batch)
+                self._committed += total
                 self._cond.notify_all()
             if drops:
                 self._on_drops(drops)

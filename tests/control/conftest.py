@@ -138,6 +138,19 @@ def command(identity: OperatorIdentity, action: str, params: dict[str, Any] | No
     return build_command(identity, site, node, action, params, **fields)
 
 
+class SteppableClock:
+    """A wall clock a test can step, as `date -s` or an NTP step would."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def step(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 def wait_for(predicate: Callable[[], bool], timeout_s: float = 3.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -155,7 +168,8 @@ def make_rig(tmp_path: Path) -> Iterator[RigFactory]:
     made: list[Rig] = []
 
     def factory(state_dir: Path | None = None, key: str = "operate", start: bool = True,
-                clock_synced: bool = True, **effector: Any) -> Rig:
+                clock_synced: bool = True, wall: SteppableClock | None = None,
+                **effector: Any) -> Rig:
         config = make_config(**effector)
         gpio = FakeGpio(inputs={KEY_OPERATE: key == "operate", KEY_TEST: key == "test"})
         relay = JammerRelay(gpio, drive_line=DRIVE, heartbeat_line=HEARTBEAT, aux_line=AUX,
@@ -164,10 +178,11 @@ def make_rig(tmp_path: Path) -> Iterator[RigFactory]:
         health = Health()
         clock = {"synced": clock_synced}
         rig_holder: list[Rig] = []
+        extra = {} if wall is None else {"wall_clock": wall}
         eff = Effector(relay, config, health, state_dir or tmp_path / "state",
                        publish_audit=lambda r: rig_holder[0].audit.append(r),
                        publish_state=lambda s: rig_holder[0].states.append(s),
-                       clock_synced=lambda: clock["synced"])
+                       clock_synced=lambda: clock["synced"], **extra)
         rig = Rig(gpio, coil, eff, health, state_dir or tmp_path / "state", config, clock)
         rig_holder.append(rig)
         made.append(rig)

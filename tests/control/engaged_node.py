@@ -1,5 +1,7 @@
-"""A process holding an Effector on a fake board: obeys the signed commands in a file, says
-ENGAGED, then waits to be killed. Usage: engaged_node.py CONFIG_JSON STATE_DIR COMMANDS GPIO_LOG"""
+"""A process holding an Effector on a fake board: signs the commands in a file (one JSON line
+each: key file, action, params) once its effector has started, obeys them, says ENGAGED, then
+waits to be killed. Signing after the start keeps a slow start on a loaded machine from making
+them `issued_before_start`. Usage: engaged_node.py CONFIG_JSON STATE_DIR COMMANDS GPIO_LOG"""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from pathlib import Path
 
 from edgenode.config import Config
 from edgenode.control import Effector
+from edgenode.control.keys import load_key_file
+from edgenode.control.operator import build_command, encode
 from edgenode.health import Health
 from edgenode.link.mqtt import InboundMessage
 from hal.ports.gpio.fake import FakeGpio
@@ -28,7 +32,10 @@ def main() -> None:
                         publish_state=lambda _: None, clock_synced=lambda: True)
     effector.start()
     for line in Path(commands).read_text().splitlines():
-        result = effector.handle_command(InboundMessage("cmd", line.encode(), False))
+        spec = json.loads(line)
+        envelope = build_command(load_key_file(Path(spec["key"])), config.node.site,
+                                 config.node.id, spec["action"], spec["params"])
+        result = effector.handle_command(InboundMessage("cmd", encode(envelope), False))
         if result["status"] != "ok":
             print(json.dumps(result), flush=True)
         # The relay coil: the aux contact follows the drive.

@@ -3,13 +3,14 @@ torn-record recovery, and the `edgenode audit` commands."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
 
 from edgenode.control.audit import AuditLog, export, verify
 from tests.conftest import EDGENODE, ROOT
-from tests.control.conftest import Rig
+from tests.control.conftest import Rig, RigFactory
 
 
 def fill(directory: Path, records: int, *, segment_bytes: int = 2048,
@@ -32,7 +33,12 @@ def test_chain_continues_across_segments_and_a_reopen(tmp_path: Path) -> None:
     assert len(segment_files(tmp_path)) > 3
     report = verify(tmp_path)
     assert report.ok, report.broken
-    assert (report.records, report.first_seq, report.last_seq) == (150, 0, 149)
+    kinds = [r["kind"] for r in export(tmp_path)]
+    assert kinds.count("state") == 150
+    # Each closed segment is announced by a `segment` record opening the next one.
+    assert kinds.count("segment") == len(segment_files(tmp_path)) - 1
+    assert (report.records, report.first_seq, report.last_seq) == (len(kinds), 0,
+                                                                   len(kinds) - 1)
 
 
 def test_editing_a_record_in_a_middle_segment_is_named(tmp_path: Path) -> None:
@@ -66,7 +72,9 @@ def test_log_stays_bounded_and_verifies_from_the_anchor(tmp_path: Path) -> None:
     anchor = json.loads((tmp_path / "anchor.json").read_text())
     report = verify(tmp_path)
     assert report.ok, report.broken
-    assert report.first_seq == anchor["seq"] + 1 and report.last_seq == 399
+    last = list(export(tmp_path))[-1]
+    assert report.first_seq == anchor["seq"] + 1 and report.last_seq == last["seq"]
+    assert last["data"]["n"] == 399
 
 
 def test_a_torn_last_record_is_cut_off_and_noted(tmp_path: Path) -> None:
@@ -103,16 +111,96 @@ def test_audit_cli_verifies_exports_and_names_the_broken_record(tmp_path: Path) 
     log.close()
     ok = subprocess.run([*EDGENODE, "audit", "verify", "--state-dir", str(state)],
                         capture_output=True, text=True, cwd=ROOT, timeout=30)
-    assert ok.returncode == 0 and "chain intact: 40 records" in ok.stdout, ok.stderr
+    records = len(list(export(state / "audit")))
+    assert ok.returncode == 0 and f"chain intact: {records} records" in ok.stdout, ok.stderr
     out = subprocess.run([*EDGENODE, "audit", "--state-dir", str(state), "export", "--from",
                           "2023-11-14T22:13:30", "--to", "2023-11-14T22:13:40"],
                          capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert out.returncode == 0, out.stderr
-    assert [json.loads(line)["data"]["n"] for line in out.stdout.splitlines()] == list(
-        range(10, 20))
+    exported = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["data"]["n"] for r in exported if r["kind"] == "state"] == list(range(10, 20))
     victim = segment_files(state / "audit")[1]
     victim.write_text(victim.read_text().replace('"n":', '"m":', 1))
     bad = subprocess.run([*EDGENODE, "audit", "verify", "--state-dir", str(state)],
                          capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert bad.returncode == 1
-    assert f"BROKEN at {victim.name} line 1" in bad.stderr
+    assert f"BROKEN at {victim.name} line 2" in bad.stderr  # line 1: its segment record
+
+
+def test_segment_records_carry_the_closed_segments_digest(tmp_path: Path) -> None:
+    # Published like every record: the control room can prove each segment file complete.
+    fill(tmp_path, 60).close()
+    files = segment_files(tmp_path)
+    notes = [r for r in export(tmp_path) if r["kind"] == "segment"]
+    assert len(notes) == len(files) - 1
+    for note, closed in zip(notes, files, strict=False):
+        content = closed.read_bytes()
+        assert note["data"]["closed"] == closed.name
+        assert note["data"]["sha256"] == hashlib.sha256(content).hexdigest()
+        assert note["data"]["last_seq"] == json.loads(content.splitlines()[-1])["seq"]
+
+
+def test_tail_truncation_is_found_and_seqs_are_never_reused(make_rig: RigFactory,
+                                                            tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    rig = make_rig(state_dir=state)
+    for _ in range(5):
+        rig.send("alice", "arm", {"ttl_s": 10}, site="elsewhere")
+    rig.effector.stop()
+    audit = state / "audit"
+    last = segment_files(audit)[-1]
+    lines = last.read_bytes().splitlines(keepends=True)
+    cut_from = json.loads(lines[-4])["seq"]
+    written_up_to = json.loads(lines[-1])["seq"]
+    last.write_bytes(b"".join(lines[:-4]))  # the last four records removed
+    # Offline: `audit verify` knows from the store what the node wrote.
+    bad = subprocess.run([*EDGENODE, "audit", "verify", "--state-dir", str(state)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert bad.returncode == 1, bad.stdout
+    assert f"MISSING: seq {cut_from}..{written_up_to} removed from the tail" in bad.stderr
+    # On restart: the node notes the truncation and never reuses those seqs.
+    rig = make_rig(state_dir=state)
+    rig.effector.stop()
+    seqs = [r["seq"] for r in export(audit)]
+    assert len(seqs) == len(set(seqs)) and max(seqs) > written_up_to
+    assert not set(seqs) & set(range(cut_from, written_up_to + 1))
+    report = verify(audit)
+    assert report.broken is None and not report.ok
+    assert report.missing and f"seq {cut_from}..{written_up_to}" in report.missing[0]
+
+
+def test_head_segments_removed_behind_a_forged_anchor_are_found(make_rig: RigFactory,
+                                                               tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    rig = make_rig(state_dir=state)
+    for _ in range(5):
+        rig.send("alice", "arm", {"ttl_s": 10}, site="elsewhere")
+    rig.effector.stop()
+    audit = state / "audit"
+    ok = subprocess.run([*EDGENODE, "audit", "verify", "--state-dir", str(state)],
+                        capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    # Remove the first records and forge an anchor that makes the rest verify.
+    first = segment_files(audit)[0]
+    lines = first.read_bytes().splitlines(keepends=True)
+    cut = json.loads(lines[3])
+    first.write_bytes(b"".join(lines[4:]))
+    (audit / "anchor.json").write_text(json.dumps({"seq": cut["seq"], "hash": cut["hash"]}))
+    assert verify(audit).ok  # the chain alone cannot tell
+    bad = subprocess.run([*EDGENODE, "audit", "verify", "--state-dir", str(state)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert bad.returncode == 1
+    assert "MISSING: anchor.json (seq 3) is not the anchor the node wrote" in bad.stderr
+    rig = make_rig(state_dir=state)  # the node names it too
+    assert "anchor.json" in rig.health.stages["effector"].reason
+
+
+def test_a_record_with_a_duplicate_key_is_not_the_nodes(tmp_path: Path) -> None:
+    fill(tmp_path, 5).close()
+    path = segment_files(tmp_path)[0]
+    lines = path.read_text().splitlines()
+    # Same values, same hash, but a duplicate key a JSON reader resolves to the last one.
+    lines[2] = lines[2].replace('"kind":"state"', '"kind":"junk","kind":"state"', 1)
+    path.write_text("\n".join(lines) + "\n")
+    report = verify(tmp_path)
+    assert report.broken and "line 3" in report.broken and "canonical" in report.broken

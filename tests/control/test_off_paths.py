@@ -184,3 +184,52 @@ def test_full_cycle_safe_armed_engaged_armed(rig: Rig) -> None:
     assert wait_for(lambda: len(transitions()) >= 3, 3)
     assert rig.effector.state == "ARMED"
     assert transitions() == [("SAFE", "ARMED"), ("ARMED", "ENGAGED"), ("ENGAGED", "ARMED")]
+
+
+def test_engage_after_the_arm_expired_is_refused_while_the_loop_is_stalled(rig: Rig) -> None:
+    # Issue 22 point 9: the deadline loop expires the arm, but a stalled loop must not
+    # stretch it; the engage checks the arm's expiry itself.
+    assert rig.send("alice", "arm", {"ttl_s": 0.3})["status"] == "ok"
+    rig.health.stall("effector", 2.0)
+    time.sleep(0.5)
+    result = rig.send("bob", "engage", {"duration_s": 5, "bearing_deg": 90})
+    assert result["status"] == "rejected" and result["reason"].startswith("arm_expired"), result
+    assert not rig.drive_went_high()
+    assert rig.effector.state == "SAFE"
+
+
+def test_heartbeat_never_toggles_while_the_effector_is_disabled(make_rig: RigFactory) -> None:
+    rig = make_rig(enabled=False)
+    start = rig.heartbeat_toggles()
+    time.sleep(0.3)
+    assert rig.heartbeat_toggles() == start, "heartbeat toggled with effector.enabled false"
+    assert rig.effector.state == "SAFE"
+
+
+def test_stuck_relay_latches_fault_within_settle_plus_three_loop_periods(rig: Rig) -> None:
+    # The documented bound: aux_settle_ms after the drive fell, plus three loop periods
+    # (the effector's period is the heartbeat period; it steps twice per period) for the loop
+    # to see and act on it. Both ends are the effector's own records: the drive line's fall
+    # and the FAULT transition.
+    rig.arm_and_engage()
+    rig.coil.stuck = True
+    assert rig.send("alice", "disengage")["status"] == "ok"
+    assert wait_for(lambda: rig.effector.state == "FAULT", 3)
+    rig.effector.flush()
+    fell = [t for t, level in rig.drive_history() if not level][-1]  # monotonic
+    fault = next(s for s in rig.states if s["state"] == "FAULT")
+    mono_minus_wall = time.monotonic() - time.time()
+    latched_after = fault["since"] + mono_minus_wall - fell
+    bound = (rig.config.effector.aux_settle_ms + 3 * rig.config.relay.heartbeat_period_ms) / 1000
+    assert latched_after <= bound + 0.002, f"FAULT {latched_after:.3f} s after the drive fell"
+    assert latched_after >= rig.config.effector.aux_settle_ms / 1000 - 0.002
+
+
+def test_engage_is_refused_while_the_broker_link_is_down(rig: Rig) -> None:
+    assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    rig.effector.link_changed(False)
+    result = rig.send("bob", "engage", {"duration_s": 5, "bearing_deg": 90})
+    assert result["status"] == "rejected" and result["reason"].startswith("link_lost"), result
+    assert not rig.drive_went_high()
+    rig.effector.link_changed(True)
+    assert rig.send("bob", "engage", {"duration_s": 5, "bearing_deg": 90})["status"] == "ok"

@@ -318,3 +318,14 @@ def test_only_selftest_and_rebirth_take_the_slow_command_path() -> None:
 
     assert slow("selftest") and slow("rebirth")
     assert not any(slow(a) for a in ("arm", "engage", "disengage", "safe", "reset"))
+
+
+@pytest.mark.parametrize("action", ["safe", "disengage"])
+def test_expired_safe_and_disengage_are_refused_when_the_clock_is_synced(
+        rig: Rig, action: str) -> None:
+    # Obeyed whatever their age only while the node cannot judge freshness (unsynchronised
+    # clock, test above); with a synchronised clock an expired one is refused like any other.
+    rig.arm_and_engage()
+    stale = rig.send("alice", action, now=time.time() - 20)  # lifetime 10 s: expired
+    assert stale["status"] == "rejected" and code(stale) == "expired", stale
+    assert rig.drive() and rig.effector.state == "ENGAGED"

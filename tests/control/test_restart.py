@@ -9,19 +9,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgenode.control.operator import encode
+from edgenode.control.keys import write_key_file
 from tests.conftest import ROOT
-from tests.control.conftest import OPERATORS, RigFactory, command, make_config, wait_for
+from tests.control.conftest import OPERATORS, RigFactory, make_config, wait_for
 
 
 def kill_mid_engagement(tmp_path: Path, state: Path, duration_s: float, **effector: object
                         ) -> list[dict[str, object]]:
     config = tmp_path / "config.json"
     config.write_text(make_config(**effector).model_dump_json())
+    key = tmp_path / "alice.key"
+    if not key.exists():
+        write_key_file(key, OPERATORS["alice"])
     commands = tmp_path / "commands.jsonl"
-    commands.write_text("\n".join(encode(env).decode() for env in (
-        command(OPERATORS["alice"], "arm", {"ttl_s": 60}),
-        command(OPERATORS["alice"], "engage", {"duration_s": duration_s, "bearing_deg": 45}),
+    commands.write_text("\n".join(json.dumps({"key": str(key), "action": action,
+                                              "params": params}) for action, params in (
+        ("arm", {"ttl_s": 60}),
+        ("engage", {"duration_s": duration_s, "bearing_deg": 45}),
     )) + "\n")
     gpio_log = tmp_path / "gpio.jsonl"
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests/control/engaged_node.py"),

@@ -154,3 +154,27 @@ def test_min_points_drops_lone_noise_points() -> None:
     pts = [*radar_points(at(30, 0, 5), 2.0, rng, count=4), [-20.0, 70.0, 3.0, -7.0, 9.0, 40.0]]
     plots = p.process(frame_of(1, 0.0, pts))
     assert [pl.point_count for pl in plots] == [4]
+
+
+@pytest.mark.parametrize("bad", [[3e38, 10.0, 5.0, -3.0, 20.0, 40.0],
+                                 [1e20, -1e20, 0.0, -3.0, 20.0, 40.0],
+                                 [5.0, 40.0, 1e25, -3.0, 20.0, 40.0],
+                                 [5.0, 40.0, 2.0, 1e30, 20.0, 40.0],
+                                 [np.nan, 40.0, 2.0, -3.0, 20.0, 40.0],
+                                 [5.0, 40.0, 2.0, -3.0, np.inf, 40.0]])
+def test_an_implausible_point_is_dropped_and_the_rest_of_the_frame_kept(
+        bad: list[float]) -> None:
+    # Issue 22 point 14: one huge coordinate (a corrupt frame) stopped detection: the tracker
+    # raised on it. The plotter drops it, counts it, and keeps the frame's good points.
+    from edgenode.detect.tracker import Tracker
+
+    p = plotter()
+    tracker = Tracker(latitude_deg=0.0, longitude_deg=0.0, altitude_m=0.0,
+                      mast_heading_deg=0.0)
+    rng = np.random.default_rng(3)
+    for k in range(6):
+        points = [bad, *radar_points(at(50.0, 10.0, up_m=10.0), -4.0, rng)]
+        plots = p.process(frame_of(k, 100.0 + 0.1 * k, points))
+        assert len(plots) == 1 and abs(plots[0].range_m - 51.0) < 3.0, plots
+        tracker.update(100.0 + 0.1 * k, plots, [])
+    assert p.rejected_implausible == 6

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from edgenode.link import InboundMessage, Link
 from edgenode.ulid import new_ulid
 from tests.conftest import ROOT, Mosquitto, free_port
 from tests.link.helpers import make_config, track_event, wait_until
+from tests.link.linked_node import Console, engage, linked_config, start_node, wait
 
 ACL = ROOT / "hardware" / "mosquitto" / "edgenode.acl"
 USERS = ["node-dev-fake-01", "node-dev-fake-02", "operator-alice", "observer-bob"]
@@ -113,3 +115,72 @@ def test_node_link_works_inside_its_acl_and_nowhere_else(tmp_path: Path,
         link.stop()
         for client in (operator, observer, intruder):
             client.close()
+
+
+def _flood(port: int, users: list[str], topic: str, rate_per_s: float, seconds: float,
+           stop: threading.Event) -> int:
+    """Unsigned junk on `topic` from each of `users` (QoS 0, as fast as a flood goes),
+    `rate_per_s` in all; returns how many were published."""
+    clients = [Client(port, user) for user in users]
+    sent = 0
+    start = time.monotonic()
+    try:
+        while not stop.is_set() and time.monotonic() - start < seconds:
+            due = int((time.monotonic() - start) * rate_per_s)
+            while sent < due:
+                clients[sent % len(clients)].c.publish(topic, b'{"v":1,"junk":%d}' % sent,
+                                                       qos=0)
+                sent += 1
+            time.sleep(0.002)
+    finally:
+        for client in clients:
+            client.close()
+    return sent
+
+
+def _safe_through_flood(tmp_path: Path, broker: Mosquitto, rate_per_s: float,
+                        seconds: float) -> None:
+    pw = tmp_path / "node.pw"
+    pw.write_text("pw-node-dev-fake-01\n")
+    config = linked_config(broker.url, {"username": "node-dev-fake-01", "password_file": str(pw)},
+                           node={"site": "dev", "id": "fake-01"}, link_loss_grace_s=3)
+    node = start_node(tmp_path / "state", config)
+    console = Console(broker.port, "operator-alice", site="dev", node="fake-01")
+    stop = threading.Event()
+    flooded: list[int] = []
+    flood = threading.Thread(target=lambda: flooded.append(_flood(
+        broker.port, ["observer-bob", "node-dev-fake-02", "node-dev-fake-01"],
+        "edgenode/dev/fake-01/cmd", rate_per_s, seconds, stop)))
+    try:
+        engage(node, console)
+        received_before = node.link.counters()["cmd_received"]
+        flood.start()
+        time.sleep(seconds / 2)
+        sent = time.monotonic()
+        safe = console.send("alice", "safe")
+        assert wait(lambda: not node.drive(), 1.0), "a signed safe was not obeyed within 1 s"
+        result = console.wait_result(safe, 2)
+        assert result is not None and result["status"] == "ok", result
+        assert console.arrived[safe] - sent < 1.0
+        flood.join()
+        # The flooder's own pace (a loaded test machine may not reach the full rate).
+        assert flooded[0] >= rate_per_s * seconds * 0.5, f"only {flooded[0]} junk sent"
+        # The broker kept the junk from the node: only the safe reached it.
+        assert node.link.counters()["cmd_received"] - received_before == 1
+    finally:
+        stop.set()
+        if flood.is_alive():
+            flood.join()
+        console.stop()
+        node.stop()
+
+
+def test_a_signed_safe_gets_through_a_junk_flood_on_the_shipped_acl(
+        tmp_path: Path, broker: Mosquitto) -> None:
+    _safe_through_flood(tmp_path, broker, rate_per_s=2000, seconds=2.0)
+
+
+@pytest.mark.long
+def test_a_signed_safe_gets_through_10000_junk_messages_a_second(
+        tmp_path: Path, broker: Mosquitto) -> None:
+    _safe_through_flood(tmp_path, broker, rate_per_s=10_000, seconds=6.0)

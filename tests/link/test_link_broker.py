@@ -114,7 +114,7 @@ def test_every_payload_on_every_topic_matches_its_schema(mosquitto: Mosquitto,
     assert recorder.problems == []
     topics = {m.topic.removeprefix(PREFIX + "/") for m in recorder.messages}
     assert topics == {"status", "health", "events", "audit", "effector", "selftest", "cmd",
-                      "cmd/result", "cmd/result/ctl-1"}
+                      "cmd/result", "cmd/result/ctl-1", "ping"}
     birth = recorder.on("status")[0]
     assert birth.retain is False or birth.payload["state"] == "online"
     assert birth.payload | {"t": 0} == {
@@ -156,7 +156,8 @@ def _outage(tmp_path: Path, make_link: MakeLink, outage_s: float) -> None:
     changes: list[bool] = []
     link.on_link_change(changes.append)
     link.start()
-    assert recorder.wait_for(lambda: link.connected)
+    # Up for the link-loss rule once pings have come back for a second (link/watch.py).
+    assert recorder.wait_for(lambda: link.counters()["carries_commands"])
     stop = threading.Event()
     sent: list[int] = []
     worker = threading.Thread(target=lambda: sent.extend(_publish_steadily(link, stop, 50)))
@@ -169,7 +170,7 @@ def _outage(tmp_path: Path, make_link: MakeLink, outage_s: float) -> None:
         broker.start()
         assert recorder.wait_for(lambda: link.connected, 10)
         back_at = time.time()
-        time.sleep(1.0)
+        assert recorder.wait_for(lambda: link.counters()["carries_commands"], 5)
     finally:
         stop.set()
         worker.join()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,29 @@ def test_fresh_rows_are_claimed_once_and_released_rows_come_back_from_the_file(
     box.delete(r.id for r in first + again)
     assert (box.backlog, box.backlog_bytes) == (0, 0)
     assert box._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_the_session_keeps_growing_after_the_outbox_is_reset(tmp_path: Path) -> None:
+    # Issue 22.13: a corrupt outbox is moved aside and a new one starts; the session must not
+    # start at 1 again, or (session, seq) pairs repeat.
+    from edgenode.link.session import SESSION_FILE, next_session
+
+    def start() -> int:
+        box = Outbox(tmp_path / "outbox.sqlite3", max_bytes=10**6, max_age_s=3600)
+        try:
+            return next_session(tmp_path, box)
+        finally:
+            box.close()
+
+    first = [start(), start()]
+    assert first == [1, 2]
+    (tmp_path / "outbox.sqlite3").write_bytes(b"not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"outbox.sqlite3{suffix}").unlink(missing_ok=True)
+    assert start() == 3  # from the session file
+    # Both copies lost or damaged: from the clock, above anything counted from 1.
+    (tmp_path / SESSION_FILE).write_text("garbage")
+    (tmp_path / "outbox.sqlite3").write_bytes(b"not a database" * 100)
+    later = start()
+    assert later > time.time() - 60
+    assert start() == later + 1

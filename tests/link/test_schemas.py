@@ -83,6 +83,7 @@ def good_examples() -> dict[str, list[dict[str, Any]]]:
         "cmd": [{"v": 1, "id": new_ulid(), "site": SITE, "node": NODE, "action": "safe",
                  "params": {}, "issued_at": NOW, "expires_at": NOW + 30, "key_id": "op1",
                  "signature": "c2lnbmF0dXJl"}],
+        "ping": [ENV.ping(nonce="0123456789abcdef", n=3, t=NOW)],
         "cmd_result": [ENV.result({"v": 1, "id": new_ulid(), "status": "ok", "reason": None,
                                    "state": "ARMED"}, NOW),
                        ENV.result({"v": 1, "id": None, "status": "rejected",
@@ -156,6 +157,9 @@ BAD_CASES = [
     ("cmd_result", 0, ["state"], "ON", "unknown effector state in a result"),
     ("cmd_result", 1, ["id"], "not-a-ulid", "result id is not a ULID"),
     ("cmd_result", 0, ["extra"], 1, "extra field"),
+    ("ping", 0, ["nonce"], "a connection", "ping nonce not 16 hex digits"),
+    ("ping", 0, ["n"], 0, "ping numbers start at 1"),
+    ("health", 0, ["link", "carries_commands"], "yes", "carries_commands not a boolean"),
 ]
 
 

@@ -57,3 +57,45 @@ def test_a_failed_commit_keeps_the_batch_reports_it_and_retries(tmp_path: Path) 
     assert errors[:2] == ["outbox commit failed: OperationalError: disk I/O error"] * 2
     assert errors[-1] is None, "health clears once the disk works again"
     writer.close()
+
+
+def test_a_record_sqlite_refuses_is_dropped_as_unpublishable_and_holds_nothing_up(
+        tmp_path: Path) -> None:
+    # Issue 21: any exception retried the batch for ever, so one record SQLite refuses
+    # blocked every later event and audit record.
+    outbox = Outbox(tmp_path / "o.sqlite3", max_bytes=10**8, max_age_s=3600)
+    drops: list[Dropped] = []
+    writer = OutboxWriter(outbox, on_committed=lambda: None, on_drops=drops.extend,
+                          on_error=lambda e: None)
+    bad = Record(None, b"{}", "events", 1, 2, 1, 0.0)  # type: ignore[arg-type]  # NOT NULL
+    writer.submit([_record(0), _record(1), bad, _record(3)])
+    writer.submit([_record(4)])
+    assert writer.flush(5), "a refused record held the writer up"
+    assert [(d.stream, d.session, d.reason, d.seqs) for d in drops] == [
+        ("events", 1, "unpublishable", [2])]
+    assert writer.unstorable == 1
+    writer.close()
+    outbox.close()
+    db = sqlite3.connect(tmp_path / "o.sqlite3")
+    assert [r[0] for r in db.execute("SELECT seq FROM outbox ORDER BY id")] == [0, 1, 3, 4]
+
+
+def test_records_waiting_for_a_failing_disk_are_bounded_and_their_loss_counted(
+        tmp_path: Path, monkeypatch) -> None:
+    import edgenode.link.writer as writer_module
+    monkeypatch.setattr(writer_module, "MAX_PENDING", 10)  # a bound, not behaviour
+    outbox = FlakyOutbox(failures=10**9)
+    drops: list[Dropped] = []
+    writer = OutboxWriter(outbox, on_committed=lambda: None,  # type: ignore[arg-type]
+                          on_drops=drops.extend, on_error=lambda e: None)
+    for seq in range(25):
+        writer.submit([_record(seq)])
+    gap = Record("t/events", b"{}", "gap", 1, None, 3, 0.0)
+    writer.submit([gap])  # gap records are never dropped
+    assert writer.pending == 11  # the bound, and the gap record beyond it
+    assert writer.overflowed == sum(len(d.seqs) for d in drops) == 15
+    assert {d.reason for d in drops} == {"outbox_size_cap"}
+    outbox.failures = 0
+    assert writer.flush(5)
+    assert gap in outbox.stored
+    writer.close()

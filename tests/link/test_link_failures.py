@@ -1,0 +1,175 @@
+"""Issue 21: link behaviour documented in docs/mqtt.md that no test reached: broker refusals,
+unpublishable rows, foreign response topics, reconnect backoff, the in-flight map."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edgenode.health import Health
+from edgenode.link import Link
+from edgenode.link.mqtt import BrokerOptions, MqttClient
+from edgenode.link.outbox import Outbox
+from edgenode.link.payloads import PRIORITY_AUDIT
+from edgenode.ulid import new_ulid
+from tests.conftest import Mosquitto, free_port
+from tests.link.helpers import PREFIX, Recorder, make_config, wait_until
+
+
+def _link(tmp_path: Path, url: str, **broker: object) -> Link:
+    return Link(make_config(tmp_path, url, **broker), tmp_path / "state", Health(),
+                version="0.0-test", capabilities=[], config_digest="sha256:test")
+
+
+def _gaps(recorder: Recorder) -> list[dict]:
+    return [m.payload for m in recorder.on("events") if m.payload.get("type") == "gap"]
+
+
+def test_a_publish_the_broker_refuses_becomes_a_broker_refused_gap(tmp_path: Path) -> None:
+    # Only the audit topic is denied to the node: its PUBACK carries 0x87 (not authorized).
+    acl = tmp_path / "acl"
+    acl.write_text(f"pattern readwrite {PREFIX}/events\npattern readwrite {PREFIX}/status\n"
+                   f"pattern readwrite {PREFIX}/health\npattern readwrite {PREFIX}/cmd\n"
+                   f"pattern readwrite {PREFIX}/ping\npattern read #\n")
+    port = free_port()
+    broker = Mosquitto(tmp_path / "broker", port=port, extra=(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {acl}\n")).start()
+    recorder = Recorder(port).start()
+    link = _link(tmp_path, broker.url)
+    try:
+        link.start()
+        link.publish_audit({"seq": 0, "kind": "test"})
+        assert recorder.wait_for(lambda: _gaps(recorder), 10), "no gap record"
+        gap = _gaps(recorder)[0]
+        assert gap["reason"] == "broker_refused"
+        assert gap["dropped"] == {"stream": "audit", "session": link.session,
+                                  "ranges": [[0, 0]], "count": 1}
+        assert wait_until(lambda: link.counters()["backlog"] == 0, 5)
+        assert link.counters()["refused"] == 1
+        assert not recorder.on("audit")
+    finally:
+        link.stop()
+        recorder.stop()
+        broker.stop()
+
+
+def test_a_row_that_can_never_be_published_becomes_an_unpublishable_gap(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    # A row left in the outbox whose topic paho refuses (a wildcard): sent for ever it
+    # would block nothing, but lost silently it would leave a hole nobody explains.
+    state = tmp_path / "state"
+    box = Outbox(state / "outbox.sqlite3", max_bytes=10**6, max_age_s=3600)
+    box.append(f"{PREFIX}/#", b'{"x":1}', stream="audit", session=1, seq=7,
+               priority=PRIORITY_AUDIT, created=time.time())
+    box.close()
+    recorder = Recorder(mosquitto.port).start()
+    link = _link(tmp_path, mosquitto.url)
+    try:
+        link.start()
+        assert recorder.wait_for(lambda: _gaps(recorder), 10), "no gap record"
+        gap = _gaps(recorder)[0]
+        assert gap["reason"] == "unpublishable"
+        assert gap["dropped"] == {"stream": "audit", "session": 1, "ranges": [[7, 7]],
+                                  "count": 1}
+        assert wait_until(lambda: link.counters()["backlog"] == 0, 5)
+    finally:
+        link.stop()
+        recorder.stop()
+
+
+def test_a_response_topic_outside_the_nodes_prefix_is_refused_and_counted(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    recorder = Recorder(mosquitto.port, topic="#").start()
+    link = _link(tmp_path, mosquitto.url)
+    link.on_command(lambda m: {"id": None, "status": "rejected", "reason": "test"})
+    sender = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"s-{new_ulid()}",
+                         protocol=paho.MQTTv5)
+    try:
+        link.start()
+        assert wait_until(lambda: link.connected, 10)
+        sender.connect("127.0.0.1", mosquitto.port)
+        sender.loop_start()
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = "elsewhere/inbox"
+        props.CorrelationData = b"c1"
+        sender.publish(f"{PREFIX}/cmd", b"{}", qos=1, properties=props).wait_for_publish(5)
+        assert recorder.wait_for(lambda: recorder.on("cmd/result"), 5)
+        time.sleep(0.3)
+        assert not [m for m in recorder.messages if m.topic.startswith("elsewhere")]
+        assert link.counters()["responses_refused"] == 1
+    finally:
+        sender.loop_stop()
+        link.stop()
+        recorder.stop()
+
+
+def test_reconnect_delays_double_from_the_minimum_to_the_maximum_with_jitter() -> None:
+    port = free_port()  # nothing listens: every attempt fails
+    client = MqttClient(BrokerOptions(url=f"mqtt://127.0.0.1:{port}", client_id="backoff",
+                                      reconnect_min_s=0.1, reconnect_max_s=0.8))
+    delays: list[float] = []
+    client.start()
+    try:
+        deadline = time.monotonic() + 6
+        while len(delays) < 6 and time.monotonic() < deadline:
+            if client.next_delay_s not in delays[-1:]:
+                delays.append(client.next_delay_s)
+            time.sleep(0.005)
+    finally:
+        client.stop()
+    # Nominal 0.1 (start, first failure), then 0.2, 0.4, 0.8, 0.8: each drawn in [d/2, d].
+    assert len(delays) == 6, delays
+    rest = [d for d in delays if d > 0.1]
+    assert all(0.05 <= d <= 0.1 for d in delays[:len(delays) - len(rest)]), delays
+    for got, d in zip(rest, [0.2, 0.4, 0.8, 0.8, 0.8], strict=False):
+        assert d / 2 <= got <= d, delays
+    assert len(rest) >= 4, delays
+    assert len({round(x, 6) for x in delays}) == len(delays), "no jitter"
+
+
+def test_deleted_rows_leave_the_in_flight_map(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3", max_bytes=10**6, max_age_s=3600)
+    for seq in range(5):
+        box.append("t", b"{}", stream="events", session=1, seq=seq, priority=0,
+                   created=time.time())
+    rows = box.claim(0, limit=5)
+    assert set(box.inflight) == {r.id for r in rows}
+    box.delete([r.id for r in rows[:3]])
+    assert set(box.inflight) == {r.id for r in rows[3:]}
+    box.release(r.id for r in rows[3:])
+    assert box.inflight == {}
+    assert box.backlog == 2
+    box.close()
+
+
+def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path) -> None:
+    # The broker lets the node do everything but ping itself (an old ACL): the link can never
+    # be checked, so it must not stay "up" for the link-loss rule by default.
+    acl = tmp_path / "acl"
+    acl.write_text(f"pattern readwrite {PREFIX}/events\npattern readwrite {PREFIX}/status\n"
+                   f"pattern readwrite {PREFIX}/health\npattern readwrite {PREFIX}/cmd\n"
+                   f"pattern readwrite {PREFIX}/audit\n")
+    port = free_port()
+    broker = Mosquitto(tmp_path / "broker", port=port, extra=(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {acl}\n")).start()
+    health = Health()
+    link = Link(make_config(tmp_path, broker.url), tmp_path / "state", health,
+                version="0.0-test", capabilities=[], config_digest="sha256:test")
+    changes: list[bool] = []
+    link.on_link_change(changes.append)
+    try:
+        link.start()
+        assert wait_until(lambda: link.connected, 10)
+        assert wait_until(lambda: changes == [False], 8), changes
+        assert link.counters()["carries_commands"] is False
+        assert link.counters()["echoes"] == 0 and link.counters()["pings"] > 0
+        assert wait_until(lambda: health.snapshot()["link"]["state"] == "degraded", 2)
+        assert "pings do not come back" in health.snapshot()["link"]["reason"]
+    finally:
+        link.stop()
+        broker.stop()

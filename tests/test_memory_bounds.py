@@ -1,0 +1,59 @@
+"""Bounds that keep the daemon's memory flat (issue: memory for weeks): each one pinned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgenode.daemon.recent_logs import KEEP, RecentLogs
+from edgenode.daemon.sensing import ReadingQueue
+from edgenode.link import outbox as outbox_module
+from edgenode.link.outbox import Outbox
+
+
+def test_the_reading_queue_holds_at_most_its_byte_budget_of_audio_newest_kept():
+    readings = ReadingQueue(max_bytes=8 * 1024 * 1024)
+    block = np.zeros((4096, 16), dtype=np.float32)  # one UMA-16 block: 256 KiB
+    for k in range(100):
+        readings.put("audio", (k, block.copy()))
+    assert readings.bytes <= 8 * 1024 * 1024
+    assert readings.depth() == 32 and readings.dropped == 68
+    assert readings.get(0.1)[1][0] == 68  # the oldest kept is the 69th
+    assert readings.bytes == 31 * block.nbytes
+
+
+def test_radar_frames_are_bounded_by_count():
+    readings = ReadingQueue(maxsize=16)
+    for k in range(40):
+        readings.put("radar", k)
+    assert readings.depth() == 16 and readings.dropped == 24
+    assert readings.get(0.1) == ("radar", 24)
+
+
+def test_rows_appended_while_the_broker_is_away_wait_in_the_file_not_in_memory(tmp_path: Path):
+    box = Outbox(tmp_path / "o.sqlite3", max_bytes=10**8, max_age_s=3600)
+    box.keep_fresh(False)
+    payload = b"x" * 1500
+    for start in range(0, 6000, 500):
+        box.append_many([outbox_module.Record("t", payload, "events", 1, seq, 0, 0.0)
+                         for seq in range(start, start + 500)])
+    assert box.rows_in_memory == 0
+    assert box.backlog == 6000
+    claimed = box.claim(0, limit=300)
+    assert [r.seq for r in claimed] == list(range(300))  # read back from the file
+    box.keep_fresh(True)  # the broker is back: live rows are kept for the pump again
+    box.append_many([outbox_module.Record("t", payload, "events", 1, seq, 0, 0.0)
+                     for seq in range(6000, 6000 + outbox_module.FRESH_MAX + 100)])
+    assert box.rows_in_memory == outbox_module.FRESH_MAX
+    box.close()
+
+
+def test_the_recent_log_lines_are_bounded():
+    import logging
+
+    handler = RecentLogs()
+    for k in range(KEEP + 500):
+        handler.emit(logging.LogRecord("x", logging.INFO, __file__, 1, "line %d", (k,), None))
+    lines = handler.lines("debug", count=10**6)
+    assert len(lines) == KEEP and lines[-1].endswith(f"line {KEEP + 499}")
