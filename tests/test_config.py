@@ -98,6 +98,52 @@ def test_relay_section_is_read_even_when_the_file_is_broken(tmp_path: Path) -> N
     assert load_relay_section(path).drive_line == 17
 
 
+REMOTEID_MISTAKES = """
+[node]
+site = "s"
+id = "n"
+latitude_deg = 57.0
+longitude_deg = 11.9
+altitude_m = 12.0
+mast_heading_deg = 0.0
+
+[broker]
+url = "mqtt://127.0.0.1:1883"
+
+[relay]
+backend = "fake"
+drive_line = 17
+heartbeat_line = 27
+aux_line = 22
+key_test_line = 5
+key_operate_line = 6
+max_on_s = 60
+
+[remoteid]
+stale_after_s = 0
+
+[[remoteid.receivers]]
+backend = "wifi"
+device = "wlan1"
+
+[[remoteid.allow]]
+uas_id = "SURVEY-1"
+expires = "2027-06-30T18:00:00"
+approved_by = "admin"
+"""
+
+
+def test_remoteid_mistakes_are_reported_with_their_keys(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(REMOTEID_MISTAKES)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    keys = {p.key for p in info.value.problems}
+    assert {"remoteid.stale_after_s", "remoteid.receivers.0.backend"} <= keys, keys
+    assert "needs a time zone" in text
+
+
 def test_a_broker_silence_that_breaks_the_link_loss_promise_is_refused(tmp_path: Path) -> None:
     # Issue 22.3: with the effector enabled, a silent broker must drop the relay within
     # effector.link_loss_grace_s + 1 s, whatever broker.keepalive_s is (edgenode/link/watch.py).

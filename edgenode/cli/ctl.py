@@ -24,6 +24,7 @@ import threading
 import time
 import tomllib
 from collections import deque
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ SETTINGS = ("broker", "key", "site", "node", "ca_file", "username", "password_fi
             "timeout_s")
 EXIT_OK, EXIT_REFUSED, EXIT_TIMEOUT = 0, 1, 2
 COMMAND_ACTIONS = ("arm", "engage", "disengage", "safe", "reset", "selftest", "rebirth",
-                   "keys-update")
+                   "keys-update", "allow-add", "allow-remove")
 LIST_ACTIONS = ("safe", "selftest", "rebirth")
 
 
@@ -171,7 +172,19 @@ def params_for(args: argparse.Namespace) -> dict[str, Any]:
         target = {"track": args.track} if args.track else {"bearing_deg": args.bearing}
         if args.airspace_override:
             target["airspace_override"] = args.airspace_override
+        if args.identity_override:
+            target["identity_override"] = args.identity_override
         return {"duration_s": args.duration, **target}
+    if action == "allow-add":
+        expires = datetime.fromisoformat(args.expires.replace("Z", "+00:00"))
+        if expires.tzinfo is None:
+            raise CtlError(f"--expires {args.expires}: give a time zone (end it with Z for UTC)")
+        allow: dict[str, Any] = {"uas_id": args.uas_id, "expires_at": expires.timestamp()}
+        if args.note:
+            allow["note"] = args.note
+        return allow
+    if action == "allow-remove":
+        return {"uas_id": args.uas_id}
     if action == "keys-update":
         data = tomllib.loads(Path(args.keys_file).read_text(encoding="utf-8"))
         entries = data.get("effector", {}).get("keys", data.get("keys"))
@@ -368,7 +381,23 @@ def _describe_track(node: str, state: dict[str, Any]) -> str:
     return (f"{node:<16}{str(state.get('object_id', ''))[-8:]:<10}{state.get('status', ''):<11}"
             f"{top.get('type', '-'):<10}{top.get('confidence', 0):<6.2f}"
             f"{value('azimuth_deg'):>6}{value('range_m'):>8}"
-            f"{(f'{speed:.1f}' if isinstance(speed, int | float) else '-'):>7}")
+            f"{(f'{speed:.1f}' if isinstance(speed, int | float) else '-'):>7}"
+            f"  {_describe_identity(state.get('identity'))}")
+
+
+def _describe_identity(identity: Any) -> str:
+    """Remote ID beside the track: `id SURVEY-0001 trusted ALLOW-LISTED`,
+    `id LIAR-1 SPOOFED: claims a position ...`, `silent`; empty without Remote ID."""
+    if not isinstance(identity, dict):
+        return ""
+    verdict = str(identity.get("verdict") or "")
+    if not identity.get("uas_id"):
+        return verdict
+    text = f"id {identity['uas_id']} "
+    if verdict == "trusted":
+        return text + "trusted" + (" ALLOW-LISTED" if identity.get("allowed") else "")
+    reasons = identity.get("reasons") or []
+    return text + verdict.upper() + (f": {str(reasons[0])[:80]}" if reasons else "")
 
 
 def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
@@ -401,7 +430,7 @@ def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
             screen = [time.strftime("edgenode watch  %Y-%m-%d %H:%M:%S"), "",
                       _table(rows) if rows else "no nodes seen yet", "",
                       f"{'NODE':<16}{'TRACK':<10}{'STATUS':<11}{'CLASS':<10}{'CONF':<6}"
-                      f"{'AZ':>6}{'RANGE':>8}{'SPEED':>7}"]
+                      f"{'AZ':>6}{'RANGE':>8}{'SPEED':>7}  REMOTE ID"]
             screen += [_describe_track(key[0], state) for key, state in sorted(tracks.items())]
             aircraft = _aircraft_lines(rows)
             if aircraft:
@@ -469,6 +498,9 @@ def register(add: Any) -> None:
     engage.add_argument("--airspace-override", metavar="REASON",
                         help="admin only: engage despite the airspace rules (a known "
                         "emergency); the reason is audited")
+    engage.add_argument("--identity-override", metavar="REASON",
+                        help="admin only: engage a track whose Remote ID is allow-listed and "
+                        "trusted; the reason is audited")
     for name, text in (("disengage", "switch the jammer off, stay ARMED"),
                        ("safe", "relay off and disarm (any key may)"),
                        ("reset", "clear a latched FAULT (admin)"),
@@ -480,6 +512,14 @@ def register(add: Any) -> None:
     keys.add_argument("--keys-file", required=True,
                       help="TOML with [[effector.keys]] entries (id, role, public_key)")
     keys.add_argument("--revoke", action="append", help="key id to revoke (repeatable)")
+    allow = sub.add_parser("allow-add", help="allow-list a Remote ID UAS ID (admin): engaging "
+                           "its track while its broadcast is trusted needs an override")
+    allow.add_argument("--uas-id", required=True, help="the broadcast UAS ID (serial number)")
+    allow.add_argument("--expires", required=True, help="ISO 8601 with zone, e.g. "
+                       "2027-06-30T18:00:00Z")
+    allow.add_argument("--note", help="what it is for (audited)")
+    unallow = sub.add_parser("allow-remove", help="take a UAS ID off the allow-list (admin)")
+    unallow.add_argument("--uas-id", required=True)
     status = sub.add_parser("status", help="table of nodes with their state and effector")
     status.add_argument("--wait", type=_positive, default=1.5,
                         help="seconds to collect retained state (default 1.5)")

@@ -139,6 +139,11 @@ def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str,
     if endpoints.get("adsb"):
         # The twin's manned aircraft on its Beast port: the airspace rules apply (fail safe).
         config["airspace"] = {"adsb_source": endpoints["adsb"]}
+    if endpoints.get("remoteid"):
+        # The twin's broadcasting drones: one socket receiver per link type.
+        config["remoteid"] = {"receivers": [
+            {"backend": "socket", "device": path, "linktype": int(linktype)}
+            for linktype, path in endpoints["remoteid"].items()]}
     return config
 
 

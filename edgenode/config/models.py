@@ -6,6 +6,7 @@ unit that switches a jammer.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -395,6 +396,80 @@ class AirspaceSection(Section):
         return self
 
 
+RemoteIdBackend = Literal["wifi-monitor", "bluez-hci", "socket", "capture", "fake"]
+
+
+class RemoteIdReceiverConfig(Section):
+    """One Remote ID receiver (hal.remoteid.open_receiver): a monitor-mode Wi-Fi interface
+    ("wlan1"), an HCI adapter ("hci0"), a UNIX datagram socket path (the twin, or a capture
+    helper; `linktype` says what its datagrams hold: 127 radiotap+802.11, 251 BLE LL), or a
+    capture file (replay)."""
+
+    backend: RemoteIdBackend
+    device: str = Field(min_length=1, max_length=256)
+    linktype: int | None = Field(None, ge=0, le=65535)  # socket only
+
+    @model_validator(mode="after")
+    def _linktype_for_socket(self) -> RemoteIdReceiverConfig:
+        if self.linktype is not None and self.backend != "socket":
+            raise ValueError(f"linktype applies to backend 'socket', not '{self.backend}'")
+        return self
+
+
+class RemoteIdHonesty(Section):
+    """The thresholds of the honesty verdicts (edgenode.identify.remoteid_honesty)."""
+
+    max_speed_mps: float = Field(70.0, gt=0, le=500)
+    two_places_m: float = Field(300.0, gt=0, le=100_000)
+    two_places_window_s: float = Field(2.0, gt=0, le=60)
+    bearing_tolerance_deg: float = Field(15.0, gt=0, le=180)
+    range_tolerance_m: float = Field(150.0, gt=0, le=10_000)
+    bad_window_s: float = Field(30.0, gt=0, le=3600)
+    min_reports: int = Field(2, ge=1, le=100)
+
+
+class RemoteIdAllow(Section):
+    """A UAS ID that may fly here: engaging its track while its broadcast is trusted needs an
+    admin override. `expires` is an ISO 8601 UTC time ("2027-06-30T18:00:00Z")."""
+
+    uas_id: str = Field(min_length=1, max_length=20, pattern=r"^[\x20-\x7e]+$")
+    expires: datetime
+    approved_by: str = Field(min_length=1, max_length=64)
+    note: str = Field("", max_length=200)
+
+    @model_validator(mode="after")
+    def _aware(self) -> RemoteIdAllow:
+        if self.expires.tzinfo is None:
+            raise ValueError(f"allow entry {self.uas_id}: expires {self.expires} needs a time "
+                             "zone (end it with Z for UTC)")
+        return self
+
+
+class RemoteIdSection(Section):
+    """Remote ID (ASTM F3411) receivers, the identity store, the honesty verdicts and the
+    allow-list (docs/remoteid.md)."""
+
+    receivers: list[RemoteIdReceiverConfig] = Field(default_factory=list, max_length=8)
+    # An identity not heard for this long is forgotten.
+    stale_after_s: float = Field(10.0, ge=1, le=300)
+    # The identity store's bound: a flood of fake IDs evicts the oldest and stale first.
+    max_identities: int = Field(2000, ge=10, le=100_000)
+    # Frames waiting between the receivers and the detection stage (the oldest go first).
+    queue_frames: int = Field(2048, ge=16, le=100_000)
+    # Association of broadcasts to tracks: bearing gate, and range gate where a radar measured.
+    gate_deg: float = Field(20.0, gt=0, le=180)
+    gate_m: float = Field(300.0, gt=0, le=10_000)
+    honesty: RemoteIdHonesty = RemoteIdHonesty()
+    allow: list[RemoteIdAllow] = Field(default_factory=list, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _unique(self) -> RemoteIdSection:
+        ids = [a.uas_id for a in self.allow]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"allow-list UAS IDs must be unique, got {ids}")
+        return self
+
+
 class Config(Section):
     node: NodeSection
     storage: StorageSection = StorageSection()
@@ -408,6 +483,7 @@ class Config(Section):
     sapient: SapientSection | None = None
     status_page: StatusPageSection = StatusPageSection()
     airspace: AirspaceSection | None = None
+    remoteid: RemoteIdSection | None = None
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> Config:

@@ -21,7 +21,8 @@ from edgenode.control.keys import ALLOWED, KeyRing, TrustedKey, parse_key_list
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("arm", "engage", "disengage", "safe", "reset", "selftest", "rebirth", "keys-update")
+ACTIONS = ("arm", "engage", "disengage", "safe", "reset", "selftest", "rebirth", "keys-update",
+           "allow-add", "allow-remove")
 # Actions that may name a list of nodes; arm and engage name exactly one.
 LIST_ACTIONS = frozenset({"safe", "selftest", "rebirth"})
 # Obeyed whatever the clock says: they only ever make the node safer.
@@ -74,7 +75,7 @@ def check_params(action: str, params: dict[str, Any], config: Config) -> str | N
             if not 0 < ttl <= eff.max_arm_s:
                 return f"ttl_s {ttl} outside (0, effector.max_arm_s {eff.max_arm_s}]"
         elif action == "engage":
-            target = set(params) - {"duration_s", "airspace_override"}
+            target = set(params) - {"duration_s", "airspace_override", "identity_override"}
             if "duration_s" not in params or target not in ({"track"}, {"bearing_deg"}):
                 return "engage takes duration_s and exactly one of track, bearing_deg"
             duration = _num(params, "duration_s")
@@ -91,6 +92,9 @@ def check_params(action: str, params: dict[str, Any], config: Config) -> str | N
             why = params.get("airspace_override")
             if why is not None and not (isinstance(why, str) and 8 <= len(why.strip()) <= 200):
                 return "airspace_override must be the reason, 8 to 200 characters"
+            why = params.get("identity_override")
+            if why is not None and not (isinstance(why, str) and 8 <= len(why.strip()) <= 200):
+                return "identity_override must be the reason, 8 to 200 characters"
         elif action == "keys-update":
             if not {"version", "keys"} <= set(params) <= {"version", "keys", "revoked"}:
                 return "keys-update takes version, keys and optionally revoked"
@@ -105,10 +109,30 @@ def check_params(action: str, params: dict[str, Any], config: Config) -> str | N
             revoked = params.get("revoked", [])
             if not isinstance(revoked, list) or not all(isinstance(r, str) for r in revoked):
                 return "revoked must be a list of key ids"
+        elif action in ("allow-add", "allow-remove"):
+            return _allow_params(action, params)
         elif params:
             return f"{action} takes no params, got {sorted(params)[:5]}"
     except ValueError as exc:
         return str(exc)
+    return None
+
+
+def _allow_params(action: str, params: dict[str, Any]) -> str | None:
+    """allow-add {uas_id, expires_at, note?}, allow-remove {uas_id} (Remote ID allow-list)."""
+    wanted = {"uas_id", "expires_at"} if action == "allow-add" else {"uas_id"}
+    optional = {"note"} if action == "allow-add" else set()
+    if not wanted <= set(params) <= wanted | optional:
+        return f"{action} takes {sorted(wanted)}" + (f" and optionally {sorted(optional)}"
+                                                     if optional else "")
+    uas_id = params["uas_id"]
+    if not (isinstance(uas_id, str) and 1 <= len(uas_id) <= 20 and uas_id.isprintable()):
+        return "uas_id must be 1 to 20 printable characters"
+    if action == "allow-add":
+        _num(params, "expires_at")
+        note = params.get("note", "")
+        if not (isinstance(note, str) and len(note) <= 200):
+            return "note must be a string of at most 200 characters"
     return None
 
 

@@ -64,6 +64,13 @@ ActionHandler = Callable[[dict[str, Any]], str | None]
 AirspaceCheck = Callable[[dict[str, Any], bool], str | None]
 NEVER_ENGAGEABLE = "never_engageable"
 AIRSPACE_CHECK_S = 0.2  # a running engagement is re-judged this often (it must stop within 1 s)
+# The Remote ID allow-list (edgenode.identify.identity_guard via the daemon): engage target
+# params -> why the target is an allow-listed, trusted drone (`allow_listed: ...`), or None.
+# An admin's identity_override passes it; the override is audited.
+IdentityCheck = Callable[[dict[str, Any]], str | None]
+# The allow-list's keeper (the daemon): (action allow-add|allow-remove, params, admin key id)
+# -> a note for the result; ValueError -> the command is rejected with its message.
+AllowListChange = Callable[[str, dict[str, Any], str], str | None]
 
 
 class Effector(DeadlineLoop, ClockWatch, Durability):
@@ -72,8 +79,12 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
                  publish_state: Callable[[dict[str, Any]], None],
                  clock_synced: Callable[[], bool], audit_fsync: bool = True,
                  airspace: AirspaceCheck | None = None,
+                 identity: IdentityCheck | None = None,
+                 allow_list: AllowListChange | None = None,
                  wall_clock: Callable[[], float] = time.time):
         self._relay = relay
+        self._identity = identity
+        self._allow_list = allow_list
         self._airspace, self._airspace_at = airspace, 0.0
         self._config = config
         self._wall = wall_clock
@@ -418,6 +429,9 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
         blocked = self._airspace_refusal(env.params, running=False)
         if blocked and (override is None or blocked.startswith(NEVER_ENGAGEABLE)):
             return "rejected", blocked, False
+        listed = self._identity_refusal(adm)
+        if listed and not listed.startswith("overridden"):
+            return "rejected", listed, False
         wall = self._wall()
         used = self._store.duty_used_s(self._eff.duty_window_s, wall)
         remaining = self._eff.duty_max_on_s - used
@@ -448,6 +462,13 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
                                                     "reason": override, "overrode": blocked})
             log.warning("effector: airspace override by %s (%s); would refuse: %s",
                         adm.key.id, override, blocked)
+        if listed:
+            self._engaged["identity_override"] = env.params["identity_override"]
+            self._audit_event("identity_override", {"by": adm.key.id, "command": env.id,
+                                                    "reason": env.params["identity_override"],
+                                                    "overrode": listed.split(": ", 1)[1]})
+            log.warning("effector: identity override by %s; would refuse: %s", adm.key.id,
+                        listed)
         self._transition(ENGAGED, f"engaged by {adm.key.id} for {duration:g} s", env.id)
         note = None
         if duration < requested:
@@ -462,6 +483,25 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
         except Exception as exc:  # an airspace check that fails refuses (and stops)
             log.exception("effector: airspace check failed")
             return f"airspace_check_failed: {type(exc).__name__}: {exc}"
+
+    def _identity_refusal(self, adm: Admitted) -> str | None:
+        """The allow-list's refusal (None: no objection); "overridden: <refusal>" when an
+        admin's identity_override passes it. A check that fails refuses."""
+        params = adm.envelope.params
+        override = params.get("identity_override")
+        if override is not None and adm.key.role != "admin":
+            return (f"role_not_allowed: identity_override needs an admin key; "
+                    f"'{adm.key.id}' is {adm.key.role}")
+        if self._identity is None:
+            return None
+        try:
+            refusal = self._identity(params)
+        except Exception as exc:
+            log.exception("effector: identity check failed")
+            return f"identity_check_failed: {type(exc).__name__}: {exc}"
+        if refusal and override is not None:
+            return f"overridden: {refusal}"
+        return refusal
 
     def _airspace_stop(self, now: float) -> str | None:
         """Why the running engagement must end now (an aircraft entered the volume, the feed
@@ -500,6 +540,28 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
         self._refresh_stage()
         self._transition(SAFE, f"reset by {adm.key.id}", adm.envelope.id)
         return "ok", None
+
+    def _do_allow_add(self, adm: Admitted) -> tuple[str, str | None]:
+        return self._allow_change(adm)
+
+    def _do_allow_remove(self, adm: Admitted) -> tuple[str, str | None]:
+        return self._allow_change(adm)
+
+    def _allow_change(self, adm: Admitted) -> tuple[str, str | None]:
+        """A Remote ID allow-list change (admin role, checked by admission), audited."""
+        env = adm.envelope
+        if self._allow_list is None:
+            return "rejected", "not_available: no [remoteid] on this node"
+        try:
+            note = self._allow_list(env.action, env.params, adm.key.id)
+        except ValueError as exc:
+            return "rejected", f"bad_params: {exc}"
+        self._audit_event("allow_list", {"action": env.action, "by": adm.key.id,
+                                         "command": env.id, "params": env.params,
+                                         "note": note})
+        log.warning("effector: Remote ID %s %s by %s", env.action, env.params.get("uas_id"),
+                    adm.key.id)
+        return "ok", note
 
     def _do_keys_update(self, adm: Admitted) -> tuple[str, str | None]:
         params = adm.envelope.params

@@ -56,7 +56,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "technician": frozenset({"safe", "selftest", "rebirth"}),
     "operator": frozenset({"safe", "selftest", "rebirth", "arm", "engage", "disengage"}),
     "admin": frozenset({"safe", "selftest", "rebirth", "arm", "engage", "disengage", "reset",
-                        "keys-update"}),
+                        "keys-update", "allow-add", "allow-remove"}),
 }
 
 

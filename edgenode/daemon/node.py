@@ -24,11 +24,13 @@ from edgenode.daemon.control_socket import ControlSocket
 from edgenode.daemon.memory import MemoryProbe
 from edgenode.daemon.notify import notify, watchdog_interval_s
 from edgenode.daemon.recent_logs import RecentLogs
+from edgenode.daemon.remoteid import AllowListKeeper, RemoteIdStage
 from edgenode.daemon.sensing import AcousticStage, I2CStage, ReadingQueue, build_sensor_stages
 from edgenode.daemon.status_page import StatusPageProcess
 from edgenode.daemon.tracking import DetectionStage
 from edgenode.health import Health
 from edgenode.identify.airspace import Site
+from edgenode.identify.identity_guard import RemoteIdGuard
 from edgenode.identify.rules import AirspaceGuard
 from edgenode.interop.cot import CotOutput
 from edgenode.link import Link
@@ -71,6 +73,8 @@ class Node:
         self.airspace: AirspaceGuard | None = None
         self.adsb: AdsbStage | None = None
         self.selftest_runner: Periodic | None = None
+        self.remoteid: RemoteIdGuard | None = None
+        self.remoteid_stage: RemoteIdStage | None = None
         self._clock_ok, self._clock_read_at = False, -1e9
         self.recent_logs = RecentLogs()
         self.memory = MemoryProbe()
@@ -94,16 +98,25 @@ class Node:
             node = config.node
             self.airspace = AirspaceGuard(config.airspace, Site(
                 node.latitude_deg, node.longitude_deg, node.altitude_m))
+        allow_keeper = None
+        if config.remoteid is not None:
+            self.remoteid = RemoteIdGuard(config.remoteid, config.node.latitude_deg,
+                                          config.node.longitude_deg)
+            allow_keeper = AllowListKeeper(self.remoteid, self.state_dir / "remoteid-allow.json")
         # The relay is reserved (OFF) before any other part starts.
         relay = open_relay(config.relay)
         self.effector = Effector(relay, config, self.health, self.state_dir,
                                  publish_audit=self.link.publish_audit,
                                  publish_state=self._effector_changed,
                                  clock_synced=self._clock_synced,
-                                 airspace=self.airspace.check if self.airspace else None)
+                                 airspace=self.airspace.check if self.airspace else None,
+                                 identity=self.remoteid.check if self.remoteid else None,
+                                 allow_list=allow_keeper.change if allow_keeper else None)
         self.effector.set_action_handler("selftest", self._remote_selftest)
         self.effector.set_action_handler("rebirth", self._rebirth)
         self.effector.start()
+        if self.remoteid is not None:
+            self._audit_allow_list()
         self.readings = ReadingQueue()
         if config.cot is not None:
             self.cot = CotOutput(config, self.health, self._node_summary)
@@ -119,10 +132,16 @@ class Node:
                                          version=__version__, clock_synced=self._clock_synced,
                                          selftest=lambda: self.last_selftest)
         acoustic = next((s for s in self.sensors if isinstance(s, AcousticStage)), None)
+        if self.remoteid is not None:
+            self.remoteid_stage = RemoteIdStage(self.remoteid.section, self.health)
         self.detection = DetectionStage(
             config, self.health, self.readings, self._publish_event,
-            geometry_m=acoustic.geometry.positions_m if acoustic else None)
+            geometry_m=acoustic.geometry.positions_m if acoustic else None,
+            remoteid=None if self.remoteid_stage is None or self.remoteid is None
+            else (self.remoteid_stage.queue, self.remoteid))
         self._start(self.detection)
+        if self.remoteid_stage is not None:
+            self._start(self.remoteid_stage)
         if self.airspace is not None:
             self.airspace.set_track_resolver(self._track_bearing)
             if self.airspace.section.adsb_source is not None:
@@ -143,6 +162,19 @@ class Node:
         self._start(self.selftest_runner)
         notify("READY=1")
         self._status()
+
+    def _audit_allow_list(self) -> None:
+        """The allow-list in force at start (the config's, with the changes admins made by
+        command), and its entries already expired, into the audit log."""
+        assert self.remoteid is not None and self.effector is not None
+        gone = self.remoteid.allow.prune(time.time())
+        self.effector.record("allow_list", {
+            "source": str(self.config_path),
+            "entries": [e.to_dict() for e in self.remoteid.allow.entries()],
+            "expired": [e.to_dict() for e in gone]})
+        for entry in gone:
+            log.warning("remoteid: allow-list entry %s expired %s (config %s)", entry.uas_id,
+                        entry.to_dict()["expires"], self.config_path)
 
     def _effector_changed(self, state: dict[str, Any]) -> None:
         self.effector_state = state
@@ -204,6 +236,8 @@ class Node:
             caps.append(f"acoustic:{self.config.acoustic.geometry}")
         if self.config.airspace is not None:
             caps.append("airspace:adsb" if self.config.airspace.adsb_source else "airspace")
+        if self.config.remoteid is not None:
+            caps.append("remoteid")
         return caps
 
     def _track_bearing(self, track_id: str) -> tuple[float, float | None] | None:
@@ -215,6 +249,14 @@ class Node:
                     location["altitude_m"] - self.config.node.altitude_m
                 return float(state["azimuth_deg"]["value"]), height
         return None
+
+    def _tracks(self) -> list[dict[str, Any]]:
+        """Live track states for the local status (with their Remote ID identity)."""
+        tracks = self.detection.tracker.tracks()
+        if self.remoteid is None:
+            return tracks
+        now = time.time()
+        return [{**t, "identity": self.remoteid.identity(t["object_id"], now)} for t in tracks]
 
     def _config_digest(self) -> str:
         return "sha256:" + hashlib.sha256(self.config_path.read_bytes()).hexdigest()[:16]
@@ -254,6 +296,10 @@ class Node:
             extra["airspace"] = self.airspace.snapshot()
         if self.adsb is not None:
             counters["adsb"] = self.adsb.counters()
+        if self.remoteid is not None:
+            extra["remoteid"] = self.remoteid.snapshot()
+        if self.remoteid_stage is not None:
+            counters["remoteid"] = self.remoteid_stage.counters()
         for stage in self.sensors:
             counters[stage.name] = stage.counters()
             if isinstance(stage, I2CStage):
@@ -372,7 +418,7 @@ class Node:
                     "effector_state": self.effector_state,
                     "stages": self.health.snapshot(), "health": self.health_extra(),
                     "link": self.link.counters(), "session": self.link.session,
-                    "tracks": self.detection.tracker.tracks(),
+                    "tracks": self._tracks(),
                     "radar_frames": list(self.detection.frame_digests),
                     "acoustic": None if acoustic is None else {
                         "t": acoustic.t, "drone": acoustic.drone, "score": acoustic.score,

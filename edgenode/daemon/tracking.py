@@ -2,6 +2,10 @@
 
 One thread owns the plotter, the acoustic detector and the tracker, so none of them needs a
 lock. Track events go to `publish` (the link's outbox in the daemon).
+
+With Remote ID configured, this thread also files the received frames into the identity store
+(edgenode.identify.identity_guard) and associates identities with the tracks every
+ASSOCIATE_S; every track event then carries the track's `identity` (docs/mqtt.md).
 """
 
 from __future__ import annotations
@@ -14,16 +18,19 @@ from collections.abc import Callable
 from typing import Any
 
 from edgenode.config import Config
+from edgenode.daemon.remoteid import FrameQueue
 from edgenode.daemon.sensing import ReadingQueue, join_or_report
 from edgenode.detect.acoustic import AcousticDetector
 from edgenode.detect.plots import RadarPlotter
 from edgenode.detect.tracker import Tracker
 from edgenode.health import Health, LoopThread
+from edgenode.identify.identity_guard import RemoteIdGuard
 from hal.radar import points_digest
 
 log = logging.getLogger(__name__)
 IDLE_TICK_S = 0.5  # tracks age (coast, end) even when no reading arrives
 ACOUSTIC_RANGE_M = 150.0
+ASSOCIATE_S = 0.5  # Remote ID <-> tracks at most this often (events go out at <= 2 Hz)
 
 
 def describe_event(event: dict[str, Any]) -> str:
@@ -43,8 +50,13 @@ class DetectionStage:
 
     def __init__(self, config: Config, health: Health, readings: ReadingQueue,
                  publish: Callable[[dict[str, Any]], None],
-                 geometry_m: Any = None):
-        """`geometry_m`: microphone positions (M, 3) in the order the acoustic stage delivers."""
+                 geometry_m: Any = None,
+                 remoteid: tuple[FrameQueue, RemoteIdGuard] | None = None):
+        """`geometry_m`: microphone positions (M, 3) in the order the acoustic stage delivers.
+        `remoteid`: the receivers' frame queue and the guard that owns the identity store."""
+        self._remoteid = remoteid
+        self._associated_at = 0.0
+        self._expired_at = 0.0
         node = config.node
         self._readings, self._publish = readings, publish
         self.plotter = None
@@ -97,11 +109,31 @@ class DetectionStage:
         elif time.monotonic() - self._last_tick > IDLE_TICK_S:
             events = self.tracker.update(time.time(), [], [])
             self._last_tick = time.monotonic()
+        if self._remoteid is not None:
+            self._identities(events)
         for event in events:
             if event["type"] != "update":
                 log.info("track %s", describe_event(event))
             self._publish(event)
         self.health.set("ok")
+
+    def _identities(self, events: list[dict[str, Any]]) -> None:
+        """File the frames heard, re-associate when due, and put each track's identity on its
+        event (the state object is the one the next event's `before` shows)."""
+        assert self._remoteid is not None
+        frames, guard = self._remoteid
+        for frame in frames.drain():
+            guard.feed(frame)
+        now = time.time()
+        if now - self._expired_at >= 1.0:
+            guard.expire(now)
+            self._expired_at = now
+        if now - self._associated_at >= ASSOCIATE_S:
+            guard.associate(self.tracker.tracks(), now)
+            self._associated_at = now
+        for event in events:
+            if event.get("after") is not None:
+                event["after"]["identity"] = guard.identity(event["object_id"], now)
 
     def start(self) -> None:
         self._thread.start()

@@ -152,7 +152,8 @@ def _open(device: str) -> socket.socket:
     except PermissionError:
         sock.close()
         raise ReceiverError(f"bluetooth adapter '{device}': raw HCI needs CAP_NET_RAW and "
-                            "CAP_NET_ADMIN (the edgenode unit grants them; or run as root)") \
+                            "CAP_NET_ADMIN (the unit drop-in in docs/remoteid.md grants them; "
+                            "or run as root)") \
             from None
     except OSError as exc:
         sock.close()

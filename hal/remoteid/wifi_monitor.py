@@ -6,7 +6,7 @@ where beacons and NAN frames are sent), for example:
     sudo iw dev wlan1 set type monitor && sudo ip link set wlan1 up && sudo iw dev wlan1 set
     channel 6
 The Pi's built-in Wi-Fi cannot do monitor mode; hardware/remoteid.md lists USB adapters that
-can. Opening needs CAP_NET_RAW (the systemd unit grants it; or run as root).
+can. Opening needs CAP_NET_RAW (the systemd drop-in in docs/remoteid.md grants it; or root).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _open(device: str, sys_net: Path) -> socket.socket:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     except PermissionError:
         raise ReceiverError(f"wifi interface '{device}': a raw socket needs CAP_NET_RAW "
-                            "(run under the edgenode unit, which grants it, or as root)") \
+                            "(the unit drop-in in docs/remoteid.md grants it; or run as root)") \
             from None
     try:
         sock.bind((device, ETH_P_ALL))

@@ -115,6 +115,19 @@ class Waypoint(_Model):
     hold_s: float = Field(0.0, ge=0, le=86400)
 
 
+class RemoteIdBroadcast(_Model):
+    """What a drone broadcasts as Remote ID (hal.sim.remoteid.Broadcast): where it is
+    ("truthful"), where it is plus `offset_m` east and north ("spoofed"), or nothing ("silent").
+    The twin sends the frames to the node's `socket` receivers (edgenode run --sim wires them).
+    """
+
+    uas_id: str = Field(min_length=1, max_length=20, pattern=r"^[\x21-\x7e]+$")
+    mode: Literal["truthful", "spoofed", "silent"] = "truthful"
+    offset_m: Metres2 = Field(default_factory=lambda: [0.0, 0.0])
+    transport: Literal["bluetooth", "wifi_beacon"] = "bluetooth"
+    operator_id: str = Field("SWE-OP-TWIN", max_length=20)
+
+
 class Target(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     kind: Literal["quad", "fixed-wing", "bird", "car"]
@@ -137,6 +150,8 @@ class Target(_Model):
     wingbeat_hz: float = Field(6.0, ge=0.5, le=60)
     call_rate_per_s: float = Field(0.5, ge=0, le=20)
     call_hz: float = Field(3500.0, ge=200, le=12000)
+    # Remote ID: none (an unregistered drone, or a bird) unless set.
+    remote_id: RemoteIdBroadcast | None = None
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Target:

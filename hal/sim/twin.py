@@ -24,6 +24,7 @@ import numpy as np
 
 from hal.sim.protocol import LineSocket
 from hal.sim.relay_board import KeyPosition, RelayBoard, Transition
+from hal.sim.remoteid_air import RemoteIdAir, broadcasting, socket_paths
 from hal.sim.scenario import FAULT_NAMES, Scenario, load_hardware
 from hal.sim.world import World, bearing_of
 
@@ -120,6 +121,7 @@ class Twin:
         self.wall0 = time.time()
         self.radar = None
         self.sky: Any = None
+        self.air: RemoteIdAir | None = None
         self.parts = None
         self._server: socketserver.ThreadingUnixStreamServer | None = None
 
@@ -162,6 +164,10 @@ class Twin:
                                 speed=self.speed,
                                 period_s=self.scenario.duration_s if self.scenario.repeat
                                 else None, mono0=self.mono0).start()
+        if broadcasting(self.scenario):
+            self.air = RemoteIdAir(self.scenario, self.world, self.out_dir, self.sim_time,
+                                   self.stop_event)
+            self._spawn(self.air.run, "sim-remoteid")
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         self._server = _Server(str(self.socket_path), _Handler)
@@ -220,6 +226,9 @@ class Twin:
             "node": self.scenario.node.model_dump(),
             # The manned aircraft's ADS-B, as a receiver's Beast port (none without aircraft).
             "adsb": f"beast://127.0.0.1:{self.sky.port}" if self.sky is not None else None,
+            # The drones' Remote ID: sockets the node binds ({linktype: path}; none if none).
+            "remoteid": {str(lt): str(p) for lt, p in socket_paths(self.out_dir).items()}
+            if self.air is not None else None,
         }
         tmp = self.endpoints_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")

@@ -12,7 +12,7 @@ from hal.sim.world import World, bearing_of
 from tests.sim.conftest import write_scenario
 
 SHIPPED = ["one-drone-crossing", "two-drones-crossing", "drone-hover-approach", "bird-flock",
-           "machinery-only", "empty-sky"]
+           "machinery-only", "empty-sky", "remote-id-drones"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -21,6 +21,25 @@ def test_shipped_scenario_loads_and_cites_its_levels(name: str) -> None:
     assert scenario.name == name
     text = (SCENARIO_DIR / f"{name}.toml").read_text()
     assert "dB(A) at 1 m" in text or "dB(A)," in text, "levels must cite their source"
+
+
+def test_remote_id_broadcasts_of_the_shipped_scenario() -> None:
+    targets = {t.id: t.remote_id for t in load_scenario("remote-id-drones").targets}
+    assert {k: v.mode for k, v in targets.items() if v} == {
+        "liar": "spoofed", "survey": "truthful", "quiet": "silent"}
+
+
+def test_unknown_remote_id_mode_names_file_and_key(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path / "bad.toml", """
+[[targets]]
+id = "drone-9"
+kind = "quad"
+waypoints = [{ position_m = [0.0, 40.0], altitude_m = 10.0 }]
+remote_id = { uas_id = "X-1", mode = "loud" }
+""")
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    assert "targets[drone-9].remote_id.mode" in str(err.value)
 
 
 def test_misspelt_key_names_file_and_key(tmp_path: Path) -> None:
