@@ -124,6 +124,8 @@ def test_running_engagement_stops_within_1_s_of_the_helicopter_entering(twin: Tw
     assert off_at - entry_mono < 1.0, f"relay off {off_at - entry_mono:.2f} s after entry"
     assert off_at > entry_mono - 0.3  # and not long before it (it was flying outside)
     assert wait_for(lambda: twin.rig.effector.state == "ARMED", 2)
+    # The state changes a moment before its audit record is written: wait for the record.
+    assert twin.rig.effector.flush(5)
     states = audit_kinds(twin.rig, "state")
     assert any("airspace: manned_aircraft" in (s["data"]["reason"] or "") for s in states), \
         [s["data"]["reason"] for s in states]
