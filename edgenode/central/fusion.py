@@ -1,0 +1,332 @@
+"""Fusion of one site's node tracks into fused tracks. Pure: no I/O, no clock.
+
+Each node reports, per track of its own, a true bearing (and sometimes a radar range). Here:
+- `triangulate`: weighted least squares (Gauss-Newton on bearing and range residuals) for
+  the position of one object seen from two or more nodes, with its 1-sigma error ellipse;
+- `SiteFusion`: association of the nodes' tracks into fused tracks with one stable id. A
+  node track joins the fused track whose position its bearing passes through (gated by the
+  combined error); two single-node tracks pair when their bearing rays cross in front of both
+  (preferring a crossing a third node's bearing confirms); with three or more members the
+  member with the worst residual is split off when it disagrees. A fused track with one
+  member is a bearing line (no position) unless that node measured range.
+
+Ids are deterministic (from the founding node track), so every central instance that sees
+the same observations in the same order names the same fused track alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgenode.central.geometry import bearing_deg, wrap180
+
+MAX_RANGE_M = 5000.0  # beyond any acoustic or radar detection: a crossing further is a ghost
+GATE_SIGMA = 3.5  # a bearing within this many combined sigmas of a fix belongs to it
+MIN_BEARING_ERR_DEG = 0.5  # floor: a node claiming 0.01 deg would outvote every other
+STALE_S = 3.0  # a member silent this long no longer steers the fix
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One node's latest view of one of its tracks, in the site's frame (metres)."""
+    node: str
+    object_id: str
+    t: float
+    east: float  # the node's position
+    north: float
+    bearing_deg: float  # true bearing, clockwise from north
+    bearing_err_deg: float  # one sigma
+    range_m: float | None = None
+    range_err_m: float | None = None
+
+
+@dataclass(frozen=True)
+class Fix:
+    east: float
+    north: float
+    semi_major_m: float  # one-sigma ellipse
+    semi_minor_m: float
+    orientation_deg: float  # bearing of the major axis, [0, 180)
+    chi2: float  # sum of squared normalised residuals
+
+    def error_m(self) -> float:
+        """One number for the ellipse's size: its RMS radius."""
+        return math.hypot(self.semi_major_m, self.semi_minor_m)
+
+
+def _sigma_rad(obs: Observation) -> float:
+    return math.radians(max(obs.bearing_err_deg, MIN_BEARING_ERR_DEG))
+
+
+def _initial_guess(obs: Sequence[Observation]) -> np.ndarray | None:
+    """Lines' least-squares crossing (weighted by bearing error), or range along a bearing."""
+    a = np.zeros((2, 2))
+    b = np.zeros(2)
+    for o in obs:
+        th = math.radians(o.bearing_deg)
+        n = np.array([math.cos(th), -math.sin(th)])  # normal to the line of bearing
+        w = 1.0 / _sigma_rad(o) ** 2
+        a += w * np.outer(n, n)
+        b += w * np.outer(n, n) @ np.array([o.east, o.north])
+    if len({o.node for o in obs}) >= 2 and np.linalg.cond(a) < 1e6:
+        return np.linalg.solve(a, b)
+    ranged = [o for o in obs if o.range_m is not None]
+    if ranged:
+        o = ranged[0]
+        th = math.radians(o.bearing_deg)
+        return np.array([o.east + o.range_m * math.sin(th), o.north + o.range_m * math.cos(th)])
+    return None
+
+
+def _rows(x: np.ndarray, obs: Sequence[Observation]) -> tuple[np.ndarray, np.ndarray]:
+    residuals, jac = [], []
+    for o in obs:
+        de, dn = x[0] - o.east, x[1] - o.north
+        r2 = max(de * de + dn * dn, 1.0)
+        s = _sigma_rad(o)
+        residuals.append(math.radians(wrap180(bearing_deg(de, dn) - o.bearing_deg)) / s)
+        jac.append([dn / r2 / s, -de / r2 / s])
+        if o.range_m is not None:
+            sr = max(o.range_err_m or 5.0, 0.5)
+            r = math.sqrt(r2)
+            residuals.append((r - o.range_m) / sr)
+            jac.append([de / r / sr, dn / r / sr])
+    return np.array(residuals), np.array(jac)
+
+
+def triangulate(obs: Sequence[Observation], max_range_m: float = MAX_RANGE_M) -> Fix | None:
+    """The position of one object from its observations, or None when they do not fix it
+    (one node without range, parallel bearings, a crossing behind a node or out of range)."""
+    x = _initial_guess(obs)
+    if x is None:
+        return None
+    for _ in range(10):
+        res, jac = _rows(x, obs)
+        try:
+            step = np.linalg.lstsq(jac, -res, rcond=None)[0]
+        except np.linalg.LinAlgError:
+            return None
+        x = x + step
+        if float(np.hypot(*step)) < 0.01:
+            break
+    res, jac = _rows(x, obs)
+    info = jac.T @ jac
+    if np.linalg.cond(info) > 1e8:
+        return None
+    for o in obs:
+        de, dn = x[0] - o.east, x[1] - o.north
+        if math.hypot(de, dn) > max_range_m:
+            return None
+        if abs(wrap180(bearing_deg(de, dn) - o.bearing_deg)) > 60.0:
+            return None  # behind the node: the lines cross, the rays do not
+    cov = np.linalg.inv(info)
+    vals, vecs = np.linalg.eigh(cov)
+    major = vecs[:, 1]
+    return Fix(east=float(x[0]), north=float(x[1]),
+               semi_major_m=float(math.sqrt(max(vals[1], 0.0))),
+               semi_minor_m=float(math.sqrt(max(vals[0], 0.0))),
+               orientation_deg=bearing_deg(float(major[0]), float(major[1])) % 180.0,
+               chi2=float(res @ res))
+
+
+def bearing_residual_sigma(obs: Observation, fix: Fix) -> float:
+    """How many combined sigmas the observation's bearing misses the fix by."""
+    de, dn = fix.east - obs.east, fix.north - obs.north
+    dist = max(math.hypot(de, dn), 1.0)
+    miss = abs(wrap180(bearing_deg(de, dn) - obs.bearing_deg))
+    fix_deg = math.degrees(fix.semi_major_m / dist)
+    sigma = math.hypot(max(obs.bearing_err_deg, MIN_BEARING_ERR_DEG), fix_deg)
+    score = miss / sigma
+    if obs.range_m is not None:
+        sr = math.hypot(obs.range_err_m or 5.0, fix.semi_major_m)
+        score = max(score, abs(dist - obs.range_m) / sr)
+    return score
+
+
+def fused_id(site: str, node: str, object_id: str, t: float) -> str:
+    """A ULID-shaped id: the founding track's time, then 80 bits from (site, node, track)."""
+    ms = int(t * 1000) & ((1 << 48) - 1)
+    digest = int.from_bytes(hashlib.sha256(f"{site}/{node}/{object_id}".encode()).digest()[:10],
+                            "big")
+    value = (ms << 80) | digest
+    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
+
+
+Key = tuple[str, str]  # (node, object_id)
+
+
+@dataclass
+class FusedTrack:
+    id: str
+    first_seen: float
+    members: set[Key] = field(default_factory=set)
+    fix: Fix | None = None
+    t: float = 0.0
+    ended: bool = False
+    published: bool = False  # its `new` went out
+
+
+class SiteFusion:
+    """The fused picture of one site. Feed it observations and track ends, in arrival order."""
+
+    def __init__(self, site: str, stale_s: float = STALE_S):
+        self.site = site
+        self.stale_s = stale_s
+        self.latest: dict[Key, Observation] = {}
+        self.tracks: dict[str, FusedTrack] = {}
+        self.member_of: dict[Key, str] = {}
+
+    # -- queries --------------------------------------------------------------------------
+    def live_members(self, track: FusedTrack, now: float) -> list[Observation]:
+        return [self.latest[k] for k in sorted(track.members)
+                if now - self.latest[k].t <= self.stale_s]
+
+    def track_of(self, node: str, object_id: str) -> FusedTrack | None:
+        fid = self.member_of.get((node, object_id))
+        return self.tracks.get(fid) if fid else None
+
+    # -- updates --------------------------------------------------------------------------
+    def observe(self, obs: Observation) -> list[FusedTrack]:
+        """Take one observation; return the fused tracks it changed (to publish)."""
+        key = (obs.node, obs.object_id)
+        self.latest[key] = obs
+        changed: list[FusedTrack] = []
+        fid = self.member_of.get(key)
+        if fid is None:
+            changed += self._associate(obs)
+        else:
+            track = self.tracks[fid]
+            self._refix(track, obs.t)
+            changed.append(track)
+            worst = self._worst_member(track, obs.t)
+            if worst is not None:
+                self._detach(track, worst)
+                self._refix(track, obs.t)
+                changed += self._associate(self.latest[worst])
+        return _unique(changed)
+
+    def end(self, node: str, object_id: str, t: float) -> list[FusedTrack]:
+        """The node ended its track: drop it; a fused track without members ends."""
+        key = (node, object_id)
+        self.latest.pop(key, None)
+        fid = self.member_of.pop(key, None)
+        if fid is None:
+            return []
+        track = self.tracks[fid]
+        track.members.discard(key)
+        track.t = max(track.t, t)
+        if not track.members:
+            track.ended = True
+            del self.tracks[fid]
+        else:
+            self._refix(track, t)
+        return [track]
+
+    def expire(self, now: float, max_silence_s: float) -> list[FusedTrack]:
+        """End members whose node stopped talking about them (no `end` came, e.g. node lost)."""
+        gone = [k for k, o in self.latest.items() if now - o.t > max_silence_s]
+        out: list[FusedTrack] = []
+        for node, object_id in gone:
+            out += self.end(node, object_id, now)
+        return _unique(out)
+
+    # -- internals ------------------------------------------------------------------------
+    def _refix(self, track: FusedTrack, now: float) -> None:
+        live = self.live_members(track, now)
+        track.t = max([track.t] + [o.t for o in live])
+        track.fix = triangulate(live) if live else None
+
+    def _worst_member(self, track: FusedTrack, now: float) -> Key | None:
+        live = self.live_members(track, now)
+        if len(live) < 3:
+            return None
+        # Each member against the fix of the others: a wrong member pulls a shared fix to
+        # itself, so it would look innocent against a fix it is part of.
+        worst, worst_score = None, GATE_SIGMA
+        for o in live:
+            others = triangulate([p for p in live if p is not o])
+            if others is None:
+                continue
+            score = bearing_residual_sigma(o, others)
+            if score > worst_score:
+                worst, worst_score = (o.node, o.object_id), score
+        return worst
+
+    def _detach(self, track: FusedTrack, key: Key) -> None:
+        track.members.discard(key)
+        self.member_of.pop(key, None)
+
+    def _join(self, track: FusedTrack, obs: Observation) -> None:
+        key = (obs.node, obs.object_id)
+        track.members.add(key)
+        self.member_of[key] = track.id
+
+    def _candidates(self, obs: Observation) -> Iterable[FusedTrack]:
+        for track in self.tracks.values():
+            if any(node == obs.node for node, _ in track.members):
+                continue  # one node's two tracks are two objects (its tracker says so)
+            if self.live_members(track, obs.t):
+                yield track
+
+    def _associate(self, obs: Observation) -> list[FusedTrack]:
+        best: tuple[float, FusedTrack, list[Observation]] | None = None
+        for track in self._candidates(obs):
+            live = self.live_members(track, obs.t)
+            fix = triangulate(live + [obs])
+            if fix is None:
+                continue
+            if track.fix is not None:
+                score = bearing_residual_sigma(obs, track.fix)
+                supporters: list[Observation] = []
+            else:
+                # Two rays always cross somewhere: ask the other lone tracks whether they
+                # agree. A crossing confirmed by a third node beats an unconfirmed one.
+                supporters = self._supporters(fix, {obs.node} | {o.node for o in live})
+                score = (GATE_SIGMA * 0.9 if not supporters else 0.5) + 0.01 * len(live)
+            if score <= GATE_SIGMA and (best is None or score < best[0]):
+                best = (score, track, supporters)
+        if best is None:
+            track = FusedTrack(id=fused_id(self.site, obs.node, obs.object_id, obs.t),
+                               first_seen=obs.t)
+            self.tracks[track.id] = track
+            self._join(track, obs)
+            self._refix(track, obs.t)
+            return [track]
+        _, track, supporters = best
+        self._join(track, obs)
+        changed = [track]
+        for sup in supporters:
+            old = self.track_of(sup.node, sup.object_id)
+            if old is not None and old is not track:
+                changed += self.end(sup.node, sup.object_id, obs.t)
+                self.latest[(sup.node, sup.object_id)] = sup
+            self._join(track, sup)
+        self._refix(track, obs.t)
+        return changed
+
+    def _supporters(self, fix: Fix, exclude: set[str]) -> list[Observation]:
+        """Lone tracks (one-member fused tracks) of other nodes whose bearing passes the fix."""
+        out: dict[str, Observation] = {}
+        for track in self.tracks.values():
+            if len(track.members) != 1:
+                continue
+            (key,) = track.members
+            o = self.latest.get(key)
+            if o is None or o.node in exclude or o.node in out:
+                continue
+            if bearing_residual_sigma(o, fix) <= GATE_SIGMA:
+                out[o.node] = o
+        return list(out.values())
+
+
+def _unique(tracks: list[FusedTrack]) -> list[FusedTrack]:
+    seen: dict[int, FusedTrack] = {}
+    for t in tracks:
+        seen.setdefault(id(t), t)
+    return list(seen.values())
