@@ -278,7 +278,7 @@ class SiteFusion:
         best: tuple[float, FusedTrack, list[Observation]] | None = None
         for track in self._candidates(obs):
             live = self.live_members(track, obs.t)
-            fix = triangulate(live + [obs])
+            fix = triangulate([*live, obs])
             if fix is None:
                 continue
             if track.fix is not None:

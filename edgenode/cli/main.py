@@ -181,6 +181,7 @@ COMMAND_MODULES = (
     "edgenode.cli.audit",
     "edgenode.cli.selftest",
     "edgenode.cli.statuspage",
+    "edgenode.cli.central",
 )
 
 
