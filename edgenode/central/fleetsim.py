@@ -80,6 +80,7 @@ class FleetSim:
         self.events_log = events_log
         self.trajectory = trajectory
         self.published_ids: list[str] = []
+        self.t0_wall = 0.0
         self.acked = 0
         self._ack_lock = threading.Lock()
         n_sites = max(1, math.ceil(nodes / nodes_per_site))
@@ -127,6 +128,7 @@ class FleetSim:
                  len(self.frames), len(self.drones))
         log_file = open(self.events_log, "a") if self.events_log else None  # noqa: SIM115
         start = time.monotonic()
+        self.t0_wall = time.time()  # sim time 0 on the wall clock: truth for the tests
         period = 1.0 / self.rate_hz
         # Stagger the nodes over one period: real nodes are not in lockstep.
         next_event = [start + self.rng.uniform(0, period) for _ in self.nodes]

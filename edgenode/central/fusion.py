@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,6 +29,10 @@ MAX_RANGE_M = 5000.0  # beyond any acoustic or radar detection: a crossing furth
 GATE_SIGMA = 3.5  # a bearing within this many combined sigmas of a fix belongs to it
 MIN_BEARING_ERR_DEG = 0.5  # floor: a node claiming 0.01 deg would outvote every other
 STALE_S = 3.0  # a member silent this long no longer steers the fix
+# Nodes report at their own moments, so a member's last bearing is up to a period old: a
+# drone at 15 m/s 200 m out moves ~4 deg/s across the sky. Older bearings count as that much
+# less certain, in the fix and in the gates.
+DRIFT_DEG_PER_S = 5.0
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -184,8 +188,18 @@ class SiteFusion:
 
     # -- queries --------------------------------------------------------------------------
     def live_members(self, track: FusedTrack, now: float) -> list[Observation]:
-        return [self.latest[k] for k in sorted(track.members)
-                if now - self.latest[k].t <= self.stale_s]
+        """The members heard within `stale_s`, their bearing errors widened by their age."""
+        out = []
+        for k in sorted(track.members):
+            o = self.latest[k]
+            age = now - o.t
+            if age > self.stale_s:
+                continue
+            if age > 0:
+                o = replace(o, bearing_err_deg=math.hypot(o.bearing_err_deg,
+                                                          DRIFT_DEG_PER_S * age))
+            out.append(o)
+        return out
 
     def track_of(self, node: str, object_id: str) -> FusedTrack | None:
         fid = self.member_of.get((node, object_id))

@@ -35,7 +35,7 @@ def fused_payload(site: str, track: FusedTrack, members: list[Observation],
                     "longitude_deg": round(lon, 7), "error_m": round(track.fix.error_m(), 2),
                     "ellipse": {"semi_major_m": round(track.fix.semi_major_m, 2),
                                 "semi_minor_m": round(track.fix.semi_minor_m, 2),
-                                "orientation_deg": round(track.fix.orientation_deg, 1)}}
+                                "orientation_deg": round(track.fix.orientation_deg, 1) % 180.0}}
         # Best placed to engage: the nearest contributing node (a jammer's reach falls with
         # distance); the node still checks everything itself.
         nearest = min(members, key=lambda o: (o.east - track.fix.east) ** 2
