@@ -153,11 +153,13 @@ def bearing_residual_sigma(obs: Observation, fix: Fix) -> float:
     return score
 
 
-def fused_id(site: str, node: str, object_id: str, t: float) -> str:
-    """A ULID-shaped id: the founding track's time, then 80 bits from (site, node, track)."""
+def fused_id(site: str, node: str, object_id: str, t: float, serial: int = 0) -> str:
+    """A ULID-shaped id: the founding track's time, then 80 bits from (site, node, track,
+    serial). The serial (fused tracks made so far at the site) keeps a node track that is
+    split off and founds a second fused track at the same instant from reusing the first id."""
     ms = int(t * 1000) & ((1 << 48) - 1)
-    digest = int.from_bytes(hashlib.sha256(f"{site}/{node}/{object_id}".encode()).digest()[:10],
-                            "big")
+    digest = int.from_bytes(
+        hashlib.sha256(f"{site}/{node}/{object_id}/{serial}".encode()).digest()[:10], "big")
     value = (ms << 80) | digest
     return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
 
@@ -185,6 +187,7 @@ class SiteFusion:
         self.latest: dict[Key, Observation] = {}
         self.tracks: dict[str, FusedTrack] = {}
         self.member_of: dict[Key, str] = {}
+        self.created = 0  # fused tracks made so far: part of each id
 
     # -- queries --------------------------------------------------------------------------
     def live_members(self, track: FusedTrack, now: float) -> list[Observation]:
@@ -306,8 +309,9 @@ class SiteFusion:
             if score <= GATE_SIGMA and (best is None or score < best[0]):
                 best = (score, track, supporters)
         if best is None:
-            track = FusedTrack(id=fused_id(self.site, obs.node, obs.object_id, obs.t),
-                               first_seen=obs.t)
+            self.created += 1
+            track = FusedTrack(id=fused_id(self.site, obs.node, obs.object_id, obs.t,
+                                           self.created), first_seen=obs.t)
             self.tracks[track.id] = track
             self._join(track, obs)
             self._refix(track, obs.t)

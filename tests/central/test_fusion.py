@@ -134,3 +134,21 @@ def test_local_frame_round_trip():
     lat, lon = frame.to_latlon(e, n)
     assert abs(lat - 51.503) < 1e-9 and abs(lon + 0.115) < 1e-9
     assert 330 < n < 340 and 340 < e < 350
+
+
+def test_a_track_split_off_at_its_founding_instant_gets_a_new_id():
+    """Regression: the split-off track founded a second fused track with the first one's id
+    (same node track, same time) and the site's picture lost a track (KeyError)."""
+    fusion = SiteFusion("s1")
+    a, b = (300.0, 150.0), (320.0, -160.0)
+    fusion.observe(obs("east", a, t=1.0, object_id="east-a"))
+    fusion.observe(obs("north", a, t=1.0, object_id="north-a"))
+    fusion.observe(obs("south", a, t=1.0, object_id="south-a"))
+    # north's bearing jumps onto b at the instant the fused track was founded: one member
+    # is split off and founds a fused track of its own
+    fusion.observe(obs("north", b, t=1.0, object_id="north-a"))
+    assert len(fusion.tracks) == 2
+    for key, fid in fusion.member_of.items():
+        assert key in fusion.tracks[fid].members
+    for key in list(fusion.member_of):
+        fusion.observe(obs(key[0], b if key[0] == "north" else a, t=1.1, object_id=key[1]))
