@@ -21,8 +21,6 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from edgenode.central.geometry import bearing_deg, wrap180
 
 MAX_RANGE_M = 5000.0  # beyond any acoustic or radar detection: a crossing further is a ghost
@@ -68,75 +66,94 @@ def _sigma_rad(obs: Observation) -> float:
     return math.radians(max(obs.bearing_err_deg, MIN_BEARING_ERR_DEG))
 
 
-def _initial_guess(obs: Sequence[Observation]) -> np.ndarray | None:
+# Plain floats, not numpy: the systems are 2x2, where numpy's per-call overhead is most of
+# the cost, and the service runs this for every event of the fleet.
+
+def _solve2(a11: float, a12: float, a22: float, b1: float, b2: float) -> tuple[float, float]:
+    det = a11 * a22 - a12 * a12
+    return (a22 * b1 - a12 * b2) / det, (a11 * b2 - a12 * b1) / det
+
+
+def _cond2(a11: float, a12: float, a22: float) -> float:
+    """Condition number of a symmetric positive semi-definite 2x2 matrix."""
+    mean, diff = (a11 + a22) / 2, math.hypot((a11 - a22) / 2, a12)
+    low = mean - diff
+    return math.inf if low <= 0 else (mean + diff) / low
+
+
+def _initial_guess(obs: Sequence[Observation]) -> tuple[float, float] | None:
     """Lines' least-squares crossing (weighted by bearing error), or range along a bearing."""
-    a = np.zeros((2, 2))
-    b = np.zeros(2)
+    a11 = a12 = a22 = b1 = b2 = 0.0
     for o in obs:
         th = math.radians(o.bearing_deg)
-        n = np.array([math.cos(th), -math.sin(th)])  # normal to the line of bearing
+        n1, n2 = math.cos(th), -math.sin(th)  # normal to the line of bearing
         w = 1.0 / _sigma_rad(o) ** 2
-        a += w * np.outer(n, n)
-        b += w * np.outer(n, n) @ np.array([o.east, o.north])
-    if len({o.node for o in obs}) >= 2 and np.linalg.cond(a) < 1e6:
-        return np.linalg.solve(a, b)
-    ranged = [o for o in obs if o.range_m is not None]
-    if ranged:
-        o = ranged[0]
-        th = math.radians(o.bearing_deg)
-        return np.array([o.east + o.range_m * math.sin(th), o.north + o.range_m * math.cos(th)])
+        a11, a12, a22 = a11 + w * n1 * n1, a12 + w * n1 * n2, a22 + w * n2 * n2
+        proj = w * (n1 * o.east + n2 * o.north)
+        b1, b2 = b1 + proj * n1, b2 + proj * n2
+    if len({o.node for o in obs}) >= 2 and _cond2(a11, a12, a22) < 1e6:
+        return _solve2(a11, a12, a22, b1, b2)
+    for o in obs:
+        if o.range_m is not None:
+            th = math.radians(o.bearing_deg)
+            return o.east + o.range_m * math.sin(th), o.north + o.range_m * math.cos(th)
     return None
 
 
-def _rows(x: np.ndarray, obs: Sequence[Observation]) -> tuple[np.ndarray, np.ndarray]:
-    residuals, jac = [], []
+def _normal_equations(x: float, y: float, obs: Sequence[Observation]
+                      ) -> tuple[float, float, float, float, float, float]:
+    """(JtJ11, JtJ12, JtJ22, Jtr1, Jtr2, chi2) of the bearing and range residuals at (x, y)."""
+    a11 = a12 = a22 = g1 = g2 = chi2 = 0.0
     for o in obs:
-        de, dn = x[0] - o.east, x[1] - o.north
+        de, dn = x - o.east, y - o.north
         r2 = max(de * de + dn * dn, 1.0)
         s = _sigma_rad(o)
-        residuals.append(math.radians(wrap180(bearing_deg(de, dn) - o.bearing_deg)) / s)
-        jac.append([dn / r2 / s, -de / r2 / s])
+        rows = [(math.radians(wrap180(bearing_deg(de, dn) - o.bearing_deg)) / s,
+                 dn / r2 / s, -de / r2 / s)]
         if o.range_m is not None:
             sr = max(o.range_err_m or 5.0, 0.5)
             r = math.sqrt(r2)
-            residuals.append((r - o.range_m) / sr)
-            jac.append([de / r / sr, dn / r / sr])
-    return np.array(residuals), np.array(jac)
+            rows.append(((r - o.range_m) / sr, de / r / sr, dn / r / sr))
+        for res, j1, j2 in rows:
+            a11, a12, a22 = a11 + j1 * j1, a12 + j1 * j2, a22 + j2 * j2
+            g1, g2, chi2 = g1 + j1 * res, g2 + j2 * res, chi2 + res * res
+    return a11, a12, a22, g1, g2, chi2
 
 
 def triangulate(obs: Sequence[Observation], max_range_m: float = MAX_RANGE_M) -> Fix | None:
     """The position of one object from its observations, or None when they do not fix it
     (one node without range, parallel bearings, a crossing behind a node or out of range)."""
-    x = _initial_guess(obs)
-    if x is None:
+    guess = _initial_guess(obs)
+    if guess is None:
         return None
+    x, y = guess
     for _ in range(10):
-        res, jac = _rows(x, obs)
-        try:
-            step = np.linalg.lstsq(jac, -res, rcond=None)[0]
-        except np.linalg.LinAlgError:
+        a11, a12, a22, g1, g2, _ = _normal_equations(x, y, obs)
+        if _cond2(a11, a12, a22) > 1e10:
             return None
-        x = x + step
-        if float(np.hypot(*step)) < 0.01:
+        dx, dy = _solve2(a11, a12, a22, -g1, -g2)
+        x, y = x + dx, y + dy
+        if math.hypot(dx, dy) < 0.01:
             break
-    res, jac = _rows(x, obs)
-    info = jac.T @ jac
-    if np.linalg.cond(info) > 1e8:
+    a11, a12, a22, _, _, chi2 = _normal_equations(x, y, obs)
+    if _cond2(a11, a12, a22) > 1e8:
         return None
     for o in obs:
-        de, dn = x[0] - o.east, x[1] - o.north
+        de, dn = x - o.east, y - o.north
         if math.hypot(de, dn) > max_range_m:
             return None
         if abs(wrap180(bearing_deg(de, dn) - o.bearing_deg)) > 60.0:
             return None  # behind the node: the lines cross, the rays do not
-    cov = np.linalg.inv(info)
-    vals, vecs = np.linalg.eigh(cov)
-    major = vecs[:, 1]
-    return Fix(east=float(x[0]), north=float(x[1]),
-               semi_major_m=float(math.sqrt(max(vals[1], 0.0))),
-               semi_minor_m=float(math.sqrt(max(vals[0], 0.0))),
-               orientation_deg=bearing_deg(float(major[0]), float(major[1])) % 180.0,
-               chi2=float(res @ res))
+    # covariance = inverse of JtJ; its eigenvalues are the ellipse's squared semi-axes
+    det = a11 * a22 - a12 * a12
+    c11, c12, c22 = a22 / det, -a12 / det, a11 / det
+    mean, diff = (c11 + c22) / 2, math.hypot((c11 - c22) / 2, c12)
+    # the major axis: eigenvector of the larger eigenvalue, angle from the east axis
+    theta = 0.5 * math.atan2(2 * c12, c11 - c22)
+    return Fix(east=x, north=y, semi_major_m=math.sqrt(max(mean + diff, 0.0)),
+               semi_minor_m=math.sqrt(max(mean - diff, 0.0)),
+               orientation_deg=bearing_deg(math.cos(theta), math.sin(theta)) % 180.0,
+               chi2=chi2)
 
 
 def bearing_residual_sigma(obs: Observation, fix: Fix) -> float:
@@ -217,6 +234,9 @@ class SiteFusion:
         fid = self.member_of.get(key)
         if fid is None:
             changed += self._associate(obs)
+        elif len(self.tracks[fid].members) == 1 and (moved := self._rejoin(self.tracks[fid],
+                                                                              obs)):
+            changed += moved
         else:
             track = self.tracks[fid]
             self._refix(track, obs.t)
@@ -263,6 +283,9 @@ class SiteFusion:
         live = self.live_members(track, now)
         if len(live) < 3:
             return None
+        if track.fix is not None and all(bearing_residual_sigma(o, track.fix) <= GATE_SIGMA / 2
+                                         for o in live):
+            return None  # everyone agrees with the shared fix: nothing to look for
         # Each member against the fix of the others: a wrong member pulls a shared fix to
         # itself, so it would look innocent against a fix it is part of.
         worst, worst_score = None, GATE_SIGMA
@@ -291,7 +314,7 @@ class SiteFusion:
             if self.live_members(track, obs.t):
                 yield track
 
-    def _associate(self, obs: Observation) -> list[FusedTrack]:
+    def _best(self, obs: Observation) -> tuple[float, FusedTrack, list[Observation]] | None:
         best: tuple[float, FusedTrack, list[Observation]] | None = None
         for track in self._candidates(obs):
             live = self.live_members(track, obs.t)
@@ -308,6 +331,10 @@ class SiteFusion:
                 score = (GATE_SIGMA * 0.9 if not supporters else 0.5) + 0.01 * len(live)
             if score <= GATE_SIGMA and (best is None or score < best[0]):
                 best = (score, track, supporters)
+        return best
+
+    def _associate(self, obs: Observation) -> list[FusedTrack]:
+        best = self._best(obs)
         if best is None:
             self.created += 1
             track = FusedTrack(id=fused_id(self.site, obs.node, obs.object_id, obs.t,
@@ -327,6 +354,18 @@ class SiteFusion:
             self._join(track, sup)
         self._refix(track, obs.t)
         return changed
+
+    def _rejoin(self, track: FusedTrack, obs: Observation) -> list[FusedTrack]:
+        """A lone track (bearing line) whose bearing now passes through a fused track with a
+        position joins it; its own line ends."""
+        best = self._best(obs)
+        if best is None or best[1].fix is None:
+            return []
+        changed = self.end(obs.node, obs.object_id, obs.t)
+        self.latest[(obs.node, obs.object_id)] = obs
+        self._join(best[1], obs)
+        self._refix(best[1], obs.t)
+        return [*changed, best[1]]
 
     def _supporters(self, fix: Fix, exclude: set[str]) -> list[Observation]:
         """Lone tracks (one-member fused tracks) of other nodes whose bearing passes the fix."""

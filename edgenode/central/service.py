@@ -48,6 +48,7 @@ class Central:
     def __init__(self, url: str, *, group: str = "central", mqtt_version: str = "5",
                  sites: list[str] | None = None, instance: str | None = None,
                  events_log: Path | None = None, dedup_capacity: int = 500_000,
+                 session_expiry_s: int = 0,
                  clock: Callable[[], float] = time.time):
         if mqtt_version != "5" and not sites:
             raise ValueError("central: MQTT 3.1.1 has no shared subscriptions: give the sites "
@@ -55,9 +56,11 @@ class Central:
         self.instance = instance or f"central-{new_ulid()[-8:].lower()}"
         self.group = group
         self.clock = clock
-        self.client = SharedAwareClient(BrokerOptions(url=url, client_id=self.instance,
-                                                      mqtt_version=mqtt_version,
-                                                      max_inflight=200))
+        # A resumable session needs a stable client id: give --instance with it.
+        self.client = SharedAwareClient(
+            BrokerOptions(url=url, client_id=self.instance, mqtt_version=mqtt_version,
+                          max_inflight=200, clean_start=session_expiry_s <= 0),
+            session_expiry_s=session_expiry_s)
         self.sites = sites
         self.v5 = mqtt_version == "5"
         self.intake_ids = RecentIds(dedup_capacity)

@@ -27,6 +27,7 @@ def cmd_central(args: argparse.Namespace) -> int:
     sites = [s for s in (args.sites or "").split(",") if s] or None
     central = Central(args.broker, group=args.group, mqtt_version=args.mqtt_version,
                       sites=sites, instance=args.instance,
+                      session_expiry_s=args.session_expiry_s,
                       events_log=Path(args.events_log) if args.events_log else None)
     stop = _stop_on_signals()
     central.start()
@@ -65,6 +66,10 @@ def register(add: Any) -> None:
                    "(comma-separated)")
     p.add_argument("--instance", help="client id of this instance (default: generated)")
     p.add_argument("--events-log", help="append the event_id of every event taken here")
+    p.add_argument("--session-expiry-s", type=int, default=0,
+                   help="keep this instance's MQTT session (and its share of the events) this "
+                   "long after a crash, for a restart to resume (needs --instance); 0: the "
+                   "share moves to the other instances at once (docs/fleet.md)")
     p = add("fleet-sim", cmd_fleet_sim, "simulate a fleet of nodes around shared drones; "
             "prints the number of events published")
     p.add_argument("--broker", required=True, help="MQTT broker URL")

@@ -4,7 +4,10 @@ the same with one instance SIGKILLed and restarted mid-run. Run by `make bench`.
 
 Prints events/s per instance and fused-track latency p99 (from the node's publish to the
 fused track's publish). Targets: nothing lost or processed twice (against the simulator's own
-log), p99 <= 250 ms. Exits 1 when one is missed.
+log) in both runs; p99 <= 250 ms in the steady run. Exits 1 when one is missed. In the kill
+run the instances keep resumable sessions (--session-expiry-s 60): Mosquitto queues the dead
+instance's share until it is back, so those events wait out the downtime and p99 there is
+the downtime (printed, not gated); docs/fleet.md.
 
     .venv/bin/python tests/bench/bench_central.py [--nodes 500] [--seconds 30] [--broker URL]
 """
@@ -28,9 +31,10 @@ from tests.conftest import EDGENODE, Mosquitto, terminate  # noqa: E402
 P99_TARGET_MS = 250.0
 
 
-def central(url: str, name: str, log: Path) -> subprocess.Popen[str]:
+def central(url: str, name: str, log: Path, expiry_s: int) -> subprocess.Popen[str]:
     proc = subprocess.Popen([*EDGENODE, "central", "--broker", url, "--instance", name,
-                             "--events-log", str(log), "--log-level", "warning"],
+                             "--events-log", str(log), "--log-level", "warning",
+                             "--session-expiry-s", str(expiry_s)],
                             stdout=subprocess.PIPE, text=True)
     return proc
 
@@ -41,10 +45,14 @@ def stop(proc: subprocess.Popen[str]) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run(url: str, work: Path, nodes: int, seconds: float, kill: bool) -> bool:
-    logs = {n: work / f"{'kill' if kill else 'plain'}-{n}.log" for n in ("a", "b")}
-    sim_log = work / f"{'kill' if kill else 'plain'}-sim.log"
-    procs = {n: central(url, f"bench-{n}", logs[n]) for n in logs}
+def run(url: str, work: Path, nodes: int, seconds: float, kill: bool, expiry_s: int,
+        gate_latency: bool) -> bool:
+    """`gate_latency`: whether p99 counts toward the verdict (see the module docstring)."""
+    label = f"{'kill+restart' if kill else 'steady'}, session expiry {expiry_s} s"
+    tag = f"{'kill' if kill else 'steady'}{expiry_s}"
+    logs = {n: work / f"{tag}-{n}.log" for n in ("a", "b")}
+    sim_log = work / f"{tag}-sim.log"
+    procs = {n: central(url, f"bench-{tag}-{n}", logs[n], expiry_s) for n in logs}
     time.sleep(3)  # both subscribed
     sim = subprocess.Popen([*EDGENODE, "fleet-sim", "--broker", url, "--nodes", str(nodes),
                             "--drones", str(nodes // 5), "--seconds", str(seconds),
@@ -55,7 +63,7 @@ def run(url: str, work: Path, nodes: int, seconds: float, kill: bool) -> bool:
         procs["b"].send_signal(signal.SIGKILL)
         procs["b"].wait()
         time.sleep(3)
-        procs["b"] = central(url, "bench-b", logs["b"])
+        procs["b"] = central(url, f"bench-{tag}-b", logs["b"], expiry_s)
     out, _ = sim.communicate(timeout=seconds + 300)
     result = json.loads(out.strip().splitlines()[-1])
     time.sleep(2)
@@ -64,7 +72,6 @@ def run(url: str, work: Path, nodes: int, seconds: float, kill: bool) -> bool:
     taken = logs["a"].read_text().split() + logs["b"].read_text().split()
     lost = len(set(published) - set(taken))
     twice = len(taken) - len(set(taken))
-    label = "kill+restart" if kill else "steady"
     print(f"{label}: {nodes} nodes, {result['sites']} sites, {result['drones']} drones, "
           f"{result['events']} events in {result['seconds']} s "
           f"({result['events'] / result['seconds']:.0f} events/s)")
@@ -75,8 +82,10 @@ def run(url: str, work: Path, nodes: int, seconds: float, kill: bool) -> bool:
               f"{s['fused_tracks']}, p99 {s['p99_latency_ms']} ms")
     print(f"  against the simulator's log: lost {lost}, processed twice {twice}")
     p99s = [s["p99_latency_ms"] for s in stats.values() if s["p99_latency_ms"] is not None]
-    ok = lost == 0 and twice == 0 and bool(p99s) and max(p99s) <= P99_TARGET_MS
-    print(f"  {'PASS' if ok else 'FAIL'} (targets: lost 0, twice 0, p99 <= {P99_TARGET_MS} ms)")
+    latency_ok = bool(p99s) and max(p99s) <= P99_TARGET_MS
+    ok = lost == 0 and twice == 0 and (latency_ok or not gate_latency)
+    gate = f", p99 <= {P99_TARGET_MS} ms" if gate_latency else " (p99 reported, not gated)"
+    print(f"  {'PASS' if ok else 'FAIL'} (targets: lost 0, twice 0{gate})")
     for p in procs.values():
         terminate(p)
     return ok
@@ -87,6 +96,8 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--broker", help="use this broker instead of a private Mosquitto")
+    parser.add_argument("--clean-kill", action="store_true",
+                        help="also kill an instance on a clean session (shows what it loses)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -96,8 +107,13 @@ def main() -> int:
             broker = Mosquitto(work / "broker", extra="max_queued_messages 100000\n").start()
             url = broker.url
         try:
-            ok = run(url, work, args.nodes, args.seconds, kill=False)
-            ok = run(url, work, args.nodes, args.seconds, kill=True) and ok
+            ok = run(url, work, args.nodes, args.seconds, kill=False, expiry_s=0,
+                     gate_latency=True)
+            ok = run(url, work, args.nodes, args.seconds, kill=True, expiry_s=60,
+                     gate_latency=False) and ok
+            if args.clean_kill:
+                run(url, work, args.nodes, args.seconds, kill=True, expiry_s=0,
+                    gate_latency=True)  # informative: what a clean session loses
         finally:
             if broker:
                 broker.stop()
