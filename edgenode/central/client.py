@@ -49,6 +49,20 @@ class SharedAwareClient(MqttClient):
                                    clean_start=False, properties=props)
         self._client.loop_start()
 
+    def stop(self) -> None:
+        """A deliberate stop ends the session too (DISCONNECT with expiry 0): a session left
+        behind would keep taking its share of the events, queued for no one, until expiry."""
+        if not self.v5 or self.session_expiry_s <= 0:
+            super().stop()
+            return
+        props = Properties(PacketTypes.DISCONNECT)
+        props.SessionExpiryInterval = 0
+        try:
+            self._client.disconnect(properties=props)
+        finally:
+            self._client.loop_stop()
+        self.connected.clear()
+
     def _handle_message(self, client: paho.Client, userdata: object,
                         msg: paho.MQTTMessage) -> None:
         message = InboundMessage(topic=msg.topic, payload=bytes(msg.payload),
