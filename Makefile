@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STATE ?= state
 APT_PACKAGES := mosquitto libsystemd-dev pkg-config gcc python3-dev iproute2 \
-	chromium chromium-driver
+	chromium chromium-driver rabbitmq-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 SCENARIO ?= one-drone-crossing

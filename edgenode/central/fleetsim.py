@@ -118,7 +118,7 @@ class FleetSim:
         stop = stop or threading.Event()
         for node in self.nodes:
             node.client.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 30 + 0.2 * len(self.nodes)  # 500 nodes: ~2 min
         for node in self.nodes:
             if not node.client.connected.wait(max(0.1, deadline - time.monotonic())):
                 raise RuntimeError(f"fleet-sim: node {node.site}/{node.name} cannot reach "

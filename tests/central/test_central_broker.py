@@ -11,6 +11,9 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from edgenode.central.fleetsim import FleetSim
 from edgenode.central.geometry import LocalFrame
@@ -18,6 +21,7 @@ from edgenode.central.service import Central
 from edgenode.link.mqtt import BrokerOptions, MqttClient
 from edgenode.link.payloads import Envelope, encode
 from edgenode.link.topics import Topics
+from edgenode.ulid import new_ulid
 from tests.central.helpers import TrackWatcher
 from tests.conftest import EDGENODE, Mosquitto, terminate
 from tests.link.helpers import track_event, wait_until
@@ -25,8 +29,10 @@ from tests.link.helpers import track_event, wait_until
 QUEUE = "max_queued_messages 100000\n"  # a restarting instance must not overflow its queue
 
 
-def _node(url: str, site: str, node: str, session: int = 5) -> tuple[MqttClient, Envelope]:
-    client = MqttClient(BrokerOptions(url=url, client_id=f"test-{site}-{node}"))
+def _node(url: str, site: str, node: str, session: int = 5,
+          mqtt_version: str = "5") -> tuple[MqttClient, Envelope]:
+    client = MqttClient(BrokerOptions(url=url, client_id=f"test-{site}-{node}",
+                                      mqtt_version=mqtt_version))
     client.start()
     assert client.connected.wait(10)
     env = Envelope(site, node, session)
@@ -34,16 +40,20 @@ def _node(url: str, site: str, node: str, session: int = 5) -> tuple[MqttClient,
         t=time.time(), version="t", hardware="test", capabilities=["acoustic"],
         position={"datum": "WGS84", "latitude_deg": 51.5, "longitude_deg": -0.12,
                   "altitude_m": 0.0}, mast_heading_deg=0.0, config_digest="x",
-        client_id="c", mqtt_version="5")), retain=True)
+        client_id="c", mqtt_version=mqtt_version)), retain=True)
     return client, env
 
 
+@pytest.mark.timeout(300)  # the first RabbitMQ test waits for Erlang to boot
 def test_duplicates_are_counted_once_and_holes_in_seq_are_lost_unless_a_gap_explains_them(
-        mosquitto: Mosquitto):
-    central = Central(mosquitto.url, instance="c-dedup")
+        any_broker: Any):
+    """On Mosquitto (MQTT 5, shared subscription) and RabbitMQ (3.1.1, plain per site)."""
+    version = any_broker.mqtt_version
+    central = Central(any_broker.url, instance=f"c-dedup-{new_ulid()[-6:].lower()}",
+                      mqtt_version=version, sites=["s1"] if version != "5" else None)
     central.start()
     assert central.wait_ready()
-    client, env = _node(mosquitto.url, "s1", "n1")
+    client, env = _node(any_broker.url, "s1", "n1", mqtt_version=version)
     events = [env.event(track_event("new" if seq == 0 else "update"), seq, time.time())
               for seq in range(6)]
     topic = Topics("s1", "n1").events
@@ -92,6 +102,36 @@ def test_two_instances_split_the_fleet_without_losing_or_repeating_an_event(tmp_
         a.stop()
         b.stop()
         broker.stop()
+
+
+@pytest.mark.timeout(300)
+def test_on_mqtt_311_one_instance_per_set_of_sites_sees_all_of_its_sites_and_fuses(
+        any_broker: Any):
+    """The 3.1.1 fallback (RabbitMQ 3.10 has no MQTT 5): instances split the fleet by site."""
+    sites = {"x": ["site000"], "y": ["site001"]}
+    tag = new_ulid()[-6:].lower()
+    centrals = {k: Central(any_broker.url, instance=f"c311-{k}-{tag}", mqtt_version="3.1.1",
+                           sites=v) for k, v in sites.items()}
+    for c in centrals.values():
+        c.start()
+        assert c.wait_ready()
+    try:
+        with TrackWatcher(any_broker.url, mqtt_version="3.1.1") as watch:
+            sim = FleetSim(any_broker.url, nodes=10, drones=2, seconds=5, nodes_per_site=5,
+                           mqtt_version="3.1.1")
+            result = sim.run()
+            assert wait_until(lambda: sum(c.events for c in centrals.values())
+                              >= result["events"], 15)
+            time.sleep(0.5)
+        assert sum(c.events for c in centrals.values()) == result["events"]
+        assert all(c.events > 0 and c.duplicates == 0 for c in centrals.values())
+        assert all(c.stats()["lost"] == 0 for c in centrals.values())
+        assert watch.errors == []
+        by_site = {t["site"] for t in watch.tracks if t["position"] is not None}
+        assert by_site == {"site000", "site001"}
+    finally:
+        for c in centrals.values():
+            c.stop()
 
 
 def _central_proc(url: str, name: str, log: Path) -> subprocess.Popen[str]:
