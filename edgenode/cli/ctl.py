@@ -27,6 +27,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from edgenode.cli import fused
 from edgenode.control.keys import (
     ROLES,
     KeyFileError,
@@ -186,9 +187,16 @@ def send_commands(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     if not cfg["key"]:
         raise CtlError("no key: give --key FILE (or EDGENODE_CTL_KEY / ctl.toml)")
     identity = load_key_file(cfg["key"])
-    params = params_for(args)
     client = connect(cfg, identity.id)
     try:
+        if getattr(args, "fused", None):  # central's fused id -> the best placed node's track
+            try:
+                fsite, fnode, args.track = fused.resolve(client, cfg["site"], args.fused,
+                                                         cfg["timeout_s"])
+            except LookupError as exc:
+                raise CtlError(str(exc)) from None
+            cfg = {**cfg, "site": fsite, "node": fnode}
+        params = params_for(args)
         site, nodes = resolve_targets(client, cfg)
         if len(nodes) > 1 and args.ctl_action not in LIST_ACTIONS:
             raise CtlError(f"{args.ctl_action} names exactly one node, got {nodes}")
@@ -352,6 +360,8 @@ def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     prefix = f"edgenode/{cfg['site'] or '+'}/+"
     for leaf in ("status", "health", "effector", "events"):
         client.subscribe(f"{prefix}/{leaf}", collector)
+    board = fused.FusedBoard()
+    client.subscribe(fused.tracks_filter(cfg["site"]), board)
     tracks: dict[tuple[str, str], dict[str, Any]] = {}
     recent: deque[str] = deque(maxlen=8)
     end = time.monotonic() + args.for_s if args.for_s else None
@@ -371,13 +381,15 @@ def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
             rows = [_node_row(s, n, t) for (s, n), t in sorted(nodes.items())]
             if args.json:
                 print(json.dumps({"t": time.time(), "nodes": rows,
-                                  "tracks": [t for t in tracks.values()]}), flush=True)
+                                  "tracks": [t for t in tracks.values()],
+                                  "fused": list(board.tracks.values())}), flush=True)
                 continue
             screen = [time.strftime("edgenode watch  %Y-%m-%d %H:%M:%S"), "",
                       _table(rows) if rows else "no nodes seen yet", "",
                       f"{'NODE':<16}{'TRACK':<10}{'STATUS':<11}{'CLASS':<10}{'CONF':<6}"
                       f"{'AZ':>6}{'RANGE':>8}{'SPEED':>7}"]
             screen += [_describe_track(key[0], state) for key, state in sorted(tracks.items())]
+            screen += ["", "fused tracks (edgenode central):", fused.HEADER, *board.rows()]
             screen += ["", "recent track events:", *recent]
             # Home + clear-to-end redraws in place without scrolling.
             print(("\x1b[H\x1b[J" if tty else "") + "\n".join(screen), flush=True)
@@ -438,6 +450,8 @@ def register(add: Any) -> None:
     target = engage.add_mutually_exclusive_group(required=True)
     target.add_argument("--track", help="track id")
     target.add_argument("--bearing", type=float, help="true bearing, degrees")
+    target.add_argument("--fused", help="a fused track id from `edgenode central` (or its "
+                        "end): engages the best placed node's own track")
     for name, text in (("disengage", "switch the jammer off, stay ARMED"),
                        ("safe", "relay off and disarm (any key may)"),
                        ("reset", "clear a latched FAULT (admin)"),
