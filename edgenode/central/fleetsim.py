@@ -69,9 +69,12 @@ class FleetSim:
                  radar_m: float = 150.0, seed: int = 1, mqtt_version: str = "5",
                  events_log: Path | None = None, lat0: float = 51.5, lon0: float = -0.12,
                  trajectory: Callable[[int, float], tuple[float, float]] | None = None,
-                 node_positions: list[tuple[float, float]] | None = None):
+                 node_positions: list[tuple[float, float]] | None = None,
+                 shard: tuple[int, int] = (0, 1)):
         """`trajectory(drone, t)` and `node_positions` (per site, east/north metres) replace
-        the circles, e.g. to fly one scenario's drone past chosen masts."""
+        the circles, e.g. to fly one scenario's drone past chosen masts. `shard` (k, n): run
+        only the nodes whose index is k modulo n (the same fleet and sky in every shard):
+        paho's select() loop cannot pass file descriptor 1024, ~340 clients a process."""
         self.url, self.seconds, self.rate_hz = url, seconds, rate_hz
         self.health_period_s, self.noise_deg = health_period_s, noise_deg
         self.detect_m, self.radar_m = detect_m, radar_m
@@ -99,15 +102,17 @@ class FleetSim:
                 east, north = ring_m * math.sin(angle), ring_m * math.cos(angle)
             site, name = f"site{s:03d}", f"n{k:02d}"
             topics = Topics(site, name)
-            envelope = Envelope(site, name, session=self.rng.randint(1, 10_000))
+            session, heading = self.rng.randint(1, 10_000), self.rng.uniform(0, 360)
+            if i % shard[1] != shard[0]:
+                continue  # drawn all the same, so every shard sees one fleet
+            envelope = Envelope(site, name, session=session)
             will = encode(envelope.offline(reason="connection_lost", t=None))
             client = MqttClient(BrokerOptions(url=url, client_id=topics.client_id,
                                               mqtt_version=mqtt_version, will_topic=topics.status,
                                               will_payload=will, keepalive_s=30,
                                               max_inflight=100))
             client.on_published(self._acked)
-            self.nodes.append(SimNode(site, s, name, east, north, self.rng.uniform(0, 360),
-                                      envelope, client))
+            self.nodes.append(SimNode(site, s, name, east, north, heading, envelope, client))
 
     def _acked(self, mid: int) -> None:
         with self._ack_lock:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +47,65 @@ def cmd_central(args: argparse.Namespace) -> int:
     return 0
 
 
+NODES_PER_PROCESS = 250  # paho's select() loop: file descriptors < 1024, 3 per client
+
+
 def cmd_fleet_sim(args: argparse.Namespace) -> int:
     from edgenode.central.fleetsim import FleetSim
 
+    processes = args.processes or max(1, math.ceil(args.nodes / NODES_PER_PROCESS))
+    if processes > 1 and args.shard is None:
+        return _fleet_in_processes(args, processes)
+    shard = (0, 1)
+    if args.shard:
+        k, n = args.shard.split("/")
+        shard = (int(k), int(n))
     sim = FleetSim(args.broker, nodes=args.nodes, drones=args.drones, seconds=args.seconds,
                    nodes_per_site=args.nodes_per_site, rate_hz=args.rate_hz,
                    noise_deg=args.noise_deg, mqtt_version=args.mqtt_version, seed=args.seed,
-                   events_log=Path(args.events_log) if args.events_log else None)
+                   events_log=Path(args.events_log) if args.events_log else None,
+                   shard=shard)
     result = sim.run(_stop_on_signals())
     print(json.dumps(result), flush=True)
     return 0 if result["acked"] >= result["events"] else 1
+
+
+def _fleet_in_processes(args: argparse.Namespace, processes: int) -> int:
+    """Run the fleet as `processes` shards of this command; sum their counts and logs."""
+    children = []
+    for k in range(processes):
+        argv = [sys.executable, "-m", "edgenode", "fleet-sim", "--shard", f"{k}/{processes}",
+                "--log-level", args.log_level]
+        for name in ("broker", "nodes", "drones", "seconds", "nodes_per_site", "rate_hz",
+                     "noise_deg", "mqtt_version", "seed"):
+            argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+        if args.events_log:
+            argv += ["--events-log", f"{args.events_log}.{k}"]
+        children.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
+    stop = _stop_on_signals()
+    results = []
+    for child in children:
+        while child.poll() is None and not stop.is_set():
+            time.sleep(0.2)
+        if stop.is_set():
+            child.send_signal(signal.SIGINT)
+        out, _ = child.communicate()
+        lines = out.strip().splitlines()
+        if child.returncode not in (0, 1) or not lines:
+            log.error("fleet-sim: shard %s failed (exit %s)", child.args[4], child.returncode)
+            return 1
+        results.append(json.loads(lines[-1]))
+    if args.events_log:
+        with open(args.events_log, "a") as merged:
+            for k in range(processes):
+                part = Path(f"{args.events_log}.{k}")
+                merged.write(part.read_text())
+                part.unlink()
+    total = {key: sum(r[key] for r in results) for key in ("events", "acked", "nodes")}
+    total.update(sites=results[0]["sites"], drones=results[0]["drones"],
+                 seconds=max(r["seconds"] for r in results), processes=processes)
+    print(json.dumps(total), flush=True)
+    return 0 if total["acked"] >= total["events"] else 1
 
 
 def register(add: Any) -> None:
@@ -82,3 +135,7 @@ def register(add: Any) -> None:
     p.add_argument("--mqtt-version", default="5", choices=["5", "3.1.1"])
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--events-log", help="append the event_id of every event published")
+    p.add_argument("--processes", type=int,
+                   help=f"split the fleet over this many processes (default: one per "
+                   f"{NODES_PER_PROCESS} nodes)")
+    p.add_argument("--shard", help=argparse.SUPPRESS)  # k/n: set by --processes
