@@ -19,12 +19,15 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from edgenode.central.geometry import bearing_deg, wrap180
 
 MAX_RANGE_M = 5000.0  # beyond any acoustic or radar detection: a crossing further is a ghost
 GATE_SIGMA = 3.5  # a bearing within this many combined sigmas of a fix belongs to it
+# A wrong member pulls a shared fix toward itself, so it is looked for (leave-one-out, one
+# triangulation per member) only when someone misses the shared fix by this much.
+SUSPECT_SIGMA = 2.5
 MIN_BEARING_ERR_DEG = 0.5  # floor: a node claiming 0.01 deg would outvote every other
 STALE_S = 3.0  # a member silent this long no longer steers the fix
 # Nodes report at their own moments, so a member's last bearing is up to a period old: a
@@ -216,8 +219,9 @@ class SiteFusion:
             if age > self.stale_s:
                 continue
             if age > 0:
-                o = replace(o, bearing_err_deg=math.hypot(o.bearing_err_deg,
-                                                          DRIFT_DEG_PER_S * age))
+                o = Observation(o.node, o.object_id, o.t, o.east, o.north, o.bearing_deg,
+                                math.hypot(o.bearing_err_deg, DRIFT_DEG_PER_S * age),
+                                o.range_m, o.range_err_m)
             out.append(o)
         return out
 
@@ -283,7 +287,7 @@ class SiteFusion:
         live = self.live_members(track, now)
         if len(live) < 3:
             return None
-        if track.fix is not None and all(bearing_residual_sigma(o, track.fix) <= GATE_SIGMA / 2
+        if track.fix is not None and all(bearing_residual_sigma(o, track.fix) <= SUSPECT_SIGMA
                                          for o in live):
             return None  # everyone agrees with the shared fix: nothing to look for
         # Each member against the fix of the others: a wrong member pulls a shared fix to
