@@ -27,10 +27,15 @@ def rabbitmq_available() -> bool:
 class RabbitMq:
     mqtt_version = "3.1.1"
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, epmd_port: int | None = None,
+                 cookie_home: Path | None = None):
+        """Two brokers with one `epmd_port` and `cookie_home` (the Erlang cookie's home) can
+        form a cluster (`join`)."""
         self.workdir = workdir
         self.port = free_port()
-        self.amqp_port, self.dist_port, self.epmd_port = free_port(), free_port(), free_port()
+        self.amqp_port, self.dist_port = free_port(), free_port()
+        self.epmd_port = epmd_port or free_port()
+        self.home = cookie_home or workdir
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "rabbitmq.out"
 
@@ -57,7 +62,8 @@ class RabbitMq:
                "RABBITMQ_CONFIG_FILE": str(self.workdir / "rabbitmq"),
                "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.workdir / "enabled_plugins"),
                "RABBITMQ_PID_FILE": str(self.workdir / "pid"),
-               "HOME": str(self.workdir)}
+               "HOME": str(self.home)}
+        self.env = env
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept by the process
         self.proc = subprocess.Popen([RABBITMQ_SERVER], env=env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -68,6 +74,25 @@ class RabbitMq:
             tail = self.log_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"rabbitmq did not start: {tail}") from None
         return self
+
+    @property
+    def nodename(self) -> str:
+        return f"edgetest{self.port}@localhost"
+
+    def ctl(self, *args: str) -> str:
+        out = subprocess.run(["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", self.nodename, *args],
+                             env=self.env, capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {self.nodename}: "
+                               f"{out.stderr.strip()[-500:]}")
+        return out.stdout
+
+    def join(self, other: RabbitMq) -> None:
+        """Make this broker a cluster member of `other` (same epmd port and cookie home)."""
+        self.ctl("stop_app")
+        self.ctl("join_cluster", other.nodename)
+        self.ctl("start_app")
+        wait_for_port(self.port, START_TIMEOUT_S)
 
     def stop(self) -> None:
         if self.proc is not None:
