@@ -73,6 +73,9 @@ class Central:
         self.events = self.duplicates = self.unplaced = 0
         self.published_ids: set[str] = set()
         self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        # node publish -> our intake: tells the broker's and the nodes' share of the latency
+        # from ours
+        self.intake_lags: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self._log_fd = (os.open(events_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                         if events_log else None)
         self._lock = threading.Lock()
@@ -101,6 +104,12 @@ class Central:
             os.close(self._log_fd)
             self._log_fd = None
 
+    def intake_lag_p99_ms(self) -> float | None:
+        samples = sorted(self.intake_lags)
+        if not samples:
+            return None
+        return round(samples[min(len(samples) - 1, int(0.99 * len(samples)))] * 1000, 1)
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             samples = sorted(self.latencies)
@@ -122,6 +131,8 @@ class Central:
             self.duplicates += 1
             return
         self.events += 1
+        if isinstance(event.get("t"), int | float):
+            self.intake_lags.append(self.clock() - event["t"])
         if self._log_fd is not None:
             os.write(self._log_fd, f"{event_id}\n".encode())
         self.client.publish(obs_topic(site), encode(_observation(event, site, node,

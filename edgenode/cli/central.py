@@ -43,6 +43,8 @@ def cmd_central(args: argparse.Namespace) -> int:
                  args.group)
     stop.wait()
     central.stop()
+    log.warning("central: %s: intake lag p99 %s ms (node publish -> this instance)",
+                central.instance, central.intake_lag_p99_ms())
     print(json.dumps(central.stats()), flush=True)
     return 0
 

@@ -35,14 +35,18 @@ def central(url: str, name: str, log: Path, expiry_s: int) -> subprocess.Popen[s
     proc = subprocess.Popen([*EDGENODE, "central", "--broker", url, "--instance", name,
                              "--events-log", str(log), "--log-level", "warning",
                              "--session-expiry-s", str(expiry_s)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc
 
 
 def stop(proc: subprocess.Popen[str]) -> dict:
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
-    return json.loads(out.strip().splitlines()[-1])
+    out, err = proc.communicate(timeout=30)
+    stats = json.loads(out.strip().splitlines()[-1])
+    lag = [line.split("intake lag p99 ")[1].split(" ms")[0] for line in err.splitlines()
+           if "intake lag p99" in line]
+    stats["intake_p99_ms"] = lag[-1] if lag else "?"
+    return stats
 
 
 def run(url: str, work: Path, nodes: int, seconds: float, kill: bool, expiry_s: int,
@@ -79,7 +83,8 @@ def run(url: str, work: Path, nodes: int, seconds: float, kill: bool, expiry_s: 
         note = " (after its restart)" if kill and n == "b" else ""
         print(f"  instance {n}{note}: {s['events']} events, {s['events'] / seconds:.0f} events/s, "
               f"duplicates {s['duplicates']}, lost(seq) {s['lost']}, fused tracks "
-              f"{s['fused_tracks']}, p99 {s['p99_latency_ms']} ms")
+              f"{s['fused_tracks']}, p99 {s['p99_latency_ms']} ms (of which intake p99 "
+              f"{s['intake_p99_ms']} ms)")
     print(f"  against the simulator's log: lost {lost}, processed twice {twice}")
     p99s = [s["p99_latency_ms"] for s in stats.values() if s["p99_latency_ms"] is not None]
     latency_ok = bool(p99s) and max(p99s) <= P99_TARGET_MS
