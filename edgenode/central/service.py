@@ -76,9 +76,21 @@ class Central:
         # node publish -> our intake: tells the broker's and the nodes' share of the latency
         # from ours
         self.intake_lags: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        if events_log and events_log.exists():
+            self._recall(events_log, dedup_capacity)
         self._log_fd = (os.open(events_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                         if events_log else None)
         self._lock = threading.Lock()
+
+    def _recall(self, journal: Path, capacity: int) -> None:
+        """Take back the ids a previous run of this instance journaled: the events it had
+        taken but not yet acknowledged when it died come again, and are duplicates."""
+        with journal.open("rb") as f:
+            ids = deque((line.strip().decode() for line in f), maxlen=capacity)
+        for event_id in ids:
+            if event_id:
+                self.intake_ids.add(event_id)
+        log.info("central: %d event ids recalled from %s", len(ids), journal)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -150,12 +162,16 @@ class Central:
             status = json.loads(msg.payload)
         except ValueError:
             return
-        if status.get("state") != "online" or "position" not in status:
+        if not isinstance(status, dict) or status.get("state") != "online":
             return
-        pos = status["position"]
-        site, node = status["site"], status["node"]
-        self.nodes[(site, node)] = (pos["latitude_deg"], pos["longitude_deg"],
-                                    status.get("mast_heading_deg", 0.0))
+        try:
+            pos = status["position"]
+            site, node = status["site"], status["node"]
+            self.nodes[(site, node)] = (float(pos["latitude_deg"]), float(pos["longitude_deg"]),
+                                        float(status.get("mast_heading_deg", 0.0)))
+        except (KeyError, TypeError, ValueError):
+            log.warning("central: birth record on %s without a usable position", msg.topic)
+            return
         self.frames.setdefault(site, LocalFrame(pos["latitude_deg"], pos["longitude_deg"]))
 
     # -- stage 2: fusion ------------------------------------------------------------------

@@ -120,7 +120,9 @@ def register(add: Any) -> None:
     p.add_argument("--sites", help="with --mqtt-version 3.1.1: the sites this instance serves "
                    "(comma-separated)")
     p.add_argument("--instance", help="client id of this instance (default: generated)")
-    p.add_argument("--events-log", help="append the event_id of every event taken here")
+    p.add_argument("--events-log", help="journal: append the event_id of every event taken "
+                   "here (written before the broker gets our acknowledgement); a restart reads "
+                   "it back, so a redelivered event counts as a duplicate, not twice")
     p.add_argument("--session-expiry-s", type=int, default=0,
                    help="keep this instance's MQTT session (and its share of the events) this "
                    "long after a crash, for a restart to resume (needs --instance); 0: the "

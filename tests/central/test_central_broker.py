@@ -226,3 +226,22 @@ def test_twin_crossing_two_masts_400_m_apart_one_fused_track_median_error_within
     assert lines > 5 and len(errors) > 20
     errors.sort()
     assert errors[len(errors) // 2] <= 15.0
+
+
+def test_a_restarted_instance_recalls_its_journal_so_a_redelivered_event_is_a_duplicate(
+        mosquitto: Mosquitto, tmp_path: Path):
+    """Regression: after a SIGKILL the broker redelivers what the instance had taken but not
+    yet acknowledged; without the journal the new run took those a second time."""
+    client, env = _node(mosquitto.url, "s1", "n1")
+    event = env.event(track_event("new"), 0, time.time())
+    journal = tmp_path / "taken.log"
+    journal.write_text(event["event_id"] + "\n")  # the previous run took it, then died
+    central = Central(mosquitto.url, instance="c-recall", events_log=journal)
+    central.start()
+    assert central.wait_ready()
+    client.publish(Topics("s1", "n1").events, encode(event))
+    assert wait_until(lambda: central.duplicates == 1)
+    assert central.events == 0
+    assert journal.read_text().split() == [event["event_id"]]
+    client.stop()
+    central.stop()
