@@ -57,6 +57,17 @@ def run(url: str, work: Path, nodes: int, seconds: float, kill: bool, expiry_s: 
     logs = {n: work / f"{tag}-{n}.log" for n in ("a", "b")}
     sim_log = work / f"{tag}-sim.log"
     procs = {n: central(url, f"bench-{tag}-{n}", logs[n], expiry_s) for n in logs}
+    try:
+        return _measure(url, procs, logs, sim_log, nodes, seconds, kill, expiry_s, label,
+                        tag, gate_latency)
+    finally:  # also when the simulator failed: no instance outlives the bench
+        for p in procs.values():
+            terminate(p)
+
+
+def _measure(url: str, procs: dict[str, subprocess.Popen[str]], logs: dict[str, Path],
+             sim_log: Path, nodes: int, seconds: float, kill: bool, expiry_s: int,
+             label: str, tag: str, gate_latency: bool) -> bool:
     time.sleep(3)  # both subscribed
     sim = subprocess.Popen([*EDGENODE, "fleet-sim", "--broker", url, "--nodes", str(nodes),
                             "--drones", str(nodes // 5), "--seconds", str(seconds),
@@ -91,8 +102,6 @@ def run(url: str, work: Path, nodes: int, seconds: float, kill: bool, expiry_s: 
     ok = lost == 0 and twice == 0 and (latency_ok or not gate_latency)
     gate = f", p99 <= {P99_TARGET_MS} ms" if gate_latency else " (p99 reported, not gated)"
     print(f"  {'PASS' if ok else 'FAIL'} (targets: lost 0, twice 0{gate})")
-    for p in procs.values():
-        terminate(p)
     return ok
 
 
