@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STATE ?= state
 APT_PACKAGES := mosquitto libsystemd-dev pkg-config gcc python3-dev iproute2 \
-	chromium chromium-driver dump1090-mutability
+	chromium chromium-driver dump1090-mutability rabbitmq-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 SCENARIO ?= one-drone-crossing

@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edgenode.cli import fused
 from edgenode.control.keys import (
     ROLES,
     KeyFileError,
@@ -201,9 +202,16 @@ def send_commands(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     if not cfg["key"]:
         raise CtlError("no key: give --key FILE (or EDGENODE_CTL_KEY / ctl.toml)")
     identity = load_key_file(cfg["key"])
-    params = params_for(args)
     client = connect(cfg, identity.id)
     try:
+        if getattr(args, "fused", None):  # central's fused id -> the best placed node's track
+            try:
+                fsite, fnode, args.track = fused.resolve(client, cfg["site"], args.fused,
+                                                         cfg["timeout_s"])
+            except LookupError as exc:
+                raise CtlError(str(exc)) from None
+            cfg = {**cfg, "site": fsite, "node": fnode}
+        params = params_for(args)
         site, nodes = resolve_targets(client, cfg)
         if len(nodes) > 1 and args.ctl_action not in LIST_ACTIONS:
             raise CtlError(f"{args.ctl_action} names exactly one node, got {nodes}")
@@ -406,6 +414,8 @@ def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     prefix = f"edgenode/{cfg['site'] or '+'}/+"
     for leaf in ("status", "health", "effector", "events"):
         client.subscribe(f"{prefix}/{leaf}", collector)
+    board = fused.FusedBoard()
+    client.subscribe(fused.tracks_filter(cfg["site"]), board)
     tracks: dict[tuple[str, str], dict[str, Any]] = {}
     recent: deque[str] = deque(maxlen=8)
     end = time.monotonic() + args.for_s if args.for_s else None
@@ -425,7 +435,8 @@ def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
             rows = [_node_row(s, n, t) for (s, n), t in sorted(nodes.items())]
             if args.json:
                 print(json.dumps({"t": time.time(), "nodes": rows,
-                                  "tracks": [t for t in tracks.values()]}), flush=True)
+                                  "tracks": [t for t in tracks.values()],
+                                  "fused": list(board.tracks.values())}), flush=True)
                 continue
             screen = [time.strftime("edgenode watch  %Y-%m-%d %H:%M:%S"), "",
                       _table(rows) if rows else "no nodes seen yet", "",
@@ -435,6 +446,7 @@ def cmd_watch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
             aircraft = _aircraft_lines(rows)
             if aircraft:
                 screen += ["", "manned aircraft nearby (ADS-B):", *aircraft]
+            screen += ["", "fused tracks (edgenode central):", fused.HEADER, *board.rows()]
             screen += ["", "recent track events:", *recent]
             # Home + clear-to-end redraws in place without scrolling.
             print(("\x1b[H\x1b[J" if tty else "") + "\n".join(screen), flush=True)
@@ -501,6 +513,8 @@ def register(add: Any) -> None:
     engage.add_argument("--identity-override", metavar="REASON",
                         help="admin only: engage a track whose Remote ID is allow-listed and "
                         "trusted; the reason is audited")
+    target.add_argument("--fused", help="a fused track id from `edgenode central` (or its "
+                        "end): engages the best placed node's own track")
     for name, text in (("disengage", "switch the jammer off, stay ARMED"),
                        ("safe", "relay off and disarm (any key may)"),
                        ("reset", "clear a latched FAULT (admin)"),

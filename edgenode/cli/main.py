@@ -183,6 +183,7 @@ COMMAND_MODULES = (
     "edgenode.cli.statuspage",
     "edgenode.cli.adsb",
     "edgenode.cli.provision",
+    "edgenode.cli.central",
 )
 
 

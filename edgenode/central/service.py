@@ -1,0 +1,236 @@
+"""One central instance: MQTT in, fused tracks out.
+
+Two stages, so that instances can split the load and still each hold the whole picture:
+1. Intake, on the shared subscription `$share/<group>/edgenode/+/+/events` (MQTT 5; on 3.1.1
+   a plain subscription per site: one instance per set of sites). The broker gives each event
+   to one instance. It de-duplicates by event_id, then relays a compact observation on
+   `edgenode/<site>/central/obs`, stamped with its own instance id.
+2. Fusion, on a plain subscription to `edgenode/+/central/obs`: every instance sees every
+   observation in the broker's order, keeps the de-dup window, the seq accounting and the
+   site's fused picture, and so names fused tracks alike. The instance that took an event in
+   stage 1 publishes the fused tracks it changed, on `edgenode/<site>/central/tracks`.
+Node positions come from the nodes' retained birth records (`status`). All MQTT handlers run
+on paho's one loop thread, so the state below has one owner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgenode.central.accounting import RecentIds, SeqAccounting
+from edgenode.central.client import SharedAwareClient
+from edgenode.central.fusion import Observation, SiteFusion
+from edgenode.central.geometry import LocalFrame
+from edgenode.central.tracks import fused_payload, tracks_topic
+from edgenode.link.mqtt import BrokerOptions, InboundMessage
+from edgenode.link.payloads import encode
+from edgenode.ulid import new_ulid
+
+log = logging.getLogger(__name__)
+
+MEMBER_SILENCE_S = 10.0  # a node track with no event this long (and no `end`) is dropped
+LATENCY_SAMPLES = 200_000
+
+
+def obs_topic(site: str) -> str:
+    return f"edgenode/{site}/central/obs"
+
+
+class Central:
+    def __init__(self, url: str, *, group: str = "central", mqtt_version: str = "5",
+                 sites: list[str] | None = None, instance: str | None = None,
+                 events_log: Path | None = None, dedup_capacity: int = 500_000,
+                 session_expiry_s: int = 0,
+                 clock: Callable[[], float] = time.time):
+        if mqtt_version != "5" and not sites:
+            raise ValueError("central: MQTT 3.1.1 has no shared subscriptions: give the sites "
+                             "this instance serves (--sites a,b)")
+        self.instance = instance or f"central-{new_ulid()[-8:].lower()}"
+        self.group = group
+        self.clock = clock
+        # A resumable session needs a stable client id: give --instance with it.
+        self.client = SharedAwareClient(
+            BrokerOptions(url=url, client_id=self.instance, mqtt_version=mqtt_version,
+                          max_inflight=200, clean_start=session_expiry_s <= 0),
+            session_expiry_s=session_expiry_s)
+        self.sites = sites
+        self.v5 = mqtt_version == "5"
+        self.intake_ids = RecentIds(dedup_capacity)
+        self.fused_ids = RecentIds(dedup_capacity)
+        self.seqs = SeqAccounting()
+        self.fusion: dict[str, SiteFusion] = {}
+        self.frames: dict[str, LocalFrame] = {}
+        self.nodes: dict[tuple[str, str], tuple[float, float, float]] = {}  # lat, lon, heading
+        self.health: dict[tuple[str, str], str] = {}
+        self.events = self.duplicates = self.unplaced = 0
+        self.published_ids: set[str] = set()
+        self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        # node publish -> our intake: tells the broker's and the nodes' share of the latency
+        # from ours
+        self.intake_lags: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        if events_log and events_log.exists():
+            self._recall(events_log, dedup_capacity)
+        self._log_fd = (os.open(events_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                        if events_log else None)
+        self._lock = threading.Lock()
+
+    def _recall(self, journal: Path, capacity: int) -> None:
+        """Take back the ids a previous run of this instance journaled: the events it had
+        taken but not yet acknowledged when it died come again, and are duplicates."""
+        with journal.open("rb") as f:
+            ids = deque((line.strip().decode() for line in f), maxlen=capacity)
+        for event_id in ids:
+            if event_id:
+                self.intake_ids.add(event_id)
+        log.info("central: %d event ids recalled from %s", len(ids), journal)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self.client.subscribe("edgenode/+/+/status", self._on_status)
+        self.client.subscribe("edgenode/+/central/obs", self._on_obs)
+        for topic in self._intake_topics("events"):
+            self.client.subscribe(topic, self._on_event)
+        for topic in self._intake_topics("health"):
+            self.client.subscribe(topic, self._on_health)
+        self.client.start()
+
+    def _intake_topics(self, suffix: str) -> list[str]:
+        if self.v5:
+            return [f"$share/{self.group}/edgenode/+/+/{suffix}"]
+        return [f"edgenode/{site}/+/{suffix}" for site in self.sites or []]
+
+    def wait_ready(self, timeout_s: float = 10.0) -> bool:
+        return self.client.connected.wait(timeout_s) and self.client.subscribed.wait(timeout_s)
+
+    def stop(self) -> None:
+        self.client.stop()
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
+
+    def intake_lag_p99_ms(self) -> float | None:
+        samples = sorted(self.intake_lags)
+        if not samples:
+            return None
+        return round(samples[min(len(samples) - 1, int(0.99 * len(samples)))] * 1000, 1)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            samples = sorted(self.latencies)
+        p99 = samples[min(len(samples) - 1, int(0.99 * len(samples)))] if samples else None
+        return {"events": self.events, "duplicates": self.duplicates, "lost": self.seqs.lost,
+                "fused_tracks": len(self.published_ids),
+                "p99_latency_ms": None if p99 is None else round(p99 * 1000, 1)}
+
+    # -- stage 1: intake ------------------------------------------------------------------
+    def _on_event(self, msg: InboundMessage) -> None:
+        try:
+            event = json.loads(msg.payload)
+            event_id = event["event_id"]
+            site, node = event["site"], event["node"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("central: unreadable event on %s dropped", msg.topic)
+            return
+        if not self.intake_ids.add(event_id):
+            self.duplicates += 1
+            return
+        self.events += 1
+        if isinstance(event.get("t"), int | float):
+            self.intake_lags.append(self.clock() - event["t"])
+        if self._log_fd is not None:
+            os.write(self._log_fd, f"{event_id}\n".encode())
+        self.client.publish(obs_topic(site), encode(_observation(event, site, node,
+                                                                 self.instance)), qos=1)
+
+    def _on_health(self, msg: InboundMessage) -> None:
+        parts = msg.topic.split("/")
+        try:
+            self.health[(parts[1], parts[2])] = json.loads(msg.payload).get("state", "?")
+        except (ValueError, AttributeError):
+            log.warning("central: unreadable health on %s", msg.topic)
+
+    def _on_status(self, msg: InboundMessage) -> None:
+        try:
+            status = json.loads(msg.payload)
+        except ValueError:
+            return
+        if not isinstance(status, dict) or status.get("state") != "online":
+            return
+        try:
+            pos = status["position"]
+            site, node = status["site"], status["node"]
+            self.nodes[(site, node)] = (float(pos["latitude_deg"]), float(pos["longitude_deg"]),
+                                        float(status.get("mast_heading_deg", 0.0)))
+        except (KeyError, TypeError, ValueError):
+            log.warning("central: birth record on %s without a usable position", msg.topic)
+            return
+        self.frames.setdefault(site, LocalFrame(pos["latitude_deg"], pos["longitude_deg"]))
+
+    # -- stage 2: fusion ------------------------------------------------------------------
+    def _on_obs(self, msg: InboundMessage) -> None:
+        o = json.loads(msg.payload)
+        if not self.fused_ids.add(o["event_id"]):
+            return  # two instances took copies of one event at once: fuse it once
+        self.intake_ids.add(o["event_id"])  # a later copy at our intake is a duplicate
+        site, node = o["site"], o["node"]
+        if o["type"] == "gap":
+            self.seqs.dropped(site, node, o["session"], o["dropped"])
+            return
+        self.seqs.seen(site, node, o["session"], o["seq"])
+        mine = o["by"] == self.instance
+        fusion = self.fusion.setdefault(site, SiteFusion(site))
+        if o["type"] == "end" or o.get("bearing_deg") is None:
+            changed = fusion.end(node, o["object_id"], o["t"])
+        else:
+            placed = self.nodes.get((site, node))
+            if placed is None:
+                self.unplaced += 1  # no birth record yet: cannot place its bearing
+                return
+            east, north = self.frames[site].to_en(placed[0], placed[1])
+            changed = fusion.observe(Observation(
+                node=node, object_id=o["object_id"], t=o["t"], east=east, north=north,
+                bearing_deg=o["bearing_deg"], bearing_err_deg=o["bearing_err_deg"],
+                range_m=o.get("range_m"), range_err_m=o.get("range_err_m")))
+        changed += fusion.expire(o["t"], MEMBER_SILENCE_S)
+        for track in changed:
+            track_members = [fusion.latest[k] for k in sorted(track.members)
+                             if k in fusion.latest]
+            if mine:
+                payload = fused_payload(site, track, track_members, self.frames[site],
+                                        self.instance)
+                self.client.publish(tracks_topic(site), encode(payload), qos=1)
+                self.published_ids.add(track.id)
+            track.published = True
+        if mine and changed:
+            with self._lock:
+                self.latencies.append(self.clock() - o["t"])
+
+
+def _observation(event: dict[str, Any], site: str, node: str, by: str) -> dict[str, Any]:
+    """The few fields fusion needs, so every instance parses a small message, not the event."""
+    obs: dict[str, Any] = {"event_id": event["event_id"], "site": site, "node": node,
+                           "session": event.get("session"), "type": event.get("type"),
+                           "by": by, "t": event.get("t")}
+    if event.get("type") == "gap":
+        dropped = event.get("dropped") or {}
+        obs["session"] = dropped.get("session", event.get("session"))
+        obs["dropped"] = dropped.get("count", 0) if dropped.get("stream") == "events" else 0
+        return obs
+    obs["seq"] = event.get("seq")
+    obs["object_id"] = event.get("object_id")
+    after = event.get("after") or {}
+    az = after.get("azimuth_deg") if event.get("type") != "end" else None
+    rng = after.get("range_m")
+    obs["bearing_deg"] = az["value"] if az else None
+    obs["bearing_err_deg"] = az["error"] if az else None
+    obs["range_m"] = rng["value"] if rng else None
+    obs["range_err_m"] = rng["error"] if rng else None
+    return obs

@@ -1,0 +1,78 @@
+"""`edgenode ctl` and the fused tracks: the watch lists them; `engage --fused ID` sends the
+signed engage to the node central names best placed, for that node's own track."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from pathlib import Path
+
+from edgenode.central.fleetsim import FleetSim
+from edgenode.central.service import Central
+from edgenode.link.mqtt import BrokerOptions, InboundMessage, MqttClient
+from tests.central.helpers import TrackWatcher
+from tests.conftest import EDGENODE, Mosquitto
+from tests.link.helpers import wait_until
+
+
+def test_watch_lists_fused_tracks_and_engage_fused_targets_the_best_placed_node(
+        mosquitto: Mosquitto, tmp_path: Path):
+    key = tmp_path / "op.key"
+    subprocess.run([*EDGENODE, "ctl", "--key", str(key), "keygen", "--id", "op"], check=True,
+                   capture_output=True)
+    central = Central(mosquitto.url, instance="c-ctl")
+    central.start()
+    assert central.wait_ready()
+    commands: list[tuple[str, dict]] = []
+    spy = MqttClient(BrokerOptions(url=mosquitto.url, client_id="spy"))
+    spy.subscribe("edgenode/+/+/cmd",
+                  lambda m: commands.append((m.topic, json.loads(m.payload))))
+    spy.start()
+    assert spy.subscribed.wait(10)
+    sim = FleetSim(mosquitto.url, nodes=3, drones=1, seconds=9, nodes_per_site=3)
+    runner = threading.Thread(target=sim.run)
+    try:
+        with TrackWatcher(mosquitto.url) as watch:
+            runner.start()
+            assert wait_until(lambda: any(t["position"] for t in watch.tracks), 10)
+            fused = next(t for t in watch.tracks if t["position"])
+            out = subprocess.run([*EDGENODE, "ctl", "--broker", mosquitto.url, "--json",
+                                  "watch", "--for", "2"], capture_output=True, text=True,
+                                 timeout=30)
+            frames = [json.loads(line) for line in out.stdout.splitlines() if line]
+            assert any(f["fused"] for f in frames), out.stderr[-500:]
+            engage = subprocess.run(
+                [*EDGENODE, "ctl", "--broker", mosquitto.url, "--key", str(key),
+                 "--timeout", "2", "engage", "--duration", "5",
+                 "--fused", fused["fused_id"][-10:]],
+                capture_output=True, text=True, timeout=30)
+        assert wait_until(lambda: commands, 5), engage.stderr[-800:]
+        topic, command = commands[0]
+        node = fused["engage_node"]
+        own = {m["node"]: m["object_id"] for m in fused["members"]}
+        assert topic == f"edgenode/{fused['site']}/{node}/cmd"
+        assert command["action"] == "engage" and command["params"]["track"] == own[node]
+        assert engage.returncode != 0  # no node answers here: ctl says so, nothing engages
+    finally:
+        runner.join()
+        spy.stop()
+        central.stop()
+
+
+def test_engage_fused_with_an_unknown_id_names_the_id_and_sends_nothing(
+        mosquitto: Mosquitto, tmp_path: Path):
+    key = tmp_path / "op.key"
+    subprocess.run([*EDGENODE, "ctl", "--key", str(key), "keygen", "--id", "op"], check=True,
+                   capture_output=True)
+    seen: list[InboundMessage] = []
+    spy = MqttClient(BrokerOptions(url=mosquitto.url, client_id="spy"))
+    spy.subscribe("edgenode/+/+/cmd", seen.append)
+    spy.start()
+    assert spy.subscribed.wait(10)
+    out = subprocess.run([*EDGENODE, "ctl", "--broker", mosquitto.url, "--key", str(key),
+                          "--timeout", "1", "engage", "--duration", "5", "--fused", "NOPE"],
+                         capture_output=True, text=True, timeout=30)
+    spy.stop()
+    assert out.returncode != 0 and "NOPE" in out.stderr
+    assert seen == []
