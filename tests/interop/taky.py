@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from tests.conftest import free_port, terminate, wait_for_port
 from tests.link.certs import Pki
+
+SHIM = Path(__file__).resolve().parent / "taky_shim"
 
 
 class Taky:
@@ -42,8 +45,12 @@ class Taky:
 
     def start(self) -> Taky:
         log = (self.workdir / "taky.log").open("ab")
+        # taky imports pkg_resources, which setuptools 81+ no longer ships: a shim stands in.
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(SHIM), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
         self.proc = subprocess.Popen([sys.executable, "-m", "taky.cot", "-c", str(self.config)],
-                                     cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
+                                     cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+                                     env=env)
         wait_for_port(self.port)
         return self
 
