@@ -61,8 +61,11 @@ def existing_identity(layout: NodeLayout) -> str | None:
         return f"{layout.key if layout.key.exists() else layout.config}"
 
 
-def _sections(identity: Identity, layout: NodeLayout) -> dict[str, dict[str, Value]]:
-    etc = layout.node_etc
+def _sections(identity: Identity, layout: NodeLayout,
+              etc: Path | None = None) -> dict[str, dict[str, Value]]:
+    """The identity's config sections, naming files under `etc` (default: where they are on
+    the node; the staging root's copy for validating before anything is installed)."""
+    etc = etc or layout.node_etc
     node: dict[str, Value] = {"site": identity.site, "id": identity.node,
                               "hardware": identity.hardware}
     if identity.position is not None:
@@ -110,12 +113,17 @@ def provision(identity: Identity, layout: NodeLayout, *, force: bool = False,
         staged.make_dir(layout.etc, 0o750, gid)
         staged.make_dir(layout.operators, 0o750, gid)
         tmp_config = staged.add(layout.config, text.encode(), 0o640, gid=gid)
+        # Validated as it will read on the node, its files looked up under this root.
+        check = tmp_config.with_name(tmp_config.name + ".check")
+        check.write_text(render(template, _sections(identity, layout, layout.etc), header))
         try:
-            load_config(tmp_config)
+            load_config(check)
         except ConfigError as exc:
             problems = "; ".join(f"{p.key}: {p.rule}" for p in exc.problems)
             raise ProvisionError(f"the config made from {template_path.name} is not valid: "
                                  f"{problems}") from None
+        finally:
+            check.unlink(missing_ok=True)
         staged.add(layout.key, key_pem(key), 0o600, uid=uid, gid=gid)
         staged.add(layout.csr, csr, 0o644, gid=gid)
         staged.add(layout.ca, identity.ca_pem, 0o644, gid=gid)

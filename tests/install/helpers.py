@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from edgenode.config import Config, load_config
 from edgenode.control.keys import generate_key_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,3 +79,16 @@ def operator_key(directory: Path, key_id: str, role: str = "operator") -> Path:
     private = directory / f"{key_id}.key"
     generate_key_file(private, key_id, role)
     return Path(f"{private}.pub")
+
+
+def load_installed_config(path: Path) -> Config:
+    """The written config as the node reads it, its /etc/edgenode files looked up under the
+    test root (validation checks that keys_dir exists)."""
+    root = path.parents[2]
+    text = path.read_text().replace('"/etc/edgenode/', f'"{root}/etc/edgenode/')
+    check = path.with_name("check.toml")
+    check.write_text(text)
+    try:
+        return load_config(check)
+    finally:
+        check.unlink()

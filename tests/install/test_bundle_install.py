@@ -22,8 +22,13 @@ from pathlib import Path
 import pytest
 
 from edgenode.cli.main import main
-from edgenode.config import load_config
-from tests.install.helpers import ROOT, ControlRoomCA, operator_key, tree_hash
+from tests.install.helpers import (
+    ROOT,
+    ControlRoomCA,
+    load_installed_config,
+    operator_key,
+    tree_hash,
+)
 from tests.install.units import ANALYZE, verify
 
 # Building the bundle and a venv takes a minute or two on a busy 2-core machine.
@@ -178,7 +183,7 @@ def test_provision_with_the_installed_release(installed, tmp_path, capsys):
                  "--owner", USER]) == 0
     (templates / "only-in-the-release.toml").unlink()
     assert "provisioned site west node mast-01" in capsys.readouterr().out
-    assert load_config(root / "etc/edgenode/edgenode.toml").node.id == "mast-01"
+    assert load_installed_config(root / "etc/edgenode/edgenode.toml").node.id == "mast-01"
     assert owner(root / "etc/edgenode/node.key") == (USER, GROUP)
     assert mode(root / "etc/edgenode/node.key") == 0o600
 

@@ -12,10 +12,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from edgenode.cli.main import main
-from edgenode.config import load_config
 from edgenode.control.keys import load_config_keys
 from edgenode.provision import cert_expiry
-from tests.install.helpers import ControlRoomCA, listing, operator_key, tree_hash
+from tests.install.helpers import (
+    ControlRoomCA,
+    listing,
+    load_installed_config,
+    operator_key,
+    tree_hash,
+)
 
 VARIANT = "pi5-iwr6843-uma16"
 
@@ -49,11 +54,12 @@ def test_fresh_provision_writes_a_valid_identity(site, capsys):
     assert provision(site, "--operator-key", str(site["bob"]), "--position", "57.1", "11.8",
                      "20", "--mast-heading", "135") == 0
     out = capsys.readouterr().out
-    config = load_config(etc(site) / "edgenode.toml")
+    config = load_installed_config(etc(site) / "edgenode.toml")
     assert (config.node.site, config.node.id, config.node.hardware) == ("north", "mast-07", VARIANT)
     assert config.node.mast_heading_deg == 135.0 and config.node.latitude_deg == 57.1
     assert config.broker.url == "mqtts://broker.example.net:8883"
-    assert config.broker.key_file == Path("/etc/edgenode/node.key")
+    assert config.broker.key_file == etc(site) / "node.key"
+    assert 'key_file = "/etc/edgenode/node.key"' in (etc(site) / "edgenode.toml").read_text()
     assert config.effector.enabled is False          # the template's safe default survives
     # The template's comments are kept for the technician.
     assert "dead-man" in (etc(site) / "edgenode.toml").read_text()
@@ -68,8 +74,8 @@ def test_fresh_provision_writes_a_valid_identity(site, capsys):
     assert csr.subject.rfc4514_string().startswith("CN=node-north-mast-07")
     assert fingerprint_line(out).count(":") == 31
     # The daemon finds both operators where the config says (keys_dir, read under the root).
-    keys_dir = site["root"] / str(config.effector.keys_dir).lstrip("/")
-    ring = load_config_keys(config.effector.model_copy(update={"keys_dir": keys_dir}))
+    assert config.effector.keys_dir == etc(site) / "operators"
+    ring = load_config_keys(config.effector)
     assert sorted(ring.keys) == ["alice", "bob"]
     assert "CHECK" not in out                          # position and heading were given
 
@@ -101,7 +107,7 @@ def test_force_replaces_key_and_drops_the_old_certificate(site, capsys):
                  "--root", str(site["root"]), "--force"]) == 0
     second = fingerprint_line(capsys.readouterr().out)
     assert first != second
-    assert load_config(etc(site) / "edgenode.toml").node.id == "mast-08"
+    assert load_installed_config(etc(site) / "edgenode.toml").node.id == "mast-08"
     assert not (etc(site) / "node.crt").exists()       # it was for the old key
     assert listing(etc(site) / "operators") == []       # the new identity named no operator
 
@@ -214,7 +220,7 @@ def test_first_boot_file_provisions_and_is_removed(site, tmp_path, capsys):
     path = firstboot_file(site, tmp_path / "boot")
     assert main(["provision", "--from-file", str(path), "--remove-after",
                  "--root", str(site["root"])]) == 0
-    config = load_config(etc(site) / "edgenode.toml")
+    config = load_installed_config(etc(site) / "edgenode.toml")
     assert (config.node.id, config.node.mast_heading_deg) == ("mast-09", 200.0)
     assert (etc(site) / "operators/alice.pub").exists()
     assert not path.exists()                              # gone from the boot partition
@@ -251,7 +257,8 @@ def test_staging_files_never_survive_a_refusal(site, capsys):
     assert provision(site) == 0
     assert provision(site, "--force", hardware="nope") == 1
     assert not [p for p in etc(site).rglob("*") if "provision-tmp" in p.name]
-    assert os.listdir(etc(site)) and load_config(etc(site) / "edgenode.toml").node.id == "mast-07"
+    assert os.listdir(etc(site))
+    assert load_installed_config(etc(site) / "edgenode.toml").node.id == "mast-07"
 
 
 # -- status ---------------------------------------------------------------------------------
