@@ -33,7 +33,6 @@ from edgenode.control.admission import (
     CLOCK_GATED,
     Admission,
     Admitted,
-    Rejection,
     demo_keys_allowed,
 )
 from edgenode.control.audit import AuditLog
@@ -41,39 +40,29 @@ from edgenode.control.clockwatch import ClockWatch
 from edgenode.control.deadlines import ARMED, ENGAGED, FAULT, SAFE, DeadlineLoop
 from edgenode.control.durability import Durability
 from edgenode.control.emitter import Emitter
-from edgenode.control.envelope import ULID_RE
+from edgenode.control.guards import (
+    NEVER_ENGAGEABLE,
+    AirspaceCheck,
+    AllowListChange,
+    IdentityCheck,
+    TargetGuards,
+)
+from edgenode.control.intake import CommandIntake
 from edgenode.control.keys import KeyRing, KeyStore, current_ring, parse_key_list, trusted
-from edgenode.control.store import EffectorStore, disk_full
+from edgenode.control.pulse import RelayPulse
+from edgenode.control.store import EffectorStore
 from edgenode.health import Health
-from edgenode.link.mqtt import InboundMessage
 from hal.relay import JammerRelay, KeySwitch, RelayInputs
 
 log = logging.getLogger(__name__)
 
-RESULT_VERSION = 1
-JUNK_REPORT_S = 10.0
 # An engagement shorter than this is not worth starting: the budget counts as spent.
 MIN_ENGAGE_S = 0.05
-_SLOW_ACTIONS = (b"selftest", b"rebirth")
 
 ActionHandler = Callable[[dict[str, Any]], str | None]
-# The airspace rules (edgenode.identify via the daemon): (engage target params, running) ->
-# why the engagement may not start (running=False) or go on (running=True), or None. An admin's
-# airspace_override passes every refusal except `never_engageable` (the target is a manned
-# aircraft's track).
-AirspaceCheck = Callable[[dict[str, Any], bool], str | None]
-NEVER_ENGAGEABLE = "never_engageable"
-AIRSPACE_CHECK_S = 0.2  # a running engagement is re-judged this often (it must stop within 1 s)
-# The Remote ID allow-list (edgenode.identify.identity_guard via the daemon): engage target
-# params -> why the target is an allow-listed, trusted drone (`allow_listed: ...`), or None.
-# An admin's identity_override passes it; the override is audited.
-IdentityCheck = Callable[[dict[str, Any]], str | None]
-# The allow-list's keeper (the daemon): (action allow-add|allow-remove, params, admin key id)
-# -> a note for the result; ValueError -> the command is rejected with its message.
-AllowListChange = Callable[[str, dict[str, Any], str], str | None]
 
 
-class Effector(DeadlineLoop, ClockWatch, Durability):
+class Effector(CommandIntake, DeadlineLoop, ClockWatch, Durability, RelayPulse, TargetGuards):
     def __init__(self, relay: JammerRelay, config: Config, health: Health, state_dir: Path, *,
                  publish_audit: Callable[[dict[str, Any]], None],
                  publish_state: Callable[[dict[str, Any]], None],
@@ -240,78 +229,10 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
         return self._ring
 
     # -- commands ------------------------------------------------------------------------
-    @staticmethod
-    def may_be_slow(msg: InboundMessage) -> bool:
-        """True for a command that may take long to answer (selftest, rebirth: served by
-        the daemon). Judged on the raw bytes without parsing; a false alarm only costs the
-        slower path."""
-        return any(action in msg.payload for action in _SLOW_ACTIONS)
-
-    def handle_command(self, msg: InboundMessage) -> dict[str, Any]:
-        """Answer one command: exactly one result, never an exception."""
-        self._count("received")
-        self._emitter.hold()
-        try:
-            return self._handle(msg)
-        finally:
-            self._emitter.release()
-
-    def _handle(self, msg: InboundMessage) -> dict[str, Any]:
-        try:
-            outcome = self._admission.admit(msg.payload, msg.retain)
-            if isinstance(outcome, Rejection) and not outcome.authentic:
-                return self._junk(outcome)
-            env_raw = outcome.envelope.raw if isinstance(outcome, Admitted) else None
-            self._audit_event("command", {"topic": msg.topic, "retained": msg.retain,
-                                          "envelope": env_raw or _try_json(msg.payload)})
-            if isinstance(outcome, Rejection):
-                return self._result(outcome.command_id, "rejected", outcome.reason)
-            return self._act(outcome)
-        except Exception as exc:
-            log.exception("effector: command handling failed; making safe")
-            try:
-                self.make_safe(f"internal error handling a command: {type(exc).__name__}")
-            except Exception:
-                log.exception("effector: make_safe failed")
-            code = "disk_full" if disk_full(exc) else "internal_error"
-            return self._result(_try_id(msg.payload), "error",
-                                f"{code}: {type(exc).__name__}: {exc}")
-
     def _count(self, *names: str) -> None:
         with self._counters_lock:
             for name in names:
                 self.counters[name] += 1
-
-    def _junk(self, rej: Rejection) -> dict[str, Any]:
-        # Unsigned junk: counted, summarised at a limited rate, never one audit record each.
-        self._count("junk", *(("unparseable",) if rej.command_id is None else ()))
-        with self._lock:
-            self._junk_since[rej.code] += 1
-            self._report_junk(force=False)
-        return self._result(rej.command_id, "rejected", rej.reason, audit=False, quiet=True)
-
-    def _report_junk(self, force: bool) -> None:
-        now = time.monotonic()
-        if not self._junk_since or (not force and now - self._junk_reported < JUNK_REPORT_S):
-            return
-        counts = dict(self._junk_since)
-        total = sum(counts.values())
-        log.warning("effector: %d unsigned or malformed command(s) rejected %s", total, counts)
-        self._audit_event("junk", {"count": total, "reasons": counts,
-                                   "total_since_start": self.counters["junk"]})
-        self._junk_since.clear()
-        self._junk_reported = now
-
-    def _result(self, command_id: str | None, status: str, reason: str | None, *,
-                audit: bool = True, quiet: bool = False) -> dict[str, Any]:
-        result = {"v": RESULT_VERSION, "id": command_id, "status": status, "reason": reason,
-                  "state": self._state}
-        self._count("results", f"result_{status}")
-        if audit:
-            self._audit_event("result", result)
-        if status != "ok" and not quiet:  # junk is logged in the rate-limited summary
-            log.info("effector: command %s %s: %s", command_id, status, reason)
-        return result
 
     def _act(self, adm: Admitted) -> dict[str, Any]:
         env = adm.envelope
@@ -475,45 +396,6 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
             note = f"duration capped to {duration:.2f} s by the duty-cycle budget"
         return "ok", note, True
 
-    def _airspace_refusal(self, target: dict[str, Any], running: bool) -> str | None:
-        if self._airspace is None:
-            return None
-        try:
-            return self._airspace(target, running)
-        except Exception as exc:  # an airspace check that fails refuses (and stops)
-            log.exception("effector: airspace check failed")
-            return f"airspace_check_failed: {type(exc).__name__}: {exc}"
-
-    def _identity_refusal(self, adm: Admitted) -> str | None:
-        """The allow-list's refusal (None: no objection); "overridden: <refusal>" when an
-        admin's identity_override passes it. A check that fails refuses."""
-        params = adm.envelope.params
-        override = params.get("identity_override")
-        if override is not None and adm.key.role != "admin":
-            return (f"role_not_allowed: identity_override needs an admin key; "
-                    f"'{adm.key.id}' is {adm.key.role}")
-        if self._identity is None:
-            return None
-        try:
-            refusal = self._identity(params)
-        except Exception as exc:
-            log.exception("effector: identity check failed")
-            return f"identity_check_failed: {type(exc).__name__}: {exc}"
-        if refusal and override is not None:
-            return f"overridden: {refusal}"
-        return refusal
-
-    def _airspace_stop(self, now: float) -> str | None:
-        """Why the running engagement must end now (an aircraft entered the volume, the feed
-        was lost), judged every AIRSPACE_CHECK_S; None under an admin override."""
-        engaged = self._engaged or {}
-        if (self._airspace is None or "airspace_override" in engaged
-                or now - self._airspace_at < AIRSPACE_CHECK_S):
-            return None
-        self._airspace_at = now
-        reason = self._airspace_refusal(engaged, running=True)
-        return None if reason is None else f"airspace: {reason}"
-
     def _do_disengage(self, adm: Admitted) -> tuple[str, str | None]:
         if self._state == ENGAGED:
             self._end_engagement(f"disengaged by {adm.key.id}", adm.envelope.id)
@@ -540,28 +422,6 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
         self._refresh_stage()
         self._transition(SAFE, f"reset by {adm.key.id}", adm.envelope.id)
         return "ok", None
-
-    def _do_allow_add(self, adm: Admitted) -> tuple[str, str | None]:
-        return self._allow_change(adm)
-
-    def _do_allow_remove(self, adm: Admitted) -> tuple[str, str | None]:
-        return self._allow_change(adm)
-
-    def _allow_change(self, adm: Admitted) -> tuple[str, str | None]:
-        """A Remote ID allow-list change (admin role, checked by admission), audited."""
-        env = adm.envelope
-        if self._allow_list is None:
-            return "rejected", "not_available: no [remoteid] on this node"
-        try:
-            note = self._allow_list(env.action, env.params, adm.key.id)
-        except ValueError as exc:
-            return "rejected", f"bad_params: {exc}"
-        self._audit_event("allow_list", {"action": env.action, "by": adm.key.id,
-                                         "command": env.id, "params": env.params,
-                                         "note": note})
-        log.warning("effector: Remote ID %s %s by %s", env.action, env.params.get("uas_id"),
-                    adm.key.id)
-        return "ok", note
 
     def _do_keys_update(self, adm: Admitted) -> tuple[str, str | None]:
         params = adm.envelope.params
@@ -681,65 +541,3 @@ class Effector(DeadlineLoop, ClockWatch, Durability):
             self._thread.join(timeout=2)
 
     # -- the self-test's relay pulse (edgenode/selftest/pulse.py decides who may ask) -------
-    def selftest_pulse(self, duration_s: float, by: str) -> dict[str, Any]:
-        """Drive the relay for `duration_s` (<= PULSE_MAX_S) while SAFE with the key switch at
-        TEST (which cuts the jammer's RF supply on the board) and time the aux contact: it
-        must close within effector.aux_settle_ms of the drive and open again after it.
-        Audited. Raises PulseRefused otherwise. The lock is held throughout, so the loop never
-        sees the drive on outside an engagement; its heartbeat pauses for the pulse (the board
-        may drop K2 for a moment: harmless at TEST)."""
-        if not 0 < duration_s <= PULSE_MAX_S:
-            raise PulseRefused(f"pulse of {duration_s:g} s: at most {PULSE_MAX_S:g} s")
-        with self._lock:
-            key = self._relay.key_switch()
-            if self._state != SAFE or key is not KeySwitch.TEST:
-                raise PulseRefused(f"effector {self._state}, key switch at {key.value}: a "
-                                   "pulse needs SAFE and TEST")
-            # Audited as a local command and its result (the audit schema's kinds).
-            self._audit_event("command", {"source": "local", "action": "relay-pulse",
-                                          "by": by, "duration_s": duration_s})
-            closed_s = opened_s = None
-            start = time.monotonic()
-            try:
-                self._drive(True)
-                while (now := time.monotonic()) - start < duration_s:
-                    if closed_s is None and self._relay.aux_closed():
-                        closed_s = now - start
-                    time.sleep(0.002)
-            finally:
-                self._drive(False)
-            off = time.monotonic()
-            while (now := time.monotonic()) - off < self._settle_s:
-                if not self._relay.aux_closed():
-                    opened_s = now - off
-                    break
-                time.sleep(0.002)
-            result = {"action": "relay-pulse", "by": by, "state": self._state,
-                      "on_s": round(off - start, 4),
-                      "aux_closed_after_s": None if closed_s is None else round(closed_s, 4),
-                      "aux_opened_after_s": None if opened_s is None else round(opened_s, 4),
-                      "settle_s": self._settle_s}
-            self._audit_event("result", result)
-        return result
-
-
-PULSE_MAX_S = 0.2
-
-
-class PulseRefused(RuntimeError):
-    """The relay pulse was not given: the message says which condition was not met."""
-
-
-def _try_json(payload: bytes) -> Any:
-    try:
-        return json.loads(payload)
-    except ValueError:
-        return None
-
-
-def _try_id(payload: bytes) -> str | None:
-    value = _try_json(payload)
-    # Only a ULID is echoed as the result's id (the cmd_result schema): anything else is junk.
-    if isinstance(value, dict) and isinstance(value.get("id"), str) and ULID_RE.match(value["id"]):
-        return value["id"]
-    return None

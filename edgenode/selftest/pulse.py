@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgenode.control.effector import PULSE_MAX_S, PulseRefused
+from edgenode.control.pulse import PULSE_MAX_S, PulseRefused
 from edgenode.selftest.result import FAIL, PASS, SKIP, check
 
 PART = "relay"
