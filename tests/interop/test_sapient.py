@@ -371,14 +371,16 @@ def test_status_is_error_for_a_failed_part_and_warning_for_a_failed_selftest_che
     assert system == StatusReport.SYSTEM_ERROR
     assert [s.status_value for s in statuses] == ["acoustic: failed (no samples for 2.5 s)"]
     stages["acoustic"] = {"state": "ok", "reason": ""}
-    selftest = {"ok": False, "checks": [
-        {"name": "i2c:compass", "state": "failed", "reason": "heading 40 deg off the config"},
-        {"name": "relay", "state": "ok", "reason": ""}]}
+    # The self-test's report (docs/selftest.md, report_version 2): WARN and FAIL count.
+    selftest = {"ok": True, "checks": [
+        {"name": "compass.heading", "result": "WARN", "hint": "heading 40 deg off the config"},
+        {"name": "relay.inputs", "result": "PASS", "hint": ""},
+        {"name": "radar.config", "result": "SKIP", "hint": "no chirp upload configured"}]}
     system, statuses = system_state(stages, selftest)
     assert system == StatusReport.SYSTEM_WARNING
     assert [(s.status_level, s.status_value) for s in statuses] == [
         (StatusReport.STATUS_LEVEL_WARNING_STATUS,
-         "selftest i2c:compass: failed (heading 40 deg off the config)")]
+         "selftest compass.heading: WARN (heading 40 deg off the config)")]
     assert system_state(stages) == (StatusReport.SYSTEM_OK, [])
 
 

@@ -197,8 +197,9 @@ def system_state(stages: dict[str, dict[str, Any]], selftest: dict[str, Any] | N
     faults = [(name, str(stage["state"]), str(stage.get("reason") or ""), stage["state"] ==
                "failed") for name, stage in sorted(stages.items())
               if name != "sapient" and stage["state"] != "ok"]
-    faults += [(f"selftest {c['name']}", str(c["state"]), str(c.get("reason") or ""), False)
-               for c in (selftest or {}).get("checks", []) if c.get("state") != "ok"]
+    # Self-test checks (docs/selftest.md): WARN and FAIL, with their hint.
+    faults += [(f"selftest {c['name']}", str(c["result"]), str(c.get("hint") or ""), False)
+               for c in (selftest or {}).get("checks", []) if c.get("result") in ("WARN", "FAIL")]
     for name, state, reason, error in faults:
         level = (StatusReport.STATUS_LEVEL_ERROR_STATUS if error
                  else StatusReport.STATUS_LEVEL_WARNING_STATUS)
