@@ -17,20 +17,12 @@ from __future__ import annotations
 
 import logging
 
-import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edgenode.link.mqtt import BrokerOptions, InboundMessage, MqttClient
+from edgenode.link.mqtt import BrokerOptions, MqttClient
 
 log = logging.getLogger(__name__)
-
-
-def plain_filter(subscription: str) -> str:
-    """`$share/g/edgenode/+/+/events` -> `edgenode/+/+/events`; others unchanged."""
-    if subscription.startswith("$share/"):
-        return subscription.split("/", 2)[2]
-    return subscription
 
 
 class SharedAwareClient(MqttClient):
@@ -62,16 +54,3 @@ class SharedAwareClient(MqttClient):
         finally:
             self._client.loop_stop()
         self.connected.clear()
-
-    def _handle_message(self, client: paho.Client, userdata: object,
-                        msg: paho.MQTTMessage) -> None:
-        message = InboundMessage(topic=msg.topic, payload=bytes(msg.payload),
-                                 retain=bool(msg.retain))
-        with self._lock:
-            handlers = [h for pattern, (_, h) in self._subs.items()
-                        if paho.topic_matches_sub(plain_filter(pattern), msg.topic)]
-        for handler in handlers:
-            try:
-                handler(message)
-            except Exception:
-                log.exception("central: handler for %s failed", msg.topic)

@@ -104,6 +104,14 @@ class _TolerantClient(paho.Client):
             return super()._handle_publish()
 
 
+def plain_filter(subscription: str) -> str:
+    """The topic filter of a subscription: `$share/g/edgenode/+/+/events` (an MQTT 5 shared
+    subscription) -> `edgenode/+/+/events`; others unchanged."""
+    if subscription.startswith("$share/"):
+        return subscription.split("/", 2)[2]
+    return subscription
+
+
 class MqttClient:
     def __init__(self, options: BrokerOptions,
                  on_connect: Callable[[], None] | None = None,
@@ -285,7 +293,7 @@ class MqttClient:
         )
         with self._lock:
             handlers = [h for pattern, (_, h, _) in self._subs.items()
-                        if paho.topic_matches_sub(pattern, msg.topic)]
+                        if paho.topic_matches_sub(plain_filter(pattern), msg.topic)]
         for handler in handlers:
             try:
                 handler(message)
