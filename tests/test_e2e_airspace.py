@@ -52,7 +52,7 @@ def test_engage_is_refused_while_the_helicopter_is_near_and_an_admin_may_overrid
     # what goes into the health report matches the MQTT contract (docs/mqtt.md, health)
     jsonschema.validate(airspace(node), load_schema("health")["properties"]["airspace"])
     report = node.control({"cmd": "selftest"})["report"]
-    assert next(c for c in report["checks"] if c["name"] == "adsb")["state"] == "ok"
+    assert next(c for c in report["checks"] if c["name"] == "adsb.feed")["result"] == "PASS"
 
     assert ctl(node, node.broker, "arm", "--ttl", "60").returncode == 0
     refused = ctl(node, node.broker, "engage", "--duration", "5", "--bearing", "90")

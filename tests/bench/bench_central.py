@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.bench.targets import Targets  # noqa: E402
 from tests.conftest import EDGENODE, Mosquitto, terminate  # noqa: E402
 
 P99_TARGET_MS = 250.0
@@ -48,6 +49,8 @@ def stop(proc: subprocess.Popen[str]) -> dict:
     stats["intake_p99_ms"] = lag[-1] if lag else "?"
     return stats
 
+
+targets = Targets("bench_central")  # every run checks its figures here
 
 def run(url: str, work: Path, nodes: int, seconds: float, kill: bool, expiry_s: int,
         gate_latency: bool) -> bool:
@@ -102,6 +105,11 @@ def _measure(url: str, procs: dict[str, subprocess.Popen[str]], logs: dict[str, 
     ok = lost == 0 and twice == 0 and (latency_ok or not gate_latency)
     gate = f", p99 <= {P99_TARGET_MS} ms" if gate_latency else " (p99 reported, not gated)"
     print(f"  {'PASS' if ok else 'FAIL'} (targets: lost 0, twice 0{gate})")
+    targets.at_most(f"{label}: events lost", lost, 0, "events")
+    targets.at_most(f"{label}: events processed twice", twice, 0, "events")
+    if gate_latency:
+        targets.at_most(f"{label}: fused-track p99", max(p99s, default=float("inf")),
+                        P99_TARGET_MS, "ms")
     return ok
 
 
@@ -131,7 +139,8 @@ def main() -> int:
         finally:
             if broker:
                 broker.stop()
-    return 0 if ok else 1
+    del ok  # each run checked its figures on `targets`
+    return targets.exit_code()
 
 
 if __name__ == "__main__":
