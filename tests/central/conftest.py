@@ -22,7 +22,8 @@ def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMq]:
     broker.stop()
 
 
-@pytest.fixture(params=["mosquitto", "rabbitmq"])
+# RabbitMQ takes 15-35 s to start: its runs go to `make test-long` (make test: Mosquitto).
+@pytest.fixture(params=["mosquitto", pytest.param("rabbitmq", marks=pytest.mark.long)])
 def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A broker with `.url` and `.mqtt_version` (the highest it speaks)."""
     if request.param == "rabbitmq":

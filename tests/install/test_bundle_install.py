@@ -32,7 +32,8 @@ from tests.install.helpers import (
 from tests.install.units import ANALYZE, verify
 
 # Building the bundle and a venv takes a minute or two on a busy 2-core machine.
-pytestmark = pytest.mark.timeout(900)
+# Building a bundle (the package index) and a venv from it takes minutes: make test-long.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.long]
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 ARCH = platform.machine()
 VERSION = "0.1.0"      # test builds set their own version: the checkout's does not matter
