@@ -169,16 +169,19 @@ def make_rig(tmp_path: Path) -> Iterator[RigFactory]:
 
     def factory(state_dir: Path | None = None, key: str = "operate", start: bool = True,
                 clock_synced: bool = True, wall: SteppableClock | None = None,
+                health: Health | None = None, hooks: dict[str, Any] | None = None,
                 **effector: Any) -> Rig:
+        """`effector` settings go into the config; `hooks` to the Effector itself (the
+        daemon's airspace and identity checks, the allow-list keeper)."""
         config = make_config(**effector)
         gpio = FakeGpio(inputs={KEY_OPERATE: key == "operate", KEY_TEST: key == "test"})
         relay = JammerRelay(gpio, drive_line=DRIVE, heartbeat_line=HEARTBEAT, aux_line=AUX,
                             key_test_line=KEY_TEST, key_operate_line=KEY_OPERATE)
         coil = RelayCoil(gpio)
-        health = Health()
+        health = health or Health()
         clock = {"synced": clock_synced}
         rig_holder: list[Rig] = []
-        extra = {} if wall is None else {"wall_clock": wall}
+        extra = dict(hooks or {}) | ({} if wall is None else {"wall_clock": wall})
         eff = Effector(relay, config, health, state_dir or tmp_path / "state",
                        publish_audit=lambda r: rig_holder[0].audit.append(r),
                        publish_state=lambda s: rig_holder[0].states.append(s),

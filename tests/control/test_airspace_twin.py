@@ -13,23 +13,14 @@ from typing import Any
 import pytest
 
 from edgenode.config.models import AirspaceSection
-from edgenode.control import Effector
 from edgenode.daemon.airspace import AdsbStage
 from edgenode.health import Health
 from edgenode.identify.airspace import Site
 from edgenode.identify.rules import AirspaceGuard
-from hal.ports.gpio.fake import FakeGpio
-from hal.relay import JammerRelay
 from hal.sim.adsb import BeastSky, airliner_far, helicopter_crossing
 from tests.control.conftest import (
-    AUX,
-    DRIVE,
-    HEARTBEAT,
-    KEY_OPERATE,
-    KEY_TEST,
-    RelayCoil,
     Rig,
-    make_config,
+    RigFactory,
     wait_for,
 )
 
@@ -54,7 +45,7 @@ class Twin:
 
 
 @pytest.fixture
-def twin(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Twin]:
+def twin(tmp_path: Path, request: pytest.FixtureRequest, make_rig: RigFactory) -> Iterator[Twin]:
     opts = getattr(request, "param", {})
     heli = helicopter_crossing(SITE.altitude_m, start_m=opts.get("start_m", 3000),
                                speed_kt=opts.get("speed_kt", 5))
@@ -68,19 +59,7 @@ def twin(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Twin]:
     health = Health()
     stage = AdsbStage(section, guard, health)
     stage.feed.reconnect_min_s = stage.feed.reconnect_max_s = 0.2
-    config = make_config()
-    gpio = FakeGpio(inputs={KEY_OPERATE: True, KEY_TEST: False})
-    relay = JammerRelay(gpio, drive_line=DRIVE, heartbeat_line=HEARTBEAT, aux_line=AUX,
-                        key_test_line=KEY_TEST, key_operate_line=KEY_OPERATE)
-    coil = RelayCoil(gpio)
-    holder: list[Rig] = []
-    eff = Effector(relay, config, health, tmp_path / "state",
-                   publish_audit=lambda r: holder[0].audit.append(r),
-                   publish_state=lambda s: holder[0].states.append(s),
-                   clock_synced=lambda: True, airspace=guard.check)
-    rig = Rig(gpio, coil, eff, health, tmp_path / "state", config, {"synced": True})
-    holder.append(rig)
-    eff.start()
+    rig = make_rig(health=health, hooks={"airspace": guard.check})
     stage.start()
     t = Twin(sky, guard, stage, rig)
     try:
@@ -89,8 +68,7 @@ def twin(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Twin]:
         yield t
     finally:
         stage.stop()
-        eff.stop()
-        coil.stop()
+        rig.effector.stop()  # before the sky goes (make_rig stops the coil)
         sky.stop()
 
 

@@ -14,24 +14,14 @@ from typing import Any
 import pytest
 
 from edgenode.config.models import RemoteIdSection
-from edgenode.control import Effector
 from edgenode.daemon.remoteid import AllowListKeeper
-from edgenode.health import Health
 from edgenode.identify.identity_guard import RemoteIdGuard
 from edgenode.ulid import new_ulid
-from hal.ports.gpio.fake import FakeGpio
-from hal.relay import JammerRelay
 from hal.remoteid.linktypes import Extractor
 from hal.sim.remoteid import Broadcast, Broadcaster
 from tests.control.conftest import (
-    AUX,
-    DRIVE,
-    HEARTBEAT,
-    KEY_OPERATE,
-    KEY_TEST,
-    RelayCoil,
     Rig,
-    make_config,
+    RigFactory,
 )
 
 REASON = "hijacked survey drone, confirmed by phone"
@@ -56,31 +46,16 @@ def track(object_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[tuple[Rig, RemoteIdGuard]]:
+def rig(tmp_path: Path, make_rig: RigFactory) -> Iterator[tuple[Rig, RemoteIdGuard]]:
     section = RemoteIdSection.model_validate({"allow": [
         {"uas_id": "SURVEY-0001", "expires": "2099-01-01T00:00:00Z", "approved_by": "root"}]})
     guard = RemoteIdGuard(section, 0.0, 0.0)
     keeper = AllowListKeeper(guard, tmp_path / "remoteid-allow.json")
-    config = make_config()
-    gpio = FakeGpio(inputs={KEY_OPERATE: True, KEY_TEST: False})
-    relay = JammerRelay(gpio, drive_line=DRIVE, heartbeat_line=HEARTBEAT, aux_line=AUX,
-                        key_test_line=KEY_TEST, key_operate_line=KEY_OPERATE)
-    coil = RelayCoil(gpio)
-    holder: list[Rig] = []
-    health = Health()
-    eff = Effector(relay, config, health, tmp_path / "state",
-                   publish_audit=lambda r: holder[0].audit.append(r),
-                   publish_state=lambda s: holder[0].states.append(s),
-                   clock_synced=lambda: True, identity=guard.check,
-                   allow_list=keeper.change)
-    rig = Rig(gpio, coil, eff, health, tmp_path / "state", config, {"synced": True})
-    holder.append(rig)
-    eff.start()
+    rig = make_rig(hooks={"identity": guard.check, "allow_list": keeper.change})
     try:
         yield rig, guard
     finally:
-        eff.stop()
-        coil.stop()
+        rig.effector.stop()
 
 
 def engage(rig: Rig, who: str = "bob", **params: Any) -> dict[str, Any]:
