@@ -77,6 +77,20 @@ def test_daemon_decodes_at_least_99_percent_of_the_twins_radar_frames_exactly(
     assert equal / len(window) >= 0.99, f"{equal} of {len(window)} frames decoded equal"
 
 
+def test_sigterm_with_live_tracks_stops_without_an_error(sim_daemon) -> None:
+    # Detection publishes into the link until it stops: the link must outlive it.
+    daemon = sim_daemon("one-drone-crossing", "--speed", "2")
+    deadline = time.monotonic() + 30
+    while not any(t["status"] == "confirmed" for t in daemon.status()["tracks"]):
+        assert time.monotonic() < deadline, f"no track; log:\n{daemon.log_text()}"
+        time.sleep(0.5)
+    assert daemon.stop() == 0
+    log = daemon.log_path.read_text()
+    assert "Traceback" not in log and "step failed" not in log, log[-3000:]
+    stopped = [line.split("node: ")[-1] for line in log.splitlines() if line.endswith(" stopped")]
+    assert stopped.index("detect stopped") < stopped.index("link stopped"), stopped
+
+
 @pytest.mark.parametrize("heading", [0.0, 70.0])
 def test_static_source_bearing_from_the_daemons_direction_finding_is_within_3_deg_rms(
         sim_daemon, tmp_path: Path, heading: float) -> None:

@@ -191,13 +191,28 @@ class Effector(CommandIntake, DeadlineLoop, ClockWatch, Durability, RelayPulse, 
         """SAFE first, then stop the loop, write what is queued and release the relay."""
         if self._stopped:
             return
-        for step in (lambda: self.make_safe("stopping"), self._stop_event.set, self._join_loop,
-                     self._drain, self._audit.close, self._store.close, self._relay.close):
+        self._stopping(lambda: self.make_safe("stopping"), self._stop_event.set,
+                       self._join_loop, self._drain)
+        # What a thread that did not end still uses stays open: the drive is already OFF,
+        # and a loop that stalls stops the heartbeat, so the board drops the jammer's supply.
+        if self._thread.is_alive():
+            log.error("effector: the loop thread did not stop; the command store and the "
+                      "relay lines are left open for it (drive OFF)")
+        else:
+            self._stopping(self._store.close, self._relay.close)
+        if self._emitter.alive():
+            log.error("effector: the audit writer did not stop; the audit log is left open")
+        else:
+            self._stopping(self._audit.close)
+        self._stopped = True
+
+    @staticmethod
+    def _stopping(*steps: Callable[[], object]) -> None:
+        for step in steps:
             try:
                 step()
             except Exception:
                 log.exception("effector: error while stopping (continuing)")
-        self._stopped = True
 
     def make_safe(self, reason: str) -> None:
         """Relay OFF now; ARMED/ENGAGED -> SAFE (a FAULT stays latched)."""

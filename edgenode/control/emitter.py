@@ -84,6 +84,9 @@ class Emitter:
             time.sleep(0.002)
         return True
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         """Write and publish what is queued, then end the thread."""
         if self._thread.is_alive():

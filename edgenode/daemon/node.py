@@ -319,9 +319,15 @@ class Node:
             # The SAFE state and its audit record go to the link's outbox before the link
             # stops, so the last word on the relay is stored and sent, not lost in a queue.
             _never_raise("effector.flush", self._flush_effector)
-        while self._started:
-            component = self._started.pop()
+        # Producers first, in reverse start order; then the sinks they publish into (the
+        # link's outbox, the SAPIENT peer, the TAK output), so no stage publishes into a
+        # closed outbox while it stops.
+        sinks = [c for c in (self.link, self.sapient, self.cot) if c is not None]
+        for component in [c for c in reversed(self._started) if c not in sinks] + \
+                [c for c in reversed(self._started) if c in sinks]:
             _never_raise(f"{_name(component)}.stop", component.stop)
+            log.info("node: %s stopped", _name(component))
+        self._started.clear()
         if self.effector is not None:
             _never_raise("effector.stop", self.effector.stop)
         log.info("node: stopped")

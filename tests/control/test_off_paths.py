@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from tests.control.conftest import AUX, HEARTBEAT, Rig, RigFactory, wait_for
+import pytest
+
+from tests.control.conftest import AUX, HEARTBEAT, KEY_OPERATE, Rig, RigFactory, wait_for
 
 
 def test_relay_goes_off_when_the_engagement_duration_ends(rig: Rig) -> None:
@@ -134,6 +136,21 @@ def test_stop_drops_the_relay_and_releases_the_lines(rig: Rig) -> None:
     rig.effector.stop()
     assert not rig.drive()
     assert not rig.gpio.lines[17].held and not rig.gpio.lines[HEARTBEAT].held
+
+
+def test_stop_with_a_wedged_loop_drops_the_drive_and_leaves_its_lines(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    rig.arm_and_engage()
+    release = rig.gpio.wedge_reads(KEY_OPERATE)  # the loop blocks in its next input read
+    time.sleep(0.1)
+    rig.effector.stop()
+    assert not rig.drive()
+    assert "loop thread did not stop" in caplog.text
+    # Lines a live thread reads are not pulled from under it: it ends cleanly when it wakes.
+    assert rig.gpio.lines[KEY_OPERATE].held and rig.gpio.lines[HEARTBEAT].held
+    release.set()
+    time.sleep(0.3)
+    assert "loop step failed" not in caplog.text and not rig.drive()
 
 
 def test_make_safe_on_reload_drops_the_relay(rig: Rig) -> None:

@@ -38,6 +38,9 @@ class FakeInput:
         self._gpio, self._line = gpio, line
 
     def read(self) -> bool:
+        wedged = self._gpio.wedged.get(self._line)
+        if wedged is not None:
+            wedged.wait()
         return self._gpio.level(self._line)
 
     def close(self) -> None:
@@ -54,6 +57,11 @@ class FakeGpio:
         self.lines: dict[int, LineRecord] = {}
         self._preset = dict(inputs or {})
         self._record = open(device, "a", buffering=1) if device else None  # noqa: SIM115
+        self.wedged: dict[int, threading.Event] = {}
+
+    def wedge_reads(self, line: int) -> threading.Event:
+        """A wedged driver: reads of `line` block until the returned event is set."""
+        return self.wedged.setdefault(line, threading.Event())
 
     def _log(self, line: int, level: bool) -> None:
         if self._record is not None:
