@@ -103,7 +103,9 @@ class Score:
     duration_s: float
     targets: dict[str, TargetScore]
     confirmed_tracks: int
-    false_tracks: list[dict[str, Any]]  # {object_id, class, first_t, range_m, bearing_deg}
+    # {object_id, class, first_t, reports, last_t, range_m, bearing_deg, sensors}: bearing and
+    # range of the last confirmed report in the window
+    false_tracks: list[dict[str, Any]]
     false_drone_tracks: int
 
     @property
@@ -213,6 +215,30 @@ def _state_at(state: dict[str, Any], t_state: float, t: float) -> tuple[float, f
     return math.degrees(math.atan2(e, n)) % 360.0, math.sqrt(e * e + n * n + u * u)
 
 
+def _truth_at(truth: list[TruthSample], t: float,
+              max_gap_s: float = 2.0) -> dict[str, tuple[float, float]]:
+    """Each target's (bearing, range) at time t, linear between the truth samples around it
+    (no further than `max_gap_s` apart)."""
+    before: dict[str, TruthSample] = {}
+    after: dict[str, TruthSample] = {}
+    for s in truth:
+        if s.t <= t:
+            before[s.id] = s
+        elif s.id not in after:
+            after[s.id] = s
+    out = {}
+    for sid, a in before.items():
+        b = after.get(sid)
+        if b is None or b.t - a.t > max_gap_s:
+            if t - a.t <= 1e-9:
+                out[sid] = (a.bearing_deg, a.range_m)
+            continue
+        w = (t - a.t) / (b.t - a.t)
+        out[sid] = ((a.bearing_deg + w * _wrap(b.bearing_deg - a.bearing_deg)) % 360.0,
+                    a.range_m + w * (b.range_m - a.range_m))
+    return out
+
+
 def _top_class(state: dict[str, Any]) -> str:
     cls = state.get("classification") or [{"type": "unknown"}]
     return str(cls[0]["type"])
@@ -248,9 +274,23 @@ def score_run(truth: list[TruthSample], reports: list[TrackReport], *,
     assigned_ever: set[str] = set()
     confirmed: dict[str, dict[str, Any]] = {}  # every confirmed track: its last state
     first_confirmed_t: dict[str, float] = {}
+    span: dict[str, list[float]] = {}  # track id -> [reports in the window, last report t]
     live: dict[str, _Live] = {}
     last_track: dict[str, str] = {}  # target -> its last assigned track
     gated: dict[str, str] = {}  # track id -> a target it sat on (inside the gates)
+    history: dict[str, list[tuple[float, dict[str, Any]]]] = {}  # confirmed reports
+
+    def in_gate(bearing: float, rng: float | None, true_bearing: float,
+                true_range: float) -> float | None:
+        """The bearing error when a track state sits on a target (inside both gates)."""
+        err = abs(_wrap(bearing - true_bearing))
+        if err > gate_deg:
+            return None
+        if rng is not None and abs(rng - true_range) > max(range_gate_min_m,
+                                                           range_gate_frac * true_range):
+            return None
+        return err
+
     k = 0
     times = sorted({s.t for s in truth})
     by_time: dict[float, list[TruthSample]] = {}
@@ -267,6 +307,9 @@ def score_run(truth: list[TruthSample], reports: list[TrackReport], *,
             if t_start <= report.t <= t_end + hold_s:
                 confirmed[report.object_id] = report.state
                 first_confirmed_t.setdefault(report.object_id, report.t)
+                seen = span.setdefault(report.object_id, [0, report.t])
+                seen[0], seen[1] = seen[0] + 1, report.t
+                history.setdefault(report.object_id, []).append((report.t, report.state))
         else:
             live.pop(report.object_id, None)
 
@@ -285,11 +328,8 @@ def score_run(truth: list[TruthSample], reports: list[TrackReport], *,
         for i, s in enumerate(here):
             for j, (_, lv) in enumerate(tracks):
                 bearing, rng = _state_at(lv.state, float(lv.state.get("t", lv.t)), t)
-                err = abs(_wrap(bearing - s.bearing_deg))
-                if err > gate_deg:
-                    continue
-                if rng is not None and abs(rng - s.range_m) > max(range_gate_min_m,
-                                                                   range_gate_frac * s.range_m):
+                err = in_gate(bearing, rng, s.bearing_deg, s.range_m)
+                if err is None:
                     continue
                 cost[i, j] = err
                 gated.setdefault(tracks[j][0], s.id)
@@ -321,6 +361,18 @@ def score_run(truth: list[TruthSample], reports: list[TrackReport], *,
         take(reports[k])
         k += 1
 
+    # A track whose whole confirmed life fell between two truth samples (a split that
+    # ended within one sample period) is judged at its own report times.
+    for oid, reports_of in history.items():
+        if oid in assigned_ever or oid in gated:
+            continue
+        for t, state in reports_of:
+            hit = next((sid for sid, (tb, tr) in _truth_at(truth, t).items()
+                        if in_gate(*_state_at(state, float(state.get("t", t)), t), tb, tr)
+                        is not None), None)
+            if hit is not None:
+                gated[oid] = hit
+                break
     false_tracks = []
     for oid, state in confirmed.items():
         if oid in assigned_ever:
@@ -331,6 +383,8 @@ def score_run(truth: list[TruthSample], reports: list[TrackReport], *,
         rng = state.get("range_m")
         false_tracks.append({"object_id": oid, "class": _top_class(state),
                              "first_t": round(first_confirmed_t[oid], 3),
+                             "reports": span[oid][0],
+                             "last_t": round(span[oid][1], 3),
                              "bearing_deg": state["azimuth_deg"]["value"],
                              "range_m": None if rng is None else rng["value"],
                              "sensors": state.get("sensors", [])})

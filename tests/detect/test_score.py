@@ -40,6 +40,10 @@ def report(oid: str, t: float, bearing: float, **kw: object) -> TrackReport:
     return TrackReport(T0 + t, oid, False, state(oid, t, bearing, **kw))  # type: ignore[arg-type]
 
 
+def ended(oid: str, t: float, bearing: float) -> TrackReport:
+    return TrackReport(T0 + t, oid, True, state(oid, t, bearing))
+
+
 def crossing_truth(seconds: int = 20) -> list[dict]:
     """Drone a sweeps 300 -> 340 degrees, drone b 340 -> 300, crossing at 10 s."""
     lines = []
@@ -178,3 +182,15 @@ def test_a_duplicate_track_on_a_tracked_target_is_redundant_not_false() -> None:
     assert score.targets["a"].redundant_ids == ["DUP"]
     assert score.false_tracks == [] and score.false_drone_tracks == 0
     assert score.targets["a"].as_dict()["redundant_tracks"] == 1
+
+
+def test_a_split_that_lived_between_two_truth_samples_is_judged_at_its_reports() -> None:
+    truth = truth_samples([truth_line(0.5 * k, "a", 100.0 + k) for k in range(20)])
+    held = [report("T1", 0.5 * k, 100.0 + k) for k in range(20)]
+    # Confirmed at 2.1 s and ended at 2.3 s: no truth sample saw it live.
+    split = [report("DUP", 2.1, 104.2), ended("DUP", 2.3, 104.6)]
+    ghost = [report("FAR", 2.1, 200.0), ended("FAR", 2.3, 200.0)]
+    score = score_run(truth, sorted(held + split + ghost, key=lambda r: r.t))
+    assert score.targets["a"].redundant_ids == ["DUP"]
+    assert [f["object_id"] for f in score.false_tracks] == ["FAR"]
+    assert score.false_tracks[0]["reports"] == 1
