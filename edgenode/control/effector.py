@@ -1,8 +1,9 @@
 """The effector: the state machine that owns the jammer relay, and its deadline loop.
 
-States: SAFE -> ARMED (signed `arm`) -> ENGAGED (signed `engage`) -> ARMED when the engagement
-ends; ARMED expires to SAFE; FAULT latches (across restarts) until an admin `reset`, which
-succeeds only when the aux contact agrees with the drive.
+States: SAFE -> ARMED (signed `arm`) -> ENGAGED (signed `engage`, or, with [sapient]
+effector_tasks, a SAPIENT engage task through `handle_trusted` within that signed arm) -> ARMED
+when the engagement ends; ARMED expires to SAFE; FAULT latches (across restarts) until an admin
+`reset`, which succeeds only when the aux contact agrees with the drive.
 
 Threads: commands arrive on the caller's thread (MQTT) and act at once under `_lock` (so an
 engage reaches the relay without waiting for the loop); the deadline loop (health stage
