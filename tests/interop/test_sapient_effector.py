@@ -172,6 +172,24 @@ def test_an_engage_over_the_duty_budget_is_rejected_and_the_relay_stays_off(
     assert len(rig.drive_history()) == edges and not rig.drive()
 
 
+def test_an_engage_the_airspace_rules_refuse_is_rejected_with_their_reason(
+        link: Callable[..., Linked]) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def airspace(target: dict[str, Any], running: bool) -> str | None:
+        seen.append(target)
+        return "manned_aircraft: G-ABCD 900 m from the bearing's sector"
+
+    node = link(hooks={"airspace": airspace})
+    assert node.rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    ack = node.task("Engage", "duration_s=5;bearing_deg=90")
+    assert not accepted(ack)
+    assert list(ack.reason) == ["manned_aircraft: G-ABCD 900 m from the bearing's sector"]
+    assert seen and seen[0]["bearing_deg"] == 90.0
+    time.sleep(0.1)
+    assert not node.rig.drive_went_high()
+
+
 def test_disengage_stop_and_safe_from_sapient_drop_the_relay(
         link: Callable[..., Linked]) -> None:
     node = link()
