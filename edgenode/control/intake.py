@@ -47,10 +47,10 @@ class CommandIntake:
                        via: dict[str, Any] | None = None) -> dict[str, Any]:
         """Answer one command from an issuer the daemon has authenticated in-process (the
         SAPIENT peer over mutual TLS: `issuer` "sapient:<node uuid>", `via` what the audit
-        log should keep of where it came from). It skips only what a signature gives (the
-        signature and the replay cache: the node makes the command's id); every other check
-        of admission and of the state machine applies, and it is audited like a signed
-        command. Exactly one result, never an exception."""
+        log should keep of where it came from). It skips only what a signature gives: there is
+        no signature to verify, and the replay check cannot fire because the node makes the
+        command's id. Every other check of admission and of the state machine applies, and it
+        is audited like a signed command. Exactly one result, never an exception."""
         self._count("received", "received_trusted")
         self._emitter.hold()
         try:
