@@ -259,3 +259,14 @@ def test_effector_tasks_without_the_effector_enabled_is_a_config_error(tmp_path:
                        r"effector.enabled false"):
         load_config(write_config(tmp_path / "node.toml", full, enabled=False))
     assert load_config(write_config(tmp_path / "ok.toml", full)).sapient.effector_tasks
+
+
+def test_under_the_two_person_rule_a_sapient_engage_is_rejected(
+        link: Callable[..., Linked]) -> None:
+    node = link(two_person=True)
+    assert node.rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    ack = node.task("Engage", "duration_s=5;bearing_deg=90")
+    assert not accepted(ack)
+    assert ack.reason[0].startswith("two_person_rule: "), list(ack.reason)
+    time.sleep(0.1)
+    assert not node.rig.drive_went_high()
