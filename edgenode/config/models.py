@@ -297,19 +297,30 @@ class SapientSection(Section):
     max_message_bytes: int = Field(1_048_576, ge=4096, le=64 * 1_048_576)
     # Reports waiting for the socket; beyond this the newest are dropped and counted.
     queue_max: int = Field(256, ge=8, le=65536)
-    # Effector tasks from SAPIENT are refused ("engage requires a signed operator command").
-    # Taking them through the effector's admission is not built: true is a config error.
-    effector_tasks: bool = False
+    # Effector tasks (engage, disengage, safe) from the peer: false refuses them all ("engage
+    # requires a signed operator command"); true takes them through the effector's admission
+    # like a signed command, and needs mutual TLS with a pinned CA and [effector] enabled
+    # (docs/sapient.md, "Effector tasks").
+    effector_tasks: StrictBool = False
 
     @model_validator(mode="after")
-    def _effector_tasks_not_built(self) -> SapientSection:
-        if self.effector_tasks:
-            raise ValueError(
-                "effector_tasks = true is not supported yet: effector tasks from SAPIENT are "
-                "rejected until they can go through the effector's admission and audit log "
-                "(docs/sapient.md); remove the key or set it to false")
+    def _effector_tasks_need_mutual_tls(self) -> SapientSection:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together (mutual TLS needs both)")
+        if self.effector_tasks:
+            # Only an authenticated peer may task the jammer: the node must know whom it
+            # talks to (pinned CA) and the peer must know the node (client certificate).
+            missing = [name for name, value in (("tls", self.tls or None),
+                                                ("ca_file", self.ca_file),
+                                                ("cert_file", self.cert_file),
+                                                ("key_file", self.key_file)) if value is None]
+            if missing:
+                raise ValueError(
+                    "effector_tasks = true needs mutual TLS with a pinned CA: "
+                    + ", ".join(f"sapient.{m}" for m in missing)
+                    + (" is" if len(missing) == 1 else " are") + " not set (tls = true, "
+                    "ca_file = the CA that signed the middleware's certificate, cert_file and "
+                    "key_file = this node's client certificate and key); see docs/sapient.md")
         return self
 
 
@@ -499,6 +510,12 @@ class Config(Section):
                 f"{self.broker.silence_s:g} s; the promise is link_loss_grace_s + 1 s, so "
                 f"broker.silence_s must be at most {MAX_SILENCE_WITH_EFFECTOR_S:g}"
             )
+        if self.sapient is not None and self.sapient.effector_tasks \
+                and not self.effector.enabled:
+            raise ValueError(
+                "sapient.effector_tasks = true with effector.enabled false: there is no "
+                "effector to task; set [effector] enabled = true or sapient.effector_tasks = "
+                "false")
         if self.effector.enabled and self.relay.backend != "sim":
             demo = [k.id for k in self.effector.keys if k.demo]
             if demo:

@@ -3,6 +3,8 @@
 Checks, in order: size, JSON shape, signature present, key known (not revoked), signature
 valid; then (authentic commands, each audited) retained flag, site, node, action, role, params,
 clock, issue/expiry times, lifetime. The replay check is the effector's, under its lock.
+`admit_trusted` is the one entry without a signature: for an issuer the daemon authenticated
+in-process (a SAPIENT peer over mutual TLS), judged by the same checks after the signature.
 Nothing here touches the relay.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from typing import Any
 from edgenode.config import KEYS_VERSION_MAX, Config
 from edgenode.control.envelope import ULID_RE, Envelope, Malformed, parse
 from edgenode.control.keys import ALLOWED, KeyRing, TrustedKey, parse_key_list
+from edgenode.ulid import new_ulid
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,12 @@ LIST_ACTIONS = frozenset({"safe", "selftest", "rebirth"})
 # Obeyed whatever the clock says: they only ever make the node safer.
 ALWAYS_OBEYED = frozenset({"safe", "disengage"})
 CLOCK_GATED = frozenset({"arm", "engage"})
+# The role of an in-process, already-authenticated issuer (keys.ALLOWED["peer"]).
+PEER_ROLE = "peer"
+# `system:id`; an operator key id has no colon (envelope.KEY_ID_RE), so the two never meet.
+TRUSTED_ISSUER_RE = re.compile(r"^[a-z]{2,16}:[A-Za-z0-9_.@-]{1,64}$")
+# The lifetime of the envelope the node makes for a trusted issuer's command: it acts at once.
+TRUSTED_LIFETIME_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,9 +53,18 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class Issuer:
+    """Who sent a command that carries no signature: a system the daemon authenticated
+    in-process (`sapient:<node uuid>`, over mutual TLS). Same `id` and `role` as a key."""
+
+    id: str
+    role: str
+
+
+@dataclass(frozen=True)
 class Admitted:
     envelope: Envelope
-    key: TrustedKey
+    key: TrustedKey | Issuer
     # The clock-sync state read during admission (milliseconds before the command acts):
     # the effector's engage check uses it instead of asking the system a second time.
     clock_synced: bool = False
@@ -186,6 +205,31 @@ class Admission:
         if isinstance(authentic, Rejection):
             return authentic
         env, key = authentic
+        return self._judge(env, key, retained, now)
+
+    def admit_trusted(self, issuer: str, action: str, params: dict[str, Any],
+                      now: float | None = None) -> Admitted | Rejection:
+        """A command from an issuer the daemon has already authenticated in-process (the
+        SAPIENT peer over mutual TLS): no envelope, signature or replay cache to check, so the
+        node makes the envelope (a fresh id, issued now) and judges it with every check after
+        the signature, under the role `peer` (engage, disengage, safe; never arm)."""
+        if not TRUSTED_ISSUER_RE.match(issuer):
+            raise ValueError(f"issuer {issuer!r} is not SYSTEM:ID (e.g. sapient:<node uuid>)")
+        now = self._wall() if now is None else now
+        node = self._config.node
+        lifetime = min(TRUSTED_LIFETIME_S, self._config.effector.command_max_lifetime_s)
+        raw = {"v": 1, "id": new_ulid(), "site": node.site, "node": node.id, "action": action,
+               "params": params, "issued_at": now, "expires_at": now + lifetime,
+               "key_id": issuer}
+        env = Envelope(raw["id"], node.site, (node.id,), False, action, params, now,
+                       now + lifetime, issuer, b"", b"", raw)
+        return self._judge(env, Issuer(issuer, PEER_ROLE), False, now)
+
+    def _judge(self, env: Envelope, key: TrustedKey | Issuer, retained: bool,
+               now: float | None) -> Admitted | Rejection:
+        """Every check after authentication: retained, site, node, action, role, params,
+        clock, issue and expiry times, lifetime."""
+        eff = self._config.effector
 
         def reject(code: str, detail: str) -> Rejection:
             return Rejection(code, detail, env.id, True)

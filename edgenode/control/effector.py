@@ -1,8 +1,9 @@
 """The effector: the state machine that owns the jammer relay, and its deadline loop.
 
-States: SAFE -> ARMED (signed `arm`) -> ENGAGED (signed `engage`) -> ARMED when the engagement
-ends; ARMED expires to SAFE; FAULT latches (across restarts) until an admin `reset`, which
-succeeds only when the aux contact agrees with the drive.
+States: SAFE -> ARMED (signed `arm`) -> ENGAGED (signed `engage`, or, with [sapient]
+effector_tasks, a SAPIENT engage task through `handle_trusted` within that signed arm) -> ARMED
+when the engagement ends; ARMED expires to SAFE; FAULT latches (across restarts) until an admin
+`reset`, which succeeds only when the aux contact agrees with the drive.
 
 Threads: commands arrive on the caller's thread (MQTT) and act at once under `_lock` (so an
 engage reaches the relay without waiting for the loop); the deadline loop (health stage
@@ -31,6 +32,7 @@ from typing import Any
 from edgenode.config import Config
 from edgenode.control.admission import (
     CLOCK_GATED,
+    PEER_ROLE,
     Admission,
     Admitted,
     demo_keys_allowed,
@@ -351,6 +353,10 @@ class Effector(CommandIntake, DeadlineLoop, ClockWatch, Durability, RelayPulse, 
         if self._eff.two_person and adm.key.id == self._armed_by:
             return "rejected", (f"two_person_rule: armed by '{self._armed_by}'; engage must be "
                                 "signed by another operator"), False
+        if self._eff.two_person and adm.key.role == PEER_ROLE:
+            # Two-person integrity means two people: a tasking system is not the second one.
+            return "rejected", (f"two_person_rule: armed by '{self._armed_by}'; engage must be "
+                                f"signed by another operator, not tasked by {adm.key.id}"), False
         key = self._key_switch()
         if key is not KeySwitch.OPERATE:
             return "rejected", f"key_switch_not_operate: key switch at {key.value}", False

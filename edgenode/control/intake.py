@@ -1,8 +1,9 @@
 """The effector's command intake: every inbound command gets exactly one result, never an
 exception; unsigned or malformed input is counted and summarised at a limited rate (never one
 audit record or log line each); the rest is audited and handed to the state machine
-(`Effector._act`). Mixed into `Effector` (edgenode.control.effector), whose admission, audit
-log and lock it uses."""
+(`Effector._act`). `handle_trusted` is the same path for an issuer the daemon authenticated
+in-process (no signature, no replay cache), for the SAPIENT peer. Mixed into `Effector`
+(edgenode.control.effector), whose admission, audit log and lock it uses."""
 
 from __future__ import annotations
 
@@ -42,26 +43,54 @@ class CommandIntake:
         finally:
             self._emitter.release()
 
+    def handle_trusted(self, issuer: str, action: str, params: dict[str, Any],
+                       via: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Answer one command from an issuer the daemon has authenticated in-process (the
+        SAPIENT peer over mutual TLS: `issuer` "sapient:<node uuid>", `via` what the audit
+        log should keep of where it came from). It skips only what a signature gives: there is
+        no signature to verify, and the replay check cannot fire because the node makes the
+        command's id. Every other check of admission and of the state machine applies, and it
+        is audited like a signed command. Exactly one result, never an exception."""
+        self._count("received", "received_trusted")
+        self._emitter.hold()
+        try:
+            try:
+                outcome = self._admission.admit_trusted(issuer, action, params)
+                env_raw = outcome.envelope.raw if isinstance(outcome, Admitted) else \
+                    {"key_id": issuer, "action": action, "params": params}
+                return self._audited(outcome, {"issuer": issuer, "via": via or {},
+                                               "envelope": env_raw})
+            except Exception as exc:
+                return self._failed(exc, None)
+        finally:
+            self._emitter.release()
+
     def _handle(self, msg: InboundMessage) -> dict[str, Any]:
         try:
             outcome = self._admission.admit(msg.payload, msg.retain)
             if isinstance(outcome, Rejection) and not outcome.authentic:
                 return self._junk(outcome)
             env_raw = outcome.envelope.raw if isinstance(outcome, Admitted) else None
-            self._audit_event("command", {"topic": msg.topic, "retained": msg.retain,
-                                          "envelope": env_raw or _try_json(msg.payload)})
-            if isinstance(outcome, Rejection):
-                return self._result(outcome.command_id, "rejected", outcome.reason)
-            return self._act(outcome)
+            return self._audited(outcome, {"topic": msg.topic, "retained": msg.retain,
+                                           "envelope": env_raw or _try_json(msg.payload)})
         except Exception as exc:
-            log.exception("effector: command handling failed; making safe")
-            try:
-                self.make_safe(f"internal error handling a command: {type(exc).__name__}")
-            except Exception:
-                log.exception("effector: make_safe failed")
-            code = "disk_full" if disk_full(exc) else "internal_error"
-            return self._result(_try_id(msg.payload), "error",
-                                f"{code}: {type(exc).__name__}: {exc}")
+            return self._failed(exc, _try_id(msg.payload))
+
+    def _audited(self, outcome: Admitted | Rejection, record: dict[str, Any]) -> dict[str, Any]:
+        """An authentic command: into the audit log, then refused or acted on."""
+        self._audit_event("command", record)
+        if isinstance(outcome, Rejection):
+            return self._result(outcome.command_id, "rejected", outcome.reason)
+        return self._act(outcome)
+
+    def _failed(self, exc: Exception, command_id: str | None) -> dict[str, Any]:
+        log.exception("effector: command handling failed; making safe")
+        try:
+            self.make_safe(f"internal error handling a command: {type(exc).__name__}")
+        except Exception:
+            log.exception("effector: make_safe failed")
+        code = "disk_full" if disk_full(exc) else "internal_error"
+        return self._result(command_id, "error", f"{code}: {type(exc).__name__}: {exc}")
 
     def _junk(self, rej: Rejection) -> dict[str, Any]:
         # Unsigned junk: counted, summarised at a limited rate, never one audit record each.

@@ -57,6 +57,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "operator": frozenset({"safe", "selftest", "rebirth", "arm", "engage", "disengage"}),
     "admin": frozenset({"safe", "selftest", "rebirth", "arm", "engage", "disengage", "reset",
                         "keys-update", "allow-add", "allow-remove"}),
+    # Not a key's role (not in ROLES): an in-process issuer the daemon authenticated (the
+    # SAPIENT peer over mutual TLS, admission.admit_trusted). It may engage only within an
+    # operator's signed arm, and always stop; never arm, reset or change keys.
+    "peer": frozenset({"safe", "engage", "disengage"}),
 }
 
 

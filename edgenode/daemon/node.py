@@ -128,9 +128,14 @@ class Node:
             # Imported only when configured: protobuf and the bindings cost ~0.5 s to import.
             from edgenode.interop.sapient import SapientClient
 
-            self.sapient = SapientClient(config, self.state_dir, self.health,
-                                         version=__version__, clock_synced=self._clock_synced,
-                                         selftest=lambda: self.last_selftest)
+            # Effector tasks reach the effector only where the config allows them (which
+            # requires mutual TLS); the task regions gate where the tracker starts tracks.
+            self.sapient = SapientClient(
+                config, self.state_dir, self.health, version=__version__,
+                clock_synced=self._clock_synced, selftest=lambda: self.last_selftest,
+                effector=self.effector.handle_trusted if config.sapient.effector_tasks
+                else None,
+                regions=lambda regions: self.detection.set_regions(regions))
         acoustic = next((s for s in self.sensors if isinstance(s, AcousticStage)), None)
         if self.remoteid is not None:
             self.remoteid_stage = RemoteIdStage(self.remoteid.section, self.health)

@@ -22,6 +22,7 @@ from edgenode.daemon.remoteid import FrameQueue
 from edgenode.daemon.sensing import ReadingQueue, join_or_report
 from edgenode.detect.acoustic import AcousticDetector
 from edgenode.detect.plots import RadarPlotter
+from edgenode.detect.regions import Region
 from edgenode.detect.tracker import Tracker
 from edgenode.health import Health, LoopThread
 from edgenode.identify.identity_guard import RemoteIdGuard
@@ -87,8 +88,25 @@ class DetectionStage:
         self.health = health.register(self.name, deadline_s=5.0)
         self._thread = LoopThread(self.health, self._step, self._stop)
         self._last_tick = time.monotonic()
+        # Start regions handed over by another thread (the SAPIENT client): (generation,
+        # regions), applied by this thread, which owns the tracker.
+        self._regions_in: tuple[int, tuple[Region, ...]] = (0, ())
+        self._regions_applied = 0
+        self._regions_lock = threading.Lock()
+
+    def set_regions(self, regions: tuple[Region, ...]) -> None:
+        """Where new tracks may start (edgenode.detect.regions; () for anywhere): applied by
+        the detection thread at its next step. Called from any thread."""
+        with self._regions_lock:
+            self._regions_in = (self._regions_in[0] + 1, tuple(regions))
 
     def _step(self) -> None:
+        generation, regions = self._regions_in
+        if generation != self._regions_applied:
+            self.tracker.set_regions(regions)
+            self._regions_applied = generation
+            log.info("detect: new tracks start %s", "anywhere" if not regions else
+                     f"only where {len(regions)} region(s) allow")
         item = self._readings.get(timeout_s=IDLE_TICK_S)
         events: list[dict[str, Any]] = []
         if item is not None:

@@ -24,6 +24,12 @@
   coasting -> confirmed on the next; coasting -> ended after `end_after_s`; a tentative track
   ends after `tentative_timeout_s` without a measurement or when its score falls below
   `delete_score`.
+- Start regions (`set_regions`, from a tasking system such as a SAPIENT sensor task): a plot
+  or bearing that lands on no track starts one only where `regions.passes` lets it (not in
+  an ignore area; inside an area of interest when there is one; unknown passes). They gate
+  births only: a live track that flies into an ignore area keeps being updated and reported
+  (the SAPIENT room filters its own reports), so a tasking system never makes a drone vanish
+  from the operators' picture.
 - One object, one track: two ranged tracks whose states (position and velocity) agree within
   the gate for `merge_after_s` are one object the radar saw as two plots; the younger ends.
   Crossing targets are at one place with different velocities, so they never merge.
@@ -43,6 +49,7 @@ from edgenode.detect.classify import TrackFeatures, classify
 from edgenode.detect.events import Event, State, TrackEvents
 from edgenode.detect.geo import LocalFrame, polar_to_enu, wrap_pi
 from edgenode.detect.plots import Plot
+from edgenode.detect.regions import Region, passes
 from edgenode.detect.track import (
     Track,
     fuse_acoustic,
@@ -140,6 +147,19 @@ class Tracker:
                                                                np.zeros((0, 6, 6)))
         self._t_last = -math.inf
         self._last_bearing_t = -math.inf
+        self._regions: tuple[Region, ...] = ()
+        self.starts_held_back = 0  # measurements that would have started a track
+
+    def set_regions(self, regions: tuple[Region, ...]) -> None:
+        """Where new tracks may start (see the module's docstring); () lifts every gate."""
+        self._regions = tuple(regions)
+
+    def _may_start(self, azimuth_deg: float, range_m: float | None,
+                   lon_lat: tuple[float, float] | None) -> bool:
+        if not self._regions or passes(self._regions, azimuth_deg, range_m, lon_lat):
+            return True
+        self.starts_held_back += 1
+        return False
 
     # ---------------------------------------------------------------- public
 
@@ -254,6 +274,11 @@ class Tracker:
             # neighbour) rather than a new object.
             if k in used or gated_by_ranged[k] or len(self._tracks) >= self.max_tracks:
                 continue
+            if self._regions:
+                lat, lon, _ = self.frame.to_geodetic(plot.east_m, plot.north_m, plot.up_m)
+                if not self._may_start(plot.azimuth_deg, float(np.linalg.norm(Z[k])),
+                                       (lon, lat)):
+                    continue
             x, P0 = self._initial_state(plot, Z[k], R[k])
             track = Track(t, x, P0, has_range=True, has_elevation=plot.elevation_deg is not None)
             self._note_plot(track, t, plot)
@@ -372,6 +397,8 @@ class Tracker:
                         used.add(k)
         for k, b in enumerate(bearings):
             if k in used or gated[k] or len(self._tracks) >= self.max_tracks:
+                continue
+            if not self._may_start(b.azimuth_deg, None, None):
                 continue
             track = self._acoustic_track(t, b)
             self._tracks.append(track)

@@ -217,3 +217,12 @@ class SapientPeer:
             data = reply.SerializeToString()
             with contextlib.suppress(OSError):
                 conn.sendall(struct.pack("<I", len(data)) + data)
+
+
+def tls_peer(pki: Any) -> SapientPeer:
+    """A peer that demands the node's client certificate (mutual TLS), from a
+    tests.link.certs.Pki."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca))
+    context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: the node shows its certificate
+    return SapientPeer(tls=context)

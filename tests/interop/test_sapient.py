@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import ssl
 import struct
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from sapient_msg.bsi_flex_335_v2_0.status_report_pb2 import StatusReport
 from sapient_msg.bsi_flex_335_v2_0.task_ack_pb2 import TaskAck
 from sapient_msg.bsi_flex_335_v2_0.task_pb2 import Task
 
-from edgenode.config import Config, ConfigError, load_config
+from edgenode.config import Config
 from edgenode.health import Health
 from edgenode.interop.sapient import SapientClient
 from edgenode.interop.sapient.framing import FrameReader, FramingError, decode_payload
@@ -38,8 +37,8 @@ from edgenode.interop.sapient.identity import load_node_id
 from edgenode.interop.sapient.messages import system_state
 from edgenode.interop.sapient.tasks import ENGAGE_REFUSED, Settings, decide
 from edgenode.ulid import new_ulid
-from tests.interop.sapient_peer import UUID4, SapientPeer
-from tests.link.certs import Pki, make_pki
+from tests.interop.sapient_peer import UUID4, SapientPeer, tls_peer
+from tests.link.certs import make_pki
 
 NODE = {"site": "s", "id": "n1", "latitude_deg": 57.0, "longitude_deg": 11.9,
         "altitude_m": 10.0, "mast_heading_deg": 0.0}
@@ -134,6 +133,40 @@ def test_sensor_tasks_change_the_reports_and_stop_reverts_them() -> None:
     assert decide(stop, settings).settings == Settings()
 
 
+@pytest.mark.parametrize("command, expected", [
+    (Task.Command(request="Engage", command_parameter="duration_s=5;bearing_deg=90"),
+     ("engage", {"duration_s": 5.0, "bearing_deg": 90.0})),
+    (Task.Command(request="engage", command_parameter=f"duration_s=3, track={'0' * 26}"),
+     ("engage", {"duration_s": 3.0, "track": "0" * 26})),
+    (Task.Command(request="Disengage", command_parameter="whatever"), ("disengage", {})),
+    (Task.Command(request="Safe"), ("safe", {})),
+    (Task.Command(request="Engage", command_parameter="bearing_deg=90"), "command_parameter"),
+    (Task.Command(request="Engage", command_parameter="duration_s=nan"), "not a finite"),
+    (Task.Command(request="Engage", command_parameter="duration_s=5;power=max"),
+     "command_parameter"),
+    (Task.Command(request="start jamming"), "effector task not understood"),
+    (Task.Command(mode_change="Engage"), "effector task not understood"),
+])
+def test_effector_tasks_read_with_effector_tasks_on(command: Task.Command,
+                                                    expected: Any) -> None:
+    decision = decide(task(command), Settings(), effector_tasks=True)
+    if isinstance(expected, str):
+        assert decision.status == TaskAck.TASK_STATUS_REJECTED
+        assert expected in decision.reasons[0]
+        assert decision.effector is None
+    else:
+        assert decision.effector is not None
+        assert (decision.effector.action, decision.effector.params) == expected
+
+
+def test_stop_of_the_accepted_engage_task_is_a_disengage() -> None:
+    engage = new_ulid()
+    stop = Task(task_id=engage, control=Task.CONTROL_STOP)
+    decision = decide(stop, Settings(), effector_tasks=True, engage_task=engage)
+    assert decision.effector is not None and decision.effector.action == "disengage"
+    assert decide(stop, Settings(), effector_tasks=False, engage_task=engage).effector is None
+
+
 def test_look_at_and_the_detection_threshold_are_rejected_with_reasons() -> None:
     look = decide(task(Task.Command(look_at=LocationOrRangeBearing())), Settings())
     fixed = decide(task(Task.Command(detection_threshold=Task.DISCRETE_THRESHOLD_LOW)),
@@ -172,18 +205,6 @@ def test_the_node_id_is_a_lowercase_uuid4_kept_in_the_state_dir(tmp_path: Path) 
     assert load_node_id(tmp_path) == first
     (tmp_path / "sapient-node-id").write_text("NOT-A-UUID\n")
     assert UUID4.match(load_node_id(tmp_path)) and load_node_id(tmp_path) != first
-
-
-def test_effector_tasks_true_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
-    path = tmp_path / "node.toml"
-    path.write_text(
-        "[node]\n" + "\n".join(f"{k} = {v!r}" for k, v in NODE.items()).replace("'", '"')
-        + '\n[broker]\nurl = "mqtt://127.0.0.1:1"\n[relay]\n'
-        + "\n".join(f"{k} = {v!r}" for k, v in RELAY.items()).replace("'", '"')
-        + '\n[sapient]\nhost = "127.0.0.1"\nport = 5020\neffector_tasks = true\n')
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    assert "sapient" in str(exc.value) and "effector_tasks" in str(exc.value)
 
 
 # -- the client against the peer -------------------------------------------------------------
@@ -312,13 +333,6 @@ def test_a_confirmed_drone_raises_an_alert_that_is_acknowledged_and_cleared(
         client.stop()
 
 
-def tls_peer(pki: Pki) -> SapientPeer:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca))
-    context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
-    context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: the node shows its certificate
-    return SapientPeer(tls=context)
-
-
 def test_mutual_tls_registers_and_a_wrong_ca_is_refused_with_a_reason(tmp_path: Path) -> None:
     pki, stranger = make_pki(tmp_path / "pki"), make_pki(tmp_path / "other", "other")
     peer = tls_peer(pki)
@@ -410,5 +424,27 @@ def test_a_new_registration_drops_the_task_the_peer_may_have_forgotten(
         assert client.settings == Settings()
         client.publish_event(event(confidence=0.6))  # below the forgotten threshold
         assert peer.wait("detection_report", connection=2, timeout_s=5)
+    finally:
+        client.stop()
+
+
+def test_task_regions_gate_the_tracker_and_are_lifted_when_the_peer_goes(
+        peer: SapientPeer, tmp_path: Path) -> None:
+    handed: list[tuple[Any, ...]] = []
+    client = SapientClient(config(port=peer.port), tmp_path, Health(), version="test",
+                           clock_synced=lambda: True, regions=handed.append)
+    client.start()
+    try:
+        assert wait_until(lambda: client.registered)
+        ignore = Task.Region(type=Task.REGION_TYPE_IGNORE, region_id=new_ulid(),
+                             region_name="flare stack", region_area=LocationOrRangeBearing(
+                                 range_bearing=RangeBearingCone(
+                                     azimuth=90, horizontal_extent=20, coordinate_system=1,
+                                     datum=1)))
+        peer.send(SapientMessage(destination_id=client.node_id, task=task(region=[ignore])))
+        assert wait_until(lambda: len(handed) == 1)
+        assert [(r.kind, r.cone) for r in handed[0]] == [("ignore", (90.0, 20.0, 0.0))]
+        peer._conn.close()  # the middleware is gone: its regions no longer gate anything
+        assert wait_until(lambda: len(handed) >= 2) and set(handed[1:]) == {()}
     finally:
         client.stop()

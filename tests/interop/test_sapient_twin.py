@@ -14,6 +14,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from sapient_msg.bsi_flex_335_v2_0.range_bearing_pb2 import (
+    LocationOrRangeBearing,
+    RangeBearingCone,
+)
 from sapient_msg.bsi_flex_335_v2_0.registration_pb2 import Registration
 from sapient_msg.bsi_flex_335_v2_0.sapient_message_pb2 import SapientMessage
 from sapient_msg.bsi_flex_335_v2_0.status_report_pb2 import StatusReport
@@ -150,6 +154,29 @@ def test_sensor_task_accepted_and_effector_task_rejected(daemon: SimDaemon,
     assert list(ack.reason) == ["engage requires a signed operator command"]
     assert daemon.status()["effector"] == "SAFE"
     assert not any(on for _, on in radiating_changes(daemon))
+
+
+def test_a_region_task_reaches_the_trackers_start_gates_and_its_stop_lifts_them(
+        daemon: SimDaemon, peer: SapientPeer) -> None:
+    ignore = Task.Region(type=Task.REGION_TYPE_IGNORE, region_id=new_ulid(),
+                         region_name="flare stack", region_area=LocationOrRangeBearing(
+                             range_bearing=RangeBearingCone(azimuth=200, horizontal_extent=10,
+                                                            coordinate_system=1, datum=1)))
+    task = Task(task_id=new_ulid(), control=Task.CONTROL_START, region=[ignore])
+    peer.send(SapientMessage(destination_id=node_id(daemon), task=task))
+    ack = ack_of(peer, task.task_id)
+    assert ack is not None and ack.task_status == TaskAck.TASK_STATUS_ACCEPTED, ack
+    assert wait_for_log(daemon, "detect: new tracks start only where 1 region(s) allow")
+    stop = Task(task_id=task.task_id, control=Task.CONTROL_STOP)
+    peer.send(SapientMessage(destination_id=node_id(daemon), task=stop))
+    assert wait_for_log(daemon, "detect: new tracks start anywhere")
+
+
+def wait_for_log(daemon: SimDaemon, text: str, timeout_s: float = 5) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while text not in daemon.log_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return text in daemon.log_text()
 
 
 def test_a_task_for_another_node_is_ignored_with_a_reason(daemon: SimDaemon,

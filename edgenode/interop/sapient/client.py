@@ -30,17 +30,19 @@ from pathlib import Path
 from typing import Any
 
 from edgenode.config import Config
+from edgenode.detect.regions import Region
 from edgenode.health import Health, LoopThread
 from edgenode.interop.sapient import messages
+from edgenode.interop.sapient.effector_tasks import EffectorRequest
 from edgenode.interop.sapient.framing import (
     FrameReader,
     FramingError,
     decode_payload,
     encode_frame,
 )
-from edgenode.interop.sapient.identity import load_node_id
+from edgenode.interop.sapient.identity import UUID4, load_node_id
 from edgenode.interop.sapient.proto import Alert, SapientMessage, StatusReport, TaskAck
-from edgenode.interop.sapient.tasks import Settings, decide
+from edgenode.interop.sapient.tasks import Decision, Settings, decide
 from edgenode.ulid import new_ulid
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ SEND_TIMEOUT_S = 2.0  # a peer that does not read for this long is reset
 FRAME_TIMEOUT_S = 10.0  # an unfinished frame older than this is a truncated message
 POLL_S = 0.1
 SAME_OBJECT_MIN_S = 0.08  # two reports of one object: one timestamp, or >= 80 ms apart
+# The effector's entry for an authenticated issuer (edgenode.control's Effector.handle_trusted):
+# (issuer, action, params, where it came from) -> the command result {"status", "reason", ...}.
+EffectorEntry = Callable[[str, str, dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
 class SapientClient:
@@ -56,15 +61,23 @@ class SapientClient:
 
     def __init__(self, config: Config, state_dir: Path, health: Health, *, version: str,
                  clock_synced: Callable[[], bool],
-                 selftest: Callable[[], dict[str, Any] | None] = lambda: None):
+                 selftest: Callable[[], dict[str, Any] | None] = lambda: None,
+                 effector: EffectorEntry | None = None,
+                 regions: Callable[[tuple[Region, ...]], None] | None = None):
         """`selftest`: the node's last self-test report (its failed checks are WARNINGs in the
-        StatusReport), or None when none has run."""
+        StatusReport), or None when none has run. `effector`: the effector's entry for an
+        authenticated issuer (Effector.handle_trusted), used only with [sapient]
+        effector_tasks = true. `regions`: where the tracker may start tracks (the daemon's
+        detection stage), called whenever the active task's regions change."""
         if config.sapient is None:
             raise ValueError("SapientClient needs a [sapient] section")
         self.config, self.section = config, config.sapient
         self.version = version
         self.node_id = load_node_id(state_dir)
         self._clock_synced = clock_synced
+        self._effector = effector
+        self._on_regions = regions
+        self._engage_task: str | None = None  # the engage task last accepted (STOP disengages)
         self._selftest = selftest
         self._health = health
         self.stage = health.register(self.name, deadline_s=CONNECT_TIMEOUT_S + 10.0)
@@ -189,6 +202,11 @@ class SapientClient:
     def _close(self) -> None:
         self.registered = False
         self._register_at = None
+        if self.settings.regions and self._on_regions is not None:
+            # A peer that is gone cannot see or lift its regions: the tracker starts tracks
+            # everywhere again (the reports' filter waits for the next registration, which
+            # drops the task).
+            self._on_regions(())
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.close()
@@ -251,7 +269,7 @@ class SapientClient:
         if self.settings != Settings():
             log.warning("sapient: task %s no longer applies after a new registration; "
                         "reporting with the defaults", self.settings.task_id)
-            self.settings = Settings()
+            self._apply(Settings())
         self._reported.clear()
         self._drone_alerts.clear()
         self._part_alerts.clear()
@@ -416,12 +434,21 @@ class SapientClient:
         else:
             log.warning("sapient: ignoring a %s: a sensor module does not take one", kind)
 
+    def _apply(self, settings: Settings) -> None:
+        """New settings; their regions go to the tracker's start gates too."""
+        old, self.settings = self.settings, settings
+        if self._on_regions is not None and settings.regions != old.regions:
+            self._on_regions(settings.regions)
+
     def _task(self, message: SapientMessage) -> None:
         task = message.task
         if not self.registered:
             log.warning("sapient: ignoring task %s: not registered yet", task.task_id)
             return
-        decision = decide(task, self.settings)
+        decision = decide(task, self.settings, effector_tasks=self.section.effector_tasks,
+                          engage_task=self._engage_task)
+        if decision.effector is not None:
+            decision = self._effector_task(message, decision.effector)
         accepted = decision.status == TaskAck.TASK_STATUS_ACCEPTED
         self._count("tasks_accepted" if accepted else "tasks_rejected")
         self._send(task_ack=TaskAck(task_id=task.task_id, task_status=decision.status,
@@ -430,9 +457,46 @@ class SapientClient:
                 task.task_id, "ACCEPTED" if accepted else "REJECTED",
                 f": {'; '.join(decision.reasons)}" if decision.reasons else "")
         if accepted and decision.settings is not None:
-            self.settings = decision.settings
+            self._apply(decision.settings)
         if decision.action == "registration":
             self._register_at = time.monotonic()
         elif decision.action == "status":
             self._last_status = None
             self._send_status()
+
+    def _effector_task(self, message: SapientMessage, request: EffectorRequest) -> Decision:
+        """The effector's answer to an effector task: ACCEPTED only when it acted, REJECTED
+        with its refusal otherwise. The issuer is the sending SAPIENT node, which the mutual
+        TLS the config requires for effector tasks has authenticated."""
+        task = message.task
+        if self._effector is None:
+            return Decision(TaskAck.TASK_STATUS_REJECTED, ["no effector on this node"])
+        if not UUID4.match(message.node_id):
+            return Decision(TaskAck.TASK_STATUS_REJECTED, [
+                f"the task's node_id {message.node_id[:40]!r} is not a SAPIENT node id "
+                "(lowercase UUIDv4): the effector needs to know who asks"])
+        via = {"system": "sapient", "task_id": task.task_id,
+               "peer": f"{self.section.host}:{self.section.port}",
+               "peer_certificate": self._peer_name()}
+        result = self._effector(f"sapient:{message.node_id}", request.action, request.params,
+                                via)
+        reason = result.get("reason")
+        if result.get("status") != "ok":
+            return Decision(TaskAck.TASK_STATUS_REJECTED,
+                            [str(reason or f"effector: {result.get('status')}")])
+        if request.action == "engage":
+            self._engage_task = task.task_id
+        else:
+            self._engage_task = None
+        return Decision(TaskAck.TASK_STATUS_ACCEPTED, [str(reason)] if reason else [])
+
+    def _peer_name(self) -> str | None:
+        """The subject common name of the peer's (verified) certificate, for the audit log."""
+        if not isinstance(self._sock, ssl.SSLSocket):
+            return None
+        cert = self._sock.getpeercert() or {}
+        for rdn in cert.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    return str(value)
+        return None

@@ -116,8 +116,10 @@ def _detection_definition(location: Registration.LocationType) -> Registration.D
             variation_type="Reported per detection from the track's covariance"))
 
 
-def _task_definition() -> Registration.TaskDefinition:
+def _task_definition(effector_tasks: bool) -> Registration.TaskDefinition:
     threshold_units = "Low, Medium, High"
+    # Effector requests are declared only where the node takes them (effector_tasks.py).
+    requests = [*REQUESTS, *(("Engage", "Disengage", "Safe") if effector_tasks else ())]
     return Registration.TaskDefinition(
         concurrent_tasks=1,
         region_definition=Registration.RegionDefinition(
@@ -130,7 +132,7 @@ def _task_definition() -> Registration.TaskDefinition:
             Registration.Command(type=Registration.COMMAND_TYPE_CLASSIFICATION_THRESHOLD,
                                  units=threshold_units, completion_time=_seconds(0)),
             Registration.Command(type=Registration.COMMAND_TYPE_REQUEST,
-                                 units=", ".join(REQUESTS), completion_time=_seconds(0))])
+                                 units=", ".join(requests), completion_time=_seconds(0))])
 
 
 def registration(config: Config, version: str) -> Registration:
@@ -147,9 +149,12 @@ def registration(config: Config, version: str) -> Registration:
         capabilities.append(Registration.Capability(category="Acoustic",
                                                     type="microphone array",
                                                     value=config.acoustic.geometry))
+    effector_tasks = sapient is not None and sapient.effector_tasks
     if config.effector.enabled:
         capabilities.append(Registration.Capability(
-            category="Jammer", type="engagement", value="operator-signed commands only"))
+            category="Jammer", type="engagement",
+            value="SAPIENT tasks within an operator's signed arm" if effector_tasks
+            else "operator-signed commands only"))
     mode = Registration.ModeDefinition(
         mode_name=MODE, mode_type=Registration.MODE_TYPE_DEFAULT,
         mode_description="detect, track and classify drones", settle_time=_seconds(0),
@@ -157,7 +162,7 @@ def registration(config: Config, version: str) -> Registration:
         tracking_type=Registration.TRACKING_TYPE_TRACK,
         detection_definition=[_detection_definition(_range_bearing_type()),
                               _detection_definition(_location_type())],
-        task=_task_definition())
+        task=_task_definition(effector_tasks))
     return Registration(
         node_definition=[Registration.NodeDefinition(node_type=t) for t in node_types(config)],
         icd_version=proto.ICD_VERSION,

@@ -1,63 +1,31 @@
 """Tasks from the SAPIENT peer: which the node honours, and what they change.
 
-A sensor task changes only what this room sends (report rate, the classification threshold
-below which a track is not reported, areas of interest and ignore areas): the tracker and the
-MQTT link are untouched, so a mis-tasking from the middleware can never blind the node's own
-control room. Effector tasks are refused: "engage requires a signed operator command"
-(docs/sapient.md says why). Pure: no I/O.
+A sensor task changes what this room sends (report rate, the classification threshold below
+which a track is not reported, areas of interest and ignore areas), and its areas also gate
+where the tracker starts new tracks (through the daemon's detection stage,
+edgenode.detect.regions). The MQTT link is untouched and no live track is ended, so a
+mis-tasking from the middleware cannot hide a tracked drone from the node's own control room.
+Effector tasks (edgenode.interop.sapient.effector_tasks) are refused, "engage requires a
+signed operator command", unless `[sapient] effector_tasks = true`; then the effector answers
+them (docs/sapient.md). Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgenode.detect.regions import IGNORE, INTEREST, Region, state_passes
 from edgenode.interop.sapient import messages
+from edgenode.interop.sapient.effector_tasks import (  # noqa: F401 (ENGAGE_REFUSED: re-export)
+    ENGAGE_REFUSED,
+    EffectorRequest,
+    effector_request,
+)
 from edgenode.interop.sapient.proto import Task, TaskAck
 
-ENGAGE_REFUSED = "engage requires a signed operator command"
-# Requests, modes and task names that ask an effector to act (a word starting so is refused).
-EFFECTOR_WORDS = re.compile(
-    r"\b(engag|jam|radiat|defeat|effect|mitigat|fire|neutrali|disrupt|arm\b|arming)", re.I)
 THRESHOLD_NAMES = {v: k for k, v in Task.DiscreteThreshold.items()}
-
-
-@dataclass(frozen=True)
-class Region:
-    kind: str  # "interest" or "ignore"
-    polygon: tuple[tuple[float, float], ...] = ()  # (longitude, latitude) vertices
-    cone: tuple[float, float, float] | None = None  # azimuth deg true, extent deg, range m
-
-    def contains(self, state: dict[str, Any]) -> bool | None:
-        """Whether the track is inside; None when its position cannot tell (a bearing-only
-        track against a polygon)."""
-        if self.cone is not None:
-            azimuth, extent, reach = self.cone
-            bearing = (state.get("azimuth_deg") or {}).get("value")
-            if bearing is None:
-                return None
-            off = abs((float(bearing) - azimuth + 180.0) % 360.0 - 180.0)
-            rng = (state.get("range_m") or {}).get("value")
-            return off <= extent / 2 and (rng is None or reach <= 0 or float(rng) <= reach)
-        location = state.get("location")
-        if not location:
-            return None
-        return _inside(float(location["longitude_deg"]), float(location["latitude_deg"]),
-                       self.polygon)
-
-
-def _inside(x: float, y: float, polygon: tuple[tuple[float, float], ...]) -> bool:
-    """Ray casting (even-odd) in the plane of longitude and latitude."""
-    inside = False
-    n = len(polygon)
-    for i in range(n):
-        x1, y1 = polygon[i]
-        x2, y2 = polygon[(i + 1) % n]
-        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
-            inside = not inside
-    return inside
 
 
 @dataclass(frozen=True)
@@ -75,13 +43,7 @@ class Settings:
         reported: unknown is not the same as outside."""
         if messages.top_class(state)[1] < self.class_threshold:
             return False
-        interest = [r for r in self.regions if r.kind == "interest"]
-        if any(r.contains(state) for r in self.regions if r.kind == "ignore"):
-            return False
-        if interest:
-            verdicts = [r.contains(state) for r in interest]
-            return any(v is None or v for v in verdicts)
-        return True
+        return state_passes(self.regions, state)
 
 
 @dataclass
@@ -90,18 +52,16 @@ class Decision:
     reasons: list[str]
     settings: Settings | None = None  # the new settings when accepted
     action: str | None = None  # "register" or "status": a request to answer
+    # An effector task for the effector's admission: its answer is the effector's.
+    effector: EffectorRequest | None = None
 
 
 def _reject(*reasons: str) -> Decision:
     return Decision(TaskAck.TASK_STATUS_REJECTED, list(reasons))
 
 
-def _is_effector(text: str) -> bool:
-    return EFFECTOR_WORDS.search(text) is not None
-
-
 def _region(region: Task.Region) -> Region | str:
-    kinds = {Task.REGION_TYPE_AREA_OF_INTEREST: "interest", Task.REGION_TYPE_IGNORE: "ignore"}
+    kinds = {Task.REGION_TYPE_AREA_OF_INTEREST: INTEREST, Task.REGION_TYPE_IGNORE: IGNORE}
     kind = kinds.get(region.type)
     if kind is None:
         name = messages.enum_name(Task.RegionType, region.type)
@@ -131,18 +91,27 @@ def _region(region: Task.Region) -> Region | str:
     return f"region {region.region_name!r}: no area"
 
 
-def decide(task: Task, current: Settings) -> Decision:
-    """The answer to a Task (ACCEPTED or REJECTED with reasons) and what it changes."""
+def decide(task: Task, current: Settings, *, effector_tasks: bool = False,
+           engage_task: str | None = None) -> Decision:
+    """The answer to a Task (ACCEPTED or REJECTED with reasons) and what it changes.
+    `effector_tasks`: [sapient] effector_tasks; `engage_task`: the id of the engage task last
+    accepted (its STOP is a disengage)."""
     if not task.task_id:
         return _reject("the task has no task_id")
     if task.control in (Task.CONTROL_STOP, Task.CONTROL_PAUSE):
+        if effector_tasks and engage_task == task.task_id:
+            return Decision(TaskAck.TASK_STATUS_ACCEPTED, [],
+                            effector=EffectorRequest("disengage", {}))
         if current.task_id == task.task_id:
             return Decision(TaskAck.TASK_STATUS_ACCEPTED, [], settings=Settings())
         return _reject(f"task {task.task_id} is not the active task")
     if task.control != Task.CONTROL_START:
         return _reject(f"control {messages.enum_name(Task.Control, task.control)} is not supported")
-    if any(_is_effector(text) for text in (task.task_name, task.task_description)):
-        return _reject(ENGAGE_REFUSED)
+    effector = effector_request(task, effector_tasks)
+    if isinstance(effector, str):
+        return _reject(effector)
+    if effector is not None:
+        return Decision(TaskAck.TASK_STATUS_ACCEPTED, [], effector=effector)
     new = Settings(task_id=task.task_id, report_interval_s=current.report_interval_s,
                    class_threshold=current.class_threshold)
     action = None
@@ -150,8 +119,6 @@ def decide(task: Task, current: Settings) -> Decision:
         command = task.command
         kind = command.WhichOneof("command")
         if kind == "request":
-            if _is_effector(command.request):
-                return _reject(ENGAGE_REFUSED)
             if command.request not in messages.REQUESTS:
                 return _reject(f"request {command.request!r} is not supported (supported: "
                                f"{', '.join(messages.REQUESTS)})")
@@ -167,8 +134,6 @@ def decide(task: Task, current: Settings) -> Decision:
                 return _reject("classification_threshold must be LOW, MEDIUM or HIGH")
             new = Settings(new.task_id, new.report_interval_s, messages.CLASS_THRESHOLD[name])
         elif kind == "mode_change":
-            if _is_effector(command.mode_change):
-                return _reject(ENGAGE_REFUSED)
             if command.mode_change != messages.MODE:
                 return _reject(f"mode {command.mode_change!r} does not exist (modes: "
                                f"{messages.MODE})")
