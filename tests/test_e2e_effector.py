@@ -153,6 +153,8 @@ def test_relay_drops_when_the_key_switch_leaves_operate(daemon: SimDaemon,
     wait_for(lambda: not daemon.twin("status")["drive"], LOOP_SLACK_S + 0.2,
              "the effector drops the drive after the key left OPERATE")
     wait_for(lambda: effector_state(daemon) == "SAFE", 1, "ENGAGED -> SAFE")
+    # K1 takes its release time to open after the drive falls; no hand turns a key faster.
+    wait_for(lambda: not daemon.twin("status")["relay_closed"], 0.5, "K1 released")
     daemon.twin("key", position="operate")
     time.sleep(0.3)
     assert not radiated_after(daemon, off), "radiating again with the key back at OPERATE"

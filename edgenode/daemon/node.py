@@ -327,7 +327,8 @@ class Node:
         # Producers first, in reverse start order; then the sinks they publish into (the
         # link's outbox, the SAPIENT peer, the TAK output), so no stage publishes into a
         # closed outbox while it stops.
-        sinks = [c for c in (self.link, self.sapient, self.cot) if c is not None]
+        sinks = [c for c in (getattr(self, "link", None), self.sapient, self.cot)
+                 if c is not None]
         for component in [c for c in reversed(self._started) if c not in sinks] + \
                 [c for c in reversed(self._started) if c in sinks]:
             _never_raise(f"{_name(component)}.stop", component.stop)

@@ -196,7 +196,8 @@ def merge_duplicates(tracks: list[Track], t: float, gate: dict[int, float], *,
 
 def fuse_acoustic(tracks: list[Track], gate: dict[int, float]) -> None:
     """An acoustic-only track and a confirmed radar track on one bearing are one object:
-    the older id lives on, with the radar's state and the acoustic evidence."""
+    the older id lives on (a published one before a tentative one), with the radar's state
+    and the acoustic evidence."""
     heard = [tr for tr in tracks if not tr.has_range and tr.status != "ended"]
     if not heard:
         return
@@ -216,6 +217,10 @@ def fuse_acoustic(tracks: list[Track], gate: dict[int, float]) -> None:
             continue
         keep, drop = (a, r) if (a.first_seen, a.object_id) <= (r.first_seen,
                                                                r.object_id) else (r, a)
+        if keep.status == "tentative" and drop.status != "tentative":
+            # The id the operators already see lives on: a tentative one was never published,
+            # and ending a published track for it would flash a second drone for one step.
+            keep, drop = drop, keep
         if keep is a:  # the acoustic track lives on: it takes the radar's state
             take_radar_state(a, r)
         absorb(keep, drop)

@@ -321,3 +321,18 @@ def test_bearings_that_share_their_audio_count_as_the_independent_ones_they_add_
     assert shared >= 0.6 * independent
     assert naive < 0.25 * shared  # what counting each as independent did
     assert shared_error >= 0.8 * independent_error > naive_error
+
+
+def test_a_published_radar_track_outlives_an_older_tentative_acoustic_one_on_its_bearing() -> None:
+    from edgenode.detect.track import Track, fuse_acoustic
+
+    gate = Tracker(**SITE).gate
+    x = np.array([-40.0, 25.0, 8.0, 5.0, 0.0, 0.0])
+    heard = Track(T0, x.copy(), np.eye(6) * 25.0, has_range=False, has_elevation=False)
+    heard.acoustic_last_t, heard.f0_hz = T0 + 0.5, 187.0
+    seen = Track(T0 + 0.3, x.copy(), np.eye(6) * 1.0, has_range=True, has_elevation=True)
+    seen.status = "confirmed"  # already on the operators' screens
+    fuse_acoustic([heard, seen], gate)
+    # One object, under the id the operators already see: no flash of a second drone.
+    assert seen.status == "confirmed" and heard.status == "ended"
+    assert seen.f0_hz == 187.0 and seen.first_seen == T0
