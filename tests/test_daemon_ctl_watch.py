@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edgenode.link.mqtt import BrokerOptions, MqttClient
 from edgenode.link.payloads import Envelope, encode
 from edgenode.ulid import new_ulid
@@ -118,6 +120,7 @@ def test_watch_shows_the_node_its_live_tracks_and_recent_events(mosquitto: Mosqu
         ("new", staying[-8:]), ("new", gone[-8:]), ("end", gone[-8:])]
 
 
+@pytest.mark.long  # make test budget; the live view itself stays in make test
 def test_watch_json_gives_one_object_per_redraw(mosquitto: Mosquitto) -> None:
     node = Node(mosquitto)
     _publish_node_state(node)

@@ -70,6 +70,7 @@ def test_engage_is_refused_while_the_helicopter_is_near_and_an_admin_may_overrid
     assert "airspace_override" in text and REASON in text
 
 
+@pytest.mark.long  # make test budget; the refusal on the twin stays in make test
 def test_aircraft_are_tracks_of_class_manned_aircraft_and_never_engageable(
         node: SimDaemon) -> None:
     watch = ctl(node, node.broker, "--json", "watch", "--for", "3")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from edgenode.cli.eval_twin import read_json_lines, run_twin
 from tests.conftest import Mosquitto
 
@@ -85,6 +87,7 @@ def test_empty_sky_gives_no_confirmed_drone_track(tmp_path: Path, mosquitto: Mos
 # Issue 5's acoustic range target. No single 90 ms block shows this drone's lines; the faint
 # path (edgenode/detect/faint.py) hears it in the 8 s average, about 15 s into the run, and
 # takes its bearing from the snapshots of that average.
+@pytest.mark.long  # make test budget: 50 s of twin time
 def test_a_drone_150_m_out_in_45_dba_is_heard_on_its_bearing(tmp_path: Path,
                                                              mosquitto: Mosquitto) -> None:
     scenario = tmp_path / "drone-150m.toml"

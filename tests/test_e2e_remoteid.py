@@ -127,6 +127,7 @@ def test_engage_on_the_allow_listed_trusted_drone_is_refused_without_the_overrid
     assert '"allow_list"' in text and "site manager A. Berg" in text  # the list in force
 
 
+@pytest.mark.long  # make test budget; the allow-list admission is in tests/control
 def test_an_admin_takes_the_drone_off_the_allow_list_by_command(node: Node) -> None:
     daemon = node.daemon
     by_operator = ctl(daemon, daemon.broker, "allow-remove", "--uas-id", "SURVEY-0001",

@@ -149,6 +149,7 @@ def _ready(proc: subprocess.Popen[str]) -> None:
     raise AssertionError(f"central did not start (exit {proc.poll()})")
 
 
+@pytest.mark.long  # make test budget; also in make bench
 def test_an_instance_killed_and_restarted_mid_run_loses_nothing_and_repeats_nothing(
         tmp_path: Path):
     """With a resumable session, Mosquitto keeps the dead instance's share queued (it does not

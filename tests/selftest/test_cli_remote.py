@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from edgenode.daemon.control_socket import request
 from tests.conftest import EDGENODE, ROOT, Mosquitto
 from tests.link.helpers import Recorder
@@ -26,6 +28,7 @@ def _done(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+@pytest.mark.long  # make test budget: three self-test runs on the twin
 def test_exit_codes_json_and_one_part(twin_daemon: SimDaemon, tmp_path: Path) -> None:
     wait_first_selftest(twin_daemon)
     # Started together: each command pays the interpreter's start-up, not the others'.
