@@ -270,3 +270,18 @@ def test_under_the_two_person_rule_a_sapient_engage_is_rejected(
     assert ack.reason[0].startswith("two_person_rule: "), list(ack.reason)
     time.sleep(0.1)
     assert not node.rig.drive_went_high()
+
+
+def test_a_sapient_engagement_ends_when_its_connection_is_lost(
+        link: Callable[..., Linked]) -> None:
+    node = link()
+    rig = node.rig
+    assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    assert accepted(node.task("Engage", "duration_s=20;bearing_deg=90"))
+    assert wait_for(rig.drive)
+    node.peer.close()  # the command system is gone: nobody left to stop it
+    assert wait_for(lambda: not rig.drive(), 5)
+    assert rig.effector.state == "ARMED"
+    disengages = [r["data"] for r in node.audit() if r["kind"] == "command"
+                  and r["data"].get("envelope", {}).get("action") == "disengage"]
+    assert disengages and disengages[-1]["via"]["reason"] == "connection to the tasking system lost"

@@ -78,6 +78,8 @@ class SapientClient:
         self._effector = effector
         self._on_regions = regions
         self._engage_task: str | None = None  # the engage task last accepted (STOP disengages)
+        # (issuer, monotonic end) of that engage: it ends when the connection it came on does.
+        self._engagement: tuple[str, float] | None = None
         self._selftest = selftest
         self._health = health
         self.stage = health.register(self.name, deadline_s=CONNECT_TIMEOUT_S + 10.0)
@@ -201,6 +203,7 @@ class SapientClient:
 
     def _close(self) -> None:
         self.registered = False
+        self._end_engagement_of_lost_peer()
         self._register_at = None
         if self.settings.regions and self._on_regions is not None:
             # A peer that is gone cannot see or lift its regions: the tracker starts tracks
@@ -486,9 +489,21 @@ class SapientClient:
                             [str(reason or f"effector: {result.get('status')}")])
         if request.action == "engage":
             self._engage_task = task.task_id
+            self._engagement = (f"sapient:{message.node_id}",
+                                time.monotonic() + float(request.params["duration_s"]))
         else:
-            self._engage_task = None
+            self._engage_task = self._engagement = None
         return Decision(TaskAck.TASK_STATUS_ACCEPTED, [str(reason)] if reason else [])
+
+    def _end_engagement_of_lost_peer(self) -> None:
+        """A tasking system that is gone can no longer stop what it started (as the MQTT
+        link's loss drops an operator's engagement): disengage, audited as its own."""
+        engagement, self._engagement, self._engage_task = self._engagement, None, None
+        if engagement is None or self._effector is None or time.monotonic() >= engagement[1]:
+            return
+        log.warning("sapient: connection lost during the engagement it tasked; disengaging")
+        self._effector(engagement[0], "disengage", {},
+                       {"system": "sapient", "reason": "connection to the tasking system lost"})
 
     def _peer_name(self) -> str | None:
         """The subject common name of the peer's (verified) certificate, for the audit log."""
