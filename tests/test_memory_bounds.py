@@ -74,3 +74,34 @@ def test_the_daemon_caps_its_malloc_arenas(tmp_path: Path, mosquitto) -> None:
         assert report["malloc_arenas"] <= MALLOC_ARENAS, report
     finally:
         daemon.stop()
+
+
+LARGE_BLOCK_PROBE = """
+import ctypes, sys
+from edgenode.daemon.memory import tune_malloc
+if sys.argv[1] == "tuned":
+    assert tune_malloc()
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                               "usmblks", "fsmblks", "uordblks", "fordblks",
+                                               "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+libc.mallinfo2.restype = Mallinfo2
+libc.free(libc.malloc(1 << 20))  # glibc's default then raises its mmap threshold past 1 MB
+block = libc.malloc(1 << 20)
+print(libc.mallinfo2().hblkhd >= 1 << 20)  # the second MB mmapped, returned when freed
+"""
+
+
+def test_large_buffers_are_mapped_and_returned_not_left_in_the_heap() -> None:
+    import subprocess
+    import sys
+
+    def mapped(mode: str) -> bool:
+        out = subprocess.run([sys.executable, "-c", LARGE_BLOCK_PROBE, mode], check=True,
+                             capture_output=True, text=True).stdout
+        return out.strip() == "True"
+
+    assert not mapped("default"), "glibc's adaptive threshold: this probe proves nothing here"
+    assert mapped("tuned")

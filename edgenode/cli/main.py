@@ -71,9 +71,9 @@ def cmd_relay_safe(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edgenode.daemon.memory import limit_malloc_arenas
+    from edgenode.daemon.memory import tune_malloc
 
-    limit_malloc_arenas()  # before the daemon's threads start
+    tune_malloc()  # before the daemon's threads start
     from edgenode.daemon.node import Node
 
     twin = None

@@ -15,19 +15,30 @@ from typing import Any
 TRACE_ENV = "EDGENODE_TRACEMALLOC"
 TRACE_FRAMES = 8
 TOP = 15
-# glibc gives threads that contend for malloc arenas of their own (up to 8 per core), and each
-# keeps what was freed in it: on the twin under CPU load the daemon's anonymous memory rose
-# from ~110 to ~190 MB that way. Two arenas hold it near 120 MB at no measurable CPU cost.
+# glibc's defaults let a long-running threaded numpy process hold far more than it uses:
+# - each thread that contends for malloc gets an arena of its own (up to 8 per core), and each
+#   keeps what was freed in it: on the twin under CPU load RssAnon rose ~110 -> ~190 MB;
+# - the mmap threshold adapts upwards (to 32 MB) after a large block is freed, so audio blocks
+#   and FFT buffers (~0.1-1 MB) then come from the heaps and fragment them: with two arenas,
+#   RssAnon still climbed 148 -> 173 MB in 8 min of a broker outage at 4x.
+# Two arenas and a fixed 128 KiB threshold (large buffers mmapped, returned when freed) hold
+# it at ~108-120 MB, flat, at no CPU cost the daemon bench can see.
 MALLOC_ARENAS = 2
-_M_ARENA_MAX = -8  # mallopt parameter, <malloc.h>
+MMAP_THRESHOLD_BYTES = 128 * 1024
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt parameters, <malloc.h>
 
 
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc's malloc arenas for the threads started from now on (call before they
-    start). False where the C library is not glibc (nothing to cap there)."""
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def tune_malloc() -> bool:
+    """Cap glibc's arenas and fix its mmap threshold, for the threads started from now on
+    (call before they start). False where the C library is not glibc (nothing to tune)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
+        libc = _libc()
+        return bool(libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)) and \
+            bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
     except (OSError, AttributeError):
         return False
 
@@ -46,8 +57,8 @@ def proc_memory_kb(pid: int | None = None) -> dict[str, int]:
 def malloc_arenas() -> int | None:
     """How many malloc arenas glibc has made (from malloc_info), or None off glibc."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        buf, size = ctypes.c_char_p(), ctypes.c_size_t()
+        libc = _libc()
+        buf, size = ctypes.c_void_p(), ctypes.c_size_t()
         libc.open_memstream.restype = ctypes.c_void_p
         libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
         libc.fclose.argtypes = [ctypes.c_void_p]

@@ -82,13 +82,19 @@ class TargetScore:
             return None
         return math.sqrt(sum(e * e for e in self.bearing_errors) / len(self.bearing_errors))
 
+    @property
+    def bearing_median_abs_deg(self) -> float | None:
+        return float(np.median(np.abs(self.bearing_errors))) if self.bearing_errors else None
+
     def as_dict(self) -> dict[str, Any]:
         rms = self.bearing_rms_deg
+        median = self.bearing_median_abs_deg
         return {"id": self.id, "kind": self.kind, "samples": self.samples,
                 "pd": round(self.pd, 3),
                 "first_detection_s": None if self.first_detection_s is None
                 else round(self.first_detection_s, 2),
                 "bearing_rms_deg": None if rms is None else round(rms, 2),
+                "bearing_median_abs_deg": None if median is None else round(median, 2),
                 "tracks": len(self.track_ids), "redundant_tracks": len(self.redundant_ids),
                 "id_changes": self.id_changes,
                 "id_swaps": self.id_swaps,
