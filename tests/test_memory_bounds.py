@@ -105,3 +105,14 @@ def test_large_buffers_are_mapped_and_returned_not_left_in_the_heap() -> None:
 
     assert not mapped("default"), "glibc's adaptive threshold: this probe proves nothing here"
     assert mapped("tuned")
+
+
+def test_the_daemon_does_not_load_scipy_signal() -> None:
+    # ~25 MB resident for one STFT in the self-test's wiring check: numpy does it instead.
+    import subprocess
+    import sys
+
+    probe = "import sys, edgenode.daemon.node; print('scipy.signal' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                         text=True).stdout
+    assert out.strip() == "False"
