@@ -36,9 +36,11 @@ def acoustic_checks(f0: dict[str, Any], f1: dict[str, Any], samples: np.ndarray 
     if stream["result"] == FAIL or samples is None or len(samples) < f1["sample_rate_hz"] // 4:
         why = "no audio to measure (acoustic.stream)"
         return [stream, *(skip(PART, n, why) for n in LEVEL_CHECKS)]
-    x = np.asarray(samples, dtype=np.float64)
+    # float32 as captured: a float64 copy of 2 s of 16 channels and its temporaries were most
+    # of the self-test's memory spike in the daemon.
+    x = np.asarray(samples, dtype=np.float32)
     mic_channel = f1["channel_map"]
-    rms_db = 20 * np.log10(np.sqrt(np.mean(x ** 2, axis=0)) + 1e-12)
+    rms_db = 20 * np.log10(np.sqrt(np.mean(np.square(x), axis=0, dtype=np.float64)) + 1e-12)
     median_db = float(np.median(rms_db))
     silent = [i for i in range(x.shape[1])
               if rms_db[i] < median_db - SILENT_BELOW_MEDIAN_DB or not np.any(x[:, i])]
@@ -114,7 +116,8 @@ def _floor(x: np.ndarray, good: list[int], fs: int, names: Any) -> dict[str, Any
                     "(acoustic.silent, acoustic.clipping)")
     n = int(fs * FRAME_S)
     frames = x[: len(x) // n * n, good].reshape(-1, n, len(good))
-    floor = 10 * np.log10(np.percentile(np.mean(frames ** 2, axis=1), 10, axis=0) + 1e-24)
+    power = np.mean(np.square(frames), axis=1, dtype=np.float64)
+    floor = 10 * np.log10(np.percentile(power, 10, axis=0) + 1e-24)
     bad = [good[k] for k in range(len(good)) if not lo <= floor[k] <= hi]
     value = float(np.median(floor))
     if bad:

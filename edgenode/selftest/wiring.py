@@ -5,8 +5,8 @@ aliasing) is dominated by a few far sources, so its signal subspace holds their 
 vectors, computed from the configured geometry. `fit` is how well the best steering vector
 lies in that subspace (1.0: perfectly), averaged over the band. With two microphones swapped
 or one reversed, no steering vector fits as well, but the same data with that swap (or sign)
-undone does: trying every pair and every sign names the culprit. Pure numpy (scipy.signal
-would cost the daemon ~25 MB of resident memory for one STFT); no I/O.
+undone does: trying every pair and every sign names the culprit. numpy and scipy.fft (not
+scipy.signal: ~25 MB of resident memory in the daemon for one STFT); no I/O.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import fft as sfft
 
 SPEED_OF_SOUND = 343.0
 BAND_HZ = (800.0, 3800.0)
 NFFT = 256
 SUBSPACE = 3
 DIRECTIONS = 600
+FRAMES_AT_ONCE = 64
 
 
 @dataclass(frozen=True)
@@ -40,24 +42,29 @@ def _sphere(n: int) -> np.ndarray:
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
 
 
-def _stft(x: np.ndarray, fs: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frequencies, spectra (channels, bins, frames)) of `x` (channels, samples): periodic
-    Hann windows of NFFT, half overlapping, half a window of zeros at each end."""
+def _band_stft(x: np.ndarray, fs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frequencies, spectra (channels, bins, frames)) of `x` (channels, samples) in BAND_HZ:
+    periodic Hann windows of NFFT, half overlapping, half a window of zeros at each end.
+    In float32 and FRAMES_AT_ONCE frames at a time: the whole 2 s window at once in float64
+    was a 90 MB spike in the daemon every self-test."""
     hop = NFFT // 2
-    padded = np.pad(x, ((0, 0), (hop, hop + (-x.shape[1]) % hop)))
+    padded = np.pad(x.astype(np.float32), ((0, 0), (hop, hop + (-x.shape[1]) % hop)))
     frames = np.lib.stride_tricks.sliding_window_view(padded, NFFT, axis=1)[:, ::hop]
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(NFFT) / NFFT)
-    z = np.fft.rfft(frames * window, axis=2) / window.sum()
-    return np.fft.rfftfreq(NFFT, 1.0 / fs), np.transpose(z, (0, 2, 1))
+    f = np.fft.rfftfreq(NFFT, 1.0 / fs)
+    sel = (f >= BAND_HZ[0]) & (f <= BAND_HZ[1])
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(NFFT) / NFFT)).astype(np.float32)
+    z = np.empty((x.shape[0], int(sel.sum()), frames.shape[1]), np.complex128)
+    for at in range(0, frames.shape[1], FRAMES_AT_ONCE):
+        spectra = sfft.rfft(frames[:, at:at + FRAMES_AT_ONCE] * window, axis=2)
+        z[:, :, at:at + FRAMES_AT_ONCE] = np.transpose(spectra[:, :, sel], (0, 2, 1))
+    return f[sel], z / float(window.sum())
 
 
 def wiring_fit(samples: np.ndarray, positions_m: np.ndarray, fs: int) -> WiringFit:
     """`samples` (frames, mics) in geometry order; `positions_m` (mics, 3)."""
-    x = np.asarray(samples, dtype=np.float64)
+    x = np.asarray(samples, dtype=np.float32)
     m = x.shape[1]
-    f, z = _stft(x.T, fs)
-    sel = (f >= BAND_HZ[0]) & (f <= BAND_HZ[1])
-    z, f = z[:, sel, :], f[sel]
+    f, z = _band_stft(x.T, fs)
     # Equal gain per channel: a quiet or loud microphone is the level checks' business.
     z = z / (np.sqrt(np.mean(np.abs(z) ** 2, axis=(1, 2)))[:, None, None] + 1e-30)
     csm = np.einsum("mft,nft->fmn", z, z.conj()) / z.shape[2]
