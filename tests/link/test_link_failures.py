@@ -1,13 +1,14 @@
 """Issue 21: link behaviour documented in docs/mqtt.md that no test reached: broker refusals,
-unpublishable rows, foreign response topics, reconnect backoff, the in-flight map."""
+unpublishable rows, foreign response topics, reconnect backoff, the in-flight map. Tests with
+`any_broker` run on Mosquitto and, under `make test-long`, on RabbitMQ (MQTT 3.1.1)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -17,6 +18,7 @@ from edgenode.link.mqtt import BrokerOptions, MqttClient
 from edgenode.link.outbox import Outbox
 from edgenode.link.payloads import PRIORITY_AUDIT
 from edgenode.ulid import new_ulid
+from tests.brokers import connected_client, needs_mqtt5
 from tests.conftest import Mosquitto, free_port
 from tests.link.helpers import PREFIX, Recorder, make_config, wait_until
 
@@ -26,11 +28,24 @@ def _link(tmp_path: Path, url: str, **broker: object) -> Link:
                 version="0.0-test", capabilities=[], config_digest="sha256:test")
 
 
+def _link_to(tmp_path: Path, broker: Any) -> Link:
+    """A link to `any_broker` in the highest MQTT version it speaks."""
+    return _link(tmp_path, broker.url, mqtt_version=broker.mqtt_version)
+
+
+def _mosquitto_acl_only(broker: Any) -> None:
+    if broker.mqtt_version != "5":
+        pytest.skip(f"denies one topic with Mosquitto's acl_file; {type(broker).__name__}'s "
+                    "topic permissions are its own mechanism, not set up here")
+
+
 def _gaps(recorder: Recorder) -> list[dict]:
     return [m.payload for m in recorder.on("events") if m.payload.get("type") == "gap"]
 
 
-def test_a_publish_the_broker_refuses_becomes_a_broker_refused_gap(tmp_path: Path) -> None:
+def test_a_publish_the_broker_refuses_becomes_a_broker_refused_gap(tmp_path: Path,
+                                                                  any_broker: Any) -> None:
+    needs_mqtt5(any_broker, "PUBACK reason codes (a refusal the node can see)")
     # Only the audit topic is denied to the node: its PUBACK carries 0x87 (not authorized).
     acl = tmp_path / "acl"
     acl.write_text(f"pattern readwrite {PREFIX}/events\npattern readwrite {PREFIX}/status\n"
@@ -59,7 +74,7 @@ def test_a_publish_the_broker_refuses_becomes_a_broker_refused_gap(tmp_path: Pat
 
 
 def test_a_row_that_can_never_be_published_becomes_an_unpublishable_gap(
-        tmp_path: Path, mosquitto: Mosquitto) -> None:
+        tmp_path: Path, any_broker: Any) -> None:
     # A row left in the outbox whose topic paho refuses (a wildcard): sent for ever it
     # would block nothing, but lost silently it would leave a hole nobody explains.
     state = tmp_path / "state"
@@ -67,8 +82,8 @@ def test_a_row_that_can_never_be_published_becomes_an_unpublishable_gap(
     box.append(f"{PREFIX}/#", b'{"x":1}', stream="audit", session=1, seq=7,
                priority=PRIORITY_AUDIT, created=time.time())
     box.close()
-    recorder = Recorder(mosquitto.port).start()
-    link = _link(tmp_path, mosquitto.url)
+    recorder = Recorder.for_broker(any_broker).start()
+    link = _link_to(tmp_path, any_broker)
     try:
         link.start()
         assert recorder.wait_for(lambda: _gaps(recorder), 10), "no gap record"
@@ -83,17 +98,17 @@ def test_a_row_that_can_never_be_published_becomes_an_unpublishable_gap(
 
 
 def test_a_response_topic_outside_the_nodes_prefix_is_refused_and_counted(
-        tmp_path: Path, mosquitto: Mosquitto) -> None:
-    recorder = Recorder(mosquitto.port, topic="#").start()
-    link = _link(tmp_path, mosquitto.url)
+        tmp_path: Path, any_broker: Any) -> None:
+    # On 3.1.1 there is no response topic: results go to cmd/result only
+    # (test_link_broker.py::test_every_payload_on_every_topic_matches_its_schema).
+    needs_mqtt5(any_broker, "response topics")
+    recorder = Recorder.for_broker(any_broker, topic="#").start()
+    link = _link_to(tmp_path, any_broker)
     link.on_command(lambda m: {"id": None, "status": "rejected", "reason": "test"})
-    sender = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"s-{new_ulid()}",
-                         protocol=paho.MQTTv5)
+    link.start()
+    sender = connected_client(any_broker.port, client_id=f"s-{new_ulid()}")
     try:
-        link.start()
         assert wait_until(lambda: link.connected, 10)
-        sender.connect("127.0.0.1", mosquitto.port)
-        sender.loop_start()
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = "elsewhere/inbox"
         props.CorrelationData = b"c1"
@@ -147,7 +162,9 @@ def test_deleted_rows_leave_the_in_flight_map(tmp_path: Path) -> None:
     box.close()
 
 
-def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path) -> None:
+def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path,
+                                                           any_broker: Any) -> None:
+    _mosquitto_acl_only(any_broker)
     # The broker lets the node do everything but ping itself (an old ACL): the link can never
     # be checked, so it must not stay "up" for the link-loss rule by default.
     acl = tmp_path / "acl"
