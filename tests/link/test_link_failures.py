@@ -20,7 +20,7 @@ from edgenode.link.payloads import PRIORITY_AUDIT
 from edgenode.ulid import new_ulid
 from tests.brokers import connected_client, needs_mqtt5
 from tests.conftest import Mosquitto, free_port
-from tests.link.helpers import PREFIX, Recorder, make_config, wait_until
+from tests.link.helpers import PREFIX, Recorder, make_config, track_event, wait_until
 
 
 def _link(tmp_path: Path, url: str, **broker: object) -> Link:
@@ -190,3 +190,38 @@ def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path,
     finally:
         link.stop()
         broker.stop()
+
+
+@pytest.mark.long
+@pytest.mark.xfail(strict=True, reason=(
+    "link bug, MQTT 3.1.1 mode: a broker may refuse a publish by closing the connection "
+    "(RabbitMQ does); paho re-sends the row on every reconnect, so the link never gets past "
+    "it. It should become a broker_refused gap, as an MQTT 5 refusal does"))
+def test_a_publish_a_311_broker_refuses_by_disconnecting_does_not_stall_the_link(
+        tmp_path: Path, rabbitmq: Any) -> None:
+    # The node may write everything of its own but `audit` (RabbitMQ's topic permissions
+    # match the AMQP routing key: `/` becomes `.`).
+    user = f"node-{new_ulid()[-8:].lower()}"
+    rabbitmq.ctl("add_user", user, "pw")
+    rabbitmq.ctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
+    own = PREFIX.replace("/", r"\.")
+    rabbitmq.ctl("set_topic_permissions", "-p", "/", user, "amq.topic",
+                 rf"^{own}\.(events|status|health|effector|selftest|cmd|ping)(\..*)?$", ".*")
+    password = tmp_path / "pw"
+    password.write_text("pw\n")
+    recorder = Recorder.for_broker(rabbitmq).start()
+    link = _link(tmp_path, rabbitmq.url, mqtt_version="3.1.1", username=user,
+                 password_file=password, reconnect_min_s=0.2, reconnect_max_s=1)
+    try:
+        link.start()
+        assert wait_until(lambda: link.connected, 10)
+        link.publish_audit({"seq": 0, "kind": "test"})
+        link.publish_event(track_event("new"))
+        assert recorder.wait_for(lambda: recorder.track_events(), 10), (
+            f"the event never got past the refused audit row ({link.counters()['connects']} "
+            "connects)")
+        assert recorder.wait_for(lambda: [g for g in _gaps(recorder)
+                                          if g["reason"] == "broker_refused"], 5)
+    finally:
+        link.stop()
+        recorder.stop()
