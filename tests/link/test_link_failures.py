@@ -17,6 +17,7 @@ from edgenode.link import Link
 from edgenode.link.mqtt import BrokerOptions, MqttClient
 from edgenode.link.outbox import Outbox
 from edgenode.link.payloads import PRIORITY_AUDIT
+from edgenode.link.refusal import REFUSAL_WINDOW_S, REFUSED_AFTER, RefusalWatch
 from edgenode.ulid import new_ulid
 from tests.brokers import connected_client, needs_mqtt5
 from tests.conftest import Mosquitto, free_port
@@ -71,6 +72,49 @@ def test_a_publish_the_broker_refuses_becomes_a_broker_refused_gap(tmp_path: Pat
         link.stop()
         recorder.stop()
         broker.stop()
+
+
+def test_a_publish_the_broker_answers_by_disconnecting_becomes_a_gap_not_a_stall(
+        tmp_path: Path) -> None:
+    # Mosquitto throws off a client that sends a packet over max_packet_size (as RabbitMQ does
+    # one that publishes where its permissions deny): the old link sent that row again on every
+    # reconnect, for ever, and nothing after it got through.
+    port = free_port()
+    broker = Mosquitto(tmp_path / "broker", port=port, extra=(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 20000\n")).start()
+    recorder = Recorder(port).start()
+    link = _link(tmp_path, broker.url, mqtt_version="3.1.1", reconnect_min_s=0.2,
+                 reconnect_max_s=1)
+    try:
+        link.start()
+        assert wait_until(lambda: link.connected, 10)
+        link.publish_audit({"seq": 0, "kind": "test", "data": {"blob": "x" * 30_000}})
+        link.publish_event(track_event("new"))
+        assert recorder.wait_for(lambda: recorder.track_events(), 15), (
+            f"nothing got past the row the broker refuses ({link.counters()['connects']} "
+            "connects)")
+        assert recorder.wait_for(lambda: _gaps(recorder), 5)
+        assert _gaps(recorder)[0]["reason"] == "broker_refused"
+        assert _gaps(recorder)[0]["dropped"]["stream"] == "audit"
+        assert link.counters()["refused"] == 1
+    finally:
+        link.stop()
+        recorder.stop()
+        broker.stop()
+
+
+def test_only_the_same_message_unacknowledged_over_quick_closes_counts_as_refused() -> None:
+    watch = RefusalWatch()
+    assert [watch.closed(7, 0.1) for _ in range(REFUSED_AFTER)] == [None] * (
+        REFUSED_AFTER - 1) + [7]
+    # Another message oldest in between (7 was acknowledged): counting starts again.
+    assert watch.closed(7, 0.1) is None and watch.closed(8, 0.1) is None
+    assert watch.closed(8, 0.1) is None
+    # A connection that lived longer than the window proves the broker took what came first.
+    assert watch.closed(8, REFUSAL_WINDOW_S + 1) is None
+    assert [watch.closed(8, 0.1) for _ in range(REFUSED_AFTER)][-1] == 8
+    # Nothing unacknowledged: nothing to blame.
+    assert watch.closed(None, 0.1) is None and watch.closed(9, 0.1) is None
 
 
 def test_a_row_that_can_never_be_published_becomes_an_unpublishable_gap(
@@ -193,12 +237,11 @@ def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path,
 
 
 @pytest.mark.long
-@pytest.mark.xfail(strict=True, reason=(
-    "link bug, MQTT 3.1.1 mode: a broker may refuse a publish by closing the connection "
-    "(RabbitMQ does); paho re-sends the row on every reconnect, so the link never gets past "
-    "it. It should become a broker_refused gap, as an MQTT 5 refusal does"))
 def test_a_publish_a_311_broker_refuses_by_disconnecting_does_not_stall_the_link(
         tmp_path: Path, rabbitmq: Any) -> None:
+    # MQTT 3.1.1 lets a broker refuse by closing the connection; RabbitMQ does. The old link
+    # sent the refused row again on every reconnect (~60 a 10 s) and nothing after it went
+    # through; now it becomes a broker_refused gap, as an MQTT 5 refusal does.
     # The node may write everything of its own but `audit` (RabbitMQ's topic permissions
     # match the AMQP routing key: `/` becomes `.`).
     user = f"node-{new_ulid()[-8:].lower()}"
@@ -220,8 +263,17 @@ def test_a_publish_a_311_broker_refuses_by_disconnecting_does_not_stall_the_link
         assert recorder.wait_for(lambda: recorder.track_events(), 10), (
             f"the event never got past the refused audit row ({link.counters()['connects']} "
             "connects)")
-        assert recorder.wait_for(lambda: [g for g in _gaps(recorder)
-                                          if g["reason"] == "broker_refused"], 5)
+        assert recorder.wait_for(lambda: _gaps(recorder), 5)
+        gap = _gaps(recorder)[0]
+        assert gap["reason"] == "broker_refused"
+        assert gap["dropped"] == {"stream": "audit", "session": link.session,
+                                  "ranges": [[0, 0]], "count": 1}
+        assert link.counters()["refused"] == 1
+        assert not recorder.on("audit")
+        # The link stays up now that the refused row is gone.
+        connects = link.counters()["connects"]
+        time.sleep(1.0)
+        assert link.counters()["connects"] == connects and link.connected
     finally:
         link.stop()
         recorder.stop()
