@@ -46,6 +46,8 @@ def _gaps(recorder: Recorder) -> list[dict]:
 
 def test_a_publish_the_broker_refuses_becomes_a_broker_refused_gap(tmp_path: Path,
                                                                   any_broker: Any) -> None:
+    # On 3.1.1 a refusing broker closes the connection or acknowledges silently: the first is
+    # test_a_publish_a_311_broker_refuses_by_disconnecting_does_not_stall_the_link.
     needs_mqtt5(any_broker, "PUBACK reason codes (a refusal the node can see)")
     # Only the audit topic is denied to the node: its PUBACK carries 0x87 (not authorized).
     acl = tmp_path / "acl"
