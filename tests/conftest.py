@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +63,13 @@ def mosquitto_version() -> tuple[int, ...]:
 
 
 class Mosquitto:
-    """A private broker. `extra` lines go into its config (TLS listeners, ACLs...)."""
+    """A private broker. `extra` lines go into its config (TLS listeners, ACLs...).
+
+    Shares its test interface with tests/brokers.py's RabbitMq: `url`, `port`,
+    `mqtt_version` (the highest it speaks), `take_down`/`bring_back` (an outage) and
+    `freeze`/`thaw` (a broker that hangs with its connections open)."""
+
+    mqtt_version = "5"
 
     def __init__(self, workdir: Path, port: int | None = None, extra: str = "",
                  persistent: bool = False):
@@ -103,6 +111,20 @@ class Mosquitto:
             terminate(self.proc)
         self.proc = None
 
+    def take_down(self) -> None:
+        self.stop()
+
+    def bring_back(self) -> None:
+        self.start()
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
@@ -116,6 +138,38 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     """One broker for the tests that only need a broker to be there."""
     broker = Mosquitto(tmp_path_factory.mktemp("shared-broker")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One RabbitMQ (MQTT 3.1.1 plugin, tests/brokers.py) for the whole session: it takes
+    10-40 s to start."""
+    from tests.brokers import RabbitMq, rabbitmq_available  # it imports this module
+
+    if not rabbitmq_available():
+        pytest.fail("rabbitmq-server is not installed: run `make setup`, which installs it")
+    broker = RabbitMq(tmp_path_factory.mktemp("rabbitmq")).start()
+    yield broker
+    broker.stop()
+
+
+# RabbitMQ takes 10-40 s to start: its runs go to `make test-long` (make test: Mosquitto).
+@pytest.fixture(params=["mosquitto", pytest.param("rabbitmq", marks=pytest.mark.long)])
+def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A broker with Mosquitto's test interface (`url`, `port`, `mqtt_version`, `take_down`,
+    `bring_back`, `freeze`, `thaw`): a fresh Mosquitto (MQTT 5, sessions kept across an
+    outage) per test, or the session's RabbitMQ (MQTT 3.1.1). A test of an MQTT 5 feature
+    calls tests.brokers.needs_mqtt5 first."""
+    if request.param == "rabbitmq":
+        rabbitmq = request.getfixturevalue("rabbitmq")
+        yield rabbitmq
+        rabbitmq.recover()
+        return
+    # Unbounded queues: a persistent recorder must get every event replayed after an outage.
+    broker = Mosquitto(tmp_path / "any-broker", persistent=True,
+                       extra="max_queued_messages 0\n").start()
     yield broker
     broker.stop()
 

@@ -12,6 +12,9 @@ the daemon's link and the operator tool `edgenode ctl`.
   anyone who may publish to a topic we read could otherwise keep us off the broker.
 - A connection that fails before CONNACK (refused TCP, TLS handshake) leaves its reason in
   `last_error`, naming the broker, so health can say why.
+- A publish the broker refuses by closing the connection (MQTT 3.1.1 allows it; RabbitMQ does
+  it) is given up after a few connections in a row ended over it (edgenode/link/refusal.py)
+  and reported as refused, like an MQTT 5 PUBACK reason code, instead of being sent for ever.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +38,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edgenode.link.refusal import REFUSED_AFTER, RefusalWatch
 from edgenode.link.tolerant import Unrepairable, without_refused_properties
 
 log = logging.getLogger(__name__)
+
+GIVEN_UP_CODE = 0x80  # "unspecified error": how a publish given up as refused is reported
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,22 @@ class _TolerantClient(paho.Client):
                             "(%s)", self.repaired, exc)
             return super()._handle_publish()
 
+    def oldest_unacked(self) -> int | None:
+        """The mid of the oldest message sent and not acknowledged: paho keeps its outgoing
+        messages in the order they were queued and sends them again in that order."""
+        with self._out_message_mutex:
+            for message in self._out_messages.values():
+                if message.state == paho.mqtt_ms_wait_for_puback:
+                    return int(message.mid)
+        return None
+
+    def give_up(self, mid: int) -> str | None:
+        """Forget message `mid` so it is not sent again; its topic, or None if it is gone
+        (acknowledged after all). Called in on_connect, before paho re-sends the rest."""
+        with self._out_message_mutex:
+            message = self._out_messages.pop(mid, None)
+        return None if message is None else str(message.topic)
+
 
 def plain_filter(subscription: str) -> str:
     """The topic filter of a subscription: `$share/g/edgenode/+/+/events` (an MQTT 5 shared
@@ -147,6 +170,9 @@ class MqttClient:
             self._client.will_set(options.will_topic, options.will_payload, qos=1, retain=True)
         self._client.max_inflight_messages_set(options.max_inflight)
         self._failures = 0
+        self._refusals = RefusalWatch()
+        self._refused_mid: int | None = None
+        self._connected_at = time.monotonic()
         self._schedule_next_attempt(failed=False)
         self._client.on_connect = self._handle_connect
         self._client.on_connect_fail = self._handle_connect_fail
@@ -200,6 +226,10 @@ class MqttClient:
             return
         self.last_error = ""
         self._schedule_next_attempt(failed=False)
+        if self._refused_mid is not None:
+            self._give_up(self._refused_mid)
+            self._refused_mid = None
+        self._connected_at = time.monotonic()
         self.subscribed.clear()
         with self._lock:
             subs = list(self._subs.items())
@@ -236,6 +266,9 @@ class MqttClient:
         was = self.connected.is_set()
         self.connected.clear()
         self.subscribed.clear()
+        if was and reason.is_failure:  # not our own disconnect()
+            self._refused_mid = self._refusals.closed(self._client.oldest_unacked(),
+                                                      time.monotonic() - self._connected_at)
         if was:
             log.warning("mqtt: disconnected from %s:%d (%s)", self._host, self._port, reason)
         elif not self.last_error.startswith("broker refused"):
@@ -323,6 +356,17 @@ class MqttClient:
         """Call `listener(mid, reason_code)` on every PUBACK; a code >= 0x80 is the broker's
         refusal (MQTT 5 only, e.g. 0x87 not authorized; 3.1.1 brokers refuse silently)."""
         self._publish_result_listeners.append(listener)
+
+    def _give_up(self, mid: int) -> None:
+        topic = self._client.give_up(mid)
+        if topic is None:
+            return
+        log.error("mqtt: %s:%d closed the connection %d times in a row with the publish on %s "
+                  "unacknowledged: given up on it as refused (does the broker's ACL let this "
+                  "client write there? is it over the broker's size limit?)", self._host,
+                  self._port, REFUSED_AFTER, topic)
+        for listener in self._publish_result_listeners:
+            listener(mid, GIVEN_UP_CODE)
 
     def _handle_publish(self, client: paho.Client, userdata: object, mid: int,
                         reason: paho.ReasonCode, properties: object) -> None:

@@ -14,14 +14,12 @@ from typing import Any
 
 import jsonschema
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from edgenode.config import Config, load_config
 from edgenode.link.payloads import load_schema
 from edgenode.link.topics import schema_for_topic
 from edgenode.ulid import new_ulid
+from tests.brokers import connect_kwargs, paho_client
 
 SITE, NODE = "test", "n1"
 PREFIX = f"edgenode/{SITE}/{NODE}"
@@ -32,13 +30,6 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
     # Built once per schema: building it per message made the recorder fall seconds behind
     # a replayed backlog on a slow CI machine.
     return jsonschema.Draft202012Validator(load_schema(name))
-
-
-def persistent_broker_extra(workdir: Path) -> str:
-    """Mosquitto lines (for Mosquitto(extra=...)) keeping sessions across a restart."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    return (f"persistence true\npersistence_location {workdir}/\n"
-            "max_queued_messages 0\nmax_inflight_messages 20\n")
 
 
 def write_config(path: Path, url: str, *, site: str = SITE, node: str = NODE,
@@ -140,20 +131,24 @@ class Recorder:
     topic: str = "edgenode/#"
     tls: ssl.SSLContext | None = None
     # A persistent session (the control room's consumer): the broker queues for it while it
-    # reconnects after an outage. Needs a broker with PERSISTENT_BROKER settings.
+    # reconnects after an outage (Mosquitto: a broker started with persistence).
     persistent: bool = False
+    mqtt_version: str = "5"  # the broker's: RabbitMQ 3.10 speaks 3.1.1 only
     messages: list[Received] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def for_broker(cls, broker: Any, **kwargs: Any) -> Recorder:
+        """A recorder on `broker` (tests/conftest.py's any_broker) in its MQTT version.
+        Mind that RabbitMQ hands retained messages only to exact-topic subscriptions."""
+        return cls(broker.port, mqtt_version=broker.mqtt_version, **kwargs)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._ready = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"rec-{new_ulid()}",
-                                  protocol=paho.MQTTv5)
-        self._connect_props = None
-        if self.persistent:
-            self._connect_props = Properties(PacketTypes.CONNECT)
-            self._connect_props.SessionExpiryInterval = 3600
+        self._client_id = f"rec-{new_ulid()}"
+        self.client = paho_client(self.mqtt_version, self._client_id,
+                                  persistent=self.persistent)
         if self.tls:
             self.client.tls_set_context(self.tls)
         self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(self.topic, 1),
@@ -163,8 +158,7 @@ class Recorder:
 
     def start(self) -> Recorder:
         self.client.connect_async("127.0.0.1", self.url_port, 30,
-                                  clean_start=not self.persistent,
-                                  properties=self._connect_props)
+                                  **connect_kwargs(self.mqtt_version, self.persistent))
         self.client.loop_start()
         assert self._ready.wait(10), "recorder could not connect"
         time.sleep(0.1)  # SUBACK
@@ -173,6 +167,16 @@ class Recorder:
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        if self.persistent and not self.tls:
+            # End the session, or a broker shared by later tests (RabbitMQ's) keeps
+            # queueing everything for a recorder that never comes back.
+            ender = paho_client(self.mqtt_version, self._client_id)
+            try:
+                ender.connect("127.0.0.1", self.url_port, **connect_kwargs(self.mqtt_version))
+                ender.loop(0.5)
+                ender.disconnect()
+            except OSError:
+                pass  # the broker is gone: nothing to end
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         props = getattr(msg, "properties", None)

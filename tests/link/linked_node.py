@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edgenode.config import Config
 from edgenode.control import Effector
@@ -22,6 +21,7 @@ from edgenode.link import Link
 from edgenode.ulid import new_ulid
 from hal.ports.gpio.fake import FakeGpio
 from hal.relay import JammerRelay
+from tests.brokers import connect_kwargs, paho_client
 from tests.control.conftest import (
     AUX,
     DRIVE,
@@ -89,19 +89,19 @@ class Console:
     user: str | None = None
     site: str = SITE
     node: str = NODE
+    mqtt_version: str = "5"  # the broker's (RabbitMQ 3.10: "3.1.1")
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     arrived: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ready = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"op-{new_ulid()}",
-                                  protocol=paho.MQTTv5)
+        self.client = paho_client(self.mqtt_version, f"op-{new_ulid()}")
         if self.user:
             self.client.username_pw_set(self.user, f"pw-{self.user}")
         self.client.on_connect = lambda c, u, f, rc, p: (
             c.subscribe(f"{self.prefix}/cmd/result", 1), self._ready.set())
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", self.port)
+        self.client.connect("127.0.0.1", self.port, **connect_kwargs(self.mqtt_version))
         self.client.loop_start()
         assert self._ready.wait(10), "console could not connect"
         time.sleep(0.2)  # SUBACK

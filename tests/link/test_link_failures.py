@@ -1,13 +1,14 @@
 """Issue 21: link behaviour documented in docs/mqtt.md that no test reached: broker refusals,
-unpublishable rows, foreign response topics, reconnect backoff, the in-flight map."""
+unpublishable rows, foreign response topics, reconnect backoff, the in-flight map. Tests with
+`any_broker` run on Mosquitto and, under `make test-long`, on RabbitMQ (MQTT 3.1.1)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -16,9 +17,11 @@ from edgenode.link import Link
 from edgenode.link.mqtt import BrokerOptions, MqttClient
 from edgenode.link.outbox import Outbox
 from edgenode.link.payloads import PRIORITY_AUDIT
+from edgenode.link.refusal import REFUSAL_WINDOW_S, REFUSED_AFTER, RefusalWatch
 from edgenode.ulid import new_ulid
+from tests.brokers import connected_client, needs_mqtt5
 from tests.conftest import Mosquitto, free_port
-from tests.link.helpers import PREFIX, Recorder, make_config, wait_until
+from tests.link.helpers import PREFIX, Recorder, make_config, track_event, wait_until
 
 
 def _link(tmp_path: Path, url: str, **broker: object) -> Link:
@@ -26,11 +29,26 @@ def _link(tmp_path: Path, url: str, **broker: object) -> Link:
                 version="0.0-test", capabilities=[], config_digest="sha256:test")
 
 
+def _link_to(tmp_path: Path, broker: Any) -> Link:
+    """A link to `any_broker` in the highest MQTT version it speaks."""
+    return _link(tmp_path, broker.url, mqtt_version=broker.mqtt_version)
+
+
+def _mosquitto_acl_only(broker: Any) -> None:
+    if broker.mqtt_version != "5":
+        pytest.skip(f"denies one topic with Mosquitto's acl_file; {type(broker).__name__}'s "
+                    "topic permissions are its own mechanism, not set up here")
+
+
 def _gaps(recorder: Recorder) -> list[dict]:
     return [m.payload for m in recorder.on("events") if m.payload.get("type") == "gap"]
 
 
-def test_a_publish_the_broker_refuses_becomes_a_broker_refused_gap(tmp_path: Path) -> None:
+def test_a_publish_the_broker_refuses_becomes_a_broker_refused_gap(tmp_path: Path,
+                                                                  any_broker: Any) -> None:
+    # On 3.1.1 a refusing broker closes the connection or acknowledges silently: the first is
+    # test_a_publish_a_311_broker_refuses_by_disconnecting_does_not_stall_the_link.
+    needs_mqtt5(any_broker, "PUBACK reason codes (a refusal the node can see)")
     # Only the audit topic is denied to the node: its PUBACK carries 0x87 (not authorized).
     acl = tmp_path / "acl"
     acl.write_text(f"pattern readwrite {PREFIX}/events\npattern readwrite {PREFIX}/status\n"
@@ -58,8 +76,51 @@ def test_a_publish_the_broker_refuses_becomes_a_broker_refused_gap(tmp_path: Pat
         broker.stop()
 
 
+def test_a_publish_the_broker_answers_by_disconnecting_becomes_a_gap_not_a_stall(
+        tmp_path: Path) -> None:
+    # Mosquitto throws off a client that sends a packet over max_packet_size (as RabbitMQ does
+    # one that publishes where its permissions deny): the old link sent that row again on every
+    # reconnect, for ever, and nothing after it got through.
+    port = free_port()
+    broker = Mosquitto(tmp_path / "broker", port=port, extra=(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 20000\n")).start()
+    recorder = Recorder(port).start()
+    link = _link(tmp_path, broker.url, mqtt_version="3.1.1", reconnect_min_s=0.2,
+                 reconnect_max_s=1)
+    try:
+        link.start()
+        assert wait_until(lambda: link.connected, 10)
+        link.publish_audit({"seq": 0, "kind": "test", "data": {"blob": "x" * 30_000}})
+        link.publish_event(track_event("new"))
+        assert recorder.wait_for(lambda: recorder.track_events(), 15), (
+            f"nothing got past the row the broker refuses ({link.counters()['connects']} "
+            "connects)")
+        assert recorder.wait_for(lambda: _gaps(recorder), 5)
+        assert _gaps(recorder)[0]["reason"] == "broker_refused"
+        assert _gaps(recorder)[0]["dropped"]["stream"] == "audit"
+        assert link.counters()["refused"] == 1
+    finally:
+        link.stop()
+        recorder.stop()
+        broker.stop()
+
+
+def test_only_the_same_message_unacknowledged_over_quick_closes_counts_as_refused() -> None:
+    watch = RefusalWatch()
+    assert [watch.closed(7, 0.1) for _ in range(REFUSED_AFTER)] == [None] * (
+        REFUSED_AFTER - 1) + [7]
+    # Another message oldest in between (7 was acknowledged): counting starts again.
+    assert watch.closed(7, 0.1) is None and watch.closed(8, 0.1) is None
+    assert watch.closed(8, 0.1) is None
+    # A connection that lived longer than the window proves the broker took what came first.
+    assert watch.closed(8, REFUSAL_WINDOW_S + 1) is None
+    assert [watch.closed(8, 0.1) for _ in range(REFUSED_AFTER)][-1] == 8
+    # Nothing unacknowledged: nothing to blame.
+    assert watch.closed(None, 0.1) is None and watch.closed(9, 0.1) is None
+
+
 def test_a_row_that_can_never_be_published_becomes_an_unpublishable_gap(
-        tmp_path: Path, mosquitto: Mosquitto) -> None:
+        tmp_path: Path, any_broker: Any) -> None:
     # A row left in the outbox whose topic paho refuses (a wildcard): sent for ever it
     # would block nothing, but lost silently it would leave a hole nobody explains.
     state = tmp_path / "state"
@@ -67,8 +128,8 @@ def test_a_row_that_can_never_be_published_becomes_an_unpublishable_gap(
     box.append(f"{PREFIX}/#", b'{"x":1}', stream="audit", session=1, seq=7,
                priority=PRIORITY_AUDIT, created=time.time())
     box.close()
-    recorder = Recorder(mosquitto.port).start()
-    link = _link(tmp_path, mosquitto.url)
+    recorder = Recorder.for_broker(any_broker).start()
+    link = _link_to(tmp_path, any_broker)
     try:
         link.start()
         assert recorder.wait_for(lambda: _gaps(recorder), 10), "no gap record"
@@ -83,17 +144,17 @@ def test_a_row_that_can_never_be_published_becomes_an_unpublishable_gap(
 
 
 def test_a_response_topic_outside_the_nodes_prefix_is_refused_and_counted(
-        tmp_path: Path, mosquitto: Mosquitto) -> None:
-    recorder = Recorder(mosquitto.port, topic="#").start()
-    link = _link(tmp_path, mosquitto.url)
+        tmp_path: Path, any_broker: Any) -> None:
+    # On 3.1.1 there is no response topic: results go to cmd/result only
+    # (test_link_broker.py::test_every_payload_on_every_topic_matches_its_schema).
+    needs_mqtt5(any_broker, "response topics")
+    recorder = Recorder.for_broker(any_broker, topic="#").start()
+    link = _link_to(tmp_path, any_broker)
     link.on_command(lambda m: {"id": None, "status": "rejected", "reason": "test"})
-    sender = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"s-{new_ulid()}",
-                         protocol=paho.MQTTv5)
+    link.start()
+    sender = connected_client(any_broker.port, client_id=f"s-{new_ulid()}")
     try:
-        link.start()
         assert wait_until(lambda: link.connected, 10)
-        sender.connect("127.0.0.1", mosquitto.port)
-        sender.loop_start()
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = "elsewhere/inbox"
         props.CorrelationData = b"c1"
@@ -147,7 +208,9 @@ def test_deleted_rows_leave_the_in_flight_map(tmp_path: Path) -> None:
     box.close()
 
 
-def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path) -> None:
+def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path,
+                                                           any_broker: Any) -> None:
+    _mosquitto_acl_only(any_broker)
     # The broker lets the node do everything but ping itself (an old ACL): the link can never
     # be checked, so it must not stay "up" for the link-loss rule by default.
     acl = tmp_path / "acl"
@@ -173,3 +236,46 @@ def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path) -> No
     finally:
         link.stop()
         broker.stop()
+
+
+@pytest.mark.long
+def test_a_publish_a_311_broker_refuses_by_disconnecting_does_not_stall_the_link(
+        tmp_path: Path, rabbitmq: Any) -> None:
+    # MQTT 3.1.1 lets a broker refuse by closing the connection; RabbitMQ does. The old link
+    # sent the refused row again on every reconnect (~60 a 10 s) and nothing after it went
+    # through; now it becomes a broker_refused gap, as an MQTT 5 refusal does.
+    # The node may write everything of its own but `audit` (RabbitMQ's topic permissions
+    # match the AMQP routing key: `/` becomes `.`).
+    user = f"node-{new_ulid()[-8:].lower()}"
+    rabbitmq.ctl("add_user", user, "pw")
+    rabbitmq.ctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
+    own = PREFIX.replace("/", r"\.")
+    rabbitmq.ctl("set_topic_permissions", "-p", "/", user, "amq.topic",
+                 rf"^{own}\.(events|status|health|effector|selftest|cmd|ping)(\..*)?$", ".*")
+    password = tmp_path / "pw"
+    password.write_text("pw\n")
+    recorder = Recorder.for_broker(rabbitmq).start()
+    link = _link(tmp_path, rabbitmq.url, mqtt_version="3.1.1", username=user,
+                 password_file=password, reconnect_min_s=0.2, reconnect_max_s=1)
+    try:
+        link.start()
+        assert wait_until(lambda: link.connected, 10)
+        link.publish_audit({"seq": 0, "kind": "test"})
+        link.publish_event(track_event("new"))
+        assert recorder.wait_for(lambda: recorder.track_events(), 10), (
+            f"the event never got past the refused audit row ({link.counters()['connects']} "
+            "connects)")
+        assert recorder.wait_for(lambda: _gaps(recorder), 5)
+        gap = _gaps(recorder)[0]
+        assert gap["reason"] == "broker_refused"
+        assert gap["dropped"] == {"stream": "audit", "session": link.session,
+                                  "ranges": [[0, 0]], "count": 1}
+        assert link.counters()["refused"] == 1
+        assert not recorder.on("audit")
+        # The link stays up now that the refused row is gone.
+        connects = link.counters()["connects"]
+        time.sleep(1.0)
+        assert link.counters()["connects"] == connects and link.connected
+    finally:
+        link.stop()
+        recorder.stop()
