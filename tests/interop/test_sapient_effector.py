@@ -101,6 +101,15 @@ def accepted(ack: TaskAck) -> bool:
     return ack.task_status == TaskAck.TASK_STATUS_ACCEPTED
 
 
+def engage_refused(node: Linked, reason: str) -> None:
+    """A SAPIENT engage is REJECTED with a reason starting so, and the relay never moves."""
+    ack = node.task("Engage", "duration_s=5;bearing_deg=90")
+    assert not accepted(ack)
+    assert ack.reason[0].startswith(reason), list(ack.reason)
+    time.sleep(0.1)
+    assert not node.rig.drive_went_high()
+
+
 def test_an_engage_within_an_operators_arm_is_accepted_and_audited_with_the_sapient_issuer(
         link: Callable[..., Linked]) -> None:
     node = link()
@@ -128,11 +137,7 @@ def test_an_engage_within_an_operators_arm_is_accepted_and_audited_with_the_sapi
 def test_an_engage_while_safe_is_rejected_and_the_relay_never_moves(
         link: Callable[..., Linked]) -> None:
     node = link()
-    ack = node.task("Engage", "duration_s=5;bearing_deg=90")
-    assert not accepted(ack)
-    assert list(ack.reason) == ["not_armed: state is SAFE; arm first"]
-    time.sleep(0.1)
-    assert not node.rig.drive_went_high()
+    engage_refused(node, "not_armed: state is SAFE; arm first")
 
 
 def test_sapient_cannot_arm_the_effector(link: Callable[..., Linked]) -> None:
@@ -150,11 +155,7 @@ def test_an_engage_with_the_key_at_test_is_rejected_and_the_relay_never_moves(
         link: Callable[..., Linked]) -> None:
     node = link(key="test")
     assert node.rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
-    ack = node.task("Engage", "duration_s=5;bearing_deg=90")
-    assert not accepted(ack)
-    assert list(ack.reason) == ["key_switch_not_operate: key switch at test"]
-    time.sleep(0.1)
-    assert not node.rig.drive_went_high()
+    engage_refused(node, "key_switch_not_operate: key switch at test")
 
 
 def test_an_engage_over_the_duty_budget_is_rejected_and_the_relay_stays_off(
@@ -265,11 +266,7 @@ def test_under_the_two_person_rule_a_sapient_engage_is_rejected(
         link: Callable[..., Linked]) -> None:
     node = link(two_person=True)
     assert node.rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
-    ack = node.task("Engage", "duration_s=5;bearing_deg=90")
-    assert not accepted(ack)
-    assert ack.reason[0].startswith("two_person_rule: "), list(ack.reason)
-    time.sleep(0.1)
-    assert not node.rig.drive_went_high()
+    engage_refused(node, "two_person_rule: ")
 
 
 def test_a_sapient_engagement_ends_when_its_connection_is_lost(
