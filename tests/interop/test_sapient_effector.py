@@ -11,6 +11,10 @@ from typing import Any
 
 import jsonschema
 import pytest
+from sapient_msg.bsi_flex_335_v2_0.range_bearing_pb2 import (
+    LocationOrRangeBearing,
+    RangeBearingCone,
+)
 from sapient_msg.bsi_flex_335_v2_0.sapient_message_pb2 import SapientMessage
 from sapient_msg.bsi_flex_335_v2_0.task_ack_pb2 import TaskAck
 from sapient_msg.bsi_flex_335_v2_0.task_pb2 import Task
@@ -48,8 +52,10 @@ def sapient_config(port: int, pki: Pki, *, effector_tasks: bool = True) -> Confi
 class Linked:
     """An effector rig and a SAPIENT client wired as the daemon wires them, and the peer."""
 
-    def __init__(self, rig: Rig, client: SapientClient, peer: SapientPeer):
+    def __init__(self, rig: Rig, client: SapientClient, peer: SapientPeer,
+                 gates: list[tuple[Any, ...]]):
         self.rig, self.client, self.peer = rig, client, peer
+        self.gates = gates  # what the client handed the tracker's start gates, in order
 
     def task(self, request: str, parameter: str = "", *, control: int = Task.CONTROL_START,
              task_id: str | None = None) -> TaskAck:
@@ -82,14 +88,16 @@ def link(make_rig: RigFactory, pki: Pki, tmp_path: Path) -> Iterator[Callable[..
         # machine the coil model's thread may lag more than the rig's 60 ms (a FAULT).
         effector_rig = make_rig(**{"aux_settle_ms": 500, **rig})
         peer = tls_peer(pki)
+        gates: list[tuple[Any, ...]] = []
         client = SapientClient(sapient_config(peer.port, pki, effector_tasks=effector_tasks),
                                tmp_path / "sapient", Health(), version="test",
                                clock_synced=lambda: True,
-                               effector=effector_rig.effector.handle_trusted)
+                               effector=effector_rig.effector.handle_trusted,
+                               regions=gates.append)
         made.append((client, peer))
         client.start()
         assert wait_for(lambda: client.registered, 10), peer.violations
-        return Linked(effector_rig, client, peer)
+        return Linked(effector_rig, client, peer, gates)
 
     yield factory
     for client, peer in made:
@@ -282,3 +290,25 @@ def test_a_sapient_engagement_ends_when_its_connection_is_lost(
     disengages = [r["data"] for r in node.audit() if r["kind"] == "command"
                   and r["data"].get("envelope", {}).get("action") == "disengage"]
     assert disengages and disengages[-1]["via"]["reason"] == "connection to the tasking system lost"
+
+
+
+def test_over_mutual_tls_a_region_task_gates_where_the_tracker_starts_tracks(
+        link: Callable[..., Linked]) -> None:
+    node = link()
+    ignore = Task.Region(type=Task.REGION_TYPE_IGNORE, region_id=new_ulid(),
+                         region_name="flare stack", region_area=LocationOrRangeBearing(
+                             range_bearing=RangeBearingCone(azimuth=200, horizontal_extent=10,
+                                                            coordinate_system=1, datum=1)))
+    task_id = new_ulid()
+    node.peer.send(SapientMessage(destination_id=node.client.node_id, task=Task(
+        task_id=task_id, control=Task.CONTROL_START, region=[ignore])))
+    assert wait_for(lambda: node.gates, 10)
+    assert len(node.gates[-1]) == 1
+    assert accepted(node.task("", control=Task.CONTROL_STOP, task_id=task_id))
+    assert wait_for(lambda: node.gates[-1] == (), 10)  # lifted
+    node.peer.send(SapientMessage(destination_id=node.client.node_id, task=Task(
+        task_id=new_ulid(), control=Task.CONTROL_START, region=[ignore])))
+    assert wait_for(lambda: node.gates[-1] != (), 10)
+    node.peer.close()  # the middleware is gone: its regions no longer gate anything
+    assert wait_for(lambda: node.gates[-1] == (), 10)

@@ -156,8 +156,11 @@ def test_sensor_task_accepted_and_effector_task_rejected(daemon: SimDaemon,
     assert not any(on for _, on in radiating_changes(daemon))
 
 
-def test_a_region_task_reaches_the_trackers_start_gates_and_its_stop_lifts_them(
+def test_a_region_task_from_an_unauthenticated_peer_filters_reports_but_never_the_tracker(
         daemon: SimDaemon, peer: SapientPeer) -> None:
+    # Plain TCP: nobody vouches for this peer, so it must not blind the tracker to an area
+    # (the gates themselves: tests/detect/test_regions.py and, over mutual TLS,
+    # tests/interop/test_sapient_effector.py).
     ignore = Task.Region(type=Task.REGION_TYPE_IGNORE, region_id=new_ulid(),
                          region_name="flare stack", region_area=LocationOrRangeBearing(
                              range_bearing=RangeBearingCone(azimuth=200, horizontal_extent=10,
@@ -166,10 +169,10 @@ def test_a_region_task_reaches_the_trackers_start_gates_and_its_stop_lifts_them(
     peer.send(SapientMessage(destination_id=node_id(daemon), task=task))
     ack = ack_of(peer, task.task_id)
     assert ack is not None and ack.task_status == TaskAck.TASK_STATUS_ACCEPTED, ack
-    assert wait_for_log(daemon, "detect: new tracks start only where 1 region(s) allow")
+    assert wait_for_log(daemon, "gating where the tracker starts tracks needs mutual TLS")
+    assert "detect: new tracks start only where" not in daemon.log_text()
     stop = Task(task_id=task.task_id, control=Task.CONTROL_STOP)
     peer.send(SapientMessage(destination_id=node_id(daemon), task=stop))
-    assert wait_for_log(daemon, "detect: new tracks start anywhere")
 
 
 def wait_for_log(daemon: SimDaemon, text: str, timeout_s: float = 5) -> bool:

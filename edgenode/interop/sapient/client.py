@@ -68,7 +68,9 @@ class SapientClient:
         StatusReport), or None when none has run. `effector`: the effector's entry for an
         authenticated issuer (Effector.handle_trusted), used only with [sapient]
         effector_tasks = true. `regions`: where the tracker may start tracks (the daemon's
-        detection stage), called whenever the active task's regions change."""
+        detection stage), called whenever the active task's regions change, and only over
+        mutual TLS: a peer nobody authenticated must not keep the node from tracking an area
+        (its regions then filter only the reports sent to it)."""
         if config.sapient is None:
             raise ValueError("SapientClient needs a [sapient] section")
         self.config, self.section = config, config.sapient
@@ -76,7 +78,9 @@ class SapientClient:
         self.node_id = load_node_id(state_dir)
         self._clock_synced = clock_synced
         self._effector = effector
-        self._on_regions = regions
+        sec = config.sapient
+        mutual = bool(sec.tls and sec.ca_file is not None and sec.cert_file is not None)
+        self._on_regions = regions if mutual else None
         self._engage_task: str | None = None  # the engage task last accepted (STOP disengages)
         # (issuer, monotonic end) of that engage: it ends when the connection it came on does.
         self._engagement: tuple[str, float] | None = None
@@ -440,8 +444,14 @@ class SapientClient:
     def _apply(self, settings: Settings) -> None:
         """New settings; their regions go to the tracker's start gates too."""
         old, self.settings = self.settings, settings
-        if self._on_regions is not None and settings.regions != old.regions:
+        if settings.regions == old.regions:
+            return
+        if self._on_regions is not None:
             self._on_regions(settings.regions)
+        elif settings.regions:
+            log.info("sapient: the task's regions filter only the reports sent to the peer; "
+                     "gating where the tracker starts tracks needs mutual TLS ([sapient] tls, "
+                     "ca_file, cert_file, key_file)")
 
     def _task(self, message: SapientMessage) -> None:
         task = message.task
