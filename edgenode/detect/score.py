@@ -271,6 +271,7 @@ def score_run(truth: list[TruthSample], reports: list[TrackReport], *,
         t_start = truth[0].t if truth else 0.0
     if t_end is None:
         t_end = truth[-1].t if truth else t_start
+    everywhere = truth  # the samples around the window too, to interpolate at its edges
     truth = [s for s in truth if t_start <= s.t <= t_end]
     targets: dict[str, TargetScore] = {}
     for s in truth:
@@ -368,12 +369,13 @@ def score_run(truth: list[TruthSample], reports: list[TrackReport], *,
         k += 1
 
     # A track whose whole confirmed life fell between two truth samples (a split that
-    # ended within one sample period) is judged at its own report times.
+    # ended within one sample period) is judged at its own report times, against the truth
+    # interpolated there (from the samples on both sides, also those just outside the window).
     for oid, reports_of in history.items():
         if oid in assigned_ever or oid in gated:
             continue
         for t, state in reports_of:
-            hit = next((sid for sid, (tb, tr) in _truth_at(truth, t).items()
+            hit = next((sid for sid, (tb, tr) in _truth_at(everywhere, t).items()
                         if in_gate(*_state_at(state, float(state.get("t", t)), t), tb, tr)
                         is not None), None)
             if hit is not None:

@@ -194,3 +194,17 @@ def test_a_split_that_lived_between_two_truth_samples_is_judged_at_its_reports()
     assert score.targets["a"].redundant_ids == ["DUP"]
     assert [f["object_id"] for f in score.false_tracks] == ["FAR"]
     assert score.false_tracks[0]["reports"] == 1
+
+
+def test_a_split_before_the_first_truth_sample_in_the_window_is_judged_against_the_one_before(
+        ) -> None:
+    # The window opens at 1.1 s (the daemon answered); the split lived from 1.15 to 1.4 s, after
+    # the window opened but before its first truth sample (1.5 s): the sample at 1.0 s, outside
+    # the window, places the target there.
+    truth = truth_samples([truth_line(0.5 * k, "a", 100.0 + k) for k in range(20)])
+    held = [report("T1", 0.5 * k, 100.0 + k) for k in range(3, 20)]
+    split = [report("DUP", 1.15, 102.3), ended("DUP", 1.4, 102.8)]
+    score = score_run(truth, sorted(held + split, key=lambda r: r.t),
+                       t_start=T0 + 1.1)
+    assert score.targets["a"].redundant_ids == ["DUP"]
+    assert score.false_tracks == []
