@@ -4,6 +4,7 @@ microphones), from the acoustic stage's facts and the samples that arrived durin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,15 +37,17 @@ def acoustic_checks(f0: dict[str, Any], f1: dict[str, Any], samples: np.ndarray 
     if stream["result"] == FAIL or samples is None or len(samples) < f1["sample_rate_hz"] // 4:
         why = "no audio to measure (acoustic.stream)"
         return [stream, *(skip(PART, n, why) for n in LEVEL_CHECKS)]
-    # float32 as captured: a float64 copy of 2 s of 16 channels and its temporaries were most
-    # of the self-test's memory spike in the daemon.
+    # float32 as captured, and read in row chunks: a float64 copy of 2 s of 16 channels and
+    # its temporaries were most of the self-test's memory spike in the daemon.
     x = np.asarray(samples, dtype=np.float32)
+    fs = f1["sample_rate_hz"]
     mic_channel = f1["channel_map"]
-    rms_db = 20 * np.log10(np.sqrt(np.mean(np.square(x), axis=0, dtype=np.float64)) + 1e-12)
+    stats = _column_stats(x, int(fs * FRAME_S))
+    rms_db = 20 * np.log10(np.sqrt(stats.mean_square) + 1e-12)
     median_db = float(np.median(rms_db))
     silent = [i for i in range(x.shape[1])
-              if rms_db[i] < median_db - SILENT_BELOW_MEDIAN_DB or not np.any(x[:, i])]
-    clipped_share = np.mean(np.abs(x) >= CLIP_LEVEL, axis=0)
+              if rms_db[i] < median_db - SILENT_BELOW_MEDIAN_DB or not stats.nonzero[i]]
+    clipped_share = stats.clipped / len(x)
     clipped = [i for i in range(x.shape[1]) if clipped_share[i] > MAX_CLIPPED_SHARE]
 
     def names(mics: list[int]) -> str:
@@ -77,8 +80,8 @@ def acoustic_checks(f0: dict[str, Any], f1: dict[str, Any], samples: np.ndarray 
                          value=100 * float(clipped_share.max()), unit="% of samples",
                          expected=f"<= {100 * MAX_CLIPPED_SHARE:g} %"))
     good = [i for i in range(x.shape[1]) if i not in silent and i not in clipped]
-    out.append(_floor(x, good, f1["sample_rate_hz"], names))
-    out.append(_wiring(x, good, clipped, positions_m, f1["sample_rate_hz"], names))
+    out.append(_floor(stats.frame_power, good, names))
+    out.append(_wiring(x, good, clipped, positions_m, fs, names))
     return out
 
 
@@ -108,16 +111,42 @@ def _stream(f0: dict[str, Any], f1: dict[str, Any]) -> dict[str, Any]:
                  expected=expected)
 
 
-def _floor(x: np.ndarray, good: list[int], fs: int, names: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _ColumnStats:
+    mean_square: np.ndarray  # per channel, float64
+    clipped: np.ndarray  # samples at full scale, per channel
+    nonzero: np.ndarray  # any sample not zero, per channel
+    frame_power: np.ndarray  # (frames of FRAME_S, channels): mean square per frame
+
+
+def _column_stats(x: np.ndarray, frame: int, rows_at_once: int = 8192) -> _ColumnStats:
+    """One pass over `x` (samples, channels) a few thousand rows at a time: temporaries of
+    the whole window (its square, its magnitude) would double the self-test's memory."""
+    rows_at_once -= rows_at_once % frame
+    sum_sq = np.zeros(x.shape[1])
+    clipped = np.zeros(x.shape[1], np.int64)
+    nonzero = np.zeros(x.shape[1], bool)
+    powers = []
+    usable = len(x) // frame * frame
+    for at in range(0, len(x), rows_at_once):
+        rows = x[at:at + rows_at_once]
+        sq = np.square(rows, dtype=np.float64)
+        sum_sq += sq.sum(axis=0)
+        clipped += np.count_nonzero(np.abs(rows) >= CLIP_LEVEL, axis=0)
+        nonzero |= np.any(rows != 0, axis=0)
+        whole = sq[:max(0, min(len(sq), usable - at)) // frame * frame]
+        powers.append(whole.reshape(-1, frame, x.shape[1]).mean(axis=1))
+    return _ColumnStats(sum_sq / max(len(x), 1), clipped, nonzero,
+                        np.concatenate(powers) if powers else np.zeros((0, x.shape[1])))
+
+
+def _floor(frame_power: np.ndarray, good: list[int], names: Any) -> dict[str, Any]:
     lo, hi = FLOOR_RANGE_DBFS
     expected = f"{lo:g} .. {hi:g} dBFS"
     if not good:
         return skip(PART, "acoustic.noise_floor", "every channel is silent or clipping "
                     "(acoustic.silent, acoustic.clipping)")
-    n = int(fs * FRAME_S)
-    frames = x[: len(x) // n * n, good].reshape(-1, n, len(good))
-    power = np.mean(np.square(frames), axis=1, dtype=np.float64)
-    floor = 10 * np.log10(np.percentile(power, 10, axis=0) + 1e-24)
+    floor = 10 * np.log10(np.percentile(frame_power[:, good], 10, axis=0) + 1e-24)
     bad = [good[k] for k in range(len(good)) if not lo <= floor[k] <= hi]
     value = float(np.median(floor))
     if bad:
@@ -141,7 +170,7 @@ def _wiring(x: np.ndarray, good: list[int], clipped: list[int], positions_m: np.
     if len(good) < 4:
         return skip(PART, "acoustic.wiring", "fewer than 4 microphones carry signal "
                     "(acoustic.silent)")
-    w = wiring_fit(x[:, good], np.asarray(positions_m)[good], fs)
+    w = wiring_fit(x, np.asarray(positions_m)[good], fs, cols=good)
     detail = {"coherent_share": w.coherent_share, "swap_fit": w.swap_fit,
               "flip_fit": w.flip_fit}
     if w.swap_fit >= w.flip_fit and w.swap_fit > w.fit + BETTER_BY:

@@ -5,8 +5,8 @@ aliasing) is dominated by a few far sources, so its signal subspace holds their 
 vectors, computed from the configured geometry. `fit` is how well the best steering vector
 lies in that subspace (1.0: perfectly), averaged over the band. With two microphones swapped
 or one reversed, no steering vector fits as well, but the same data with that swap (or sign)
-undone does: trying every pair and every sign names the culprit. numpy and scipy.fft (not
-scipy.signal: ~25 MB of resident memory in the daemon for one STFT); no I/O.
+undone does: trying every pair and every sign names the culprit. numpy only (scipy.signal's STFT
+was ~25 MB of resident memory in the daemon); no I/O.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import fft as sfft
 
 SPEED_OF_SOUND = 343.0
 BAND_HZ = (800.0, 3800.0)
 NFFT = 256
 SUBSPACE = 3
 DIRECTIONS = 600
-FRAMES_AT_ONCE = 64
+FRAMES_AT_ONCE = 16  # numpy.fft.rfft takes ~100 kB of temporaries a frame
 
 
 @dataclass(frozen=True)
@@ -42,32 +41,40 @@ def _sphere(n: int) -> np.ndarray:
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
 
 
-def _band_stft(x: np.ndarray, fs: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frequencies, spectra (channels, bins, frames)) of `x` (channels, samples) in BAND_HZ:
-    periodic Hann windows of NFFT, half overlapping, half a window of zeros at each end.
-    In float32 and FRAMES_AT_ONCE frames at a time: the whole 2 s window at once in float64
-    was a 90 MB spike in the daemon every self-test."""
+def _band_csm(x: np.ndarray, cols: list[int], fs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frequencies, cross-spectral matrices (bins, mics, mics)) of the columns `cols` of `x`
+    (samples, channels) in BAND_HZ: periodic Hann windows of NFFT, half overlapping, frames
+    wholly inside the window. Summed FRAMES_AT_ONCE frames at a time, in float32, from the
+    caller's array: a copy of it (or of its spectra) is several MB on top of the daemon's
+    resident set every self-test."""
     hop = NFFT // 2
-    padded = np.pad(x.astype(np.float32), ((0, 0), (hop, hop + (-x.shape[1]) % hop)))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, NFFT, axis=1)[:, ::hop]
     f = np.fft.rfftfreq(NFFT, 1.0 / fs)
     sel = (f >= BAND_HZ[0]) & (f <= BAND_HZ[1])
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(NFFT) / NFFT)).astype(np.float32)
-    z = np.empty((x.shape[0], int(sel.sum()), frames.shape[1]), np.complex128)
-    for at in range(0, frames.shape[1], FRAMES_AT_ONCE):
-        spectra = sfft.rfft(frames[:, at:at + FRAMES_AT_ONCE] * window, axis=2)
-        z[:, :, at:at + FRAMES_AT_ONCE] = np.transpose(spectra[:, :, sel], (0, 2, 1))
-    return f[sel], z / float(window.sum())
+    frames = (len(x) - NFFT) // hop + 1
+    csm = np.zeros((int(sel.sum()), len(cols), len(cols)), np.complex128)
+    for at in range(0, frames, FRAMES_AT_ONCE):
+        k = min(FRAMES_AT_ONCE, frames - at)
+        rows = x[at * hop:(at + k - 1) * hop + NFFT, cols]
+        chunk = np.lib.stride_tricks.sliding_window_view(rows, NFFT, axis=0)[::hop]
+        spectra = np.fft.rfft(chunk * window, axis=2)[:, :, sel].astype(np.complex128)
+        csm += np.einsum("tmf,tnf->fmn", spectra, spectra.conj())
+    return f[sel], csm / max(frames, 1)
 
 
-def wiring_fit(samples: np.ndarray, positions_m: np.ndarray, fs: int) -> WiringFit:
-    """`samples` (frames, mics) in geometry order; `positions_m` (mics, 3)."""
+def wiring_fit(samples: np.ndarray, positions_m: np.ndarray, fs: int,
+               cols: list[int] | None = None) -> WiringFit:
+    """`samples` (frames, channels) in geometry order; `cols` the microphones to judge (all
+    when None), `positions_m` (len(cols), 3) theirs."""
     x = np.asarray(samples, dtype=np.float32)
-    m = x.shape[1]
-    f, z = _band_stft(x.T, fs)
-    # Equal gain per channel: a quiet or loud microphone is the level checks' business.
-    z = z / (np.sqrt(np.mean(np.abs(z) ** 2, axis=(1, 2)))[:, None, None] + 1e-30)
-    csm = np.einsum("mft,nft->fmn", z, z.conj()) / z.shape[2]
+    cols = list(range(x.shape[1])) if cols is None else list(cols)
+    m = len(cols)
+    f, csm = _band_csm(x, cols, fs)
+    # Equal gain per channel (a quiet or loud microphone is the level checks' business): the
+    # cross-spectra of unit-power channels.
+    power = np.real(np.einsum("fmm->m", csm)) / len(f)
+    gain = 1.0 / (np.sqrt(power) + 1e-30)
+    csm = csm * (gain[:, None] * gain[None, :])
     eigvals, vecs = np.linalg.eigh(csm)
     share = float(np.mean(eigvals[:, -1] / np.maximum(eigvals.sum(axis=1), 1e-30)))
     basis = vecs[:, :, -SUBSPACE:]
@@ -82,12 +89,19 @@ def wiring_fit(samples: np.ndarray, positions_m: np.ndarray, fs: int) -> WiringF
         a_h = np.exp(2j * np.pi * fb * tau) / np.sqrt(m)  # rows: conj steering vectors
         es = basis[b]
         proj = a_h @ es
-        fit[b] = (np.abs(proj) ** 2).sum(axis=1).max()
-        # Swapping rows i and j of the basis is a rank-one change of the projection.
-        swapped = proj[:, None, :] + (a_h[:, ii] - a_h[:, jj])[:, :, None] * (es[jj] - es[ii])
-        swaps[b] = (np.abs(swapped) ** 2).sum(axis=2).max(axis=0)
-        flipped = proj[:, None, :] - 2 * a_h[:, :, None] * es[None]
-        flips[b] = (np.abs(flipped) ** 2).sum(axis=2).max(axis=0)
+        power = (np.abs(proj) ** 2).sum(axis=1)
+        fit[b] = power.max()
+        # Swapping rows i and j of the basis adds d * (e_j - e_i) to the projection, with
+        # d = a_i - a_j: |p + d e|^2 = |p|^2 + 2 Re(d conj(p).e) + |d|^2 |e|^2, per direction
+        # and pair without the (directions, pairs, subspace) array.
+        d, e = a_h[:, ii] - a_h[:, jj], es[jj] - es[ii]
+        swapped = (power[:, None] + 2 * np.real(d * (proj.conj() @ e.T))
+                   + np.abs(d) ** 2 * (np.abs(e) ** 2).sum(axis=1))
+        swaps[b] = swapped.max(axis=0)
+        # Reversing microphone k subtracts 2 a_k e_k from it.
+        flipped = (power[:, None] - 4 * np.real(a_h * (proj.conj() @ es.T))
+                   + 4 * np.abs(a_h) ** 2 * (np.abs(es) ** 2).sum(axis=1))
+        flips[b] = flipped.max(axis=0)
     swap_mean, flip_mean = swaps.mean(axis=0), flips.mean(axis=0)
     k, q = int(np.argmax(swap_mean)), int(np.argmax(flip_mean))
     return WiringFit(float(fit.mean()), share, pairs[k], float(swap_mean[k]), q,
