@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edgenode.daemon.recent_logs import KEEP, RecentLogs
 from edgenode.daemon.sensing import ReadingQueue
@@ -107,12 +108,15 @@ def test_large_buffers_are_mapped_and_returned_not_left_in_the_heap() -> None:
     assert mapped("tuned")
 
 
-def test_the_daemon_does_not_load_scipy_signal() -> None:
-    # ~25 MB resident for one STFT in the self-test's wiring check: numpy does it instead.
+@pytest.mark.parametrize("heavy", ["scipy.signal", "scipy.optimize"])
+def test_the_daemon_does_not_load(heavy: str) -> None:
+    # Each ~22-25 MB resident: scipy.signal for one STFT in the self-test's wiring check,
+    # scipy.optimize for the tracker's assignment (numpy and detect/assign.py do them).
     import subprocess
     import sys
 
-    probe = "import sys, edgenode.daemon.node; print('scipy.signal' in sys.modules)"
+    probe = ("import sys, edgenode.daemon.node, edgenode.detect.tracker, "
+             f"edgenode.selftest.checks; print({heavy!r} in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
                          text=True).stdout
     assert out.strip() == "False"

@@ -10,8 +10,8 @@
   evidence); one that lands on none starts an acoustic-only track, placed at a nominal range
   with a range uncertainty as large as the range, and reported without range or location. The
   first radar plot in its gate gives it a range (the object keeps its id).
-- Association: Mahalanobis gate, then global nearest neighbour (scipy's
-  linear_sum_assignment) on d^2 + ln det S, which prefers the sharper of two tracks a plot
+- Association: Mahalanobis gate, then global nearest neighbour (an optimal
+  assignment, detect/assign.py) on d^2 + ln det S, which prefers the sharper of two tracks a plot
   fits. Tracks are predicted along their velocity, so two targets crossing keep their ids.
   Radar plots go to ranged tracks only: an acoustic-only track's gate is a long wedge along
   its bearing in which any false plot would do, so one plot never gives it a range. Instead
@@ -41,10 +41,10 @@ import logging
 import math
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from scipy.special import gammaincinv
 
 from edgenode.detect import kalman
+from edgenode.detect.assign import assign
 from edgenode.detect.classify import TrackFeatures, classify
 from edgenode.detect.events import Event, State, TrackEvents
 from edgenode.detect.geo import LocalFrame, polar_to_enu, wrap_pi
@@ -233,9 +233,7 @@ class Tracker:
                     nu_d = (nu_d + 0.5 * span) % span - 0.5 * span
                 d2_doppler = np.minimum(nu_d * nu_d / s_d[:, None], 9.0)
                 cost = np.where(feasible, d2 + logdet + d2_doppler, _INFEASIBLE)
-                rows, cols = linear_sum_assignment(cost)
-                ok = feasible[rows, cols]
-                assigned = dict(zip(rows[ok].tolist(), cols[ok].tolist(), strict=True))
+                assigned = dict(assign(cost, feasible))
                 for i, k in assigned.items():
                     tracks[i].score += (
                         self.log_radar_pd + gaussian_log(float(d2[i, k]), float(logdet[i, k]), 3)
@@ -387,9 +385,8 @@ class Tracker:
             # not say which it belongs to: it updates neither, as a shared radar plot does not.
             ambiguous = (cost < _INFEASIBLE).sum(axis=0) > 1
             if (cost < _INFEASIBLE).any():
-                rows, cols = linear_sum_assignment(cost)
-                for i, k in zip(rows.tolist(), cols.tolist(), strict=True):
-                    if cost[i, k] < _INFEASIBLE and not ambiguous[k]:
+                for i, k in assign(cost, cost < _INFEASIBLE):
+                    if not ambiguous[k]:
                         self._acoustic_score(tracks[i], t, float(cost[i, k]), int(dofs[i, k]),
                                              bearings[k].span_s)
                         self._bearing_update(tracks[i], t, bearings[k])
