@@ -16,6 +16,7 @@ log = logging.getLogger("edgenode.control.effector")
 
 SAFE, ARMED, ENGAGED, FAULT = "SAFE", "ARMED", "ENGAGED", "FAULT"
 ALARM_REPEAT_S = 5.0
+READ_TRIES = 3
 
 
 class DeadlineLoop:
@@ -46,10 +47,8 @@ class DeadlineLoop:
                     self._end_engagement(f"effector loop stalled {now - self._last_step:.2f} s",
                                          None, to=SAFE)
                 self._last_step = now
-                if inputs is None:  # the drive changed while the loop was reading: read again
-                    inputs = self._relay.read()
-                    self._loop_inputs = (now, inputs)
-                self._enforce(now, inputs)
+                if inputs is not None:  # None: commands kept changing the drive; next step
+                    self._enforce(now, inputs)
                 if self._state != FAULT and self._eff.enabled:
                     # The only heartbeat: it stops when this loop stalls or a FAULT latches,
                     # and never runs while the effector is disabled, so the relay board
@@ -70,15 +69,17 @@ class DeadlineLoop:
 
     def _read_inputs(self) -> RelayInputs | None:
         """The relay inputs, read without holding the lock so a command never waits for
-        them (each read is a round trip on some backends). None when a command changed the
-        drive meanwhile: those inputs are stale and the loop reads again under the lock."""
-        gen, started = self._drive_gen, time.monotonic()
-        inputs = self._relay.read()
-        with self._lock:
-            if gen != self._drive_gen:
-                return None
-            self._loop_inputs = (started, inputs)
-        return inputs
+        them (each read is a round trip on some backends, and a wedged driver must never
+        hold up a `safe`). A command that changed the drive meanwhile makes the reading
+        stale: read again, still outside the lock; None after READ_TRIES such readings."""
+        for _ in range(READ_TRIES):
+            gen, started = self._drive_gen, time.monotonic()
+            inputs = self._relay.read()
+            with self._lock:
+                if gen == self._drive_gen:
+                    self._loop_inputs = (started, inputs)
+                    return inputs
+        return None
 
     def _key_switch(self) -> KeySwitch:
         """The key switch: from the loop's inputs when read within the last few loop steps,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -151,6 +152,30 @@ def test_stop_with_a_wedged_loop_drops_the_drive_and_leaves_its_lines(
     release.set()
     time.sleep(0.3)
     assert "loop step failed" not in caplog.text and not rig.drive()
+
+
+def test_a_read_that_wedges_after_a_drive_change_never_holds_up_safe(rig: Rig) -> None:
+    """The loop reads again when a command changed the drive during its read; that second
+    read once ran under the effector's lock, so a driver wedging there held `safe` (and
+    stop) off with the drive high."""
+    assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    first = rig.gpio.wedge_reads(AUX)  # the loop blocks in its next read of the contact
+    time.sleep(0.1)
+    result = rig.send("alice", "engage", {"duration_s": 5, "bearing_deg": 90})
+    assert result["status"] == "ok", result
+    second = threading.Event()
+    rig.gpio.wedged[AUX] = second  # the loop's read again (the drive changed) wedges too
+    first.set()
+    time.sleep(0.1)
+    safe = threading.Thread(target=rig.effector.make_safe, args=("operator safe",),
+                            daemon=True)
+    safe.start()
+    safe.join(timeout=1.0)
+    try:
+        assert not safe.is_alive(), "safe waited for the loop's wedged read"
+        assert not rig.drive() and rig.effector.state == "SAFE"
+    finally:
+        second.set()
 
 
 def test_make_safe_on_reload_drops_the_relay(rig: Rig) -> None:
