@@ -8,9 +8,10 @@ Inputs are what the twin and the daemon already write:
 
 At every truth sample the confirmed tracks alive then (their last state, moved on along its
 velocity for at most `hold_s`) are assigned to the targets alive then by global nearest
-neighbour on bearing, within `gate_deg` of bearing and, where a track has a range, within
-`range_gate_frac` of the true range (a gate in bearing alone would let a clutter track near
-the mast stand in for a drone far behind it). From that assignment:
+neighbour (on bearing, and on range where the track has one), within `gate_deg` of bearing
+and, where a track has a range, within `range_gate_frac` of the true range (a gate in
+bearing alone would let a clutter track near the mast stand in for a drone far behind it).
+From that assignment:
 - probability of detection: fraction of a target's truth samples with a track assigned;
 - false tracks per hour: confirmed tracks never assigned to any target, per hour of truth;
 - bearing error RMS over the assigned samples (all, and per target);
@@ -245,6 +246,16 @@ def _truth_at(truth: list[TruthSample], t: float,
     return out
 
 
+def _miss_deg(bearing_err: float, rng: float | None, true_range: float) -> float:
+    """How far a track state misses a target, as the angle its miss subtends from the mast:
+    the bearing error, and where the track has a range its range error too. Where two
+    targets cross the bearing alone cannot tell them apart (they share it), their ranges can:
+    on bearing alone a 0.01 deg difference once assigned two kept tracks crosswise."""
+    if rng is None or true_range <= 0.0:
+        return bearing_err
+    return math.hypot(bearing_err, math.degrees(abs(rng - true_range) / true_range))
+
+
 def _top_class(state: dict[str, Any]) -> str:
     cls = state.get("classification") or [{"type": "unknown"}]
     return str(cls[0]["type"])
@@ -338,7 +349,7 @@ def score_run(truth: list[TruthSample], reports: list[TrackReport], *,
                 err = in_gate(bearing, rng, s.bearing_deg, s.range_m)
                 if err is None:
                     continue
-                cost[i, j] = err
+                cost[i, j] = _miss_deg(err, rng, s.range_m)
                 gated.setdefault(tracks[j][0], s.id)
         rows, cols = linear_sum_assignment(cost)
         for i, j in zip(rows.tolist(), cols.tolist(), strict=True):

@@ -129,6 +129,22 @@ def test_ids_exchanged_at_a_crossing_are_two_swaps() -> None:
     assert score.targets["a"].id_changes == 1 and score.targets["a"].id_swaps == 1
 
 
+def test_at_a_crossing_ranges_tell_the_targets_apart_where_bearings_cannot() -> None:
+    """Two drones cross at 35 and 41 m: for a moment their bearings differ by less than the
+    tracks' bearing noise, but each track's range still names its drone (no swap)."""
+    lines, reports = [], []
+    for k in range(20):
+        t = 0.5 * k
+        lines += [truth_line(t, "a", 10.0 + t - 2.5, range_m=35.0),
+                  truth_line(t, "b", 10.1 - t + 2.5, range_m=41.0)]
+        noise = 0.15 if k == 5 else 0.0  # at the crossing the near track reads 0.15 deg high
+        reports += [report("NEAR", t, 10.0 + t - 2.5 + noise, range_m=35.0),
+                    report("FAR", t, 10.1 - t + 2.5 - 0.1 * (k == 5), range_m=41.0)]
+    score = score_run(truth_samples(lines), reports)
+    assert score.id_swaps == 0
+    assert [score.targets[x].track_ids for x in "ab"] == [["NEAR"], ["FAR"]]
+
+
 def test_a_lost_and_refound_target_is_an_id_change_but_not_a_swap() -> None:
     truth = truth_samples([truth_line(0.5 * k, "a", 50.0) for k in range(20)])
     reports = [report("OLD", 0.5 * k, 50.0) for k in range(6)]
