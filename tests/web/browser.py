@@ -28,4 +28,9 @@ def phone_browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 f"--window-size={PHONE[0]},{PHONE[1]}", "--hide-scrollbars"):
         options.add_argument(arg)
-    return webdriver.Chrome(service=Service(driver), options=options)
+    driver = webdriver.Chrome(service=Service(driver), options=options)
+    # Headless chromium keeps a window at least 500 px wide whatever --window-size says: the
+    # page must be laid out (and photographed) on a phone's viewport, so emulate one.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 1, "mobile": True})
+    return driver

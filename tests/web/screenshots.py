@@ -17,7 +17,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from edgenode.web.auth import hash_password
 from tests.conftest import ROOT, Mosquitto, free_port, wait_for_port
 from tests.simdaemon import SimTwin
-from tests.web.browser import phone_browser
+from tests.web.browser import PHONE, phone_browser
 
 OUT = ROOT / "docs" / "screenshots"
 PASSWORD = "screenshot-pass"
@@ -60,9 +60,21 @@ def main() -> int:
             daemon.stop()
             twin.stop()
             broker.stop()
+    wrong = 0
     for name in ("overview", "sky", "selftest", "logs"):
-        print(f"screenshots: {OUT / (name + '.png')}")
-    return 0
+        path = OUT / (name + ".png")
+        size = png_size(path)
+        print(f"screenshots: {path} {size[0]}x{size[1]}")
+        wrong += size != PHONE
+    if wrong:
+        print(f"screenshots: {wrong} not at phone size {PHONE[0]}x{PHONE[1]}", file=sys.stderr)
+    return 1 if wrong else 0
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the PNG's IHDR chunk."""
+    head = path.read_bytes()[16:24]
+    return int.from_bytes(head[:4], "big"), int.from_bytes(head[4:], "big")
 
 
 if __name__ == "__main__":
