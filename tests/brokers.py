@@ -78,6 +78,15 @@ def connected_client(port: int, mqtt_version: str = "5",
     return client
 
 
+def bom_properties(prefix: str) -> Properties:
+    """U+FEFF in every kind of UTF-8 property: valid MQTT, refused by paho's decoder."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("note", "\ufeffhello")]
+    props.ResponseTopic = f"{prefix}/cmd/result/\ufeff"
+    props.ContentType = "\ufeffapplication/json"
+    return props
+
+
 class RabbitMq:
     mqtt_version = "3.1.1"
 

@@ -25,8 +25,19 @@ from pathlib import Path
 
 import pytest
 
+from edgenode.control.keys import load_key_file
+from edgenode.control.operator import build_command, encode
+from tests.brokers import bom_properties, connected_client
 from tests.conftest import Mosquitto
-from tests.simdaemon import SimDaemon, SimTwin, ctl, radiating_changes, wait_radiating
+from tests.simdaemon import (
+    SIM_NODE,
+    SIM_SITE,
+    SimDaemon,
+    SimTwin,
+    ctl,
+    radiating_changes,
+    wait_radiating,
+)
 
 K1_RELEASE_S = 0.010
 # Board dropout after the last rising heartbeat edge: 200 ms monostable +20 %, K2 release 20 ms.
@@ -139,6 +150,34 @@ def test_jammer_stops_before_the_operator_sees_the_result_of(daemon: SimDaemon,
     expected = "ARMED" if action == "disengage" else "SAFE"
     assert effector_state(daemon) == expected
     assert not radiated_after(daemon, off)
+
+
+def test_unsigned_junk_and_a_retained_bom_message_neither_stop_nor_silence_the_node(
+        daemon: SimDaemon) -> None:
+    """Issue 22 on the twin: an attacker who can only publish leaves a retained message with
+    U+FEFF in its properties (paho once dropped the connection on it, again at each return)
+    and unsigned `1e400` junk on `cmd`. The engagement runs on, and a signed `safe` is obeyed
+    within a second."""
+    cmd = f"edgenode/{SIM_SITE}/{SIM_NODE}/cmd"
+    on = engaged(daemon)
+    bad = connected_client(daemon.broker.port, "5", "attacker")
+    try:
+        bad.publish(cmd, b'{"v":1,"action":"safe","issued_at":1e400}', qos=1, retain=True,
+                    properties=bom_properties(f"edgenode/{SIM_SITE}/{SIM_NODE}")
+                    ).wait_for_publish(5)
+        bad.publish(cmd, b'{"v":1e400}', qos=1).wait_for_publish(5)
+        time.sleep(2.0)
+        assert not [t for t, radiating in radiating_changes(daemon) if t > on and not radiating]
+        assert effector_state(daemon) == "ENGAGED"
+        operator = load_key_file(daemon.state / "operator.key")
+        safe = encode(build_command(operator, SIM_SITE, SIM_NODE, "safe"))
+        sent = time.time()
+        bad.publish(cmd, safe, qos=1).wait_for_publish(5)  # signed: anyone may carry it
+        assert off_after(daemon, on) - sent < 1.0
+        wait_for(lambda: effector_state(daemon) == "SAFE", 2, "the signed safe obeyed")
+    finally:
+        bad.publish(cmd, b"", qos=1, retain=True).wait_for_publish(5)  # clear the retained
+        bad.loop_stop()
 
 
 @pytest.mark.parametrize("position", ["test", "off"])

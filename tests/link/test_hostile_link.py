@@ -20,7 +20,13 @@ from paho.mqtt.properties import Properties
 from edgenode.config import Config
 from edgenode.link.mqtt import BrokerOptions, InboundMessage, MqttClient
 from edgenode.ulid import new_ulid
-from tests.brokers import connect_kwargs, connected_client, needs_mqtt5, paho_client
+from tests.brokers import (
+    bom_properties,
+    connect_kwargs,
+    connected_client,
+    needs_mqtt5,
+    paho_client,
+)
 from tests.link.linked_node import (
     PREFIX,
     Console,
@@ -47,15 +53,6 @@ def console(broker: Any) -> Console:
     return Console(broker.port, mqtt_version=broker.mqtt_version)
 
 
-def bom_properties() -> Properties:
-    """U+FEFF in every kind of UTF-8 property: valid MQTT, refused by paho's decoder."""
-    props = Properties(PacketTypes.PUBLISH)
-    props.UserProperty = [("note", "\ufeffhello")]
-    props.ResponseTopic = f"{PREFIX}/cmd/result/\ufeff"
-    props.ContentType = "\ufeffapplication/json"
-    return props
-
-
 @pytest.fixture
 def node_factory(tmp_path: Path) -> Iterator:
     made: list[LinkedNode] = []
@@ -79,7 +76,7 @@ def test_a_retained_bom_message_on_cmd_does_not_stop_a_signed_safe(
     try:
         engage(node, ops)
         info = bad.publish(f"{PREFIX}/cmd", b'{"v":1,"junk":true}', qos=1, retain=True,
-                           properties=bom_properties())
+                           properties=bom_properties(PREFIX))
         info.wait_for_publish(5)
         time.sleep(1.5)  # the old node dropped the connection here, and again on each return
         sent = time.monotonic()
@@ -107,13 +104,13 @@ def test_ctl_client_receives_a_bom_status_and_stays_connected(any_broker: Any) -
     client.subscribe(f"{PREFIX}/status", got.append)
     try:
         bad.publish(f"{PREFIX}/status", b'{"state":"online"}', qos=1, retain=True,
-                    properties=bom_properties()).wait_for_publish(5)
+                    properties=bom_properties(PREFIX)).wait_for_publish(5)
         client.start()
         assert wait(lambda: len(got) == 1, 5), "the retained status never arrived"
         assert got[0].retain and got[0].payload == b'{"state":"online"}'
         assert got[0].response_topic is None  # the response topic held U+FEFF: left out
         bad.publish(f"{PREFIX}/status", b'{"state":"x"}', qos=1,
-                    properties=bom_properties()).wait_for_publish(5)
+                    properties=bom_properties(PREFIX)).wait_for_publish(5)
         assert wait(lambda: len(got) == 2, 5)
         time.sleep(0.3)
         assert drops == [] and client.connected.is_set()
@@ -250,7 +247,7 @@ def test_ctl_status_shows_the_effector_despite_a_bom_status_message(
             bad.publish(topic, body, qos=1, retain=True).wait_for_publish(5)
         # Another "node" whose retained status carries U+FEFF in a property.
         bad.publish("edgenode/test/aaa/status", b'{"status":"online"}', qos=1, retain=True,
-                    properties=bom_properties()).wait_for_publish(5)
+                    properties=bom_properties(PREFIX)).wait_for_publish(5)
         out = ctl(tmp_path, any_broker.url, "--json", "status", "--wait", "0.5",
                   site_node=False)
         assert out.returncode == 0, out.stderr
