@@ -343,13 +343,22 @@ def test_power_on_after_a_crash_while_engaged_never_restores_the_relay(
     assert not radiated_after(twin, off), "the relay came back on after the restart"
 
 
+@pytest.mark.parametrize("broker", ["stopped", "frozen"])
 def test_broker_link_lost_beyond_grace_drops_the_relay_and_the_arming(
-        twin: SimTwin, twin_daemon) -> None:
-    daemon = twin_daemon("link-loss")
+        twin: SimTwin, twin_daemon, broker: str) -> None:
+    """A frozen broker (SIGSTOP: the connection stays open, nothing answers) must cost no
+    more than a stopped one: the link's own pings find it."""
+    daemon = twin_daemon(f"link-loss-{broker}")
     on = engaged(daemon)
     lost = time.time()
-    twin.broker.stop()
-    off = off_after(twin, on, timeout_s=LINK_LOSS_GRACE_S + 3)
+    if broker == "stopped":
+        twin.broker.stop()
+    else:
+        twin.broker.freeze()
+    try:
+        off = off_after(twin, on, timeout_s=LINK_LOSS_GRACE_S + 3)
+    finally:
+        twin.broker.thaw()
     assert LINK_LOSS_GRACE_S - 0.2 <= off - lost <= LINK_LOSS_GRACE_S + 1.0, off - lost
     # The arm (TTL 120 s) is gone too: SAFE, not ARMED.
     wait_for(lambda: effector_state(daemon) == "SAFE", 1, "SAFE after the link loss")
