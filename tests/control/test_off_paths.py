@@ -197,7 +197,18 @@ def test_stalled_effector_loop_stops_the_heartbeat(rig: Rig) -> None:
     assert wait_for(lambda: rig.heartbeat_toggles() > 5, 3)
     rig.arm_and_engage()
     rig.health.stall("effector", 2.0)
-    time.sleep(0.1)
+    # The step under way when the stall came still ends with its toggle: on a loaded machine
+    # that can be well after the request. Wait for the heartbeat to fall still (0.1 s is five
+    # of its periods), then watch it stay still.
+    last = [rig.heartbeat_toggles(), time.monotonic()]
+
+    def still() -> bool:
+        now = rig.heartbeat_toggles()
+        if now != last[0]:
+            last[:] = [now, time.monotonic()]
+        return time.monotonic() - last[1] >= 0.1
+
+    assert wait_for(still, 1.0), "the heartbeat kept toggling after the stall"
     before = rig.heartbeat_toggles()
     time.sleep(0.5)
     assert rig.heartbeat_toggles() == before, "heartbeat toggled while the loop was stalled"
