@@ -279,6 +279,37 @@ def test_two_reports_of_one_object_share_a_timestamp_or_are_80_ms_apart(
         client.stop()
 
 
+def test_objects_whose_end_was_lost_while_disconnected_are_forgotten(
+        peer: SapientPeer, tmp_path: Path) -> None:
+    """What the client keeps per reported object is bounded by the live objects: tracks
+    whose end report was lost with the connection are not kept for the life of the node."""
+    client, _ = started(peer, tmp_path)
+    try:
+        assert wait_until(lambda: client.registered)
+        oids = [new_ulid() for _ in range(5)]
+        for oid in oids:
+            client.publish_event(event("new", oid))
+        assert peer.wait("detection_report", 5, timeout_s=5)
+        assert wait_until(lambda: client.snapshot()["objects"] == 5)
+        registrations = len(peer.of("registration"))
+        peer._conn.close()  # the peer goes; the tracks end while the node is away
+        assert wait_until(lambda: not client.registered)
+        for oid in oids:
+            client.publish_event(event("end", oid))
+        assert wait_until(lambda: len(peer.of("registration")) > registrations)
+        assert wait_until(lambda: client.registered)
+        assert wait_until(lambda: client.snapshot()["objects"] == 0)
+        end_without_position = new_ulid()
+        client.publish_event(event("new", end_without_position))
+        assert wait_until(lambda: client.snapshot()["objects"] == 1)
+        gone = event("end", end_without_position)  # its last state without a bearing
+        gone["after"] = {k: v for k, v in gone["after"].items() if k != "azimuth_deg"}
+        client.publish_event(gone)
+        assert wait_until(lambda: client.snapshot()["objects"] == 0)
+    finally:
+        client.stop()
+
+
 def test_a_peer_closing_mid_frame_is_logged_as_a_truncated_message(
         peer: SapientPeer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     client, _ = started(peer, tmp_path)

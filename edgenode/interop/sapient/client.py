@@ -142,6 +142,8 @@ class SapientClient:
         with self._counters_lock:
             counts = dict(self.counters)
         return {"registered": int(self.registered), "connected": int(self._sock is not None),
+                "objects": max(len(t) for t in (self._last_stamp, self._last_sent,
+                                                self._reported, self._drone_alerts)),
                 **counts}
 
     def _count(self, name: str) -> None:
@@ -277,8 +279,10 @@ class SapientClient:
             log.warning("sapient: task %s no longer applies after a new registration; "
                         "reporting with the defaults", self.settings.task_id)
             self._apply(Settings())
-        self._reported.clear()
-        self._drone_alerts.clear()
+        # What was kept per object belongs to the old session: ends lost while the node was
+        # not registered would otherwise keep it for ever.
+        for table in (self._reported, self._last_stamp, self._last_sent, self._drone_alerts):
+            table.clear()
         self._part_alerts.clear()
         self.stage.set("ok")
         log.info("sapient: registered with %s:%d", self.section.host, self.section.port)
@@ -319,23 +323,28 @@ class SapientClient:
         elif oid not in self._reported:
             return  # the peer never heard of it
         report = messages.detection_report(event, self.settings.task_id)
+        last = self._forget(oid) if ended else self._last_stamp.get(oid)
         if report is None:
             self._count("reports_without_position")
+            if ended:
+                self._drone_alert(event, state, None)
             return
         stamp = time.time()
-        last = self._last_stamp.get(oid)
         if last is not None and 0 <= stamp - last < SAME_OBJECT_MIN_S:
             stamp = last
         self._send_stamped(stamp, detection_report=report)
         self._count("reports_sent")
-        if ended:
-            for table in (self._last_stamp, self._last_sent):
-                table.pop(oid, None)
-            self._reported.discard(oid)
-        else:
+        if not ended:
             self._last_stamp[oid], self._last_sent[oid] = stamp, now
             self._reported.add(oid)
         self._drone_alert(event, state, report)
+
+    def _forget(self, oid: str) -> float | None:
+        """An ended object: drop what is kept of it whatever becomes of its last report;
+        returns the time stamp of its last report."""
+        self._last_sent.pop(oid, None)
+        self._reported.discard(oid)
+        return self._last_stamp.pop(oid, None)
 
     def _drone_alert(self, event: dict[str, Any], state: dict[str, Any], report: Any) -> None:
         oid = str(event["object_id"])
