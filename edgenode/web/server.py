@@ -2,7 +2,8 @@
 
 One poller asks the daemon for its status once a second while anyone is looking, and every
 browser gets that one answer (server-sent events): three browsers cost the daemon what one
-does. Bodies are capped at 4 KiB; unknown routes are 404; no route changes the node's state
+does. Bodies are capped at 4 KiB, requests in flight at 64 and live streams at 16 (503
+beyond); unknown routes are 404; no route changes the node's state
 except a self-test, which needs the technician's session.
 """
 
@@ -27,13 +28,19 @@ log = logging.getLogger(__name__)
 COOKIE = "edgenode_session"
 POLL_S = 1.0
 IDLE_STOP_S = 10.0  # stop polling this long after the last page or stream
+# Requests in flight at once (live streams among them, which need no login): beyond these a
+# flood is answered 503, so it never queues without bound for the daemon's control socket.
+MAX_REQUESTS = 64
+MAX_STREAMS = 16
 MAX_BODY = 4096
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class StatusPage:
-    def __init__(self, section: StatusPageSection, control_sock: Path) -> None:
+    def __init__(self, section: StatusPageSection, control_sock: Path, *,
+                 max_requests: int = MAX_REQUESTS, max_streams: int = MAX_STREAMS) -> None:
         self.section = section
+        self.max_requests, self.max_streams = max_requests, max_streams
         self.control_sock = control_sock
         self.sessions = Sessions(section.session_minutes * 60)
         self.limiter = LoginLimiter()
@@ -42,6 +49,7 @@ class StatusPage:
         self._wanted_until = 0.0
         self._changed = asyncio.Event()
         self.streams = 0
+        self.in_flight = 0
 
     # -- the daemon ----------------------------------------------------------------------
     async def ask(self, message: dict[str, Any], timeout_s: float = 3.0) -> dict[str, Any]:
@@ -90,6 +98,9 @@ class StatusPage:
         return web.json_response(view(await self.current_status()))
 
     async def api_stream(self, req: web.Request) -> web.StreamResponse:
+        if self.streams >= self.max_streams:
+            raise web.HTTPServiceUnavailable(text=f"{self.streams} live views are open: "
+                                             "close one, or reload later")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-store"})
         await response.prepare(req)
@@ -147,8 +158,18 @@ class StatusPage:
         await self.audit("web_selftest", client=client)
         return web.json_response(await self.ask({"cmd": "selftest"}, timeout_s=60))
 
+    @web.middleware
+    async def bounded(self, req: web.Request, handler: Any) -> web.StreamResponse:
+        if self.in_flight >= self.max_requests:
+            raise web.HTTPServiceUnavailable(text="the status page is busy: try again shortly")
+        self.in_flight += 1
+        try:
+            return await handler(req)
+        finally:
+            self.in_flight -= 1
+
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[headers])
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self.bounded, headers])
         app.router.add_get("/", self.page)
         app.router.add_get("/{name:(sky|selftest|logs)}", self.page)
         app.router.add_get("/assets/{asset:(app\\.js|app\\.css)}", self.asset)
