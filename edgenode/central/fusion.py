@@ -7,7 +7,9 @@ Each node reports, per track of its own, a true bearing (and sometimes a radar r
   node track joins the fused track whose position its bearing passes through (gated by the
   combined error); two single-node tracks pair when their bearing rays cross in front of both
   (preferring a crossing a third node's bearing confirms); with three or more members the
-  member with the worst residual is split off when it disagrees. A fused track with one
+  member with the worst residual is split off when it disagrees; when a node ends a track
+  while a newer lone track of its own passes the fused position (its tracker split one
+  object in two), the newer one takes the ended one's place. A fused track with one
   member is a bearing line (no position) unless that node measured range.
 
 Ids are deterministic (from the founding node track), so every central instance that sees
@@ -253,21 +255,24 @@ class SiteFusion:
         return _unique(changed)
 
     def end(self, node: str, object_id: str, t: float) -> list[FusedTrack]:
-        """The node ended its track: drop it; a fused track without members ends."""
+        """The node ended its track: drop it; a fused track without members ends. Where the
+        node already follows the object again on a new track (a lone bearing line through
+        the fused position), that track takes the ended one's place (`_handover`)."""
         key = (node, object_id)
         self.latest.pop(key, None)
         fid = self.member_of.pop(key, None)
         if fid is None:
             return []
         track = self.tracks[fid]
+        last_fix = track.fix
         track.members.discard(key)
         track.t = max(track.t, t)
         if not track.members:
             track.ended = True
             del self.tracks[fid]
-        else:
-            self._refix(track, t)
-        return [track]
+            return [track]
+        self._refix(track, t)
+        return [track, *self._handover(track, node, last_fix, t)]
 
     def expire(self, now: float, max_silence_s: float) -> list[FusedTrack]:
         """End members whose node stopped talking about them (no `end` came, e.g. node lost)."""
@@ -370,6 +375,34 @@ class SiteFusion:
         self._join(best[1], obs)
         self._refix(best[1], obs.t)
         return [*changed, best[1]]
+
+    def _handover(self, track: FusedTrack, node: str, last_fix: Fix | None,
+                  t: float) -> list[FusedTrack]:
+        """A node's tracker may follow one object on a second track before ending the first
+        (a split): while both live, they are two objects to us, so the new one stands alone
+        as a bearing line. When the first ends, the node's lone track whose bearing passes
+        the position the fused track last had (GATE_SIGMA) joins it; its own line ends."""
+        if last_fix is None or any(n == node for n, _ in track.members):
+            return []
+        best: tuple[float, Observation] | None = None
+        for other in list(self.tracks.values()):
+            if other is track or len(other.members) != 1:
+                continue
+            ((other_node, other_id),) = other.members
+            o = self.latest.get((other_node, other_id))
+            if other_node != node or o is None or t - o.t > self.stale_s:
+                continue
+            score = bearing_residual_sigma(o, last_fix)
+            if score <= GATE_SIGMA and (best is None or score < best[0]):
+                best = (score, o)
+        if best is None:
+            return []
+        o = best[1]
+        changed = self.end(o.node, o.object_id, t)
+        self.latest[(o.node, o.object_id)] = o
+        self._join(track, o)
+        self._refix(track, t)
+        return changed
 
     def _supporters(self, fix: Fix, exclude: set[str]) -> list[Observation]:
         """Lone tracks (one-member fused tracks) of other nodes whose bearing passes the fix."""

@@ -87,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.sapient:
             extra["sapient"] = sapient_section(args.sapient)
         path, twin = prepare_sim_run(Path(args.sim), sim_state, args.broker, args.speed,
-                                     args.fault or [], extra_sections=extra)
+                                     args.fault or [], extra_sections=extra, mast=args.mast,
+                                     sky_epoch=args.sky_epoch)
         args.state_dir = str(sim_state)
         log.info("run --sim: twin pid %d, config %s; command it with: edgenode ctl --broker %s "
                  "--key %s", twin.pid, path, args.broker, sim_state / "operator.key")
@@ -164,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "udp://239.2.3.1:6969)")
     p.add_argument("--sapient", metavar="HOST:PORT",
                    help="with --sim: also report to this SAPIENT peer (docs/sapient.md)")
+    from edgenode.cli.sim import add_sky_options
+
+    add_sky_options(p, prefix="with --sim: ")
     p = add("validate-config", cmd_validate_config,
             "check a config file and list every problem (exit 78 when invalid)")
     p.add_argument("path", nargs="?", help="config file (default: --config)")

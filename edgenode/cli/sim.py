@@ -39,15 +39,30 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from hal.sim.run import run_twin
 
     try:
-        load_scenario(args.scenario)
+        check_sky(args.scenario, args.mast, args.sky_epoch)
     except ScenarioError as exc:
         print(f"scenario invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 78
+    except ValueError as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out) if args.out else Path(args.state_dir or "state") / "sim"
     return run_twin(args.scenario, out, speed=args.speed, faults=args.fault or [],
-                    with_parent=args.with_parent, linger_s=args.linger_s)
+                    with_parent=args.with_parent, linger_s=args.linger_s, mast=args.mast,
+                    sky_epoch=args.sky_epoch)
+
+
+def check_sky(scenario: str | Path, mast: str | None, sky_epoch: float | None) -> None:
+    """Before a twin starts: the scenario is valid (ScenarioError, naming file and keys), the
+    mast is one of its `[[masts]]` (or none is asked for and it has none), and the sky's
+    epoch is not in the future (ValueError saying which and why)."""
+    scenario_model = load_scenario(scenario)
+    scenario_model.mast_pose(mast)
+    if sky_epoch is not None and sky_epoch > time.time():
+        raise ValueError(f"--sky-epoch {sky_epoch:.3f} is in the future; give a time already "
+                         "past (e.g. when the first twin was started), the same to every twin")
 
 
 def _positive(text: str) -> float:
@@ -74,6 +89,17 @@ def register(add: Any) -> None:
                    "seconds after it is gone")
     p.add_argument("--linger-s", type=float, default=3.0,
                    help="with --with-parent: seconds to keep recording after the parent dies")
+    add_sky_options(p)
+
+
+def add_sky_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """--mast and --sky-epoch: several twins (one per mast) sharing one scenario's sky."""
+    p.add_argument("--mast", metavar="NAME",
+                   help=f"{prefix}play this one of the scenario's [[masts]] (its place, "
+                   "heading and node id); needed when the scenario has masts")
+    p.add_argument("--sky-epoch", type=float, metavar="UNIX_TIME",
+                   help=f"{prefix}the wall-clock time scenario time 0 maps to (default: the "
+                   "twin's start); give every mast's twin the same one to share the sky")
 
 
 # -- edgenode run --sim ---------------------------------------------------------------------
@@ -114,7 +140,9 @@ def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str,
                      "demo": True})
     effector |= {"enabled": True, "keys": keys}
     config: dict[str, Any] = {
-        "node": {"site": "sim", "id": "twin-01", "hardware": endpoints["hardware"],
+        # A mast of a shared sky is a node of its own, named after it, at the one site.
+        "node": {"site": "sim", "id": endpoints.get("mast") or "twin-01",
+                 "hardware": endpoints["hardware"],
                  "latitude_deg": pose["latitude_deg"], "longitude_deg": pose["longitude_deg"],
                  "altitude_m": pose["altitude_m"],
                  "mast_heading_deg": pose["mast_heading_deg"]},
@@ -150,6 +178,7 @@ def sim_config(endpoints: dict[str, Any], broker_url: str, public_key: str,
 def prepare_sim_run(scenario: Path, state_dir: Path, broker_url: str, speed: float,
                     faults: list[str], *, admin_key: bool | None = None,
                     extra_sections: dict[str, dict[str, Any]] | None = None,
+                    mast: str | None = None, sky_epoch: float | None = None,
                     ) -> tuple[Path, subprocess.Popen[bytes]]:
     """Start the twin as a child process and write a node config that uses it.
 
@@ -157,12 +186,13 @@ def prepare_sim_run(scenario: Path, state_dir: Path, broker_url: str, speed: flo
     endpoints.json, twin.log); it stops a few seconds after the calling process is gone.
     `admin_key` (default: $EDGENODE_SIM_ADMIN_KEY = 1) also trusts STATE/admin.key as admin.
     `extra_sections` are merged into the node config (e.g. {"cot": {"url": ...}} for --cot,
-    {"sapient": {...}} for --sapient).
+    {"sapient": {...}} for --sapient). `mast` and `sky_epoch`: the twin plays that one of the
+    scenario's `[[masts]]` in a sky whose time 0 is that wall-clock time (check_sky).
     """
     if admin_key is None:
         admin_key = os.environ.get(ADMIN_KEY_ENV) == "1"
     scenario = resolve_scenario(scenario)
-    load_scenario(scenario)  # a bad scenario fails here, naming file and key
+    check_sky(scenario, mast, sky_epoch)  # a bad scenario fails here, naming file and key
     sim_dir = state_dir / "sim"
     sim_dir.mkdir(parents=True, exist_ok=True)
     endpoints_path = sim_dir / "endpoints.json"
@@ -171,6 +201,10 @@ def prepare_sim_run(scenario: Path, state_dir: Path, broker_url: str, speed: flo
             "--out", str(sim_dir), "--speed", repr(speed), "--with-parent"]
     for fault in faults:
         argv += ["--fault", fault]
+    if mast is not None:
+        argv += ["--mast", mast]
+    if sky_epoch is not None:
+        argv += ["--sky-epoch", repr(sky_epoch)]
     log_path = sim_dir / "twin.log"
     with log_path.open("ab") as log_fh:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_fh,

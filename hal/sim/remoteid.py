@@ -203,8 +203,9 @@ class Broadcast:
 
 
 class Broadcaster:
-    """Turns a drone's true position (metres east, north, up of the node's mast foot) into the
-    link-layer frames a receiver would capture, at the broadcast rate."""
+    """Turns a drone's true position (metres east, north, up of the site origin, where the
+    operator stands) into the link-layer frames a receiver would capture, at the broadcast
+    rate."""
 
     def __init__(self, broadcast: Broadcast, node_lat: float, node_lon: float,
                  node_alt_m: float = 0.0) -> None:

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 def run_twin(scenario: str | Path, out_dir: Path, *, speed: float = 1.0,
              faults: list[str] | tuple[str, ...] = (), with_parent: bool = False,
-             linger_s: float = 3.0) -> int:
+             linger_s: float = 3.0, mast: str | None = None,
+             sky_epoch: float | None = None) -> int:
     """Serve until SIGTERM, a `stop` request, or (with_parent) the parent process dying.
 
     With `with_parent` the twin belongs to the daemon that started it: SIGINT (a Ctrl-C to
@@ -28,7 +29,7 @@ def run_twin(scenario: str | Path, out_dir: Path, *, speed: float = 1.0,
     parent = os.getppid()
     path = resolve_scenario(scenario)
     twin = Twin(load_scenario(path), out_dir, speed=speed, faults=list(faults),
-                scenario_path=path)
+                scenario_path=path, mast=mast, sky_epoch=sky_epoch)
     signal.signal(signal.SIGTERM, lambda *_: twin.stop_event.set())
     if with_parent:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -2,7 +2,9 @@
 
 A scenario names the hardware variant, places the node, and puts targets on trajectories among
 ambient noise, site machinery and wind, with faults on a schedule. Positions are metres east
-and north of the mast foot; altitudes are metres above the ground there.
+and north of the site origin (`[node]`'s latitude and longitude: the mast foot, unless the
+scenario names several masts with `[[masts]]`, one twin per mast sharing the sky); altitudes
+are metres above the ground there.
 
 Every key is checked (`extra="forbid"`): a misspelt option is an error that names the file and
 the key, never silently ignored.
@@ -10,6 +12,7 @@ the key, never silently ignored.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 HARDWARE_DIR = Path(__file__).resolve().parents[2] / "hardware"
 SCENARIO_DIR = HARDWARE_DIR / "scenarios"
+EARTH_RADIUS_M = 6_371_008.8  # mean radius, as edgenode.central.geometry's local frame
 
 # What each fault does to the simulated part, and what the self-test must say about it:
 # docs/selftest.md ("Twin faults").
@@ -44,6 +48,18 @@ class NodePose(_Model):
     # Height of the radar and the array's reference point above the ground.
     mast_height_m: float = Field(6.0, ge=0, le=100)
     key_switch: Literal["off", "test", "operate"] = "operate"
+
+
+class Mast(_Model):
+    """One of a site's masts, for two or more daemons sharing one sky (`edgenode run --sim
+    SCENARIO --mast NAME`): where its foot stands, metres east and north of the site origin
+    (`[node]`'s latitude and longitude), and, where it differs from `[node]`'s, its heading and
+    height. The name is the node's id."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    position_m: Metres2
+    mast_heading_deg: float | None = Field(None, ge=0, lt=360)
+    mast_height_m: float | None = Field(None, ge=0, le=100)
 
 
 class Ambient(_Model):
@@ -190,7 +206,7 @@ DEFAULT_RCS_M2 = {"quad": 0.02, "fixed-wing": 0.05, "bird": 0.01, "car": 10.0}
 class Aircraft(_Model):
     """A manned aircraft flying straight, heard by the node only on ADS-B (the twin serves its
     messages in the Beast format): where it is at scenario time 0 (metres east and north of the
-    mast foot), its height above the ground there, ground speed and track."""
+    site origin), its height above the ground there, ground speed and track."""
 
     icao: str = Field(pattern=r"^[0-9A-F]{6}$")
     callsign: str = Field(pattern=r"^[A-Z0-9]{1,8}$")
@@ -230,6 +246,7 @@ class Scenario(_Model):
     seed: int = Field(1, ge=0)
     truth_period_s: float = Field(0.5, gt=0, le=60)
     node: NodePose = NodePose()
+    masts: list[Mast] = Field(default_factory=list)
     ambient: Ambient = Ambient()
     wind: Wind = Wind()
     radar: Radar = Radar()
@@ -243,7 +260,38 @@ class Scenario(_Model):
         ids = [t.id for t in self.targets] + [m.name for m in self.machinery]
         if len(set(ids)) != len(ids):
             raise ValueError(f"target ids and machinery names must be unique, got {ids}")
+        names = [m.name for m in self.masts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"mast names must be unique, got {names}")
         return self
+
+    def mast_pose(self, mast: str | None) -> tuple[NodePose, tuple[float, float]]:
+        """The pose of the mast a twin plays (its latitude and longitude where its foot
+        stands) and that foot's offset (east, north) in metres from the site origin.
+
+        `None` is `[node]` itself, at the origin, for a scenario without `[[masts]]`; a
+        scenario with masts needs one of their names."""
+        names = [m.name for m in self.masts]
+        if mast is None:
+            if names:
+                raise ValueError(f"scenario '{self.name}' has masts {names}: choose the one "
+                                 "this twin plays (--mast NAME)")
+            return self.node, (0.0, 0.0)
+        chosen = next((m for m in self.masts if m.name == mast), None)
+        if chosen is None:
+            where = f"its masts are {names}" if names else "it has no [[masts]]"
+            raise ValueError(f"mast '{mast}' is not in scenario '{self.name}'; {where}")
+        east, north = chosen.position_m
+        lat0 = self.node.latitude_deg
+        lat = lat0 + math.degrees(north / EARTH_RADIUS_M)
+        lon = self.node.longitude_deg + math.degrees(
+            east / (EARTH_RADIUS_M * math.cos(math.radians(lat0))))
+        update: dict[str, float] = {"latitude_deg": lat, "longitude_deg": lon}
+        if chosen.mast_heading_deg is not None:
+            update["mast_heading_deg"] = chosen.mast_heading_deg
+        if chosen.mast_height_m is not None:
+            update["mast_height_m"] = chosen.mast_height_m
+        return self.node.model_copy(update=update), (east, north)
 
 
 class ScenarioError(Exception):

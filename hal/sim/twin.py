@@ -4,6 +4,10 @@ Exposes the radar on ptys, and the relay board, microphone array, I2C parts and 
 one Unix socket (hal.sim.protocol); writes ground truth to truth.jsonl and where everything is
 to endpoints.json. Scenario and sensors run `speed` times faster than the wall clock; the
 relay board keeps wall-clock (monotonic) time.
+
+Two or more twins share one sky when each plays one of the scenario's `[[masts]]` (`mast`)
+and all are given the same `sky_epoch`: the wall-clock time scenario time 0 maps to, so every
+twin puts a target at the same place at the same wall time, whenever it started.
 """
 
 from __future__ import annotations
@@ -85,12 +89,21 @@ class Truth:
 
 class Twin:
     def __init__(self, scenario: Scenario, out_dir: Path, *, speed: float = 1.0,
-                 faults: list[str] | tuple[str, ...] = (), scenario_path: Path | None = None):
+                 faults: list[str] | tuple[str, ...] = (), scenario_path: Path | None = None,
+                 mast: str | None = None, sky_epoch: float | None = None):
+        """`mast`: which of the scenario's `[[masts]]` this twin is (None: `[node]`);
+        `sky_epoch`: the wall-clock time (Unix seconds, not in the future) of scenario time 0
+        (None: now)."""
         unknown = [f for f in faults if f not in FAULT_NAMES]
         if unknown:
             raise ValueError(f"fault(s) {unknown} unknown; choose from {list(FAULT_NAMES)}")
         if speed <= 0:
             raise ValueError(f"speed {speed} must be positive")
+        now_wall, now_mono = time.time(), time.monotonic()
+        if sky_epoch is not None and sky_epoch > now_wall:
+            raise ValueError(f"sky epoch {sky_epoch:.3f} is {sky_epoch - now_wall:.1f} s in the "
+                             "future; give a time already past (e.g. when the first twin "
+                             "was started)")
         self.scenario = scenario
         self.scenario_path = scenario_path
         self.out_dir = out_dir
@@ -101,9 +114,11 @@ class Twin:
                             relay["aux_line"]: "aux", relay["key_test_line"]: "key_test",
                             relay["key_operate_line"]: "key_operate"}
         self.dropout_s = relay.get("board_dropout_ms", 200) / 1000.0
-        self.world = World(scenario)
+        self.mast = mast
+        self.world = World(scenario, mast)  # raises ValueError for a mast not in the scenario
+        self.pose = self.world.pose
         self.lock = threading.RLock()
-        self.board = RelayBoard(dropout_s=self.dropout_s, key=scenario.node.key_switch)
+        self.board = RelayBoard(dropout_s=self.dropout_s, key=self.pose.key_switch)
         self.lines: dict[int, Line] = {}
         self.faults: dict[str, ActiveFault] = {}
         self._cli_faults = list(faults)
@@ -117,8 +132,10 @@ class Twin:
         self.truth = Truth(out_dir / "truth.jsonl")
         self.radar_log_path = out_dir / "radar.jsonl"
         self.endpoints_path = out_dir / "endpoints.json"
-        self.mono0 = time.monotonic()
-        self.wall0 = time.time()
+        # Scenario time 0: now, or the shared sky's epoch (then the scenario is under way).
+        self.sky_epoch = sky_epoch
+        self.wall0 = now_wall if sky_epoch is None else sky_epoch
+        self.mono0 = now_mono - (now_wall - self.wall0)
         self.radar = None
         self.sky: Any = None
         self.air: RemoteIdAir | None = None
@@ -139,7 +156,7 @@ class Twin:
     def start(self) -> None:
         from hal.sim.devices import BoardParts
 
-        self.parts = BoardParts(self.scenario.node.mast_heading_deg,
+        self.parts = BoardParts(self.pose.mast_heading_deg,
                                 self.scenario.ambient.temperature_c, self.scenario.seed)
         radar_cfg = self.hardware.get("radar", {})
         if radar_cfg.get("model") == "ti-mmwave":
@@ -158,7 +175,7 @@ class Twin:
         if self.scenario.aircraft:
             from hal.sim.adsb import BeastSky, flights_of
 
-            node = self.scenario.node
+            node = self.scenario.node  # the site origin, which aircraft positions are from
             self.sky = BeastSky(node.latitude_deg, node.longitude_deg,
                                 flights_of(self.scenario.aircraft, node.altitude_m),
                                 speed=self.speed,
@@ -178,8 +195,11 @@ class Twin:
             self.start_fault(name, None)
         self._spawn(self._tick_loop, "sim-tick")
         self._write_endpoints()
-        log.info("sim: scenario '%s' on %s at %gx; socket %s", self.scenario.name,
-                 self.scenario.hardware, self.speed, self.socket_path)
+        log.info("sim: scenario '%s' on %s at %gx%s%s; socket %s", self.scenario.name,
+                 self.scenario.hardware, self.speed,
+                 f", mast '{self.mast}'" if self.mast else "",
+                 f", sky at t={self.sim_time():.1f} s" if self.sky_epoch is not None else "",
+                 self.socket_path)
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -223,7 +243,10 @@ class Twin:
                                             "key_test_line", "key_operate_line")}
             | {"board_dropout_ms": round(self.dropout_s * 1000)},
             "i2c": [p.as_config() for p in PARTS],
-            "node": self.scenario.node.model_dump(),
+            # The pose of the mast this twin plays (with [[masts]]: its own place and name).
+            "node": self.pose.model_dump(),
+            "mast": self.mast,
+            "sky_epoch": self.sky_epoch,
             # The manned aircraft's ADS-B, as a receiver's Beast port (none without aircraft).
             "adsb": f"beast://127.0.0.1:{self.sky.port}" if self.sky is not None else None,
             # The drones' Remote ID: sockets the node binds ({linktype: path}; none if none).
@@ -289,7 +312,7 @@ class Twin:
             if name == "relay-stuck":
                 self._record(self.board.set_stuck(False, time.monotonic()))
             elif name == "interlock-open":
-                self._record(self.board.set_key(self.scenario.node.key_switch,
+                self._record(self.board.set_key(self.pose.key_switch,
                                                 time.monotonic()))
         if name == "radar-unplugged" and self.radar is not None:
             self.radar.plug()
@@ -342,7 +365,10 @@ class Twin:
         period_sim = self.scenario.radar.frame_period_ms / 1000.0
         rng = np.random.default_rng([self.scenario.seed, 3])
         garbage = np.random.default_rng([self.scenario.seed, 4])
-        k = 0
+        # The slot the sky is in now (0, unless a shared sky's epoch is past): frames start
+        # there, numbered from 1 as the module numbers them from its start.
+        k0 = max(0, int(self.sim_time() // period_sim))
+        k = k0
         while not self.stop_event.is_set():
             k += 1
             deadline = self.mono_of_sim(k * period_sim)
@@ -355,7 +381,7 @@ class Twin:
             # bytes are late when this thread is (what the daemon's FrameClock undoes).
             sim_t = k * period_sim
             points = self.radar_model.frame(sim_t, rng)
-            number = k
+            number = k - k0
             packet = encode_frame(number, points, t_cpu_cycles=int(sim_t * 200e6))
             intact = True
             if self.fault_active("radar-wrong-baud"):

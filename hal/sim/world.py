@@ -1,7 +1,9 @@
 """Where everything is at scenario time t: targets on their trajectories, seen from the node.
 
-World frame: metres east, north, up from the mast foot (ENU). Node frame (ARCHITECTURE.md):
-x along the mast heading, y to its left, z up, origin at the array on top of the mast.
+World frame: metres east, north, up from the site origin (ENU): the mast foot, or, where the
+scenario names several masts, the point they are placed from. Node frame (ARCHITECTURE.md):
+x along the mast heading, y to its left, z up, origin at the array on top of the mast the
+twin plays.
 """
 
 from __future__ import annotations
@@ -89,11 +91,13 @@ class Body:
 
 
 class World:
-    def __init__(self, scenario: Scenario):
+    def __init__(self, scenario: Scenario, mast: str | None = None):
+        """`mast`: which of the scenario's `[[masts]]` sees this world (None: `[node]`)."""
         self.scenario = scenario
-        pose = scenario.node
+        pose, (east, north) = scenario.mast_pose(mast)
+        self.pose = pose
         self.heading_rad = math.radians(pose.mast_heading_deg)
-        self.array_enu = np.array([0.0, 0.0, pose.mast_height_m])
+        self.array_enu = np.array([east, north, pose.mast_height_m])
         self.bodies: list[Body] = []
         rng = np.random.default_rng(scenario.seed)
         for ti, target in enumerate(scenario.targets):
@@ -121,7 +125,7 @@ class World:
         return out
 
     def enu_to_node(self, enu: np.ndarray) -> np.ndarray:
-        """ENU metres from the mast foot (..., 3) -> node frame (x ahead, y left, z up)."""
+        """ENU metres from the site origin (..., 3) -> node frame (x ahead, y left, z up)."""
         rel = np.asarray(enu, dtype=float) - self.array_enu
         s, c = math.sin(self.heading_rad), math.cos(self.heading_rad)
         x = rel[..., 0] * s + rel[..., 1] * c

@@ -1,6 +1,7 @@
 """The central service on a real Mosquitto: de-dup, gaps, two instances on one shared
 subscription (counted against the fleet simulator's own log), an instance killed and
-restarted mid-run, and the twin-equivalent crossing (two masts 400 m apart)."""
+restarted mid-run, and the twin-equivalent crossing (two masts 400 m apart) on the fleet
+simulator."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from edgenode.link.mqtt import BrokerOptions, MqttClient
 from edgenode.link.payloads import Envelope, encode
 from edgenode.link.topics import Topics
 from edgenode.ulid import new_ulid
-from tests.central.helpers import TrackWatcher
-from tests.conftest import EDGENODE, Mosquitto, terminate
+from tests.central.helpers import TrackWatcher, central_proc, central_ready
+from tests.conftest import Mosquitto, terminate
 from tests.link.helpers import track_event, wait_until
 
 QUEUE = "max_queued_messages 100000\n"  # a restarting instance must not overflow its queue
@@ -135,18 +136,7 @@ def test_on_mqtt_311_one_instance_per_set_of_sites_sees_all_of_its_sites_and_fus
 
 
 def _central_proc(url: str, name: str, log: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([*EDGENODE, "central", "--broker", url, "--instance", name,
-                             "--events-log", str(log), "--session-expiry-s", "30"],
-                            stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def _ready(proc: subprocess.Popen[str]) -> None:
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "ready on" in line:
-            return
-    raise AssertionError(f"central did not start (exit {proc.poll()})")
+    return central_proc(url, name, "--events-log", str(log), "--session-expiry-s", "30")
 
 
 @pytest.mark.long  # make test budget; also in make bench
@@ -159,7 +149,7 @@ def test_an_instance_killed_and_restarted_mid_run_loses_nothing_and_repeats_noth
     procs = {n: _central_proc(broker.url, f"c-{n}", logs[n]) for n in logs}
     try:
         for p in procs.values():
-            _ready(p)
+            central_ready(p)
         sim = FleetSim(broker.url, nodes=20, drones=4, seconds=8, nodes_per_site=5)
         result: dict[str, int] = {}
         runner = threading.Thread(target=lambda: result.update(sim.run()))
@@ -169,7 +159,7 @@ def test_an_instance_killed_and_restarted_mid_run_loses_nothing_and_repeats_noth
         procs["b"].wait()
         time.sleep(1.5)
         procs["b"] = _central_proc(broker.url, "c-b", logs["b"])
-        _ready(procs["b"])
+        central_ready(procs["b"])
         runner.join()
         time.sleep(1.0)
         outputs = {}
@@ -193,7 +183,7 @@ def test_an_instance_killed_and_restarted_mid_run_loses_nothing_and_repeats_noth
 
 def test_twin_crossing_two_masts_400_m_apart_one_fused_track_median_error_within_15_m(
         mosquitto: Mosquitto):
-    """The issue's twin case, on the fleet simulator (the twin flies one sky per daemon):
+    """The issue's twin case on the fleet simulator (on the twin itself: test_central_twin):
     one drone flies north to south 250-300 m east of two masts 400 m apart; each mast hears it
     to 500 m, so the ends of the pass are one mast's bearing line and the middle a fix."""
     masts = [(0.0, 200.0), (0.0, -200.0)]

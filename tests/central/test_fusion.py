@@ -152,3 +152,26 @@ def test_a_track_split_off_at_its_founding_instant_gets_a_new_id():
         assert key in fusion.tracks[fid].members
     for key in list(fusion.member_of):
         fusion.observe(obs(key[0], b if key[0] == "north" else a, t=1.1, object_id=key[1]))
+
+
+def test_a_nodes_second_track_on_the_drone_takes_over_when_its_first_one_ends():
+    """A node's tracker split the drone in two (seen on the twin: the old track lagged, a new
+    one formed on the drone's bearing, the old one ended seconds later): the new track joins
+    the fused track, which keeps its id and its position; a lone track elsewhere does not."""
+    fusion = SiteFusion("s1")
+    drone, other = (230.0, 40.0), (-300.0, -100.0)
+    fusion.observe(obs("north", drone, t=1.0, object_id="north-1"))
+    fid = fusion.observe(obs("south", drone, t=1.0, object_id="south-1"))[0].id
+    fusion.observe(obs("south", other, t=1.1, object_id="south-far"))
+    # south's second track on the drone: two objects to its tracker, so a bearing line
+    line = fusion.observe(obs("south", drone, t=1.2, object_id="south-2"))
+    assert [t.id for t in line] != [fid] and line[0].fix is None
+    fusion.observe(obs("north", drone, t=1.3, object_id="north-1"))
+    changed = fusion.end("south", "south-1", 1.4)
+    assert fusion.track_of("south", "south-2").id == fid
+    assert fusion.tracks[fid].members == {("north", "north-1"), ("south", "south-2")}
+    fix = fusion.tracks[fid].fix
+    assert fix is not None and math.hypot(fix.east - drone[0], fix.north - drone[1]) < 1.0
+    assert line[0].ended and line[0].id not in fusion.tracks  # its own line ended
+    assert {t.id for t in changed} == {fid, line[0].id}
+    assert fusion.track_of("south", "south-far").members == {("south", "south-far")}

@@ -12,7 +12,7 @@ from hal.sim.world import World, bearing_of
 from tests.sim.conftest import write_scenario
 
 SHIPPED = ["one-drone-crossing", "two-drones-crossing", "drone-hover-approach", "bird-flock",
-           "machinery-only", "empty-sky", "remote-id-drones"]
+           "machinery-only", "empty-sky", "remote-id-drones", "two-masts-crossing"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
