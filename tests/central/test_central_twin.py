@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edgenode.central.geometry import LocalFrame, bearing_deg, wrap180
 from hal.sim.scenario import load_scenario
@@ -34,6 +35,9 @@ def _drone(world: World, sim_t: float) -> np.ndarray | None:
     return bodies[0][1] if bodies else None
 
 
+# make test-long: two twins rendering 16 microphones each need most of this 2-core machine; at a
+# load average near 10 the nodes fell behind and the test failed (2 of 10 runs).
+@pytest.mark.long
 def test_two_daemons_sharing_one_sky_make_one_fused_track_within_15_m_at_300_m(
         mosquitto: Mosquitto, tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIO)
