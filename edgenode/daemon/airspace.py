@@ -26,7 +26,8 @@ class AdsbStage:
     def __init__(self, section: AirspaceSection, guard: AirspaceGuard, health: Health, *,
                  backend: AdsbBackend | None = None,
                  publish_events: Callable[[list[dict[str, Any]]], None] | None = None):
-        assert section.adsb_source is not None
+        if section.adsb_source is None:
+            raise ValueError("airspace: the ADS-B stage needs [airspace] adsb_source")
         self.section, self.guard = section, guard
         self.feed = AdsbFeed(section.adsb_source, backend=backend, name="adsb")
         self.health = health.register(self.name, deadline_s=5.0)

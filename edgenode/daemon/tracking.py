@@ -138,7 +138,8 @@ class DetectionStage:
     def _identities(self, events: list[dict[str, Any]]) -> None:
         """File the frames heard, re-associate when due, and put each track's identity on its
         event (the state object is the one the next event's `before` shows)."""
-        assert self._remoteid is not None
+        if self._remoteid is None:
+            return
         frames, guard = self._remoteid
         for frame in frames.drain():
             guard.feed(frame)

@@ -66,7 +66,8 @@ def effector_request(task: Task, enabled: bool) -> EffectorRequest | str | None:
         return "an effector task takes no region"
     if action != "engage":
         return EffectorRequest(action, {})
-    assert command is not None
+    if command is None:
+        return f"an engage task needs its parameters: {HOW}"
     params = engage_params(command.command_parameter)
     return params if isinstance(params, str) else EffectorRequest(action, params)
 
