@@ -145,3 +145,40 @@ def test_drops_counted_by_several_readers_at_once_are_exact() -> None:
     finally:
         sys.setswitchinterval(old)
     assert readings.dropped + readings.depth() == per_thread * threads
+
+
+def test_one_radar_frames_track_events_go_to_the_outbox_together() -> None:
+    """Two drones in every frame: each frame's events (both tracks' news or updates) reach
+    the link in one call, so they commit in one outbox transaction or not at all."""
+    import numpy as np
+
+    from edgenode.config import Config
+    from edgenode.daemon.tracking import DetectionStage
+    from tests.detect.test_plots import frame_of, radar_points
+
+    config = Config.model_validate({
+        "node": {"site": "s", "id": "n", "latitude_deg": 57.0, "longitude_deg": 11.9,
+                 "altitude_m": 10, "mast_heading_deg": 0},
+        "broker": {"url": "mqtt://127.0.0.1:1883"},
+        "relay": {"backend": "fake", "drive_line": 17, "heartbeat_line": 27, "aux_line": 22,
+                  "key_test_line": 5, "key_operate_line": 6, "max_on_s": 60},
+        "radar": {"model": "ti-mmwave", "data_port": "/dev/null", "mount_height_m": 3.0}})
+    readings = ReadingQueue()
+    batches: list[list[str]] = []
+    stage = DetectionStage(config, Health(), readings,
+                           lambda events: batches.append([e["object_id"] for e in events]))
+    rng = np.random.default_rng(3)
+    a, b = np.array([-20.0, 30.0, 12.0]), np.array([25.0, 45.0, 15.0])
+    stage.start()
+    try:
+        t0 = time.time()
+        for k in range(60):
+            pts = radar_points(a, 0.5, rng) + radar_points(b, -0.5, rng)
+            readings.put("radar", frame_of(k, t0 + 0.1 * k, pts))
+            time.sleep(0.005)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(len(set(b)) == 2 for b in batches):
+            time.sleep(0.05)
+    finally:
+        stage.stop()
+    assert any(len(set(batch)) == 2 for batch in batches), batches

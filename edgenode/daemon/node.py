@@ -140,7 +140,7 @@ class Node:
         if self.remoteid is not None:
             self.remoteid_stage = RemoteIdStage(self.remoteid.section, self.health)
         self.detection = DetectionStage(
-            config, self.health, self.readings, self._publish_event,
+            config, self.health, self.readings, self._publish_events,
             geometry_m=acoustic.geometry.positions_m if acoustic else None,
             remoteid=None if self.remoteid_stage is None or self.remoteid is None
             else (self.remoteid_stage.queue, self.remoteid))
@@ -188,18 +188,10 @@ class Node:
         if self.cot is not None:
             self.cot.node_changed()
 
-    def _publish_event(self, event: dict[str, Any]) -> None:
-        """A track event to every consumer: the link's outbox, and the TAK maps and the
-        SAPIENT peer where configured."""
-        self.link.publish_event(event)
-        if self.cot is not None:
-            self.cot.on_event(event)
-        if self.sapient is not None:
-            self.sapient.publish_event(event)
-
     def _publish_events(self, events: list[dict[str, Any]]) -> None:
-        """Events of one moment (the airspace picture's aircraft) in one outbox transaction,
-        and to the other systems one by one."""
+        """Track events of one moment (one radar frame's or acoustic block's, the airspace
+        picture's aircraft) to every consumer: the link's outbox in one transaction, and the
+        TAK maps and the SAPIENT peer, where configured, one by one."""
         self.link.publish_events(events)
         for event in events:
             if self.cot is not None:

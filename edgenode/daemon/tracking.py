@@ -50,7 +50,7 @@ class DetectionStage:
     name = "detect"
 
     def __init__(self, config: Config, health: Health, readings: ReadingQueue,
-                 publish: Callable[[dict[str, Any]], None],
+                 publish: Callable[[list[dict[str, Any]]], None],
                  geometry_m: Any = None,
                  remoteid: tuple[FrameQueue, RemoteIdGuard] | None = None):
         """`geometry_m`: microphone positions (M, 3) in the order the acoustic stage delivers.
@@ -132,7 +132,8 @@ class DetectionStage:
         for event in events:
             if event["type"] != "update":
                 log.info("track %s", describe_event(event))
-            self._publish(event)
+        if events:  # one reading's events in one outbox transaction
+            self._publish(events)
         self.health.set("ok")
 
     def _identities(self, events: list[dict[str, Any]]) -> None:
