@@ -1,0 +1,158 @@
+"""Each check driven past its limits through the inputs it really reads: the result
+docs/selftest.md gives (WARN or FAIL), the measured value, a hint naming the likely cause and
+the next step, and the boundary where it turns from PASS. No daemon: the checks run on a
+minimal node view, the HAL's fakes, real files and real certificates."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from edgenode.selftest import run_selftest
+from edgenode.selftest.system import system_checks
+from hal.sensors.system import FakeSystemFacts, HostSystemFacts, SystemFacts
+
+MB = 10**6
+
+
+def by_name(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in checks}
+
+
+def hint_says(c: dict[str, Any], *phrases: str) -> None:
+    """The hint carries each phrase: the cause and the next step."""
+    for phrase in phrases:
+        assert phrase in c["hint"], (phrase, c)
+
+
+# --- system -----------------------------------------------------------------------------
+
+
+def system_report(system: Any, state_dir: Path) -> dict[str, dict[str, Any]]:
+    """`edgenode selftest --part system` on a node whose system facts come from `system`."""
+    node = SimpleNamespace(config=SimpleNamespace(), state_dir=state_dir, sensors=[],
+                           link=None, system=system, effector=None, effector_state=None)
+    return by_name(run_selftest(node, ["system"])["checks"])
+
+
+def disk(tmp_path: Path, free: int) -> dict[str, Any]:
+    return by_name(system_checks({"clock_synced": True}, tmp_path,
+                                 disk_free=lambda path: free))["system.disk"]
+
+
+def test_disk_warns_below_1_gb_and_fails_below_100_mb(tmp_path: Path) -> None:
+    assert disk(tmp_path, 1000 * MB)["result"] == "PASS"
+    assert disk(tmp_path, 1000 * MB - 1)["result"] == "WARN"
+    warn = disk(tmp_path, 640 * MB)
+    assert (warn["result"], warn["value"], warn["unit"]) == ("WARN", 640.0, "MB")
+    assert warn["expected"] == ">= 1000 MB free"
+    hint_says(warn, f"only 640 MB free under {tmp_path}", "outbox and the audit log",
+              "free space")
+    assert disk(tmp_path, 100 * MB)["result"] == "WARN"
+    assert disk(tmp_path, 100 * MB - 1)["result"] == "FAIL"
+    fail = disk(tmp_path, 42 * MB)
+    assert (fail["result"], fail["value"]) == ("FAIL", 42.0)
+    hint_says(fail, f"only 42 MB free under {tmp_path}", "cannot grow",
+              "journalctl --vacuum-size")
+    empty = disk(tmp_path, 0)
+    assert (empty["result"], empty["value"]) == ("FAIL", 0.0)
+
+
+def test_disk_reads_the_state_directory_by_default_and_fails_when_it_is_missing(
+        tmp_path: Path) -> None:
+    missing = tmp_path / "not-mounted"
+    c = by_name(system_checks({"clock_synced": True}, missing))["system.disk"]
+    assert (c["result"], c["value"]) == ("FAIL", None)
+    hint_says(c, f"cannot read the state directory {missing}", "exists and is mounted")
+    real = by_name(system_checks({"clock_synced": True}, tmp_path))["system.disk"]
+    assert real["value"] == pytest.approx(shutil.disk_usage(tmp_path).free / MB, abs=50)
+
+
+def test_an_unsynchronised_clock_fails_and_says_arm_and_engage_are_refused(
+        tmp_path: Path) -> None:
+    system = FakeSystemFacts(clock_synced=True)
+    ok = system_report(system, tmp_path)["system.clock"]
+    assert (ok["result"], ok["value"]) == ("PASS", True)
+    system.set(clock_synced=False)
+    c = system_report(system, tmp_path)["system.clock"]
+    assert (c["result"], c["value"], c["expected"]) == ("FAIL", False, "synchronised")
+    hint_says(c, "not synchronised", "arm and engage are refused",
+              "timedatectl timesync-status")
+
+
+class _UnreadableSystem:
+    """A system facts source whose read fails (the twin's socket gone, say)."""
+
+    def read(self) -> SystemFacts:
+        raise OSError("twin socket closed")
+
+
+def test_unreadable_system_facts_fail_the_clock_and_skip_the_rest_naming_why(
+        tmp_path: Path) -> None:
+    checks = system_report(_UnreadableSystem(), tmp_path)
+    clock = checks["system.clock"]
+    assert (clock["result"], clock["value"]) == ("FAIL", None)
+    hint_says(clock, "cannot read the system facts (twin socket closed)",
+              "arm and engage are refused", "chrony")
+    for name in ("system.cpu_temp", "system.power"):
+        assert checks[name]["result"] == "SKIP"
+        hint_says(checks[name], "twin socket closed")
+
+
+def cpu_temp(tmp_path: Path, millidegrees: str) -> dict[str, Any]:
+    """The check on a thermal zone file as sysfs gives it (millidegrees C)."""
+    zone = tmp_path / "thermal_zone0_temp"
+    zone.write_text(millidegrees + "\n")
+    return system_report(HostSystemFacts(device=str(zone)), tmp_path)["system.cpu_temp"]
+
+
+def test_cpu_temperature_warns_from_70_c_and_fails_from_80_c(tmp_path: Path) -> None:
+    cool = cpu_temp(tmp_path, "69999")
+    assert (cool["result"], cool["value"], cool["unit"]) == ("PASS", 69.999, "C")
+    warm = cpu_temp(tmp_path, "70000")
+    assert (warm["result"], warm["value"], warm["expected"]) == ("WARN", 70.0, "< 70 C")
+    hint_says(warm, "CPU at 70 C, near throttling", "ventilation and sun shade")
+    assert cpu_temp(tmp_path, "79999")["result"] == "WARN"
+    hot = cpu_temp(tmp_path, "80000")
+    assert (hot["result"], hot["value"]) == ("FAIL", 80.0)
+    hint_says(hot, "CPU at 80 C: the board throttles", "ventilation", "heat sink")
+
+
+def test_no_thermal_zone_skips_the_cpu_temperature(tmp_path: Path) -> None:
+    c = system_report(HostSystemFacts(device=str(tmp_path / "none")), tmp_path)
+    assert c["system.cpu_temp"]["result"] == "SKIP"
+    hint_says(c["system.cpu_temp"], "no CPU temperature sensor")
+
+
+def power(tmp_path: Path, throttled: int | None) -> dict[str, Any]:
+    return system_report(FakeSystemFacts(throttled=throttled), tmp_path)["system.power"]
+
+
+def test_under_voltage_now_fails_throttling_now_or_since_boot_warns(tmp_path: Path) -> None:
+    assert (power(tmp_path, 0)["result"], power(tmp_path, 0)["value"]) == ("PASS", "0x0")
+    now = power(tmp_path, 0x1)
+    assert (now["result"], now["value"], now["expected"]) == ("FAIL", "0x1", "0x0")
+    hint_says(now, "under-voltage now", "supply or its cable is too weak", "rated supply")
+    # Under-voltage now wins over everything else set with it.
+    assert power(tmp_path, 0x5000F)["result"] == "FAIL"
+    for bits, names in ((0x2, "frequency capped"), (0x4, "throttled"),
+                        (0x8, "soft temperature limit"),
+                        (0x6, "frequency capped, throttled")):
+        c = power(tmp_path, bits)
+        assert (c["result"], c["value"]) == ("WARN", f"0x{bits:x}"), bits
+        hint_says(c, f"held back now ({names})", "check the cooling and the power supply")
+    boot = power(tmp_path, 0x50000)  # the usual trace of a weak supply: UV and throttled
+    assert (boot["result"], boot["value"]) == ("WARN", "0x50000")
+    hint_says(boot, "under-voltage, throttled happened since boot (not now)",
+              "supply and its cable")
+    assert power(tmp_path, 0x80000)["result"] == "WARN"
+
+
+def test_power_skips_off_a_pi(tmp_path: Path) -> None:
+    c = power(tmp_path, None)
+    assert c["result"] == "SKIP"
+    hint_says(c, "no vcgencmd")
