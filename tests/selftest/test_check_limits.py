@@ -10,10 +10,16 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
+from edgenode.config.models import RadarSection
+from edgenode.daemon.sensing import RadarStage, ReadingQueue
+from edgenode.health import Health
 from edgenode.selftest import run_selftest
+from edgenode.selftest.radar import radar_checks
 from edgenode.selftest.system import system_checks
+from hal.radar.ti_mmwave import encode_frame
 from hal.sensors.system import FakeSystemFacts, HostSystemFacts, SystemFacts
 
 MB = 10**6
@@ -156,3 +162,79 @@ def test_power_skips_off_a_pi(tmp_path: Path) -> None:
     c = power(tmp_path, None)
     assert c["result"] == "SKIP"
     hint_says(c, "no vcgencmd")
+
+
+# --- radar ------------------------------------------------------------------------------
+
+
+def radar_window(numbers: list[int], window_s: float) -> dict[str, dict[str, Any]]:
+    """The radar checks over a window in which the module sent frames numbered `numbers`:
+    the daemon's radar stage (frame period 100 ms, so 10 frames/s) reads them from a pyserial
+    loopback port; its facts are stamped `window_s` apart (the self-test's two reads)."""
+    section = RadarSection(model="ti-mmwave", data_port="loop://", frame_period_ms=100)
+    stage = RadarStage(section, Path("."), Health(), ReadingQueue())
+    try:
+        before = {**stage.selftest_facts(), "t": 0.0}
+        if not numbers:
+            stage.step()  # opens the port and waits for a byte that does not come
+        for n in numbers:
+            stage.port.write(encode_frame(n, np.zeros((2, 6), np.float32)))
+            while stage.port.bytes_in < stage.port.bytes_out:
+                stage.step()
+        after = {**stage.selftest_facts(), "t": window_s}
+    finally:
+        stage.close()
+    assert after["frames"] == len(numbers) and after["port_error"] is None
+    return by_name(radar_checks(before, after))
+
+
+def test_frames_more_than_25_percent_off_the_configured_rate_warn() -> None:
+    for frames in (15, 25):  # 7.5 and 12.5 frames/s against 10: just within
+        c = radar_window(list(range(1, frames + 1)), 2.0)["radar.rate"]
+        assert (c["result"], c["value"]) == ("PASS", frames / 2), frames
+    slow = radar_window(list(range(1, 15)), 2.0)["radar.rate"]
+    assert (slow["result"], slow["value"], slow["unit"]) == ("WARN", 7.0, "frames/s")
+    assert slow["expected"] == "10.0 frames/s +- 25%"
+    hint_says(slow, "frames arrive at 7.0/s, configured 10.0/s",
+              "radar.frame_period_ms matches the chirp configuration's frameCfg",
+              "busy USB hub or CPU")
+    fast = radar_window(list(range(1, 27)), 2.0)["radar.rate"]
+    assert (fast["result"], fast["value"]) == ("WARN", 13.0)
+    hint_says(fast, "frames arrive at 13.0/s, configured 10.0/s", "frameCfg")
+
+
+def test_no_byte_from_the_module_fails_the_rate_and_skips_what_needs_frames() -> None:
+    checks = radar_window([], 2.0)
+    assert checks["radar.port"]["result"] == "PASS"
+    c = checks["radar.rate"]
+    assert (c["result"], c["value"]) == ("FAIL", 0.0)
+    hint_says(c, "no byte on loop:// for 2.0 s: the module is not sending",
+              "check its power", "started (sensorStart)", "cable")
+    for name in ("radar.framing", "radar.numbering"):
+        assert checks[name]["result"] == "SKIP"
+        hint_says(checks[name], "no bytes arrived (radar.rate)")
+
+
+def test_frame_numbers_that_stop_advancing_fail_the_numbering() -> None:
+    # 64 frames, 63 steps: the median is the 32nd smallest. 31 repeats and 32 advances pass;
+    # 32 repeats and 31 advances are a module repeating itself.
+    mostly_advancing = [1] * 32 + list(range(2, 34))
+    c = radar_window(mostly_advancing, 6.4)["radar.numbering"]
+    assert (c["result"], c["value"]) == ("PASS", 1)
+    mostly_repeating = [1] * 33 + list(range(2, 33))
+    c = radar_window(mostly_repeating, 6.4)["radar.numbering"]
+    assert (c["result"], c["value"], c["unit"]) == ("FAIL", 0, "per frame")
+    hint_says(c, "frame numbers do not advance (median step 0, last [30, 31, 32])",
+              "restarts or repeats itself", "power-cycle it and check its supply")
+    stuck = radar_window([7] * 20, 2.0)["radar.numbering"]
+    assert (stuck["result"], stuck["value"]) == ("FAIL", 0)
+    # A module counting backwards (each frame a restart from a lower number) fails too.
+    backwards = radar_window(list(range(40, 20, -1)), 2.0)["radar.numbering"]
+    assert (backwards["result"], backwards["value"]) == ("FAIL", -1)
+
+
+def test_one_restart_in_the_window_is_not_a_numbering_fault() -> None:
+    """The median ignores one step back (a restart the module came back from, or a bit error
+    in one number); frames lost show as the rate."""
+    c = radar_window(list(range(1, 41)) + list(range(1, 25)), 6.4)["radar.numbering"]
+    assert (c["result"], c["value"]) == ("PASS", 1)
