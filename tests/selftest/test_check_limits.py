@@ -13,14 +13,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgenode.config.models import RadarSection
-from edgenode.daemon.sensing import RadarStage, ReadingQueue
+from edgenode.config.models import I2CDevice, RadarSection, SensorsSection
+from edgenode.daemon.sensing import I2CStage, RadarStage, ReadingQueue
 from edgenode.health import Health
 from edgenode.selftest import run_selftest
+from edgenode.selftest.i2c import i2c_checks
 from edgenode.selftest.radar import radar_checks
 from edgenode.selftest.system import system_checks
+from hal.ports.i2c.fake import FakeI2CBus, RegisterMap
 from hal.radar.ti_mmwave import encode_frame
+from hal.sensors.ina219 import FakeINA219
+from hal.sensors.qmc5883l import FakeQMC5883L
 from hal.sensors.system import FakeSystemFacts, HostSystemFacts, SystemFacts
+from hal.sensors.tmp102 import FakeTMP102
 
 MB = 10**6
 
@@ -238,3 +243,90 @@ def test_one_restart_in_the_window_is_not_a_numbering_fault() -> None:
     in one number); frames lost show as the rate."""
     c = radar_window(list(range(1, 41)) + list(range(1, 25)), 6.4)["radar.numbering"]
     assert (c["result"], c["value"]) == ("PASS", 1)
+
+
+# --- i2c --------------------------------------------------------------------------------
+
+
+def i2c_reading(kind: str, address: int, chip: RegisterMap,
+                shunt_ohm: float | None = None) -> dict[str, Any]:
+    """`i2c:part.reading` after one read by the daemon's I2C stage of `chip` (the HAL's fake
+    of the part) on a fake bus 1."""
+    sensors = SensorsSection(i2c_backend="fake", i2c=[
+        I2CDevice(name="part", kind=kind, address=address, shunt_ohm=shunt_ohm)])
+    stage = I2CStage(sensors, 0.0, Health(), buses={1: FakeI2CBus({address: chip})})
+    stage.PERIOD_S = 0.0
+    try:
+        stage.step()
+        checks = by_name(i2c_checks(stage.selftest_facts()))
+    finally:
+        stage.close()
+    assert checks["i2c:part.answer"]["result"] == "PASS", checks
+    return checks["i2c:part.reading"]
+
+
+def power_monitor(bus_voltage_v: float, current_a: float) -> dict[str, Any]:
+    chip = FakeINA219(shunt_ohm=0.1)
+    chip.set(bus_voltage_v=bus_voltage_v, current_a=current_a)
+    return i2c_reading("ina219", 0x40, chip, shunt_ohm=0.1)
+
+
+def test_a_power_monitor_outside_0_to_32_v_or_minus_0_1_to_3_5_a_warns() -> None:
+    ok = power_monitor(32.0, 1.0)
+    assert (ok["result"], ok["value"], ok["unit"]) == ("PASS", 32.0, "V")
+    high = power_monitor(32.5, 1.0)
+    assert (high["result"], high["value"], high["unit"]) == ("WARN", 32.5, "V")
+    assert high["expected"] == "bus_voltage_v 0 .. 32 V"
+    hint_says(high, "bus_voltage_v 32.50 V is implausible", "check the part's wiring",
+              "shunt_ohm")
+    assert power_monitor(12.0, -0.098)["result"] == "PASS"
+    reverse = power_monitor(12.0, -0.5)  # the shunt wired the wrong way round
+    assert (reverse["result"], reverse["unit"]) == ("WARN", "A")
+    assert reverse["value"] == pytest.approx(-0.5, abs=1e-3)
+    assert reverse["expected"] == "current_a -0.1 .. 3.5 A"
+    hint_says(reverse, "current_a -0.50 A is implausible", "wiring", "shunt_ohm")
+    assert power_monitor(12.0, -0.102)["result"] == "WARN"
+
+
+def test_a_power_monitor_overflow_warns() -> None:
+    c = power_monitor(12.0, 5.0)  # 500 mV across 0.1 ohm: beyond the 320 mV range
+    assert (c["result"], c["value"]) == ("WARN", "overflow")
+    hint_says(c, "ina219 reports an overflow", "beyond the chip's range", "shunt_ohm")
+
+
+def test_a_temperature_outside_minus_40_to_85_c_warns() -> None:
+    for t in (85.0, -40.0):
+        c = i2c_reading("tmp102", 0x48, FakeTMP102(t))
+        assert (c["result"], c["value"], c["unit"]) == ("PASS", t, "C"), t
+    for t in (85.0625, -40.0625):  # one step of the chip (1/16 C) beyond
+        c = i2c_reading("tmp102", 0x48, FakeTMP102(t))
+        assert (c["result"], c["value"]) == ("WARN", round(t, 3)), t
+        assert c["expected"] == "temperature_c -40 .. 85 C"
+        hint_says(c, f"temperature_c {t:.2f} C is implausible", "check the part's wiring")
+
+
+def compass(field_ut: float) -> dict[str, Any]:
+    """A level compass pointing along the mast heading (north) in a field of `field_ut`."""
+    chip = FakeQMC5883L()
+    chip.set(field_t=(field_ut * 1e-6, 0.0, 0.0))
+    return i2c_reading("qmc5883l", 0x0D, chip)
+
+
+def test_a_compass_field_outside_20_to_70_ut_warns() -> None:
+    for ut in (20.1, 69.9):
+        c = compass(ut)
+        assert (c["result"], c["unit"]) == ("PASS", "uT"), ut
+        assert c["value"] == pytest.approx(ut, abs=0.01)
+    for ut in (19.9, 70.1, 150.0):
+        c = compass(ut)
+        assert c["result"] == "WARN", ut
+        assert c["value"] == pytest.approx(ut, abs=0.01)
+        assert c["expected"] == "20 .. 70 uT"
+        hint_says(c, f"field {ut:.1f} uT is not the Earth's (20 .. 70 uT)",
+                  "steel or a magnet near the compass", "move it clear")
+
+
+def test_a_magnet_at_the_compass_overflows_it_and_warns() -> None:
+    c = compass(300.0)  # beyond what the 16-bit register holds at +-2 G (273 uT)
+    assert (c["result"], c["value"]) == ("WARN", "overflow")
+    hint_says(c, "qmc5883l reports an overflow", "a magnet at the compass")
