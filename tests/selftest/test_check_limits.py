@@ -5,6 +5,7 @@ minimal node view, the HAL's fakes, real files and real certificates."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,11 +13,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from edgenode.config.models import I2CDevice, RadarSection, SensorsSection
 from edgenode.daemon.sensing import I2CStage, RadarStage, ReadingQueue
 from edgenode.health import Health
 from edgenode.selftest import run_selftest
+from edgenode.selftest.broker import broker_checks
 from edgenode.selftest.i2c import i2c_checks
 from edgenode.selftest.radar import radar_checks
 from edgenode.selftest.system import system_checks
@@ -330,3 +336,88 @@ def test_a_magnet_at_the_compass_overflows_it_and_warns() -> None:
     c = compass(300.0)  # beyond what the 16-bit register holds at +-2 G (273 uT)
     assert (c["result"], c["value"]) == ("WARN", "overflow")
     hint_says(c, "qmc5883l reports an overflow", "a magnet at the compass")
+
+
+# --- broker -----------------------------------------------------------------------------
+
+
+def link_counters(connected: bool, last_error: str = "", backlog: int = 0) -> dict[str, Any]:
+    """The part of `Link.counters()` the check reads."""
+    return {"connected": connected, "backlog": backlog, "last_error": last_error}
+
+
+def test_a_broken_broker_connection_fails_naming_the_url_and_the_last_error() -> None:
+    url = "mqtts://broker.example:8883"
+    ok = by_name(broker_checks(url, link_counters(True), []))["broker.connection"]
+    assert (ok["result"], ok["value"]) == ("PASS", "connected (TLS verified)")
+    c = by_name(broker_checks(url, link_counters(
+        False, "certificate verify failed: certificate has expired", backlog=37),
+        []))["broker.connection"]
+    assert (c["result"], c["value"], c["expected"]) == ("FAIL", "not connected", "connected")
+    hint_says(c, f"broker {url} not reachable (certificate verify failed: certificate has "
+              "expired)", "check the network, DNS, the broker's port and firewall",
+              "the CA and the clock", "events wait in the outbox (backlog 37)")
+    silent = by_name(broker_checks("mqtt://10.0.0.5:1883", link_counters(False),
+                                   []))["broker.connection"]
+    assert silent["result"] == "FAIL"
+    hint_says(silent, "broker mqtt://10.0.0.5:1883 not reachable (no answer)")
+
+
+def test_the_broker_connection_skips_with_the_daemon_stopped() -> None:
+    c = by_name(broker_checks("mqtt://10.0.0.5:1883", None, []))["broker.connection"]
+    assert c["result"] == "SKIP"
+    hint_says(c, "the daemon is stopped")
+
+
+def certificate(path: Path, cn: str, valid_for: dt.timedelta) -> Path:
+    """A real self-signed PEM certificate for `cn` that expires `valid_for` from now."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=400))
+            .not_valid_after(now + valid_for).sign(key, hashes.SHA256()))
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def cert_check(*files: Path) -> dict[str, Any]:
+    return by_name(broker_checks("mqtts://broker.example:8883", link_counters(True),
+                                 list(files)))["broker.certificate"]
+
+
+def test_a_certificate_warns_below_30_days_left_and_fails_once_expired(
+        tmp_path: Path) -> None:
+    day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
+    ca = certificate(tmp_path / "ca.pem", "edgenode-ca", 3650 * day)
+    fine = cert_check(ca, certificate(tmp_path / "node.pem", "node-7", 30 * day + hour))
+    assert (fine["result"], fine["unit"]) == ("PASS", "days")
+    assert fine["value"] == pytest.approx(30.04, abs=0.01)
+    soon = cert_check(ca, certificate(tmp_path / "node.pem", "node-7", 30 * day - hour))
+    assert soon["result"] == "WARN" and soon["expected"] == ">= 30 days left"
+    assert soon["value"] == pytest.approx(29.96, abs=0.01)
+    # The soonest to expire is named, whichever file holds it.
+    hint_says(soon, f"certificate 'CN=node-7' in {tmp_path / 'node.pem'} expires in 30.0 "
+              "days", "TLS to the broker fails", "renew it")
+    last = cert_check(ca, certificate(tmp_path / "node.pem", "node-7", hour))
+    assert last["result"] == "WARN" and last["value"] == pytest.approx(0.042, abs=0.001)
+    expired = cert_check(certificate(tmp_path / "ca.pem", "edgenode-ca", -3 * day),
+                         certificate(tmp_path / "node.pem", "node-7", 300 * day))
+    assert (expired["result"], expired["unit"]) == ("FAIL", "days")
+    assert expired["value"] == pytest.approx(-3.0, abs=0.01)
+    hint_says(expired, f"certificate 'CN=edgenode-ca' in {tmp_path / 'ca.pem'} expired 3.0 "
+              "days ago", "TLS to the broker fails", "renew it")
+    just = cert_check(certificate(tmp_path / "node.pem", "node-7", -hour))
+    assert just["result"] == "FAIL" and just["value"] == pytest.approx(-0.042, abs=0.001)
+
+
+def test_an_unreadable_certificate_file_fails_naming_it(tmp_path: Path) -> None:
+    junk = tmp_path / "node.pem"
+    junk.write_text("not a certificate\n")
+    for path in (junk, tmp_path / "missing.pem"):
+        c = cert_check(path)
+        assert (c["result"], c["value"]) == ("FAIL", None), path
+        hint_says(c, f"cannot read certificate {path}", "broker.ca_file and broker.cert_file")
+    assert by_name(broker_checks("mqtt://x", None, []))["broker.certificate"]["result"] == \
+        "SKIP"
