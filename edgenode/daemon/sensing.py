@@ -303,10 +303,13 @@ class I2CStage(_Stage):
     PERIOD_S = 1.0
     COMPASS_KINDS = ("qmc5883l", "lis3mdl")
 
-    def __init__(self, sensors: SensorsSection, mast_heading_deg: float, health: Health):
+    def __init__(self, sensors: SensorsSection, mast_heading_deg: float, health: Health, *,
+                 buses: dict[int, Any] | None = None):
+        """`buses`: buses already open, by number (a test's fake bus with its parts on it);
+        the others are opened with `sensors.i2c_backend`. The stage closes them all."""
         super().__init__(health, deadline_s=10.0)
         self.section, self.mast_heading_deg = sensors, mast_heading_deg
-        self._buses: dict[int, Any] = {}
+        self._buses: dict[int, Any] = dict(buses or {})
         self._parts: dict[str, Any] = {}
         self.readings: dict[str, dict[str, Any]] = {}
         self.errors: dict[str, str] = {}

@@ -43,27 +43,28 @@ def broker_checks(url: str, counters: dict[str, Any] | None,
 def _certificates(paths: list[Path]) -> dict[str, Any]:
     from cryptography import x509
 
-    soonest: tuple[float, Path] | None = None
+    expected = f">= {CERT_WARN_DAYS} days left"
+    soonest: tuple[float, Path, str] | None = None
     for path in paths:
         try:
             certs = x509.load_pem_x509_certificates(path.read_bytes())
         except (OSError, ValueError) as exc:
             return check(PART, "broker.certificate", FAIL, value=None, unit="days",
-                         expected=f">= {CERT_WARN_DAYS} days left",
-                         hint=f"cannot read certificate {path}: {exc}")
+                         expected=expected, hint=f"cannot read certificate {path}: {exc}; "
+                         "check broker.ca_file and broker.cert_file (PEM files)")
         for cert in certs:
             days = (cert.not_valid_after_utc.timestamp() - time.time()) / 86400
             if soonest is None or days < soonest[0]:
-                soonest = (days, path)
+                soonest = (days, path, cert.subject.rfc4514_string())
     if soonest is None:
         return skip(PART, "broker.certificate", "no certificate in the configured files")
-    days, path = soonest
-    expected = f">= {CERT_WARN_DAYS} days left"
+    days, path, subject = soonest
     if days < 0:
         return check(PART, "broker.certificate", FAIL, value=days, unit="days",
-                     expected=expected, hint=f"certificate in {path} has expired: renew it")
+                     expected=expected, hint=f"certificate '{subject}' in {path} expired "
+                     f"{-days:.1f} days ago: TLS to the broker fails; renew it")
     if days < CERT_WARN_DAYS:
         return check(PART, "broker.certificate", WARN, value=days, unit="days",
-                     expected=expected, hint=f"certificate in {path} expires in {days:.0f} "
-                     "days: renew it")
+                     expected=expected, hint=f"certificate '{subject}' in {path} expires in "
+                     f"{days:.1f} days, then TLS to the broker fails: renew it")
     return check(PART, "broker.certificate", PASS, value=days, unit="days", expected=expected)

@@ -63,8 +63,10 @@ def _reading(part: str, kind: str, reading: dict[str, Any]) -> dict[str, Any]:
         lo, hi = FIELD_UT
         if not lo <= ut <= hi:
             return check(part, f"{part}.reading", WARN, value=ut, unit="uT",
-                         expected=f"{lo:g} .. {hi:g} uT", hint=f"field {ut:.0f} uT is not "
-                         "the Earth's: steel or a magnet near the compass, or a failing chip")
+                         expected=f"{lo:g} .. {hi:g} uT", hint=f"field {ut:.1f} uT is not "
+                         f"the Earth's ({lo:g} .. {hi:g} uT): steel or a magnet near the "
+                         "compass, or a failing chip; move it clear of steel and cables, or "
+                         "replace it")
         return check(part, f"{part}.reading", PASS, value=ut, unit="uT",
                      expected=f"{lo:g} .. {hi:g} uT")
     for key, lo, hi, unit in RANGES.get(kind, []):
