@@ -99,9 +99,12 @@ def test_records_waiting_for_a_failing_disk_are_bounded_and_their_loss_counted(
         drops.extend(dropped)
         writer.lost(dropped)
 
+    failing = threading.Event()
     writer = OutboxWriter(outbox, on_committed=lambda: None,  # type: ignore[arg-type]
-                          on_drops=on_drops, on_error=lambda e: None, gap_record=_gap)
-    for seq in range(25):
+                          on_drops=on_drops, on_error=lambda e: failing.set(), gap_record=_gap)
+    writer.submit([_record(0)])
+    assert failing.wait(5)  # the writer retries its first batch: it takes nothing more
+    for seq in range(1, 25):
         writer.submit([_record(seq)])
     assert writer.pending == 11  # the bound, and one gap record for all the drops beyond it
     for seq in range(25, 1000):
