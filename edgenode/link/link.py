@@ -19,6 +19,7 @@ from typing import Any
 from edgenode.config import Config
 from edgenode.health import Health
 from edgenode.link.credentials import LinkConfigError, broker_password
+from edgenode.link.losses import Loss
 from edgenode.link.mqtt import BrokerOptions, InboundMessage, MqttClient
 from edgenode.link.outbox import Dropped, Outbox, Record
 from edgenode.link.payloads import (
@@ -86,7 +87,8 @@ class Link:
         self._client.on_publish_result(self._on_publish_result)
         self._outbox_error: str | None = None
         self._writer = OutboxWriter(self.outbox, on_committed=lambda: self._pump.wake(),
-                                    on_drops=self._record_drops, on_error=self._set_outbox_error)
+                                    on_drops=self._record_drops, on_error=self._set_outbox_error,
+                                    gap_record=self._gap_record)
         self._pump = Pump(self.outbox, self._client, replay_rate_per_s=broker.replay_rate_per_s,
                           window=PUMP_WINDOW, on_drops=self._record_drops,
                           delete=self._writer.delete)
@@ -240,25 +242,27 @@ class Link:
         self._outbox_error = error
 
     def _record_drops(self, drops: list[Dropped]) -> None:
-        """Every drop becomes a gap record on `events`: never silent. Called from the
-        writer's, the pump's and the link's threads; the records go through the writer, the
-        one thread that appends to the outbox (drops its own appends cause come back here)."""
-        gaps = []
+        """Every drop is counted and goes into a gap record on `events`: never silent.
+        Called from the writer's, the pump's and the link's threads; the writer, the one
+        thread that appends to the outbox, merges drops not yet committed into one gap
+        record per stream, session and reason (drops its own appends cause come back here)."""
         with self._drops_lock:
             for drop in drops:
                 self._n["dropped"] += len(drop.seqs)  # under _drops_lock, as _count
-                self._n["gaps"] += 1
                 log.warning("link: dropped %d %s record(s) of session %d (%s)",
                             len(drop.seqs), drop.stream, drop.session, drop.reason)
-                t = time.time()
-                gap = self._env.gap(stream=drop.stream, session=drop.session, seqs=drop.seqs,
-                                    reason=drop.reason, t=t)
-                gaps.append(Record(self.topics.events, encode(gap), "gap", self.session, None,
-                                   PRIORITY_GAP, t))
         try:
-            self._writer.submit(gaps)
+            self._writer.lost(drops)
         except RuntimeError:  # stopping: the writer is closed
-            log.error("link: %d gap record(s) not stored at stop", len(gaps))
+            log.error("link: gap record(s) for %d drop(s) not stored at stop", len(drops))
+
+    def _gap_record(self, loss: Loss) -> Record:
+        self._count("gaps")  # gap records written; `dropped` counts the records they explain
+        t = time.time()
+        gap = self._env.gap(stream=loss.stream, session=loss.session, ranges=loss.ranges,
+                            count=loss.count, reason=loss.reason, t=t)
+        return Record(self.topics.events, encode(gap), "gap", self.session, None,
+                      PRIORITY_GAP, t)
 
     def set_state(self, name: str, payload: dict[str, Any]) -> None:
         """Retained state: "health" (merged into the link's own health report), "effector",

@@ -89,11 +89,11 @@ class Envelope:
                 "object_id": event["object_id"], "before": event.get("before"),
                 "after": event.get("after")}
 
-    def gap(self, *, stream: str, session: int, seqs: list[int], reason: str,
-            t: float) -> dict[str, Any]:
+    def gap(self, *, stream: str, session: int, ranges: list[list[int]], count: int,
+            reason: str, t: float) -> dict[str, Any]:
         return {**self._base(t), "type": "gap", "event_id": new_ulid(t),
-                "dropped": {"stream": stream, "session": session, "ranges": seq_ranges(seqs),
-                            "count": len(seqs)},
+                "dropped": {"stream": stream, "session": session, "ranges": ranges,
+                            "count": count},
                 "reason": reason}
 
     def audit(self, record: dict[str, Any], seq: int, t: float) -> dict[str, Any]:
@@ -142,10 +142,15 @@ def result_id(payload: bytes) -> str | None:
 
 def seq_ranges(seqs: list[int]) -> list[list[int]]:
     """[3, 4, 5, 9] -> [[3, 5], [9, 9]]: inclusive runs."""
+    return merge_ranges([[seq, seq] for seq in seqs])
+
+
+def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
+    """Inclusive ranges in any order -> the fewest sorted runs covering the same seqs."""
     out: list[list[int]] = []
-    for seq in sorted(set(seqs)):
-        if out and seq == out[-1][1] + 1:
-            out[-1][1] = seq
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], hi)
         else:
-            out.append([seq, seq])
+            out.append([lo, hi])
     return out

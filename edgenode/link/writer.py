@@ -13,7 +13,10 @@ Failures: only what may succeed later is retried (the disk: I/O error, disk full
 file). A record SQLite refuses for what it is (a constraint, a value it cannot bind) is tried
 alone, dropped, and reported as an `unpublishable` drop, so it can never hold up the records
 behind it. While the disk fails, at most MAX_PENDING records wait; beyond that the newest are
-dropped (`outbox_size_cap`) and counted, never silently (gap records are always kept).
+dropped (`outbox_size_cap`) and counted, never silently. Drops are handed back with `lost`:
+they merge into at most one gap record per stream, session and reason (edgenode/link/losses.py),
+built and written with the next commit, so however long the disk fails, the loss accounting
+beyond MAX_PENDING stays a few records.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 
+from edgenode.link.losses import Loss, LossLedger
 from edgenode.link.outbox import Dropped, Outbox, Record
 
 log = logging.getLogger(__name__)
@@ -47,11 +51,14 @@ def _drop_of(records: Sequence[Record], reason: str) -> list[Dropped]:
 class OutboxWriter:
     def __init__(self, outbox: Outbox, *, on_committed: Callable[[], None],
                  on_drops: Callable[[list[Dropped]], None],
-                 on_error: Callable[[str | None], None]):
+                 on_error: Callable[[str | None], None],
+                 gap_record: Callable[[Loss], Record]):
         self._outbox = outbox
         self._on_committed, self._on_drops, self._on_error = on_committed, on_drops, on_error
+        self._gap_record = gap_record
         self._cond = threading.Condition()
         self._pending: list[Record] = []
+        self._losses = LossLedger()  # each one gap record at the next commit, counted pending
         self._acked: list[int] = []
         self._submitted = 0
         self._committed = 0
@@ -68,8 +75,7 @@ class OutboxWriter:
             if self._closed:
                 raise RuntimeError("outbox writer is closed")
             room = MAX_PENDING - (self._submitted - self._committed)  # incl. a batch
-            kept = [r for i, r in enumerate(records) if r.stream == "gap" or i < room]
-            overflow = [r for i, r in enumerate(records) if r.stream != "gap" and i >= room]
+            kept, overflow = list(records[:max(room, 0)]), list(records[max(room, 0):])
             self._pending.extend(kept)
             self._submitted += len(kept)
             self.overflowed += len(overflow)
@@ -78,6 +84,15 @@ class OutboxWriter:
             log.error("link: %d record(s) waiting for the outbox; %d more dropped",
                       MAX_PENDING, len(overflow))
             self._on_drops(_drop_of(overflow, "outbox_size_cap"))
+
+    def lost(self, drops: list[Dropped]) -> None:
+        """Queue the gap records for these drops: merged with drops of the same stream,
+        session and reason not yet committed, written with the next commit."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("outbox writer is closed")
+            self._submitted += self._losses.add(drops)
+            self._cond.notify_all()
 
     def delete(self, ids: list[int]) -> None:
         """Queue acknowledged rows for deletion (they were committed before they were sent)."""
@@ -138,11 +153,14 @@ class OutboxWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._pending or self._acked or self._closed)
-                if not self._pending and not self._acked:
+                self._cond.wait_for(lambda: self._pending or self._acked or self._losses
+                                    or self._closed)
+                if not self._pending and not self._acked and not self._losses:
                     return
                 batch, self._pending = self._pending, []
                 acked, self._acked = self._acked, []
+                losses = self._losses.take()
+            batch += [self._gap_record(loss) for loss in losses]
             if acked:
                 try:
                     self._outbox.delete(acked)

@@ -63,7 +63,7 @@ def test_duplicates_are_counted_once_and_holes_in_seq_are_lost_unless_a_gap_expl
     assert wait_until(lambda: central.events == 4 and central.duplicates == 3)
     assert wait_until(lambda: central.stats()["lost"] == 2)
     # the node says it dropped seq 4 on purpose: only seq 2 is a loss now
-    client.publish(topic, encode(env.gap(stream="events", session=5, seqs=[4],
+    client.publish(topic, encode(env.gap(stream="events", session=5, ranges=[[4, 4]], count=1,
                                          reason="outbox_size_cap", t=time.time())))
     assert wait_until(lambda: central.stats()["lost"] == 1)
     client.publish(topic, encode(events[2]))  # the backlog delivers it late: no loss

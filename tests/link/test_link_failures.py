@@ -4,6 +4,8 @@ unpublishable rows, foreign response topics, reconnect backoff, the in-flight ma
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from edgenode.link.mqtt import BrokerOptions, MqttClient
 from edgenode.link.outbox import Outbox
 from edgenode.link.payloads import PRIORITY_AUDIT
 from edgenode.link.refusal import REFUSAL_WINDOW_S, REFUSED_AFTER, RefusalWatch
+from edgenode.link.writer import MAX_PENDING
 from edgenode.ulid import new_ulid
 from tests.brokers import connected_client, needs_mqtt5
 from tests.conftest import Mosquitto, free_port
@@ -141,6 +144,40 @@ def test_a_row_that_can_never_be_published_becomes_an_unpublishable_gap(
     finally:
         link.stop()
         recorder.stop()
+
+
+def test_drops_while_the_outbox_cannot_commit_wait_as_one_gap_record_and_all_reach_it(
+        tmp_path: Path) -> None:
+    # While commits failed, every overflowing publish queued one more gap record beyond
+    # MAX_PENDING, for as long as the disk failed. Another process holding the file's write
+    # lock fails every commit ("database is locked") as a failing card does.
+    link = _link(tmp_path, "mqtt://127.0.0.1:1")  # never started: the rows stay in the file
+    blocker = sqlite3.connect(link.outbox.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    published = MAX_PENDING + 1000
+    try:
+        for _ in range(published):
+            link.publish_event(track_event("update"))
+        counters = link.counters()
+        assert counters["dropped"] >= 1000
+        assert counters["uncommitted"] <= MAX_PENDING + 2, "loss accounting grew with the loss"
+    finally:
+        blocker.rollback()
+        blocker.close()
+    try:
+        assert link.flush(30), "the outbox did not catch up once the lock was released"
+        db = sqlite3.connect(link.outbox.path)
+        gaps = [json.loads(p) for (p,) in db.execute(
+            "SELECT payload FROM outbox WHERE stream = 'gap'")]
+        assert sum(g["dropped"]["count"] for g in gaps) == link.counters()["dropped"]
+        stored = {seq for (seq,) in db.execute(
+            "SELECT seq FROM outbox WHERE stream = 'events'")}
+        explained = {seq for g in gaps for lo, hi in g["dropped"]["ranges"]
+                     for seq in range(lo, hi + 1)}
+        assert stored | explained == set(range(published)) and not stored & explained
+        db.close()
+    finally:
+        link.stop()
 
 
 def test_a_response_topic_outside_the_nodes_prefix_is_refused_and_counted(

@@ -49,7 +49,7 @@ def good_examples() -> dict[str, list[dict[str, Any]]]:
         "events": [ENV.event(track_event("new"), 0, NOW),
                    ENV.event(track_event("update", updates=4), 1, NOW),
                    ENV.event(track_event("end", updates=9), 2, NOW),
-                   ENV.gap(stream="events", session=6, seqs=[4, 5, 6, 9],
+                   ENV.gap(stream="events", session=6, ranges=[[4, 6], [9, 9]], count=4,
                            reason="outbox_size_cap", t=NOW)],
         "status": [online, ENV.offline(reason="connection_lost", t=None),
                    ENV.offline(reason="stopped", t=NOW)],

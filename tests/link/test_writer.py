@@ -3,10 +3,13 @@ batch and says so until it recovers."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+from dataclasses import asdict
 from pathlib import Path
 
+from edgenode.link.losses import Loss
 from edgenode.link.outbox import Dropped, Outbox, Record
 from edgenode.link.writer import OutboxWriter
 
@@ -15,11 +18,16 @@ def _record(seq: int) -> Record:
     return Record("t/events", b'{"seq":%d}' % seq, "events", 1, seq, 1, 0.0)
 
 
+def _gap(loss: Loss) -> Record:
+    """The gap record for a loss (the link's is the envelope's; the fields are the same)."""
+    return Record("t/events", json.dumps(asdict(loss)).encode(), "gap", 1, None, 3, 0.0)
+
+
 def test_records_commit_in_submission_order_and_flush_waits_for_them(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "o.sqlite3", max_bytes=10**8, max_age_s=3600)
     committed = threading.Event()
     writer = OutboxWriter(outbox, on_committed=committed.set, on_drops=lambda d: None,
-                          on_error=lambda e: None)
+                          on_error=lambda e: None, gap_record=_gap)
     for seq in range(500):
         writer.submit([_record(seq)])
     assert writer.flush(5)
@@ -50,7 +58,7 @@ def test_a_failed_commit_keeps_the_batch_reports_it_and_retries(tmp_path: Path) 
     outbox = FlakyOutbox(failures=2)
     errors: list[str | None] = []
     writer = OutboxWriter(outbox, on_committed=lambda: None,  # type: ignore[arg-type]
-                          on_drops=lambda d: None, on_error=errors.append)
+                          on_drops=lambda d: None, on_error=errors.append, gap_record=_gap)
     writer.submit([_record(0), _record(1)])
     assert writer.flush(5)
     assert [r.seq for r in outbox.stored] == [0, 1]
@@ -66,7 +74,7 @@ def test_a_record_sqlite_refuses_is_dropped_as_unpublishable_and_holds_nothing_u
     outbox = Outbox(tmp_path / "o.sqlite3", max_bytes=10**8, max_age_s=3600)
     drops: list[Dropped] = []
     writer = OutboxWriter(outbox, on_committed=lambda: None, on_drops=drops.extend,
-                          on_error=lambda e: None)
+                          on_error=lambda e: None, gap_record=_gap)
     bad = Record(None, b"{}", "events", 1, 2, 1, 0.0)  # type: ignore[arg-type]  # NOT NULL
     writer.submit([_record(0), _record(1), bad, _record(3)])
     writer.submit([_record(4)])
@@ -86,16 +94,30 @@ def test_records_waiting_for_a_failing_disk_are_bounded_and_their_loss_counted(
     monkeypatch.setattr(writer_module, "MAX_PENDING", 10)  # a bound, not behaviour
     outbox = FlakyOutbox(failures=10**9)
     drops: list[Dropped] = []
+
+    def on_drops(dropped: list[Dropped]) -> None:  # as the link does: count, hand back
+        drops.extend(dropped)
+        writer.lost(dropped)
+
+    failing = threading.Event()
     writer = OutboxWriter(outbox, on_committed=lambda: None,  # type: ignore[arg-type]
-                          on_drops=drops.extend, on_error=lambda e: None)
-    for seq in range(25):
+                          on_drops=on_drops, on_error=lambda e: failing.set(), gap_record=_gap)
+    writer.submit([_record(0)])
+    assert failing.wait(5)  # the writer retries its first batch: it takes nothing more
+    for seq in range(1, 25):
         writer.submit([_record(seq)])
-    gap = Record("t/events", b"{}", "gap", 1, None, 3, 0.0)
-    writer.submit([gap])  # gap records are never dropped
-    assert writer.pending == 11  # the bound, and the gap record beyond it
-    assert writer.overflowed == sum(len(d.seqs) for d in drops) == 15
-    assert {d.reason for d in drops} == {"outbox_size_cap"}
+    assert writer.pending == 11  # the bound, and one gap record for all the drops beyond it
+    for seq in range(25, 1000):
+        writer.submit([_record(seq)])
+    writer.lost([Dropped("audit", 1, "broker_refused", [7])])  # another stream and reason
+    assert writer.pending == 12, "the loss accounting grew with the loss"
+    assert writer.overflowed == sum(len(d.seqs) for d in drops) == 990
     outbox.failures = 0
     assert writer.flush(5)
-    assert gap in outbox.stored
+    gaps = [json.loads(r.payload) for r in outbox.stored if r.stream == "gap"]
+    assert gaps == [
+        {"stream": "events", "session": 1, "reason": "outbox_size_cap",
+         "ranges": [[10, 999]], "count": 990},
+        {"stream": "audit", "session": 1, "reason": "broker_refused",
+         "ranges": [[7, 7]], "count": 1}]
     writer.close()

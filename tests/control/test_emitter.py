@@ -1,0 +1,87 @@
+"""The effector's emitter while the audit disk hangs: the effector never waits for it, what
+waits is bounded, and the records dropped are written as a `gap` record once the disk answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgenode.control.audit import AuditLog, verify
+from edgenode.control.emitter import MAX_QUEUED, Emitter
+
+
+class HangingDisk:
+    """A real audit log on a disk whose fdatasync hangs until `answer()` (a dying SD card)."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+        self.hung = threading.Event()
+        self.answered = threading.Event()
+
+    def append(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._log.append(*args, **kwargs)
+
+    def take_notes(self) -> list[dict[str, Any]]:
+        return self._log.take_notes()
+
+    def sync(self) -> None:
+        self.hung.set()
+        self.answered.wait()
+        self._log.sync()
+
+    def answer(self) -> None:
+        self.answered.set()
+
+
+def _records(directory: Path) -> list[dict[str, Any]]:
+    report = verify(directory)
+    assert report.ok, report
+    return [json.loads(line) for path in sorted(directory.glob("audit-*.jsonl"))
+            for line in path.read_text().splitlines()]
+
+
+def test_a_hanging_audit_disk_never_holds_the_effector_and_its_drops_become_a_gap_record(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    log = AuditLog(tmp_path, segment_bytes=1 << 24, max_segments=4, fsync=True)
+    disk = HangingDisk(log)
+    published: list[dict[str, Any]] = []
+    states: list[dict[str, Any]] = []
+    emitter = Emitter(disk, published.append, states.append)  # type: ignore[arg-type]
+    emitter.start()
+    watchdog = threading.Timer(60, disk.answer)  # a put that waits would hang the test
+    watchdog.start()
+    try:
+        emitter.put(("audit", ("command", {"n": -1}, time.time())))
+        assert disk.hung.wait(5)
+        caplog.set_level(logging.ERROR, logger="edgenode.control.emitter")
+        puts = MAX_QUEUED + 3000
+        for n in range(puts):
+            emitter.put(("audit", ("command", {"n": n}, time.time())))
+            if n % 100 == 99:
+                emitter.put(("state", {"n": n}))
+        emitter.put(("state", {"n": "latest"}))
+        assert not disk.answered.is_set(), "a put waited for the disk"
+        assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+        disk.answer()
+        assert emitter.flush(30)
+    finally:
+        watchdog.cancel()
+        disk.answer()
+        emitter.stop()
+        log.close()
+    records = _records(tmp_path)
+    assert published == records
+    kept = [r["data"]["n"] for r in records if r["kind"] == "command"]
+    assert kept == list(range(-1, len(kept) - 1)), "the oldest are kept, in order"
+    assert len(kept) < MAX_QUEUED, "more waited than the bound"
+    gap = records[-1]
+    assert gap["kind"] == "gap" and gap["data"]["reason"] == "queue_full"
+    assert gap["data"]["lost"] == gap["data"]["kinds"]["command"] == puts - (len(kept) - 1)
+    assert states[-1] == {"n": "latest"}, "the latest state is published"
+    assert len(states) <= MAX_QUEUED // 100 + 1
