@@ -286,10 +286,15 @@ def test_a_sapient_engagement_ends_when_its_connection_is_lost(
     assert wait_for(rig.drive)
     node.peer.close()  # the command system is gone: nobody left to stop it
     assert wait_for(lambda: not rig.drive(), 5)
-    assert rig.effector.state == "ARMED"
-    disengages = [r["data"] for r in node.audit() if r["kind"] == "command"
-                  and r["data"].get("envelope", {}).get("action") == "disengage"]
-    assert disengages and disengages[-1]["via"]["reason"] == "connection to the tasking system lost"
+
+    def disengages() -> list[dict]:
+        return [r["data"] for r in node.audit() if r["kind"] == "command"
+                and r["data"].get("envelope", {}).get("action") == "disengage"]
+
+    # The drive drops first; the state change and the audit record follow a moment later.
+    assert wait_for(lambda: rig.effector.state == "ARMED", 5), rig.effector.state
+    assert wait_for(disengages, 5)
+    assert disengages()[-1]["via"]["reason"] == "connection to the tasking system lost"
 
 
 
