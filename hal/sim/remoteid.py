@@ -184,7 +184,8 @@ METRES_PER_DEG_LAT = 111_195.0  # spherical earth: the twin's few kilometres nee
 @dataclass(frozen=True)
 class Broadcast:
     """What one simulated drone broadcasts. `mode`: "truthful" sends where it is; "spoofed"
-    sends where it is plus `offset_m` (east, north); "silent" sends nothing."""
+    sends where it is plus `offset_m` (east, north); "silent" sends nothing. The System
+    message's operator position is `operator_m` (east, north of the mast foot) in every mode."""
 
     uas_id: str
     mode: str = "truthful"
@@ -193,6 +194,7 @@ class Broadcast:
     rate_hz: float = 1.0  # F3411 asks for at least one location a second
     src: str = "60:60:1f:00:00:01"
     operator_id: str = "SWE-OP-TWIN"
+    operator_m: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         if self.mode not in ("truthful", "spoofed", "silent"):
@@ -229,7 +231,7 @@ class Broadcaster:
         self._next_t = t + 1.0 / self.b.rate_hz
         dx, dy = self.b.offset_m if self.b.mode == "spoofed" else (0.0, 0.0)
         lat, lon = self.to_latlon(east_m + dx, north_m + dy)
-        op_lat, op_lon = self.to_latlon(0.0, 0.0)
+        op_lat, op_lon = self.to_latlon(*self.b.operator_m)
         clock = t if wall_t is None else wall_t
         payload = pack([basic_id(self.b.uas_id),
                         location(lat, lon, altitude_geo_m=self.node[2] + up_m,

@@ -42,7 +42,8 @@ class RemoteIdAir:
             assert rid is not None
             b = Broadcast(rid.uas_id, mode=rid.mode, offset_m=(rid.offset_m[0], rid.offset_m[1]),
                           transport=rid.transport, src=f"60:60:1f:00:{k >> 8:02x}:{k & 255:02x}",
-                          operator_id=rid.operator_id)
+                          operator_id=rid.operator_id,
+                          operator_m=(rid.operator_m[0], rid.operator_m[1]))
             self.tx[target.id] = Broadcaster(b, node.latitude_deg, node.longitude_deg,
                                              node.altitude_m)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

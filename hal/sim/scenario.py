@@ -135,6 +135,7 @@ class RemoteIdBroadcast(_Model):
     """What a drone broadcasts as Remote ID (hal.sim.remoteid.Broadcast): where it is
     ("truthful"), where it is plus `offset_m` east and north ("spoofed"), or nothing ("silent").
     The twin sends the frames to the node's `socket` receivers (edgenode run --sim wires them).
+    Its System message puts the operator at `operator_m` (east, north of the mast foot).
     """
 
     uas_id: str = Field(min_length=1, max_length=20, pattern=r"^[\x21-\x7e]+$")
@@ -142,6 +143,7 @@ class RemoteIdBroadcast(_Model):
     offset_m: Metres2 = Field(default_factory=lambda: [0.0, 0.0])
     transport: Literal["bluetooth", "wifi_beacon"] = "bluetooth"
     operator_id: str = Field("SWE-OP-TWIN", max_length=20)
+    operator_m: Metres2 = Field(default_factory=lambda: [0.0, 0.0])
 
 
 class Target(_Model):

@@ -1,4 +1,5 @@
-"""Track states as CoT events: types, points, bearing lines, stale times, protobuf."""
+"""Track states as CoT events: types, points, bearing lines, stale times, protobuf, and the
+Remote ID pilot's marker."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import xml.etree.ElementTree as ET
 import pytest
 from takproto import parse_proto
 
-from edgenode.interop.cot.events import CotEvent, NodeInfo, node_marker, track_event
+from edgenode.interop.cot.events import (
+    CotEvent,
+    NodeInfo,
+    node_marker,
+    pilot_marker,
+    track_event,
+)
 from tests.interop.cotschema import validate, when
 
 NODE = NodeInfo("north-field", "mast-3", 57.0, 11.9, 12.0, 30.0)
@@ -122,3 +129,76 @@ def test_protobuf_and_xml_say_the_same(tmp_path):
         assert getattr(ours, name) == pytest.approx(getattr(theirs, name)), name
     assert ours.detail.contact.callsign == theirs.detail.contact.callsign
     assert ours.detail.xmlDetail.replace(" ", "") == theirs.detail.xmlDetail.replace(" ", "")
+
+
+DRONE_UID = "edgenode-north-field-mast-3-01J9ZT3W6D8K4M2N5P7Q9R1S3T"
+
+
+def remote_id(**extra) -> dict:
+    """A track's identity whose System message gave the operator's position (docs/mqtt.md)."""
+    return {"uas_id": "1596F350457A2B3C4D5E", "id_type": "serial_number", "type": "helicopter",
+            "operator_id": "SWE-OP-4711", "verdict": "trusted", "reasons": [],
+            "allowed": False, "how": "position",
+            "operator_position": {"latitude_deg": 57.0101, "longitude_deg": 11.8899}} | extra
+
+
+def pilot(s: dict, stale: float = NOW + 15) -> tuple[ET.Element | None, ET.Element]:
+    drone = track_event(s, NODE, NOW, stale)
+    assert drone is not None
+    marker = pilot_marker(s, drone, NODE)
+    return (None if marker is None else parse(marker)), parse(drone)
+
+
+@pytest.mark.parametrize("located", [True, False], ids=["located", "bearing-only"])
+def test_a_broadcast_operator_position_is_the_pilots_ground_point_linked_to_its_drone(located):
+    event, drone = pilot(state(located=located, identity=remote_id()))
+    assert event is not None
+    assert event.get("type") == "a-u-G"
+    assert event.get("uid") == DRONE_UID + "-pilot"
+    point = event.find("point")
+    assert float(point.get("lat")) == pytest.approx(57.0101, abs=1e-7)
+    assert float(point.get("lon")) == pytest.approx(11.8899, abs=1e-7)
+    assert float(point.get("ce")) == 9999999.0  # Remote ID gives no accuracy for it
+    link = event.find("detail/link")
+    assert (link.get("uid"), link.get("relation")) == (DRONE_UID, "p-p")
+    assert link.get("type") == drone.get("type")
+    remarks = event.find("detail/remarks").text
+    assert "UAS ID 1596F350457A2B3C4D5E" in remarks and "operator ID SWE-OP-4711" in remarks
+    assert event.find("detail/contact").get("callsign") == "pilot 9R1S3T"
+    for name in ("time", "start", "stale"):
+        assert event.get(name) == drone.get(name), name
+
+
+def test_the_pilot_leaves_the_map_with_its_drone():
+    event, drone = pilot(state(identity=remote_id()), stale=NOW)
+    assert event is not None
+    assert event.get("stale") == event.get("start") == drone.get("stale")
+
+
+@pytest.mark.parametrize("identity", [
+    None,
+    {"uas_id": None, "verdict": "silent", "operator_position": None},
+    remote_id(operator_position=None),
+], ids=["no-identity", "silent", "no-operator-position"])
+def test_no_pilot_marker_where_no_operator_position_was_broadcast(identity):
+    event, _ = pilot(state(identity=identity))
+    assert event is None
+
+
+@pytest.mark.parametrize(("identity", "expected"), [
+    (remote_id(allowed=True), "a-f-G"),
+    (remote_id(verdict="suspect"), "a-u-G"),
+    (remote_id(verdict="spoofed"), "a-u-G"),  # a spoofer may name anyone's position
+])
+def test_the_pilot_is_a_friend_only_with_its_drone_and_never_hostile(identity, expected):
+    event, _ = pilot(state(identity=identity))
+    assert event is not None
+    assert event.get("type") == expected
+    if identity["verdict"] == "spoofed":
+        assert "may be false" in event.find("detail/remarks").text
+
+
+def test_a_pilot_without_an_operator_id_says_so():
+    event, _ = pilot(state(identity=remote_id(operator_id=None)))
+    assert event is not None
+    assert "operator ID not broadcast" in event.find("detail/remarks").text

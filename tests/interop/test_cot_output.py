@@ -31,8 +31,13 @@ def output(tmp_path: Path, url: str, **cot) -> CotOutput:
     return CotOutput(config, Health(), lambda: ("online", "SAFE"))
 
 
-def event(kind: str, t: float = 0.0) -> dict:
+def event(kind: str, t: float = 0.0, operator: tuple[float, float] | None = None) -> dict:
+    """A track event; with `operator` its Remote ID gave the operator's (lat, lon)."""
     state = track_state(OBJECT, t)
+    if operator is not None:
+        state["identity"] = {"uas_id": "SURVEY-0001", "operator_id": "SWE-OP-SURVEY",
+                             "verdict": "trusted", "allowed": False, "operator_position": {
+                                 "latitude_deg": operator[0], "longitude_deg": operator[1]}}
     return {"type": kind, "object_id": OBJECT, "before": None if kind == "new" else state,
             "after": None if kind == "end" else state}
 
@@ -76,6 +81,51 @@ def test_a_track_is_sent_at_most_max_rate_hz_but_its_start_and_end_always_go(tmp
     assert when(end.get("stale")) <= when(end.get("start")) + 0.001  # off the map now
     assert cot.snapshot()["rate_limited"] == 20
     assert any(e.get("type") == "a-f-G-E-S" for e in got)  # the node's marker
+
+
+def pilots(events: list[ET.Element]) -> list[ET.Element]:
+    return [e for e in events if e.get("uid").endswith(OBJECT + "-pilot")]
+
+
+def test_a_pilot_marker_is_rate_limited_with_its_track_and_ends_with_it(tmp_path):
+    sock, port = udp_receiver()
+    cot = output(tmp_path, f"udp://127.0.0.1:{port}", max_rate_hz=1.0)
+    cot.start()
+    try:
+        cot.on_event(event("new", operator=(51.5, -0.12)))
+        for k in range(20):
+            cot.on_event(event("update", k * 0.01, operator=(51.5, -0.12)))
+        cot.on_event(event("end", operator=(51.5, -0.12)))
+        got = receive_all(sock, 1.5)
+    finally:
+        cot.stop()
+        sock.close()
+    markers = pilots(got)
+    assert [e.get("type") for e in markers] == ["a-u-G", "a-u-G"]  # the new one and the end
+    assert when(markers[0].get("stale")) > when(markers[0].get("start"))
+    assert when(markers[-1].get("stale")) <= when(markers[-1].get("start")) + 0.001
+
+
+def test_a_pilot_no_longer_broadcast_leaves_the_map(tmp_path):
+    sock, port = udp_receiver()
+    cot = output(tmp_path, f"udp://127.0.0.1:{port}", max_rate_hz=10.0)
+    cot.start()
+    try:
+        cot.on_event(event("new", operator=(51.5, -0.12)))
+        time.sleep(0.15)  # past 1/max_rate_hz
+        cot.on_event(event("update", 0.15))  # the identity no longer gives the operator
+        time.sleep(0.15)
+        cot.on_event(event("update", 0.3))
+        got = receive_all(sock, 1.0)
+    finally:
+        cot.stop()
+        sock.close()
+    assert len([e for e in got if e.get("uid").endswith(OBJECT)]) == 3  # all three went
+    markers = pilots(got)
+    assert len(markers) == 2, [e.get("uid") for e in got]  # shown, then withdrawn once
+    gone = markers[-1]
+    assert float(gone.find("point").get("lat")) == pytest.approx(51.5)
+    assert when(gone.get("stale")) <= when(gone.get("start")) + 0.001
 
 
 def test_a_gone_server_never_blocks_the_producer_and_the_queue_stays_bounded(tmp_path):

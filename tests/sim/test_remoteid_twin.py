@@ -71,3 +71,12 @@ def test_a_drone_that_broadcasts_nothing_is_silent() -> None:
 def test_a_bad_broadcast_setting_is_refused() -> None:
     with pytest.raises(ValueError, match="mode 'loud' unknown"):
         Broadcast("X", mode="loud")
+
+
+def test_the_system_message_puts_the_operator_where_the_scenario_says() -> None:
+    tx = Broadcaster(Broadcast("TWIN-PILOT-001", operator_m=(30.0, -40.0)), 57.0, 11.9)
+    ((linktype, data),) = tx.frames(0.0, 10.0, 45.0, 15.0)
+    (frame,) = Extractor().extract(linktype, data, 0.0)
+    (system,) = [m for m in decode(frame.payload).messages if m["type"] == "system"]
+    assert (system["lat"], system["lon"]) == pytest.approx(tx.to_latlon(30.0, -40.0), abs=1e-7)
+    assert system["lat"] < 57.0 and system["lon"] > 11.9  # south-east of the mast

@@ -9,12 +9,14 @@ Pure: a state dict in, bytes out. The conventions (see docs/cot.md):
   the installer's).
 - A track without a position (one node's acoustic bearing) is a range-and-bearing line from the
   mast (`u-rb-a`, as ATAK's R&B tool writes it) rather than an invented point.
+- A drone whose Remote ID System message gave its operator's position brings a second event,
+  its pilot as a ground point (`a-u-G`, as DroneCOT sends Remote ID operators), linked to it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -175,3 +177,33 @@ def node_marker(node: NodeInfo, status: str, effector: str | None, now: float,
                     ce=5.0, le=5.0, callsign=f"{node.site}/{node.node}",
                     course_speed=(node.mast_heading_deg, 0.0),
                     detail_xml=[f"<remarks>{escape(remarks)}</remarks>"])
+
+
+def pilot_marker(state: dict[str, Any], drone: CotEvent, node: NodeInfo) -> CotEvent | None:
+    """The drone's pilot as a ground point at the operator position its Remote ID System message
+    gave; None where none was broadcast (never a guess). Times and stale are the drone event's;
+    the uid is the drone's plus `-pilot`; `<link>` names the drone's event (`p-p`). A claimed
+    position, not a measured one: friend only with the drone, otherwise unknown (never hostile:
+    a spoofer may name anyone's position)."""
+    identity = state.get("identity") or {}
+    position = identity.get("operator_position")
+    if not position:
+        return None
+    verdict = identity.get("verdict") or "unjudged"
+    remarks = (f"pilot of UAS ID {identity.get('uas_id') or 'unknown'}, operator ID "
+               f"{identity.get('operator_id') or 'not broadcast'}: the operator position its "
+               f"Remote ID broadcasts ({verdict}), not measured; node {node.site}/{node.node}")
+    if verdict == "spoofed":
+        remarks += "; the broadcast is spoofed, this position may be false"
+    aff = "f" if affiliation(state, "u") == "f" else "u"
+    return CotEvent(uid=f"{drone.uid}-pilot", type=f"a-{aff}-G", how="m-g", time=drone.time,
+                    stale=drone.stale, lat=position["latitude_deg"],
+                    lon=position["longitude_deg"], hae=UNKNOWN_ERROR_M, ce=UNKNOWN_ERROR_M,
+                    le=UNKNOWN_ERROR_M, callsign=f"pilot {state['object_id'][-6:]}",
+                    detail_xml=[f'<link uid={quoteattr(drone.uid)} type="{drone.type}" '
+                                'relation="p-p"/>', f"<remarks>{escape(remarks)}</remarks>"])
+
+
+def withdrawn(event: CotEvent, now: float) -> CotEvent:
+    """The same marker, stale now: a TAK client takes it off the map."""
+    return replace(event, time=now, stale=now)

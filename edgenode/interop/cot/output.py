@@ -19,7 +19,14 @@ from typing import Any
 from edgenode.config import Config
 from edgenode.config.models import CotSection
 from edgenode.health import Health, LoopThread
-from edgenode.interop.cot.events import CotEvent, NodeInfo, node_marker, track_event
+from edgenode.interop.cot.events import (
+    CotEvent,
+    NodeInfo,
+    node_marker,
+    pilot_marker,
+    track_event,
+    withdrawn,
+)
 from edgenode.interop.cot.transport import CotTransportError, Transport
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,7 @@ class CotOutput:
                                    multicast_interface=section.multicast_interface)
         self._q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=section.queue_events)
         self._last_sent: dict[str, float] = {}  # object id -> monotonic time of its last event
+        self._pilots: dict[str, CotEvent] = {}  # object id -> its pilot marker on the map (sender)
         self._lock = threading.Lock()  # counters and the rate map (detection vs sender thread)
         self.counters = {"sent": 0, "dropped": 0, "rate_limited": 0, "reconnects": 0,
                          "send_errors": 0}
@@ -112,7 +120,8 @@ class CotOutput:
         except queue.Empty:
             return
         if kind == "track":
-            self._send(self._track(value))
+            for cot in self._track(value):
+                self._send(cot)
 
     def _connect(self) -> bool:
         now = time.monotonic()
@@ -132,9 +141,7 @@ class CotOutput:
         self.health.set("ok")
         return True
 
-    def _send(self, event: CotEvent | None) -> None:
-        if event is None:
-            return
+    def _send(self, event: CotEvent) -> None:
         if self.section.protocol == "protobuf":
             data = event.protobuf(stream=self.transport.streaming)
         else:
@@ -150,13 +157,26 @@ class CotOutput:
         with self._lock:
             self.counters["sent"] += 1
 
-    def _track(self, event: dict[str, Any]) -> CotEvent | None:
+    def _track(self, event: dict[str, Any]) -> list[CotEvent]:
+        """The track's event and its pilot's; a pilot no longer broadcast, or whose track
+        ended, goes off the map with its last marker."""
         state = event.get("after") or event.get("before")
         if not state:
-            return None
+            return []
         now = time.time()
-        stale = now if event["type"] == "end" else now + self.section.stale_s
-        return track_event(state, self.node, now, stale)
+        ended = event["type"] == "end"
+        track = track_event(state, self.node, now, now if ended else now + self.section.stale_s)
+        if track is None:
+            return []
+        pilot = pilot_marker(state, track, self.node)
+        last = self._pilots.pop(state["object_id"], None)
+        if pilot is None and last is not None:
+            pilot = withdrawn(last, now)
+        elif pilot is not None and not ended:
+            self._pilots[state["object_id"]] = pilot
+            if len(self._pilots) > MAX_TRACKS:
+                del self._pilots[next(iter(self._pilots))]
+        return [track] if pilot is None else [track, pilot]
 
     def _marker(self, *, stale_now: bool = False) -> CotEvent:
         status, effector = self._node_state()
