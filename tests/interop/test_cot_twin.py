@@ -126,6 +126,8 @@ def test_the_twins_drone_on_a_tak_map_through_a_server_outage(tmp_path, outage_s
     broker.stop()
 
 
+@pytest.mark.long  # make test budget: a third daemon on the twin (~25 s); the marker's logic
+# is in make test through test_cot_events.py and test_cot_output.py
 def test_a_remote_id_pilot_on_a_tak_map_where_its_broadcast_puts_the_operator(tmp_path):
     """remote-id-drones: the liar broadcasts its operator 30 m east, 40 m south of the mast
     (hardware/scenarios/remote-id-drones.toml); its pilot marker arrives there, linked to the
