@@ -1,0 +1,79 @@
+"""Issue 21: a drop seen on the pump's thread (the broker refusing a row in its PUBACK) becomes
+exactly one gap record, stored through the outbox writer like every other record, while the
+detection side keeps handing over events: nothing lost, nothing twice, every stream in its
+seq order."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from edgenode.health import Health
+from edgenode.link import Link
+from tests.conftest import Mosquitto, free_port
+from tests.link.helpers import PREFIX, Recorder, make_config, track_event, wait_until
+
+EVENTS = 256  # handed over by a second thread, 4 at a time
+AUDITS = 32  # each refused by the broker's ACL
+
+
+def test_each_refused_row_becomes_one_gap_while_events_keep_coming(tmp_path: Path) -> None:
+    # The node may write everything of its own but `audit`: each audit record's PUBACK
+    # carries 0x87 (not authorized).
+    acl = tmp_path / "acl"
+    acl.write_text(f"pattern readwrite {PREFIX}/events\npattern readwrite {PREFIX}/status\n"
+                   f"pattern readwrite {PREFIX}/health\npattern readwrite {PREFIX}/cmd\n"
+                   f"pattern readwrite {PREFIX}/ping\npattern read #\n")
+    port = free_port()
+    broker = Mosquitto(tmp_path / "broker", port=port, extra=(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {acl}\n")).start()
+    recorder = Recorder(port).start()
+    link = Link(make_config(tmp_path, broker.url), tmp_path / "state", Health(),
+                version="0.0-test", capabilities=[], config_digest="sha256:test")
+    errors: list[Exception] = []
+
+    def detection() -> None:
+        try:
+            for _ in range(EVENTS // 4):
+                link.publish_events([track_event("update") for _ in range(4)])
+                time.sleep(0.002)
+        except Exception as exc:  # reported by the test, not lost on its thread
+            errors.append(exc)
+
+    producer = threading.Thread(target=detection, name="detection")
+    try:
+        link.start()
+        assert wait_until(lambda: link.connected, 10)
+        producer.start()
+        for seq in range(AUDITS):
+            link.publish_audit({"seq": seq, "kind": "test"})
+            time.sleep(0.005)
+        producer.join(20)
+        assert not errors and not producer.is_alive()
+
+        def gaps() -> list[dict]:
+            return [m.payload for m in recorder.on("events") if m.payload.get("type") == "gap"]
+
+        assert recorder.wait_for(lambda: len(recorder.track_events()) >= EVENTS
+                                 and len(gaps()) >= AUDITS, 20), (
+            len(recorder.track_events()), len(gaps()), link.counters())
+        assert wait_until(lambda: link.counters()["backlog"] == 0, 5)
+        time.sleep(0.3)  # anything sent twice would be here by now
+        assert not recorder.problems, recorder.problems[:3]
+        # Every event once, in seq order.
+        assert [e["seq"] for e in recorder.track_events()] == list(range(EVENTS))
+        # One gap per refused audit record, in the audit records' seq order.
+        assert [(g["reason"], g["dropped"]) for g in gaps()] == [
+            ("broker_refused", {"stream": "audit", "session": link.session,
+                                "ranges": [[seq, seq]], "count": 1})
+            for seq in range(AUDITS)]
+        assert not recorder.on("audit")
+        counters = link.counters()
+        assert (counters["refused"], counters["gaps"], counters["dropped"]) == (
+            AUDITS, AUDITS, AUDITS)
+        assert counters["published"] == EVENTS + AUDITS  # the gap records
+    finally:
+        link.stop()
+        recorder.stop()
+        broker.stop()
