@@ -30,6 +30,7 @@ from tests.link.helpers import make_config, track_event  # noqa: E402
 N_THROUGHPUT = 5000
 N_LATENCY = 1000
 LATENCY_RATE_HZ = 200
+ROUNDS = 3
 
 
 class Counter:
@@ -126,8 +127,17 @@ def main() -> int:
         try:
             payload = encode(Envelope("bench", "n1", 1).event(track_event("update"), 0,
                                                                time.time()))
-            raw = raw_paho(broker.port, payload)
-            outbox, latencies = outbox_path(tmp, broker)
+            # Interleaved rounds, best of each path: one round's ratio moved 40-67 % with the
+            # machine's moment-to-moment load, across a 50 % target.
+            raws, outboxes, latencies = [], [], []
+            for i in range(ROUNDS):
+                raws.append(raw_paho(broker.port, payload))
+                (tmp / f"round{i}").mkdir()
+                rate, lat = outbox_path(tmp / f"round{i}", broker)
+                outboxes.append(rate)
+                latencies += lat
+            raw, outbox = max(raws), max(outboxes)
+            latencies.sort()
         finally:
             broker.stop()
     p50 = latencies[len(latencies) // 2]
@@ -136,7 +146,8 @@ def main() -> int:
     targets = Targets("bench_link")
     ratio_ok = targets.at_least("outbox / raw paho throughput", ratio * 100, 50, "%")
     p99_ok = targets.at_most("latency through the outbox, p99", p99, 20, "ms")
-    print(f"link: payload {len(payload)} bytes, {N_THROUGHPUT} events, loopback Mosquitto")
+    print(f"link: payload {len(payload)} bytes, {N_THROUGHPUT} events, loopback Mosquitto, "
+          f"best of {ROUNDS} interleaved rounds")
     print(f"link: raw paho QoS 1 publish->receive      {raw:8.0f} events/s")
     print(f"link: outbox (SQLite WAL) publish->receive {outbox:8.0f} events/s")
     print(f"link: outbox / raw                         {ratio * 100:8.1f} %  (target >= 50 %)"
