@@ -172,7 +172,8 @@ def make_rig(tmp_path: Path) -> Iterator[RigFactory]:
                 health: Health | None = None, hooks: dict[str, Any] | None = None,
                 **effector: Any) -> Rig:
         """`effector` settings go into the config; `hooks` to the Effector itself (the
-        daemon's airspace and identity checks, the allow-list keeper)."""
+        daemon's airspace and identity checks, the allow-list keeper, a `clock_synced` sync
+        source in place of the rig's `clock["synced"]`)."""
         config = make_config(**effector)
         gpio = FakeGpio(inputs={KEY_OPERATE: key == "operate", KEY_TEST: key == "test"})
         relay = JammerRelay(gpio, drive_line=DRIVE, heartbeat_line=HEARTBEAT, aux_line=AUX,
@@ -181,11 +182,11 @@ def make_rig(tmp_path: Path) -> Iterator[RigFactory]:
         health = health or Health()
         clock = {"synced": clock_synced}
         rig_holder: list[Rig] = []
-        extra = dict(hooks or {}) | ({} if wall is None else {"wall_clock": wall})
+        extra = ({"clock_synced": lambda: clock["synced"]} | dict(hooks or {})
+                 | ({} if wall is None else {"wall_clock": wall}))
         eff = Effector(relay, config, health, state_dir or tmp_path / "state",
                        publish_audit=lambda r: rig_holder[0].audit.append(r),
-                       publish_state=lambda s: rig_holder[0].states.append(s),
-                       clock_synced=lambda: clock["synced"], **extra)
+                       publish_state=lambda s: rig_holder[0].states.append(s), **extra)
         rig = Rig(gpio, coil, eff, health, state_dir or tmp_path / "state", config, clock)
         rig_holder.append(rig)
         made.append(rig)
