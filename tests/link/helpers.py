@@ -20,6 +20,7 @@ from edgenode.link.payloads import load_schema
 from edgenode.link.topics import schema_for_topic
 from edgenode.ulid import new_ulid
 from tests.brokers import connect_kwargs, paho_client
+from tests.conftest import Mosquitto, free_port
 
 SITE, NODE = "test", "n1"
 PREFIX = f"edgenode/{SITE}/{NODE}"
@@ -210,3 +211,15 @@ class Recorder:
 
     def unique_events(self) -> dict[str, dict[str, Any]]:
         return {e["event_id"]: e for e in self.track_events()}
+
+
+def audit_refusing_broker(workdir: Path) -> Mosquitto:
+    """A Mosquitto whose ACL lets the node write everything of its own but `audit`: each
+    audit record's PUBACK carries 0x87 (not authorized)."""
+    acl = workdir / "acl"
+    acl.write_text(f"pattern readwrite {PREFIX}/events\npattern readwrite {PREFIX}/status\n"
+                   f"pattern readwrite {PREFIX}/health\npattern readwrite {PREFIX}/cmd\n"
+                   f"pattern readwrite {PREFIX}/ping\npattern read #\n")
+    port = free_port()
+    return Mosquitto(workdir / "broker", port=port, extra=(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {acl}\n")).start()

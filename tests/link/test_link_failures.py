@@ -24,7 +24,14 @@ from edgenode.link.writer import MAX_PENDING
 from edgenode.ulid import new_ulid
 from tests.brokers import connected_client, needs_mqtt5
 from tests.conftest import Mosquitto, free_port
-from tests.link.helpers import PREFIX, Recorder, make_config, track_event, wait_until
+from tests.link.helpers import (
+    PREFIX,
+    Recorder,
+    audit_refusing_broker,
+    make_config,
+    track_event,
+    wait_until,
+)
 
 
 def _link(tmp_path: Path, url: str, **broker: object) -> Link:
@@ -52,15 +59,8 @@ def test_a_publish_the_broker_refuses_becomes_a_broker_refused_gap(tmp_path: Pat
     # On 3.1.1 a refusing broker closes the connection or acknowledges silently: the first is
     # test_a_publish_a_311_broker_refuses_by_disconnecting_does_not_stall_the_link.
     needs_mqtt5(any_broker, "PUBACK reason codes (a refusal the node can see)")
-    # Only the audit topic is denied to the node: its PUBACK carries 0x87 (not authorized).
-    acl = tmp_path / "acl"
-    acl.write_text(f"pattern readwrite {PREFIX}/events\npattern readwrite {PREFIX}/status\n"
-                   f"pattern readwrite {PREFIX}/health\npattern readwrite {PREFIX}/cmd\n"
-                   f"pattern readwrite {PREFIX}/ping\npattern read #\n")
-    port = free_port()
-    broker = Mosquitto(tmp_path / "broker", port=port, extra=(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {acl}\n")).start()
-    recorder = Recorder(port).start()
+    broker = audit_refusing_broker(tmp_path)
+    recorder = Recorder(broker.port).start()
     link = _link(tmp_path, broker.url)
     try:
         link.start()

@@ -12,24 +12,21 @@ from pathlib import Path
 
 from edgenode.health import Health
 from edgenode.link import Link
-from tests.conftest import Mosquitto, free_port
-from tests.link.helpers import PREFIX, Recorder, make_config, track_event, wait_until
+from tests.link.helpers import (
+    Recorder,
+    audit_refusing_broker,
+    make_config,
+    track_event,
+    wait_until,
+)
 
 EVENTS = 256  # handed over by a second thread, 4 at a time
 AUDITS = 32  # each refused by the broker's ACL
 
 
 def test_each_refused_row_is_in_exactly_one_gap_while_events_keep_coming(tmp_path: Path) -> None:
-    # The node may write everything of its own but `audit`: each audit record's PUBACK
-    # carries 0x87 (not authorized).
-    acl = tmp_path / "acl"
-    acl.write_text(f"pattern readwrite {PREFIX}/events\npattern readwrite {PREFIX}/status\n"
-                   f"pattern readwrite {PREFIX}/health\npattern readwrite {PREFIX}/cmd\n"
-                   f"pattern readwrite {PREFIX}/ping\npattern read #\n")
-    port = free_port()
-    broker = Mosquitto(tmp_path / "broker", port=port, extra=(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {acl}\n")).start()
-    recorder = Recorder(port).start()
+    broker = audit_refusing_broker(tmp_path)
+    recorder = Recorder(broker.port).start()
     link = Link(make_config(tmp_path, broker.url), tmp_path / "state", Health(),
                 version="0.0-test", capabilities=[], config_digest="sha256:test")
     errors: list[Exception] = []
