@@ -43,6 +43,15 @@ def test_only_link_and_central_import_paho():
     assert not _hits("hal", ("paho",))
 
 
+def test_only_interop_speaks_the_peers_languages():
+    """SAPIENT's and TAK's bindings stay in their rooms, and those rooms take what they send
+    from the daemon's events, never from the relay, the link, a command or the hardware."""
+    assert not _hits("edgenode", ("sapient_msg", "takproto"), allowed=("edgenode.interop",))
+    assert not _hits("hal", ("sapient_msg", "takproto"))
+    assert not _hits("edgenode.interop", ("paho", "hal", "edgenode.control", "edgenode.link",
+                                          "edgenode.daemon", "edgenode.cli"))
+
+
 def test_only_control_touches_the_relay():
     assert not _hits("edgenode", ("hal.relay",), allowed=("edgenode.control",))
 
