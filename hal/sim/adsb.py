@@ -23,10 +23,10 @@ from pyModeS.position import cprNL
 from pyModeS.util import crc
 
 from hal.adsb.beast import encode_frame
+from hal.sim.geo import offset_latlon
 
 log = logging.getLogger(__name__)
 
-EARTH_RADIUS_M = 6_371_008.8
 FT_M = 0.3048
 KT_MPS = 1852 / 3600
 # Emitter category (TC 4, set A): 7 rotorcraft, 1 light (< 7 t), 3 large (airliner).
@@ -103,9 +103,7 @@ class Flight:
         v = self.speed_kt * KT_MPS
         e = self.east_m + v * t * math.sin(math.radians(self.track_deg))
         n = self.north_m + v * t * math.cos(math.radians(self.track_deg))
-        lat = site_lat + math.degrees(n / EARTH_RADIUS_M)
-        lon = site_lon + math.degrees(e / (EARTH_RADIUS_M * math.cos(math.radians(site_lat))))
-        return lat, lon
+        return offset_latlon(site_lat, site_lon, e, n)
 
 
 def helicopter_crossing(site_alt_m: float, *, start_m: float = 6000.0,

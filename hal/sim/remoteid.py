@@ -9,10 +9,11 @@ values are given in SI units and degrees, None for "unknown".
 
 from __future__ import annotations
 
-import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from hal.sim.geo import offset_latlon
 
 MESSAGE_SIZE = 25
 AUTH_EPOCH_UNIX_S = 1_546_300_800
@@ -178,8 +179,6 @@ def write_pcap(path: Path, linktype: int, records: list[tuple[float, bytes]]) ->
 
 # ------------------------------------------------------------------ broadcasting drones
 
-METRES_PER_DEG_LAT = 111_195.0  # spherical earth: the twin's few kilometres need no better
-
 
 @dataclass(frozen=True)
 class Broadcast:
@@ -218,8 +217,7 @@ class Broadcaster:
 
     def to_latlon(self, east_m: float, north_m: float) -> tuple[float, float]:
         lat0, lon0, _ = self.node
-        return (lat0 + north_m / METRES_PER_DEG_LAT,
-                lon0 + east_m / (METRES_PER_DEG_LAT * math.cos(math.radians(lat0))))
+        return offset_latlon(lat0, lon0, east_m, north_m)
 
     def frames(self, t: float, east_m: float, north_m: float, up_m: float,
                wall_t: float | None = None) -> list[tuple[int, bytes]]:

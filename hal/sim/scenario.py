@@ -12,16 +12,16 @@ the key, never silently ignored.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hal.sim.geo import offset_latlon
+
 HARDWARE_DIR = Path(__file__).resolve().parents[2] / "hardware"
 SCENARIO_DIR = HARDWARE_DIR / "scenarios"
-EARTH_RADIUS_M = 6_371_008.8  # mean radius, as edgenode.central.geometry's local frame
 
 # What each fault does to the simulated part, and what the self-test must say about it:
 # docs/selftest.md ("Twin faults").
@@ -284,10 +284,7 @@ class Scenario(_Model):
             where = f"its masts are {names}" if names else "it has no [[masts]]"
             raise ValueError(f"mast '{mast}' is not in scenario '{self.name}'; {where}")
         east, north = chosen.position_m
-        lat0 = self.node.latitude_deg
-        lat = lat0 + math.degrees(north / EARTH_RADIUS_M)
-        lon = self.node.longitude_deg + math.degrees(
-            east / (EARTH_RADIUS_M * math.cos(math.radians(lat0))))
+        lat, lon = offset_latlon(self.node.latitude_deg, self.node.longitude_deg, east, north)
         update: dict[str, float] = {"latitude_deg": lat, "longitude_deg": lon}
         if chosen.mast_heading_deg is not None:
             update["mast_heading_deg"] = chosen.mast_heading_deg
