@@ -259,11 +259,14 @@ def test_heartbeat_never_toggles_while_the_effector_is_disabled(make_rig: RigFac
     assert rig.effector.state == "SAFE"
 
 
-def test_stuck_relay_latches_fault_within_settle_plus_three_loop_periods(rig: Rig) -> None:
-    # The documented bound: aux_settle_ms after the drive fell, plus three loop periods
-    # (the effector's period is the heartbeat period; it steps twice per period) for the loop
-    # to see and act on it. Both ends are the effector's own records: the drive line's fall
-    # and the FAULT transition.
+def test_stuck_relay_latches_fault_at_the_first_loop_step_past_the_settle_time(
+        rig: Rig) -> None:
+    # The documented bound is aux_settle_ms after the drive fell plus three loop periods
+    # (the effector steps twice per heartbeat period). It is checked in loop steps, not
+    # seconds, so a loaded machine that delays steps cannot fail it: every step toggles the
+    # heartbeat until the FAULT latches, so the toggles after the fall are the steps that
+    # did not latch. The first of them may still have read the contact before the fall; from
+    # the second on they saw it disagree, and must all fall within the settle time of it.
     rig.arm_and_engage()
     rig.coil.stuck = True
     assert rig.send("alice", "disengage")["status"] == "ok"
@@ -271,11 +274,17 @@ def test_stuck_relay_latches_fault_within_settle_plus_three_loop_periods(rig: Ri
     rig.effector.flush()
     fell = [t for t, level in rig.drive_history() if not level][-1]  # monotonic
     fault = next(s for s in rig.states if s["state"] == "FAULT")
-    mono_minus_wall = time.monotonic() - time.time()
-    latched_after = fault["since"] + mono_minus_wall - fell
-    bound = (rig.config.effector.aux_settle_ms + 3 * rig.config.relay.heartbeat_period_ms) / 1000
-    assert latched_after <= bound + 0.002, f"FAULT {latched_after:.3f} s after the drive fell"
-    assert latched_after >= rig.config.effector.aux_settle_ms / 1000 - 0.002
+    latched = fault["since"] + time.monotonic() - time.time()
+    settle = rig.config.effector.aux_settle_ms / 1000
+    waiting = [t for t, _ in rig.gpio.history(HEARTBEAT) if fell < t < latched - 0.002]
+    assert len(waiting) >= 3, f"only {len(waiting)} loop steps between the fall and the FAULT"
+    assert waiting[-1] - waiting[1] < settle + 0.002, (
+        f"a step {waiting[-1] - waiting[1]:.3f} s after the disagreement was first seen "
+        f"did not latch (settle {settle} s)")
+    assert latched - fell >= settle - 0.002, f"FAULT {latched - fell:.3f} s after the fall"
+    time.sleep(0.1)
+    assert not [t for t, _ in rig.gpio.history(HEARTBEAT) if t > latched + 0.002], (
+        "the heartbeat toggled after the FAULT latched")
 
 
 def test_engage_is_refused_while_the_broker_link_is_down(rig: Rig) -> None:
