@@ -277,11 +277,16 @@ class Link:
         if name == "effector":
             # Armed or engaged: the link-loss rule is live, so silence must be noticed fast.
             self._watch.set_vigilant(payload.get("state") in VIGILANT_STATES)
-        body = encode(self._env.state(payload, time.time()))
+        self._retain(name, encode(self._env.state(payload, time.time())))
+
+    def _retain(self, name: str, body: bytes) -> None:
+        """Keep `body` as the latest of retained state `name` and publish it, in one step
+        under the lock that a (re)connect's re-send of every state takes too: otherwise that
+        re-send could publish an older body after this one, and the broker would keep it."""
         with self._state_lock:
             self._states[name] = body
-        if self._client.connected.is_set():
-            self._client.publish(self.topics.topic(name), body, qos=1, retain=True)
+            if self._client.connected.is_set():
+                self._client.publish(self.topics.topic(name), body, qos=1, retain=True)
 
     def _health_payload(self) -> bytes:
         parts = self._health.snapshot()
@@ -294,11 +299,8 @@ class Link:
 
     def _publish_health(self) -> None:
         body = self._health_payload()
-        with self._state_lock:
-            self._states["health"] = body
         self._health_due = time.monotonic() + self._config.broker.health_period_s
-        if self._client.connected.is_set():
-            self._client.publish(self.topics.topic("health"), body, qos=1, retain=True)
+        self._retain("health", body)
 
     # -- the link's loop ---------------------------------------------------------------
     def _loop(self) -> None:
@@ -358,6 +360,10 @@ class Link:
     def _on_connect(self) -> None:
         self._ever_connected = True
         self._count("connects")
+        # The birth and states still unacknowledged from the last connection are stale:
+        # paho would re-send them after the fresh ones published here.
+        self._client.forget_retained({self.topics.status, *(self.topics.topic(name) for name
+                                                            in STATE_NAMES)})
         self._publish_birth_and_states()
         self._pump.connected()
         self._watch.connected()  # up only once a ping came back (edgenode/link/watch.py)
@@ -384,9 +390,8 @@ class Link:
         health = self._health_payload()
         with self._state_lock:
             self._states["health"] = health
-            states = list(self._states.items())
-        for name, body in states:
-            self._client.publish(self.topics.topic(name), body, qos=1, retain=True)
+            for name, body in self._states.items():
+                self._client.publish(self.topics.topic(name), body, qos=1, retain=True)
 
     def _on_disconnect(self, reason: str) -> None:
         self._pump.disconnected()

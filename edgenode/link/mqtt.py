@@ -119,6 +119,17 @@ class _TolerantClient(paho.Client):
                     return int(message.mid)
         return None
 
+    def forget_retained(self, topics: set[str]) -> int:
+        """Forget the unacknowledged retained publishes on `topics`. Called in on_connect,
+        where the link publishes the latest of each again: paho re-sends the old ones only
+        after on_connect returns, so left in place a stale state would be retained last."""
+        with self._out_message_mutex:
+            stale = [mid for mid, message in self._out_messages.items()
+                     if message.retain and message.topic in topics]
+            for mid in stale:
+                del self._out_messages[mid]
+        return len(stale)
+
     def give_up(self, mid: int) -> str | None:
         """Forget message `mid` so it is not sent again; its topic, or None if it is gone
         (acknowledged after all). Called in on_connect, before paho re-sends the rest."""
@@ -356,6 +367,10 @@ class MqttClient:
         """Call `listener(mid, reason_code)` on every PUBACK; a code >= 0x80 is the broker's
         refusal (MQTT 5 only, e.g. 0x87 not authorized; 3.1.1 brokers refuse silently)."""
         self._publish_result_listeners.append(listener)
+
+    def forget_retained(self, topics: set[str]) -> int:
+        """In on_connect only: see _TolerantClient.forget_retained."""
+        return self._client.forget_retained(topics)
 
     def _give_up(self, mid: int) -> None:
         topic = self._client.give_up(mid)

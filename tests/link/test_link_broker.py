@@ -336,6 +336,35 @@ def test_state_set_while_offline_is_retained_after_reconnect(any_broker: Any,
     link.stop()
 
 
+def test_a_state_unacknowledged_when_the_broker_went_is_not_retained_over_a_newer_one(
+        mosquitto: Any, make_link: MakeLink) -> None:
+    # ARMED goes out while the broker hangs (no PUBACK), the broker dies, FAULT is set while
+    # it is down. On reconnect the link publishes FAULT, and paho would re-send the
+    # unacknowledged ARMED after it: the broker would then retain ARMED for a FAULTed node.
+    link = make_link(mosquitto)
+    link.start()
+    assert wait_until(lambda: link.connected)
+    link.set_state("effector", {"state": "SAFE", "reason": "start-up"})
+    probe = Recorder.for_broker(mosquitto, topic=f"{PREFIX}/effector").start()
+    assert probe.wait_for(lambda: probe.on("effector"))
+    probe.stop()
+    mosquitto.freeze()
+    link.set_state("effector", {"state": "ARMED", "reason": "armed by alice"})
+    time.sleep(0.3)  # sent into the hung broker's socket, never acknowledged
+    mosquitto.take_down()
+    assert wait_until(lambda: not link.connected)
+    link.set_state("effector", {"state": "FAULT", "reason": "aux contact disagrees"})
+    mosquitto.bring_back()
+    assert wait_until(lambda: link.connected, 10)
+    time.sleep(0.5)  # paho's re-send of what was in flight comes right after the connect
+    late = Recorder.for_broker(mosquitto, topic=f"{PREFIX}/effector").start()
+    assert late.wait_for(lambda: late.on("effector"))
+    time.sleep(0.2)
+    states = [m.payload["state"] for m in late.on("effector")]
+    late.stop()
+    assert states == ["FAULT"], f"retained after the reconnect: {states}"
+
+
 def test_a_slow_command_never_holds_up_a_quick_one(any_broker: Any,
                                                    make_link: MakeLink) -> None:
     link = make_link(any_broker)
