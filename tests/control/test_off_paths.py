@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from hal.ports.gpio import GpioError
 from tests.control.conftest import AUX, HEARTBEAT, KEY_OPERATE, Rig, RigFactory, wait_for
 
 
@@ -295,3 +296,24 @@ def test_engage_is_refused_while_the_broker_link_is_down(rig: Rig) -> None:
     assert not rig.drive_went_high()
     rig.effector.link_changed(True)
     assert rig.send("bob", "engage", {"duration_s": 5, "bearing_deg": 90})["status"] == "ok"
+
+
+def test_a_relay_read_that_fails_latches_a_fault_and_the_loop_goes_on_after_a_pause(
+        rig: Rig) -> None:
+    rig.arm_and_engage()
+    rig.gpio.failing[AUX] = GpioError("gpio line 22: read failed (EIO)")
+    assert wait_for(lambda: rig.effector.state == "FAULT", 3)
+    assert not rig.drive()
+    rig.effector.flush()
+    fault = next(s for s in rig.states if s["state"] == "FAULT")
+    assert fault["reason"].startswith("loop_error"), fault
+    part = rig.health.snapshot()["effector"]
+    assert (part["state"], part["reason"]) == ("failed", "GpioError: gpio line 22: read failed "
+                                                         "(EIO)")
+    # The loop backs off for a second, then steps again (a FAULT stays latched).
+    steps = rig.health.stages["effector"].loops
+    time.sleep(0.5)
+    assert rig.health.stages["effector"].loops <= steps + 1, "no pause after the failed step"
+    del rig.gpio.failing[AUX]
+    assert wait_for(lambda: rig.health.stages["effector"].loops > steps + 5, 3)
+    assert rig.effector.state == "FAULT" and not rig.drive()

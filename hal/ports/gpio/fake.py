@@ -41,6 +41,9 @@ class FakeInput:
         wedged = self._gpio.wedged.get(self._line)
         if wedged is not None:
             wedged.wait()
+        failure = self._gpio.failing.get(self._line)
+        if failure is not None:
+            raise failure
         return self._gpio.level(self._line)
 
     def close(self) -> None:
@@ -58,6 +61,7 @@ class FakeGpio:
         self._preset = dict(inputs or {})
         self._record = open(device, "a", buffering=1) if device else None  # noqa: SIM115
         self.wedged: dict[int, threading.Event] = {}
+        self.failing: dict[int, Exception] = {}  # a read of the line raises this
 
     def wedge_reads(self, line: int) -> threading.Event:
         """A wedged driver: reads of `line` block until the returned event is set."""
