@@ -317,3 +317,16 @@ def test_a_relay_read_that_fails_latches_a_fault_and_the_loop_goes_on_after_a_pa
     del rig.gpio.failing[AUX]
     assert wait_for(lambda: rig.health.stages["effector"].loops > steps + 5, 3)
     assert rig.effector.state == "FAULT" and not rig.drive()
+
+
+def test_engage_reads_the_key_afresh_when_the_loops_reading_is_stale(rig: Rig) -> None:
+    # The engage takes the key from the loop's last reading only while it is a few loop
+    # periods old. With the loop stalled, the key turned to OFF since must be read now.
+    assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    rig.health.stall("effector", 2.0)
+    time.sleep(0.2)  # the loop's reading is older than three loop periods now
+    rig.key("off")
+    result = rig.send("bob", "engage", {"duration_s": 5, "bearing_deg": 90})
+    assert (result["status"], result["reason"]) == (
+        "rejected", "key_switch_not_operate: key switch at off"), result
+    assert not rig.drive_went_high()
