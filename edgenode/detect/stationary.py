@@ -9,6 +9,14 @@ from scipy import fft as sfft
 from edgenode.detect.acoustic_params import AcousticParams
 from edgenode.detect.rank import max3, row_median
 
+# A line between two short bins splits its power between them: a quarter bin or more off
+# the nearer bin's centre, the two levels differ by under 3 dB (Hann), and noise decides
+# which one peaks. Such a line is masked in both once it held its fine bin (+-1) over three
+# refreshes in a row (held share 1 - 0.8^3 ~ 0.49): every line at once would also hide two
+# short bins for a minute wherever a rotor's line stood out for a moment.
+SPLIT_BINS = 0.25
+SPLIT_HELD = 0.45
+
 
 def segment_interp(n: int, seg: int) -> tuple[np.ndarray, np.ndarray]:
     """For np.interp(arange(n), centres, values) over the centres of the n // seg (two or
@@ -37,9 +45,16 @@ class StationaryLines:
         self.lo_fine = max(1, int(4.0 / self.fine_df))
         self.hi_fine = min(self.n // 2, int(hi * df / self.fine_df))
         fine_freqs = np.arange(self.lo_fine, self.hi_fine) * self.fine_df
-        short = np.rint(fine_freqs / df).astype(int) - lo
+        place = fine_freqs / df - lo  # in short bins
+        short = np.rint(place).astype(int)
         self.in_band = (short >= 0) & (short < hi - lo)
         self.to_short = np.clip(short, 0, hi - lo - 1)
+        # The other short bin a line between two of them also peaks in (SPLIT_BINS): masked
+        # in the nearer alone, it peaked free in the other about half the time, and a
+        # drifting generator's 4th harmonic made a drone comb with two noise peaks.
+        offset = place - short
+        beside = np.where(np.abs(offset) > SPLIT_BINS, np.sign(offset).astype(int), 0)
+        self.to_beside = np.clip(short + beside, 0, hi - lo - 1)
         f_rotor = np.arange(p.heli_f0_hz[0], p.heli_f0_hz[1], 0.1)
         k = np.arange(1, p.heli_harmonics + 1)
         self.heli_index = np.clip(np.rint(f_rotor[:, None] * k[None, :] / self.fine_df).astype(int)
@@ -128,6 +143,9 @@ class StationaryLines:
         held = line & (self.held > self.p.line_held)
         if held.any():
             self.held_expiry[self.to_short[held]] = self.clock + self.p.stationary_memory_s
+        split = line & (self.held > SPLIT_HELD)
+        if split.any():
+            self.expiry[self.to_beside[split]] = self.clock + self.p.stationary_memory_s
         # Main-rotor comb: most of the first harmonics of a 8-30 Hz blade-pass present.
         # Only the low bins the rotor comb can reach (plus the neighbour the max needs).
         low = self.heli_span

@@ -48,13 +48,16 @@ def test_doa_dev_bearings_meet_the_targets_machine_or_not(
         assert group["bearing_rms_deg"] is not None, name
         assert group["bearing_rms_deg"] <= limit, (name, group)
     assert summary["worst_deg"] <= 5.0, cases
-    # Every case detected but one (see the strict expected failure below).
-    assert summary["detected"] >= 13, [c["file"] for c in cases if not c["detected"]]
+    # Every case detected but DRONE_010's two (see the strict expected failure below).
+    missed = {c["file"] for c in cases if not c["detected"]}
+    assert missed <= {"case_006.wav", "case_007.wav"}, missed
     assert all(c["first_detection_s"] < 6.0 for c in cases if c["detected"])
 
 
-@pytest.mark.xfail(strict=True, reason="case_006 (DRONE_010 at 38 m, generator at 341 deg): its "
-                   "weak, broad rotor lines are masked as stationary; docs/detection.md limits")
+@pytest.mark.xfail(strict=True, reason="DRONE_010 beside a generator: case_006's comb hops "
+                   "between its 2nd-4th harmonics as lines are masked, case_007's hovering track "
+                   "wanders under 0.3 % (it was heard through the generator's own line until "
+                   "the split-line mask); docs/detection.md limits")
 def test_doa_dev_every_case_detected(doa_dev: tuple[list[dict], dict]) -> None:
     cases, summary = doa_dev
     assert summary["detected"] == 14, [c["file"] for c in cases if not c["detected"]]
@@ -100,8 +103,8 @@ def test_a_generator_alone_is_never_a_drone() -> None:
 
 
 @pytest.mark.long
-@pytest.mark.xfail(strict=True, reason="one case of the hundred (generator 126.7 Hz drifting "
-                   "0.3 %, 6 dB noise) gives 7 drone blocks, as before issue 12: a peak beside "
-                   "the drifting 4th harmonic counts as a free line; docs/detection.md limits")
+@pytest.mark.timeout(900)  # 100 cases made and heard: ~1.5 min idle, more on a loaded box
 def test_ten_minutes_of_generators_alone_give_no_drone_block() -> None:
+    """Case 7 (126.7 Hz drifting 0.3 %, 6 dB noise) gave seven drone blocks until a line
+    between two short bins was masked in both (tests/detect/test_stationary.py)."""
     assert machine_only_blocks(100, seed=202) == []
