@@ -182,3 +182,41 @@ def test_one_radar_frames_track_events_go_to_the_outbox_together() -> None:
     finally:
         stage.stop()
     assert any(len(set(batch)) == 2 for batch in batches), batches
+
+
+def test_audio_blocks_lost_on_the_way_are_holes_to_the_detector() -> None:
+    """The audio port numbers its blocks; where the numbers jump (an overrun, blocks the
+    reading queue dropped) the detector must not join the samples either side."""
+    import numpy as np
+
+    from edgenode.config import Config
+    from edgenode.daemon.tracking import DetectionStage
+    from hal.acoustic import load_geometry
+    from hal.ports.audio import AudioBlock
+
+    config = Config.model_validate({
+        "node": {"site": "s", "id": "n", "latitude_deg": 57.0, "longitude_deg": 11.9,
+                 "altitude_m": 10, "mast_heading_deg": 0},
+        "broker": {"url": "mqtt://127.0.0.1:1883"},
+        "relay": {"backend": "fake", "drive_line": 17, "heartbeat_line": 27, "aux_line": 22,
+                  "key_test_line": 5, "key_operate_line": 6, "max_on_s": 60},
+        "acoustic": {"backend": "fake", "device": "x", "geometry": "uma16", "channels": 16}})
+    readings = ReadingQueue()
+    stage = DetectionStage(config, Health(), readings, lambda events: None,
+                           geometry_m=load_geometry("uma16").positions_m)
+    rng = np.random.default_rng(5)
+    indices = [0, 1, 2, 5, 6, 7, 8, 12, 13]  # two holes
+    stage.start()
+    try:
+        t0 = time.time()
+        for i in indices:
+            samples = (0.01 * rng.standard_normal((4096, 16))).astype(np.float32)
+            block = AudioBlock(samples, 48000, t0 + i * 4096 / 48000, i)
+            readings.put("audio", (block, samples))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and stage.blocks < len(indices):
+            time.sleep(0.02)
+    finally:
+        stage.stop()
+    assert stage.blocks == len(indices)
+    assert stage.detector is not None and stage.detector.holes == 2

@@ -84,6 +84,7 @@ class DetectionStage:
         self.frame_digests: deque[tuple[int, str]] = deque(maxlen=2000)
         self.frames = 0
         self.blocks = 0
+        self._next_block: int | None = None  # the audio block index expected next
         self._stop = threading.Event()
         self.health = health.register(self.name, deadline_s=5.0)
         self._thread = LoopThread(self.health, self._step, self._stop)
@@ -119,6 +120,9 @@ class DetectionStage:
             elif kind == "audio" and self.detector is not None:
                 block, samples = reading
                 self.blocks += 1
+                if self._next_block is not None and block.index != self._next_block:
+                    self.detector.hole()  # the audio port or the reading queue lost blocks
+                self._next_block = block.index + 1
                 for result in self.detector.process(samples, block.t_capture):
                     self.last_acoustic = result
                     self.recent_bearings.extend(

@@ -128,6 +128,7 @@ class AcousticDetector:
         self._store = np.zeros((3 * self.n, channels), dtype=np.float32)
         self._start = self._end = 0  # the unread samples are _store[_start:_end]
         self._t_next: float | None = None  # time of the buffer's first sample
+        self.holes = 0  # times samples were lost between blocks (see hole())
         self._prev_p: np.ndarray | None = None
         nb = hi - lo
         self._occ = np.zeros(nb)
@@ -194,6 +195,14 @@ class AcousticDetector:
         bins = np.rint(f0[:, None] * k[None, :] / self.df).astype(int) - self.lo
         valid = (bins >= 0) & (bins < self.hi - self.lo)
         return np.where(valid, bins, self.hi - self.lo).T.copy(), valid, f0
+
+    def hole(self) -> None:
+        """Samples were lost before the next block (an overrun; a block the daemon dropped
+        while behind): drop the ones held, since a frame across the hole would mix two
+        moments and carry a time late by the hole ever after; the next block starts afresh
+        at its own time."""
+        self._start = self._end
+        self.holes += 1
 
     def process(self, samples: np.ndarray, t_start: float) -> list[AcousticResult]:
         """Take a (frames, channels) float block whose first sample is at t_start."""

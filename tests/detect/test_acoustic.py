@@ -291,3 +291,31 @@ def test_a_rotor_too_faint_for_any_block_is_heard_on_its_bearing_after_seconds()
     summed = run(AcousticDetector(rate, 16), pcm.astype(np.float32))
     assert any(r.drone for r in summed)
     assert not any(r.bearings for r in summed)
+
+
+def test_a_block_lost_on_the_way_leaves_no_frame_across_the_hole_and_no_late_clock() -> None:
+    """An overrun (or the daemon dropping a block while behind) leaves a hole in the audio,
+    which the daemon tells the detector of (the blocks' index jumps): every analysed frame
+    lies within samples that arrived together, and its time is the caller's clock for those
+    samples, not late by the hole."""
+    rate, block = 48000, 4096
+    rotor = arriving_on_uma16(rotor_sound(6.0, rate, f0_hz=170.0, seed=2), rate, 140.0)
+    noise = np.random.default_rng(3).standard_normal(rotor.shape)
+    pcm = (noise + 0.5 * rotor).astype(np.float32)
+    det = AcousticDetector(rate, 16, positions_m=load_geometry("uma16").positions_m)
+    runs: list[list[float]] = [[0.0, 0.0]]  # [first, end) of each run of delivered samples
+    results = []
+    for i, start in enumerate(range(0, len(pcm), block)):
+        if i % 7 == 6:  # lost on the way
+            runs.append([(start + block) / rate, (start + block) / rate])
+            det.hole()
+            continue
+        runs[-1][1] = (start + len(pcm[start:start + block])) / rate
+        results += det.process(pcm[start:start + block], start / rate)
+    half = 0.5 * det.n / rate
+    assert len(results) > 60
+    across = [r.t for r in results
+              if not any(a - 1e-9 <= r.t - half and r.t + half <= b + 1e-9 for a, b in runs)]
+    assert across == [], f"frames across a hole or mistimed, centred at {across[:5]}"
+    bearings = [b.azimuth_deg for r in results if r.t > 3.0 for b in r.bearings]
+    assert bearings and abs(float(np.median(bearings)) - 140.0) < 5.0

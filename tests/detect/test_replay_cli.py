@@ -47,7 +47,10 @@ def test_replay_json_gives_one_object_per_block_with_bearings(tmp_path: Path) ->
     assert all(set(b) == {"t", "drone", "score", "f0_hz", "bearing_deg"} for b in blocks)
     assert all(b2["t"] > b1["t"] for b1, b2 in itertools.pairwise(blocks))
     hits = [b for b in blocks if b["drone"]]
-    assert len(hits) > 0.5 * len(blocks)
+    # The detector needs about 2 s of wander before its first decision; from then on the
+    # rotor is heard in most blocks.
+    heard = [b for b in blocks if b["t"] >= hits[0]["t"]]
+    assert hits[0]["t"] < 2.5 and len(hits) > 0.75 * len(heard), (hits[0]["t"], len(hits))
     assert abs(np.median([b["f0_hz"] for b in hits]) - 180.0) < 9.0
     bearings = [b["bearing_deg"] for b in hits if b["bearing_deg"] is not None]
     error = (np.array(bearings) - (200.0 + 120.0) % 360.0 + 180.0) % 360.0 - 180.0
