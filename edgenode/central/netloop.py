@@ -57,6 +57,12 @@ class LoopClient(MqttClient):
         self._client.disconnect()
         self.connected.clear()
 
+    def _handle_disconnect(self, *args: Any) -> None:
+        if self.stopping:  # our own goodbye: nothing to log or retry
+            self.connected.clear()
+            return
+        super()._handle_disconnect(*args)
+
     def publish(self, *args: Any, **kwargs: Any) -> paho.MQTTMessageInfo:
         info = super().publish(*args, **kwargs)
         self.loop.sync(self)  # what the kernel did not take at once waits for writability

@@ -201,9 +201,9 @@ class Central:
                 range_m=o.get("range_m"), range_err_m=o.get("range_err_m")))
         changed += fusion.expire(o["t"], MEMBER_SILENCE_S)
         for track in changed:
-            track_members = [fusion.latest[k] for k in sorted(track.members)
-                             if k in fusion.latest]
             if mine:
+                track_members = [fusion.latest[k] for k in sorted(track.members)
+                                 if k in fusion.latest]
                 payload = fused_payload(site, track, track_members, self.frames[site],
                                         self.instance)
                 self.client.publish(tracks_topic(site), encode(payload), qos=1)

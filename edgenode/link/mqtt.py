@@ -136,6 +136,10 @@ def plain_filter(subscription: str) -> str:
 
 
 class MqttClient:
+    # The paho class under this wrapper; a subclass may swap in its own (central's coalesces
+    # its writes).
+    paho_class: type[_TolerantClient] = _TolerantClient
+
     def __init__(self, options: BrokerOptions,
                  on_connect: Callable[[], None] | None = None,
                  on_disconnect: Callable[[str], None] | None = None):
@@ -151,7 +155,7 @@ class MqttClient:
         self.last_error = ""
         v5 = options.mqtt_version == "5"
         self.v5 = v5
-        self._client = _TolerantClient(
+        self._client = self.paho_class(
             CallbackAPIVersion.VERSION2, client_id=options.client_id,
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             clean_session=None if v5 else options.clean_start,
