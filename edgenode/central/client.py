@@ -22,9 +22,10 @@ events in flight to the dead instance are lost. docs/fleet.md weighs the two.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
-from paho.mqtt.client import DISCONNECT, PUBLISH
+from paho.mqtt.client import DISCONNECT, MQTT_ERR_SUCCESS, PUBLISH
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -44,6 +45,18 @@ def _plain(packet: dict[str, Any]) -> bool:
 
 
 class _Coalescing(_TolerantClient):
+    def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
+                      info: Any = None) -> Any:
+        """From paho's own thread (a PUBACK while reading, a publish from a handler), only
+        queue: paho's loop selects for writing whenever something is queued, so the byte it
+        would send itself through its socket pair to wake up is one system call per packet
+        for nothing."""
+        if threading.current_thread() is not self._thread:
+            return super()._packet_queue(command, packet, mid, qos, info)
+        self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0,
+                                 "to_process": len(packet), "packet": packet, "info": info})
+        return MQTT_ERR_SUCCESS
+
     def _packet_write(self) -> Any:
         queue = self._out_packet
         if len(queue) > 1 and _plain(queue[0]) and _plain(queue[1]):

@@ -19,6 +19,7 @@ the daemon's link and the operator tool `edgenode ctl`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import socket
@@ -125,6 +126,13 @@ class _TolerantClient(paho.Client):
         with self._out_message_mutex:
             message = self._out_messages.pop(mid, None)
         return None if message is None else str(message.topic)
+
+
+@functools.lru_cache(maxsize=16384)
+def _matches(subscription: str, topic: str) -> bool:
+    """paho's matcher builds a trie per call: cached, as a client sees the same few topics
+    again and again (central: every node's events, health and status, at hundreds a second)."""
+    return paho.topic_matches_sub(plain_filter(subscription), topic)
 
 
 def plain_filter(subscription: str) -> str:
@@ -330,7 +338,7 @@ class MqttClient:
         )
         with self._lock:
             handlers = [h for pattern, (_, h, _) in self._subs.items()
-                        if paho.topic_matches_sub(plain_filter(pattern), msg.topic)]
+                        if _matches(pattern, msg.topic)]
         for handler in handlers:
             try:
                 handler(message)
