@@ -72,8 +72,11 @@ class Mosquitto:
     mqtt_version = "5"
 
     def __init__(self, workdir: Path, port: int | None = None, extra: str = "",
-                 persistent: bool = False):
-        """`persistent`: sessions and queued messages survive a stop/start (saved on stop)."""
+                 persistent: bool = False, verbose: bool = True):
+        """`persistent`: sessions and queued messages survive a stop/start (saved on stop).
+        `verbose` (-v) logs every packet: what a test reads when it fails, but at hundreds
+        of messages a second (the benches) a cost of its own."""
+        self.verbose = verbose
         self.workdir = workdir
         self.port = port or free_port()
         self.extra = extra
@@ -96,7 +99,8 @@ class Mosquitto:
                        if self.persistent else "persistence false\n")
         conf.write_text(f"{listener}{persistence}{user}{self.extra}\n")
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept by the process
-        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf), "-v"],
+        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf),
+                                      *(["-v"] if self.verbose else [])],
                                      stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_for_port(self.port)

@@ -1,7 +1,8 @@
 """Fleet simulator: many lightweight nodes speaking the node's real MQTT contract, for scale.
 
 Not N twins: each node is one MQTT connection (edgenode.link's client, with the node's last
-will), a retained birth record with its position and mast heading, retained health every
+will; all of them driven by one event loop on one thread, edgenode/central/netloop.py), a
+retained birth record with its position and mast heading, retained health every
 few seconds, and track events (new/update/end with event_id, session, seq, built by the
 link's own Envelope) at a node's rate. Nodes stand on a circle around their site's centre;
 drones fly circles over the sites; each node's bearing to a drone is the true geometry plus
@@ -10,19 +11,23 @@ Gaussian noise, with a radar range when the drone is within radar reach.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import random
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from edgenode import __version__
 from edgenode.central.geometry import LocalFrame, bearing_deg
-from edgenode.link.mqtt import BrokerOptions, MqttClient
+from edgenode.central.netloop import LoopClient, NetLoop, raise_fd_limit
+from edgenode.link.mqtt import BrokerOptions
 from edgenode.link.payloads import Envelope, encode
 from edgenode.link.topics import Topics
 from edgenode.ulid import new_ulid
@@ -55,7 +60,7 @@ class SimNode:
     north: float
     heading_deg: float
     envelope: Envelope
-    client: MqttClient
+    client: LoopClient
     seq: int = 0
     tracks: dict[int, str] = field(default_factory=dict)  # drone index -> object id
     updates: dict[int, int] = field(default_factory=dict)
@@ -73,8 +78,8 @@ class FleetSim:
                  shard: tuple[int, int] = (0, 1)):
         """`trajectory(drone, t)` and `node_positions` (per site, east/north metres) replace
         the circles, e.g. to fly one scenario's drone past chosen masts. `shard` (k, n): run
-        only the nodes whose index is k modulo n (the same fleet and sky in every shard):
-        paho's select() loop cannot pass file descriptor 1024, ~340 clients a process."""
+        only the nodes whose index is k modulo n (the same fleet and sky in every shard), to
+        spread a large fleet over several processes (cores)."""
         self.url, self.seconds, self.rate_hz = url, seconds, rate_hz
         self.health_period_s, self.noise_deg = health_period_s, noise_deg
         self.detect_m, self.radar_m = detect_m, radar_m
@@ -85,12 +90,15 @@ class FleetSim:
         self.published_ids: list[str] = []
         self.t0_wall = 0.0
         self.acked = 0
-        self._ack_lock = threading.Lock()
+        self.loop = NetLoop()
         n_sites = max(1, math.ceil(nodes / nodes_per_site))
         self.frames = [LocalFrame(lat0 + i * SITE_SPACING_DEG, lon0) for i in range(n_sites)]
         self.drones = [Drone(site=i % n_sites, radius_m=self.rng.uniform(100, 300),
                              speed_mps=self.rng.uniform(8, 15), phase=self.rng.uniform(0, 6.3))
                        for i in range(drones)]
+        self.site_drones: dict[int, list[int]] = {}
+        for d, drone in enumerate(self.drones):
+            self.site_drones.setdefault(drone.site, []).append(d)
         self.nodes: list[SimNode] = []
         for i in range(nodes):
             s, k = divmod(i, nodes_per_site)
@@ -107,76 +115,117 @@ class FleetSim:
                 continue  # drawn all the same, so every shard sees one fleet
             envelope = Envelope(site, name, session=session)
             will = encode(envelope.offline(reason="connection_lost", t=None))
-            client = MqttClient(BrokerOptions(url=url, client_id=topics.client_id,
-                                              mqtt_version=mqtt_version, will_topic=topics.status,
-                                              will_payload=will, keepalive_s=30,
-                                              max_inflight=100))
+            # A node publishes its birth on every connect, as the link does after a reconnect.
+            client = self.loop.client(
+                BrokerOptions(url=url, client_id=topics.client_id, mqtt_version=mqtt_version,
+                              will_topic=topics.status, will_payload=will, keepalive_s=30,
+                              max_inflight=100),
+                on_connect=partial(self._birth_of, len(self.nodes)))
             client.on_published(self._acked)
             self.nodes.append(SimNode(site, s, name, east, north, heading, envelope, client))
 
     def _acked(self, mid: int) -> None:
-        with self._ack_lock:
-            self.acked += 1
+        self.acked += 1
 
     # -- run ------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> dict[str, Any]:
+        """Connect, publish births, then each node's events and health on its own schedule
+        until `seconds` have passed (or `stop` is set); drain; say goodbye. Everything runs
+        on the calling thread (edgenode/central/netloop.py)."""
         stop = stop or threading.Event()
-        for node in self.nodes:
-            node.client.start()
-        deadline = time.monotonic() + 30 + 0.2 * len(self.nodes)  # 500 nodes: ~2 min
-        for node in self.nodes:
-            if not node.client.connected.wait(max(0.1, deadline - time.monotonic())):
-                raise RuntimeError(f"fleet-sim: node {node.site}/{node.name} cannot reach "
-                                   f"{self.url}: {node.client.last_error}")
-            self._birth(node)
-        log.info("fleet-sim: %d nodes up at %d sites, %d drones", len(self.nodes),
-                 len(self.frames), len(self.drones))
-        log_file = open(self.events_log, "a") if self.events_log else None  # noqa: SIM115
-        start = time.monotonic()
-        self.t0_wall = time.time()  # sim time 0 on the wall clock: truth for the tests
-        period = 1.0 / self.rate_hz
-        # Stagger the nodes over one period: real nodes are not in lockstep.
-        next_event = [start + self.rng.uniform(0, period) for _ in self.nodes]
-        next_health = [start + self.rng.uniform(0, self.health_period_s) for _ in self.nodes]
         try:
-            while not stop.is_set() and (now := time.monotonic()) - start < self.seconds:
-                for i, node in enumerate(self.nodes):
-                    if now >= next_event[i]:
-                        next_event[i] += period
-                        self._events(node, now - start, log_file)
-                    if now >= next_health[i]:
-                        next_health[i] += self.health_period_s
-                        self._health(node)
-                time.sleep(0.005)
-            for node in self.nodes:  # every track ends when the run does
-                for drone in list(node.tracks):
-                    self._publish_event(node, drone, "end", None, log_file)
-        finally:
-            if log_file:
-                log_file.close()
-        self._drain()
-        for node in self.nodes:
-            node.client.publish(Topics(node.site, node.name).status,
-                                encode(node.envelope.offline(reason="stopped", t=time.time())),
-                                retain=True)
-        time.sleep(0.2)
-        for node in self.nodes:
-            node.client.stop()
+            self._connect_all()  # each node's birth goes out in its on_connect
+            log.info("fleet-sim: %d nodes up at %d sites, %d drones", len(self.nodes),
+                     len(self.frames), len(self.drones))
+            start = time.monotonic()
+            self.t0_wall = time.time()  # sim time 0 on the wall clock: truth for the tests
+            with open(self.events_log, "a") if self.events_log else nullcontext() as log_file:
+                self._run_schedule(start, stop, log_file)
+            self._drain()
+            for node in self.nodes:
+                self._publishes += 1
+                node.client.publish(
+                    Topics(node.site, node.name).status,
+                    encode(node.envelope.offline(reason="stopped", t=time.time())), retain=True)
+            self._drain(5.0)
+            seconds = time.monotonic() - start
+        finally:  # also after a failure: no connection outlives the run
+            self._disconnect_all()
         return {"events": len(self.published_ids), "acked": self.acked,
                 "nodes": len(self.nodes), "sites": len(self.frames), "drones": len(self.drones),
-                "seconds": round(time.monotonic() - start, 1)}
+                "seconds": round(seconds, 1)}
+
+    def _disconnect_all(self, timeout_s: float = 2.0) -> None:
+        """DISCONNECT (no will) from every node, then close the loop."""
+        for node in self.nodes:
+            if node.client.socket() is not None:
+                node.client.stop()
+        deadline = time.monotonic() + timeout_s
+        while (any(node.client.socket() is not None for node in self.nodes)
+               and time.monotonic() < deadline):
+            self.loop.poll(0.05)  # a DISCONNECT the kernel did not take at once
+        self.loop.close()
+
+    def _connect_all(self) -> None:
+        raise_fd_limit(len(self.nodes) + 64)
+        for node in self.nodes:
+            try:
+                node.client.start()
+            except OSError as exc:
+                raise RuntimeError(f"fleet-sim: node {node.site}/{node.name} cannot reach "
+                                   f"{self.url}: {exc}") from exc
+        deadline = time.monotonic() + 30 + 0.05 * len(self.nodes)
+        while not all(node.client.connected.is_set() for node in self.nodes):
+            if time.monotonic() > deadline:
+                node = next(n for n in self.nodes if not n.client.connected.is_set())
+                raise RuntimeError(f"fleet-sim: node {node.site}/{node.name} cannot reach "
+                                   f"{self.url}: {node.client.last_error or 'no CONNACK'}")
+            self.loop.poll(0.05)
+
+    def _run_schedule(self, start: float, stop: threading.Event, log_file: Any) -> None:
+        """One heap of (due, node, kind). Each node starts at a random phase of its period,
+        as real nodes are not in lockstep; its last tick of the run ends its tracks (spread
+        over one period like everything else, not one burst of ends when the run stops)."""
+        period, end = 1.0 / self.rate_hz, start + self.seconds
+        heap: list[tuple[float, int, str]] = []
+        for i in range(len(self.nodes)):
+            heap.append((start + self.rng.uniform(0, period), i, "events"))
+            heap.append((start + self.rng.uniform(0, self.health_period_s), i, "health"))
+        heapq.heapify(heap)
+        while not stop.is_set() and (now := time.monotonic()) < end:
+            while heap and heap[0][0] <= now:
+                due, i, kind = heapq.heappop(heap)
+                node = self.nodes[i]
+                if kind == "health":
+                    self._health(node)
+                    heapq.heappush(heap, (due + self.health_period_s, i, kind))
+                elif due + period < end:
+                    self._events(node, time.monotonic() - start, log_file)
+                    heapq.heappush(heap, (due + period, i, kind))
+                else:
+                    self._end_tracks(node, log_file)
+            wait = (heap[0][0] if heap else end) - time.monotonic()
+            self.loop.poll(min(max(wait, 0.0), 0.1, end - time.monotonic()))
+        for node in self.nodes:  # stopped early: whatever is still open ends now
+            self._end_tracks(node, log_file)
+
+    def _end_tracks(self, node: SimNode, log_file: Any) -> None:
+        for drone in list(node.tracks):
+            self._publish_event(node, drone, "end", None, log_file)
 
     def _drain(self, timeout_s: float = 20.0) -> None:
-        """Wait until the broker acknowledged every event (QoS 1) before saying how many."""
+        """Wait until the broker acknowledged every publish (QoS 1) before saying how many."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._ack_lock:
-                if self.acked >= self._publishes:
-                    return
-            time.sleep(0.05)
-        log.warning("fleet-sim: %d publishes still unacknowledged", self._publishes - self.acked)
+        while self.acked < self._publishes and time.monotonic() < deadline:
+            self.loop.poll(0.05)
+        if self.acked < self._publishes:
+            log.warning("fleet-sim: %d publishes still unacknowledged",
+                        self._publishes - self.acked)
 
     _publishes = 0
+
+    def _birth_of(self, index: int) -> None:
+        self._birth(self.nodes[index])
 
     def _birth(self, node: SimNode) -> None:
         lat, lon = self.frames[node.site_index].to_latlon(node.east, node.north)
@@ -208,9 +257,7 @@ class FleetSim:
         return self.drones[index].position(t)
 
     def _events(self, node: SimNode, t: float, log_file: Any) -> None:
-        for d, drone in enumerate(self.drones):
-            if drone.site != node.site_index:
-                continue
+        for d in self.site_drones.get(node.site_index, ()):
             east, north = self.drone_position(d, t)
             de, dn = east - node.east, north - node.north
             dist = math.hypot(de, dn)

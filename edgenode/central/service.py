@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 MEMBER_SILENCE_S = 10.0  # a node track with no event this long (and no `end`) is dropped
 LATENCY_SAMPLES = 200_000
+# Events the broker may still redeliver after a crash: at most what was in flight to us
+# (receive maximum) plus what paho had queued to relay; generous.
+RELAY_AGAIN_LAST = 10_000
 
 
 def obs_topic(site: str) -> str:
@@ -76,6 +79,9 @@ class Central:
         # node publish -> our intake: tells the broker's and the nodes' share of the latency
         # from ours
         self.intake_lags: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        # The last ids the previous run journaled: it may have died between the journal and
+        # the relay, so a redelivered one is relayed again (fusion takes an event_id once).
+        self._recalled: set[str] = set()
         if events_log and events_log.exists():
             self._recall(events_log, dedup_capacity)
         self._log_fd = (os.open(events_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -90,6 +96,7 @@ class Central:
         for event_id in ids:
             if event_id:
                 self.intake_ids.add(event_id)
+        self._recalled.update(list(ids)[-RELAY_AGAIN_LAST:])
         log.info("central: %d event ids recalled from %s", len(ids), journal)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -141,6 +148,10 @@ class Central:
             return
         if not self.intake_ids.add(event_id):
             self.duplicates += 1
+            if event_id in self._recalled:
+                self._recalled.discard(event_id)
+                self.client.publish(obs_topic(site), encode(_observation(
+                    event, site, node, self.instance)), qos=1)
             return
         self.events += 1
         if isinstance(event.get("t"), int | float):
@@ -201,9 +212,9 @@ class Central:
                 range_m=o.get("range_m"), range_err_m=o.get("range_err_m")))
         changed += fusion.expire(o["t"], MEMBER_SILENCE_S)
         for track in changed:
-            track_members = [fusion.latest[k] for k in sorted(track.members)
-                             if k in fusion.latest]
             if mine:
+                track_members = [fusion.latest[k] for k in sorted(track.members)
+                                 if k in fusion.latest]
                 payload = fused_payload(site, track, track_members, self.frames[site],
                                         self.instance)
                 self.client.publish(tracks_topic(site), encode(payload), qos=1)

@@ -19,6 +19,7 @@ the daemon's link and the operator tool `edgenode ctl`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import socket
@@ -138,6 +139,13 @@ class _TolerantClient(paho.Client):
         return None if message is None else str(message.topic)
 
 
+@functools.lru_cache(maxsize=16384)
+def _matches(subscription: str, topic: str) -> bool:
+    """paho's matcher builds a trie per call: cached, as a client sees the same few topics
+    again and again (central: every node's events, health and status, at hundreds a second)."""
+    return paho.topic_matches_sub(plain_filter(subscription), topic)
+
+
 def plain_filter(subscription: str) -> str:
     """The topic filter of a subscription: `$share/g/edgenode/+/+/events` (an MQTT 5 shared
     subscription) -> `edgenode/+/+/events`; others unchanged."""
@@ -147,6 +155,10 @@ def plain_filter(subscription: str) -> str:
 
 
 class MqttClient:
+    # The paho class under this wrapper; a subclass may swap in its own (central's coalesces
+    # its writes).
+    paho_class: type[_TolerantClient] = _TolerantClient
+
     def __init__(self, options: BrokerOptions,
                  on_connect: Callable[[], None] | None = None,
                  on_disconnect: Callable[[str], None] | None = None):
@@ -162,7 +174,7 @@ class MqttClient:
         self.last_error = ""
         v5 = options.mqtt_version == "5"
         self.v5 = v5
-        self._client = _TolerantClient(
+        self._client = self.paho_class(
             CallbackAPIVersion.VERSION2, client_id=options.client_id,
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             clean_session=None if v5 else options.clean_start,
@@ -337,7 +349,7 @@ class MqttClient:
         )
         with self._lock:
             handlers = [h for pattern, (_, h, _) in self._subs.items()
-                        if paho.topic_matches_sub(plain_filter(pattern), msg.topic)]
+                        if _matches(pattern, msg.topic)]
         for handler in handlers:
             try:
                 handler(message)

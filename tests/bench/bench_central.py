@@ -15,7 +15,9 @@ the downtime (printed, not gated); docs/fleet.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,6 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as paho  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from tests.bench.targets import Targets  # noqa: E402
 from tests.conftest import EDGENODE, Mosquitto, terminate  # noqa: E402
@@ -52,6 +57,36 @@ def stop(proc: subprocess.Popen[str]) -> dict:
 
 targets = Targets("bench_central")  # every run checks its figures here
 
+
+class IntakeProbe:
+    """A passive subscriber to every node's events (QoS 0: no acknowledgements to send), in
+    this process: node publish -> broker -> a consumer doing nothing else. Tells the fleet
+    simulator's and the broker's share of the latency from the central instances' own (an
+    instance's "intake" also counts the time an event waits behind its other messages)."""
+
+    def __init__(self, url: str):
+        host, port = url.rsplit("/", 1)[1].rsplit(":", 1)
+        self.lags: list[float] = []
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe",
+                                  protocol=paho.MQTTv5)
+        self.client.on_message = self._on
+        self.client.on_connect = lambda c, *_: c.subscribe("edgenode/+/+/events", qos=0)
+        self.client.connect(host, int(port))
+        self.client.loop_start()
+
+    def _on(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        now = time.time()
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            self.lags.append(now - json.loads(msg.payload)["t"])
+
+    def stop(self) -> str:
+        self.client.disconnect()
+        self.client.loop_stop()
+        lags = sorted(self.lags)
+        if not lags:
+            return "?"
+        return f"{lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000:.1f}"
+
 def run(url: str, work: Path, nodes: int, seconds: float, kill: bool, expiry_s: int,
         gate_latency: bool) -> bool:
     """`gate_latency`: whether p99 counts toward the verdict (see the module docstring)."""
@@ -72,6 +107,8 @@ def _measure(url: str, procs: dict[str, subprocess.Popen[str]], logs: dict[str, 
              sim_log: Path, nodes: int, seconds: float, kill: bool, expiry_s: int,
              label: str, tag: str, gate_latency: bool) -> bool:
     time.sleep(3)  # both subscribed
+    probe = IntakeProbe(url)
+    load_before = os.getloadavg()
     sim = subprocess.Popen([*EDGENODE, "fleet-sim", "--broker", url, "--nodes", str(nodes),
                             "--drones", str(nodes // 5), "--seconds", str(seconds),
                             "--events-log", str(sim_log), "--log-level", "warning"],
@@ -84,15 +121,20 @@ def _measure(url: str, procs: dict[str, subprocess.Popen[str]], logs: dict[str, 
         procs["b"] = central(url, f"bench-{tag}-b", logs["b"], expiry_s)
     out, _ = sim.communicate(timeout=seconds + 300)
     result = json.loads(out.strip().splitlines()[-1])
-    time.sleep(2)
-    stats = {n: stop(p) for n, p in procs.items()}
+    load_after = os.getloadavg()
     published = sim_log.read_text().split()
+    _wait_taken(logs, len(published))
+    time.sleep(2)
+    probe_p99 = probe.stop()
+    stats = {n: stop(p) for n, p in procs.items()}
     taken = logs["a"].read_text().split() + logs["b"].read_text().split()
     lost = len(set(published) - set(taken))
     twice = len(taken) - len(set(taken))
     print(f"{label}: {nodes} nodes, {result['sites']} sites, {result['drones']} drones, "
           f"{result['events']} events in {result['seconds']} s "
-          f"({result['events'] / result['seconds']:.0f} events/s)")
+          f"({result['events'] / result['seconds']:.0f} events/s); load average "
+          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after")
+    print(f"  fleet simulator + broker alone (a passive subscriber): p99 {probe_p99} ms")
     for n, s in stats.items():
         note = " (after its restart)" if kill and n == "b" else ""
         print(f"  instance {n}{note}: {s['events']} events, {s['events'] / seconds:.0f} events/s, "
@@ -113,6 +155,20 @@ def _measure(url: str, procs: dict[str, subprocess.Popen[str]], logs: dict[str, 
     return ok
 
 
+def _wait_taken(logs: dict[str, Path], published: int, stall_s: float = 10.0) -> None:
+    """Stop the instances only once their journals hold every published event, or have
+    stopped growing: on a loaded machine an instance may be seconds behind the simulator,
+    and stopping it then would count its backlog as lost."""
+    seen, last_change = -1, time.monotonic()
+    while time.monotonic() - last_change < stall_s:
+        taken = sum(len(log.read_bytes().split()) for log in logs.values() if log.exists())
+        if taken >= published:
+            return
+        if taken != seen:
+            seen, last_change = taken, time.monotonic()
+        time.sleep(0.5)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=500)
@@ -126,7 +182,11 @@ def main() -> int:
         broker = None
         url = args.broker
         if url is None:
-            broker = Mosquitto(work / "broker", extra="max_queued_messages 100000\n").start()
+            # Not -v: a line per packet, ~10 000 lines/s here, was ~40 % of the broker's CPU.
+            # set_tcp_nodelay as in the shipped hardware/mosquitto/mosquitto.conf: with Nagle
+            # on, a message to an instance could wait for the ACK of the one before (~40 ms).
+            broker = Mosquitto(work / "broker", verbose=False,
+                               extra="max_queued_messages 100000\nset_tcp_nodelay true\n").start()
             url = broker.url
         try:
             ok = run(url, work, args.nodes, args.seconds, kill=False, expiry_s=0,
