@@ -27,6 +27,7 @@ from tests.simdaemon import SimDaemon
 SCENARIO = "two-masts-crossing"
 # "~300 m": where the drone is this far from each mast (it passes both 305 m out).
 BAND_M = (255.0, 355.0)
+SOUTH_LATE_S = 15.0  # scenario seconds before the south mast's daemon starts
 
 
 def _drone(world: World, sim_t: float) -> np.ndarray | None:
@@ -38,7 +39,7 @@ def _drone(world: World, sim_t: float) -> np.ndarray | None:
 # make test-long: two twins rendering 16 microphones each need most of this 2-core machine; at a
 # load average near 10 the nodes fell behind and the test failed (2 of 10 runs).
 @pytest.mark.long
-def test_two_daemons_sharing_one_sky_make_one_fused_track_within_15_m_at_300_m(
+def test_two_daemons_sharing_one_sky_make_one_fused_track_and_a_bearing_line_alone(
         mosquitto: Mosquitto, tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIO)
     masts = {m.name: m.position_m for m in scenario.masts}
@@ -59,10 +60,12 @@ def test_two_daemons_sharing_one_sky_make_one_fused_track_within_15_m_at_300_m(
         central_ready(central, log)
         with TrackWatcher(mosquitto.url) as watch:
             epoch = time.time()  # scenario time 0 for both twins, whichever starts first
-            daemons = [SimDaemon(SCENARIO, tmp_path / name, mosquitto, "--mast", name,
-                                 "--sky-epoch", repr(epoch)) for name in masts]
-            for daemon in daemons:
-                daemon.status()
+            for name in masts:  # the south mast comes up late (a reboot, a lost power feed)
+                time.sleep(max(0.0, epoch + (SOUTH_LATE_S if name == "south" else 0.0)
+                               - time.time()))
+                daemons.append(SimDaemon(SCENARIO, tmp_path / name, mosquitto, "--mast", name,
+                                         "--sky-epoch", repr(epoch)))
+                daemons[-1].status()
             while time.time() < epoch + band_end:
                 assert all(d.proc.poll() is None for d in daemons), daemons[0].log_text()
                 time.sleep(0.5)
@@ -117,7 +120,9 @@ def test_two_daemons_sharing_one_sky_make_one_fused_track_within_15_m_at_300_m(
     print(summary)
     assert len(errors) >= 10, summary
     assert median <= 15.0, summary
-    # Where one mast's track stands alone (before the other's is confirmed, or while it
-    # lapses), the fused track is that mast's bearing line, and the line points at the drone.
-    if lines:
-        assert float(np.median([abs(err) for _, err in lines])) <= 5.0, lines
+    # Until the south mast is up the north mast alone hears the drone: the fused track is
+    # then its bearing line, pointing at the drone (as wherever one mast's track stands
+    # alone: before the other's is confirmed, or while it lapses).
+    lone_north = [err for node, err in lines if node == "north"]
+    assert len(lone_north) >= 10, summary
+    assert float(np.median([abs(err) for _, err in lines])) <= 5.0, lines
