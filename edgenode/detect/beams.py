@@ -77,6 +77,19 @@ class BeamBank:
         beam = np.add.reduce(x * self.steer_beam[self.best], axis=0)
         return (beam.real**2 + beam.imag**2).astype(np.float64)
 
+    def away_power(self, band: np.ndarray, min_offset: int) -> np.ndarray:
+        """Mean power spectrum of the beams at least `min_offset` beams from the best one (the
+        chosen beam's last choice), for a (channels, F) band spectrum: where a second source
+        is looked for beside the one the best beam follows. The small array gives those beams
+        little directivity below ~1 kHz, so the caller still keeps the first source's lines
+        out of what it judges."""
+        n = len(self.steer_beam)
+        away = [b for b in range(n) if min(abs(b - self.best), n - abs(b - self.best))
+                >= min_offset]
+        beams = np.add.reduce(band[None, : self.mics] * self.steer_beam[away], axis=1)
+        p = beams.real**2 + beams.imag**2
+        return np.add.reduce(p, axis=0).astype(np.float64) / len(away)
+
     def _tonal(self, p: np.ndarray, steady: np.ndarray | None,
                peaks: np.ndarray | None) -> np.ndarray:
         """Each beam's tonal evidence: lines standing peak_db over that beam's own floor. The
