@@ -51,6 +51,9 @@ class SecondRotorParams:
     same_ratios: tuple[float, ...] = (0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 1.0, 4.0 / 3.0, 2.0,
                                       8.0 / 3.0, 3.0, 4.0)
     same_gate: float = 0.05  # log f: the heard rotor's median f0 is known this well
+    # A null's residue points anywhere and hops; a source holds its direction: a bearing
+    # is given only when the judgement before gave one this close.
+    consistent_deg: float = 10.0
     null_half_deg: float = 4.0
     null_elevations_deg: tuple[float, float] = (0.0, 30.0)
     scan_elevations_deg: tuple[float, float] = (0.0, 20.0)
@@ -98,6 +101,8 @@ class SecondRotor:
         self.score = 0.0
         self.bins: list[int] = []  # its harmonic bins (absolute), for the bearing
         self._evidence = np.zeros(bins + 1)  # the last slot: where out-of-band harmonics point
+        self._judgements = 0
+        self._previous: tuple[int, float] | None = None  # (judgement, azimuth) last found
 
     def hear(self, t: float, f0: float, peak_bins: list[int]) -> None:
         """The block paths heard a rotor at f0 with these comb peak bins (absolute)."""
@@ -139,6 +144,7 @@ class SecondRotor:
 
     def _judge(self, evidence: np.ndarray) -> None:
         assert self._heard_f0 is not None
+        self._judgements += 1
         strength = self._comb(evidence)
         # Not the heard rotor again, nor its comb read an octave or a twelfth off.
         offset = self._log_grid - math.log(self._heard_f0)
@@ -161,6 +167,9 @@ class SecondRotor:
             if kept[k] >= self._threshold * self.faint.p.keep * self._unit:
                 best, f0 = k, float(self._grid[k])
         score = float(strength[best]) / self._unit
+        self._evidence[:-1] = evidence
+        centre = self._index[:, best]
+        self.bins = (centre[self._evidence[centre] > 0] + self._lo).tolist()
         if f0 is None or (last is not None and abs(math.log(f0 / last)) >= TRACK_GATE
                           and abs(abs(math.log(f0 / last)) - math.log(2.0)) >= TRACK_GATE):
             self._run.clear()
@@ -169,9 +178,6 @@ class SecondRotor:
         confirmed = len(self._run) >= self.faint.p.confirm
         self.f0 = f0 if confirmed else None
         self.score = score if confirmed else 0.0
-        self._evidence[:-1] = evidence
-        centre = self._index[:, best]
-        self.bins = (centre[self._evidence[centre] > 0] + self._lo).tolist()
 
     def bearing(self, snaps: np.ndarray, rows: list[int]) -> SecondBearing | None:
         """The second comb's direction from the snapshot rows (newest first; (hops, mics,
@@ -197,6 +203,10 @@ class SecondRotor:
         error = max(error, abs(_wrap(whole[0] - azimuth)))
         if (error > self.p.max_error_deg
                 or abs(_wrap(azimuth - self.heard_azimuth)) < self.p.min_separation_deg):
+            return None
+        before, self._previous = self._previous, (self._judgements, azimuth)
+        if (before is None or before[0] != self._judgements - 1
+                or abs(_wrap(azimuth - before[1])) > self.p.consistent_deg):
             return None
         return SecondBearing(azimuth_deg=azimuth, error_deg=error, f0_hz=self.f0,
                              score=self.score)
