@@ -182,7 +182,8 @@ class AcousticDetector:
                                     comb=lambda ev: self._comb(ev, roll_off=True),
                                     f0_grid=self._f0_grid, comb_index=self._comb_index,
                                     threshold=p.threshold, prefer_low=p.prefer_low,
-                                    unit=p.block_hits * 4.0, doa=self.doa)
+                                    unit=p.block_hits * 4.0,
+                                    low_harmonics=p.miss_harmonics, doa=self.doa)
                         if self._beams is not None and self._snaps is not None else None)
         self._block_heard_t = -math.inf  # when the block comb or the line pair last decided
 

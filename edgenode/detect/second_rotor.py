@@ -81,7 +81,8 @@ class SecondRotor:
 
     def __init__(self, *, bins: int, first_bin: int, df: float, hop_s: float, floor_span: int,
                  comb: Comb, f0_grid: np.ndarray, comb_index: np.ndarray, threshold: float,
-                 prefer_low: float, unit: float, doa: DoaEstimator | None,
+                 prefer_low: float, unit: float, low_harmonics: int,
+                 doa: DoaEstimator | None,
                  p: SecondRotorParams | None = None) -> None:
         self.p = p = p or SecondRotorParams()
         self.faint = FaintLines(bins, hop_s, floor_span)
@@ -89,6 +90,7 @@ class SecondRotor:
         self._comb, self._grid, self._index = comb, f0_grid, comb_index
         self._log_grid = np.log(f0_grid)
         self._threshold, self._prefer_low, self._unit = threshold, prefer_low, unit
+        self._low_harmonics = low_harmonics
         self._doa = doa
         self._frozen_until = np.full(bins, -math.inf)
         self._frozen = np.zeros(bins, dtype=bool)
@@ -146,6 +148,12 @@ class SecondRotor:
         assert self._heard_f0 is not None
         self._judgements += 1
         strength = self._comb(evidence)
+        # A distant rotor loses its upper harmonics first: a comb with none of its low ones
+        # is lines from elsewhere that a low f0 happens to fit (the heard drone's other
+        # rotors, high up where they spread apart).
+        self._evidence[:-1] = evidence
+        low = self._index[: self._low_harmonics]
+        strength[~np.logical_or.reduce(self._evidence[low] > 0, axis=0)] = 0.0
         # Not the heard rotor again, nor its comb read an octave or a twelfth off.
         offset = self._log_grid - math.log(self._heard_f0)
         for r in self.p.same_ratios:
@@ -167,7 +175,6 @@ class SecondRotor:
             if kept[k] >= self._threshold * self.faint.p.keep * self._unit:
                 best, f0 = k, float(self._grid[k])
         score = float(strength[best]) / self._unit
-        self._evidence[:-1] = evidence
         centre = self._index[:, best]
         self.bins = (centre[self._evidence[centre] > 0] + self._lo).tolist()
         if f0 is None or (last is not None and abs(math.log(f0 / last)) >= TRACK_GATE
