@@ -177,8 +177,8 @@ class AcousticDetector:
                        if self.doa is not None and channels >= self.doa.mics else None)
         self._snap_count = 0
         # A second drone beside the one the blocks hear (arrays with beams only).
-        self._second = (SecondRotor(bins=hi - lo, first_bin=lo, df=self.df, hop_s=self.hop_s,
-                                    floor_span=self.floor_span,
+        self._second = (SecondRotor(bins=hi - lo, first_bin=lo, df=self.df,
+                                    hop_s=self.hop_s, floor_span=self.floor_span,
                                     comb=lambda ev: self._comb(ev, roll_off=True),
                                     f0_grid=self._f0_grid, comb_index=self._comb_index,
                                     threshold=p.threshold, prefer_low=p.prefer_low,

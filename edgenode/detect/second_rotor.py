@@ -54,6 +54,8 @@ class SecondRotorParams:
     # A null's residue points anywhere and hops; a source holds its direction: a bearing
     # is given only when the judgement before gave one this close.
     consistent_deg: float = 10.0
+    own_ratio: float = 1.0  # the lines fit the found direction this much better than the
+    own_min: float = 0.25  # heard one, and at least this well (0..1)
     null_half_deg: float = 4.0
     null_elevations_deg: tuple[float, float] = (0.0, 30.0)
     scan_elevations_deg: tuple[float, float] = (0.0, 20.0)
@@ -79,9 +81,9 @@ class SecondRotor:
     """Feed every hop's away-beam power; tell it what the block paths heard; ask it for a
     bearing when it has judged a comb of its own."""
 
-    def __init__(self, *, bins: int, first_bin: int, df: float, hop_s: float, floor_span: int,
-                 comb: Comb, f0_grid: np.ndarray, comb_index: np.ndarray, threshold: float,
-                 prefer_low: float, unit: float, low_harmonics: int,
+    def __init__(self, *, bins: int, first_bin: int, df: float, hop_s: float,
+                 floor_span: int, comb: Comb, f0_grid: np.ndarray, comb_index: np.ndarray,
+                 threshold: float, prefer_low: float, unit: float, low_harmonics: int,
                  doa: DoaEstimator | None,
                  p: SecondRotorParams | None = None) -> None:
         self.p = p = p or SecondRotorParams()
@@ -112,13 +114,7 @@ class SecondRotor:
         # rotor is the median of their readings over a few seconds, each folded into one
         # octave (the exclusions below cover the octaves).
         self._heard.append((t, math.log2(f0) % 1.0))
-        while self._heard and self._heard[0][0] < t - self.p.heard_window_s:
-            self._heard.popleft()
-        folds = sorted(f for _, f in self._heard)
-        mid = folds[len(folds) // 2]
-        # Circular in the octave: readings either side of the fold line belong together.
-        folds = sorted((f - mid + 0.5) % 1.0 for f in folds)
-        self._heard_t, self._heard_f0 = t, 2.0 ** (7.0 + mid - 0.5 + folds[len(folds) // 2])
+        self._heard_t = t
         for b in peak_bins:
             i = b - self._lo
             self._frozen_until[max(i - 1, 0): i + 2] = t + self.p.freeze_s
@@ -128,8 +124,19 @@ class SecondRotor:
         self.heard_azimuth = azimuth_deg
 
     def active(self, t: float) -> bool:
-        return (t - self._heard_t <= self.p.heard_memory_s and self._heard_f0 is not None
+        return (t - self._heard_t <= self.p.heard_memory_s and bool(self._heard)
                 and self.heard_azimuth is not None)
+
+    def _heard_rotor(self, t: float) -> float:
+        """The heard rotor's fundamental, folded into 128-256 Hz: the median of the blocks'
+        readings over heard_window_s (or the last ones)."""
+        while len(self._heard) > 1 and self._heard[0][0] < t - self.p.heard_window_s:
+            self._heard.popleft()
+        folds = sorted(f for _, f in self._heard)
+        mid = folds[len(folds) // 2]
+        # Circular in the octave: readings either side of the fold line belong together.
+        folds = sorted((f - mid + 0.5) % 1.0 for f in folds)
+        return float(2.0 ** (7.0 + mid - 0.5 + folds[len(folds) // 2]))
 
     def update(self, t: float, away_power: np.ndarray, blocked: np.ndarray) -> bool:
         """One hop. True when a second comb is confirmed and was judged at this hop."""
@@ -141,7 +148,9 @@ class SecondRotor:
             self._run.clear()
             self.f0 = None
             return False
-        self._judge(max3(evidence))
+        self._heard_f0 = self._heard_rotor(t)
+        self._evidence[:-1] = max3(evidence)
+        self._judge(self._evidence[:-1])
         return self.f0 is not None
 
     def _judge(self, evidence: np.ndarray) -> None:
@@ -151,7 +160,6 @@ class SecondRotor:
         # A distant rotor loses its upper harmonics first: a comb with none of its low ones
         # is lines from elsewhere that a low f0 happens to fit (the heard drone's other
         # rotors, high up where they spread apart).
-        self._evidence[:-1] = evidence
         low = self._index[: self._low_harmonics]
         strength[~np.logical_or.reduce(self._evidence[low] > 0, axis=0)] = 0.0
         # Not the heard rotor again, nor its comb read an octave or a twelfth off.
@@ -200,23 +208,41 @@ class SecondRotor:
         if len(bins) < 4 or recent < 2:
             return None
         cross = cross_spectra(snaps, bins, rows[:recent], self._lo)
-        last = self._nulled_wavefront(cross, bins, recent)
-        if len(rows) > recent:
-            cross = cross + cross_spectra(snaps, bins, rows[recent:], self._lo)
-        whole = self._nulled_wavefront(cross, bins, len(rows))
-        if last is None or whole is None:
+        found = self._nulled_wavefront(cross, bins, recent)
+        if found is None:
             return None
-        azimuth, error = last
-        error = max(error, abs(_wrap(whole[0] - azimuth)))
+        azimuth, error = found
         if (error > self.p.max_error_deg
                 or abs(_wrap(azimuth - self.heard_azimuth)) < self.p.min_separation_deg):
             return None
+        # The comb's lines, not nulled, must come from there rather than from the heard
+        # rotor: a lone drone's smeared lines make combs too, and the null's residue then
+        # points anywhere, but their own wavefronts still point at the drone.
+        there, heard = self._fits(cross, bins, azimuth)
+        if there <= max(self.p.own_ratio * heard, self.p.own_min):
+            return None
+        # A source holds its direction from one judgement to the next; a residue hops.
         before, self._previous = self._previous, (self._judgements, azimuth)
         if (before is None or before[0] != self._judgements - 1
                 or abs(_wrap(azimuth - before[1])) > self.p.consistent_deg):
             return None
         return SecondBearing(azimuth_deg=azimuth, error_deg=error, f0_hz=self.f0,
                              score=self.score)
+
+    def _fits(self, cross: np.ndarray, bins: np.ndarray, azimuth: float) -> tuple[float, float]:
+        """How well the bins' own (not nulled) wavefronts fit a source at `azimuth` and one
+        at the heard azimuth, 0..1 each."""
+        assert self._doa is not None and self.heard_azimuth is not None
+        _, vectors = np.linalg.eigh(cross)
+        u = vectors[:, :, -1]
+        az = np.array([azimuth, self.heard_azimuth])
+        freqs = bins * self._df
+        fit = np.zeros(2)
+        for el in self.p.scan_elevations_deg:
+            a = _steering(self._doa.positions, freqs, az, el)  # (B, 2, M)
+            f = np.abs(a.conj() @ u[:, :, None])[..., 0] ** 2 / self._doa.mics
+            fit = np.maximum(fit, f.mean(axis=0))
+        return float(fit[0]), float(fit[1])
 
     def _nulled_wavefront(self, cross: np.ndarray, bins: np.ndarray,
                           hops: int) -> tuple[float, float] | None:
