@@ -325,7 +325,14 @@ class AcousticDetector:
             # its bin are mostly noise.
             self._peak_bins = []
         # A fourth: a comb too faint for any one block, in the power averaged over seconds.
-        faint = self._faint.update(power, self._lines.held_mask | occupied)
+        # Judged only from a little before it may decide (below): the judgements before
+        # that could not act, and cost a comb each.
+        soon = (t - self._block_heard_t
+                > self._faint.p.average_s - (self._faint.p.confirm + 1) * self._faint.p.every_s)
+        if not soon:
+            self._faint_run.clear()
+            self._faint_f0 = None
+        faint = self._faint.update(power, self._lines.held_mask | occupied, judge=soon)
         if faint is not None:
             self._judge_faint(max3(faint))
         # The faint path is for what only the average hears: while the blocks hear a drone,

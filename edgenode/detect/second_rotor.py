@@ -56,6 +56,7 @@ class SecondRotorParams:
     consistent_deg: float = 10.0
     own_ratio: float = 1.0  # the lines fit the found direction this much better than the
     own_min: float = 0.25  # heard one, and at least this well (0..1)
+    retry_judgements: int = 2
     null_half_deg: float = 4.0
     null_elevations_deg: tuple[float, float] = (0.0, 30.0)
     scan_elevations_deg: tuple[float, float] = (0.0, 20.0)
@@ -106,6 +107,7 @@ class SecondRotor:
         self.bins: list[int] = []  # its harmonic bins (absolute), for the bearing
         self._evidence = np.zeros(bins + 1)  # the last slot: where out-of-band harmonics point
         self._judgements = 0
+        self._retry = 0  # the judgement from which a bearing is worth looking for again
         self._previous: tuple[int, float] | None = None  # (judgement, azimuth) last found
 
     def hear(self, t: float, f0: float, peak_bins: list[int]) -> None:
@@ -141,12 +143,12 @@ class SecondRotor:
     def update(self, t: float, away_power: np.ndarray, blocked: np.ndarray) -> bool:
         """One hop. True when a second comb is confirmed and was judged at this hop."""
         np.greater(self._frozen_until, t, out=self._frozen)
-        evidence = self.faint.update(away_power, blocked, self._frozen)
-        if evidence is None:
-            return False
-        if not self.active(t):
+        active = self.active(t)
+        if not active:
             self._run.clear()
             self.f0 = None
+        evidence = self.faint.update(away_power, blocked, self._frozen, judge=active)
+        if evidence is None:
             return False
         self._heard_f0 = self._heard_rotor(t)
         self._evidence[:-1] = max3(evidence)
@@ -198,7 +200,8 @@ class SecondRotor:
         """The second comb's direction from the snapshot rows (newest first; (hops, mics,
         bins from first_bin)), the heard direction nulled; None when unknown or too close to
         the heard rotor to tell from it."""
-        if self._doa is None or self.f0 is None or self.heard_azimuth is None:
+        if (self._doa is None or self.f0 is None or self.heard_azimuth is None
+                or self._judgements < self._retry):
             return None
         top = self._lo + snaps.shape[2] - 1
         bins = np.array(sorted({b + d for b in self.bins for d in (-1, 0, 1)
@@ -212,14 +215,15 @@ class SecondRotor:
         if found is None:
             return None
         azimuth, error = found
-        if (error > self.p.max_error_deg
-                or abs(_wrap(azimuth - self.heard_azimuth)) < self.p.min_separation_deg):
-            return None
         # The comb's lines, not nulled, must come from there rather than from the heard
         # rotor: a lone drone's smeared lines make combs too, and the null's residue then
         # points anywhere, but their own wavefronts still point at the drone.
-        there, heard = self._fits(cross, bins, azimuth)
-        if there <= max(self.p.own_ratio * heard, self.p.own_min):
+        if (error > self.p.max_error_deg
+                or abs(_wrap(azimuth - self.heard_azimuth)) < self.p.min_separation_deg
+                or not self._owned(cross, bins, azimuth)):
+            # Mostly the heard rotor's lines: the next judgements' average holds the same
+            # lines, so it is not worth their cost to look again at once.
+            self._retry = self._judgements + self.p.retry_judgements
             return None
         # A source holds its direction from one judgement to the next; a residue hops.
         before, self._previous = self._previous, (self._judgements, azimuth)
@@ -229,9 +233,9 @@ class SecondRotor:
         return SecondBearing(azimuth_deg=azimuth, error_deg=error, f0_hz=self.f0,
                              score=self.score)
 
-    def _fits(self, cross: np.ndarray, bins: np.ndarray, azimuth: float) -> tuple[float, float]:
-        """How well the bins' own (not nulled) wavefronts fit a source at `azimuth` and one
-        at the heard azimuth, 0..1 each."""
+    def _owned(self, cross: np.ndarray, bins: np.ndarray, azimuth: float) -> bool:
+        """Whether the bins' own (not nulled) wavefronts fit a source at `azimuth` better
+        than one at the heard azimuth (0..1 each)."""
         assert self._doa is not None and self.heard_azimuth is not None
         _, vectors = np.linalg.eigh(cross)
         u = vectors[:, :, -1]
@@ -242,7 +246,7 @@ class SecondRotor:
             a = _steering(self._doa.positions, freqs, az, el)  # (B, 2, M)
             f = np.abs(a.conj() @ u[:, :, None])[..., 0] ** 2 / self._doa.mics
             fit = np.maximum(fit, f.mean(axis=0))
-        return float(fit[0]), float(fit[1])
+        return bool(fit[0] > max(self.p.own_ratio * fit[1], self.p.own_min))
 
     def _nulled_wavefront(self, cross: np.ndarray, bins: np.ndarray,
                           hops: int) -> tuple[float, float] | None:
