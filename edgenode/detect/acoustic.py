@@ -361,8 +361,8 @@ class AcousticDetector:
             if bearings:
                 self._next_bearing_t = t + self.n / self.rate - 0.5 * self.hop_s
                 if self._second is not None:
-                    self._second.heard_at((bearings[0].azimuth_deg - self.heading_deg) % 360.0)
-        if self._second is not None:
+                    self._second.heard_at(t, (bearings[0].azimuth_deg - self.heading_deg) % 360.0)
+        if self._second is not None and self._second.wanted(t):
             bearings += self._second_bearings(band, occupied, t)
         return AcousticResult(t=t, drone=drone, score=round(score, 4),
                               f0_hz=None if f0 is None else round(f0, 2), bearings=bearings)

@@ -89,6 +89,8 @@ class SecondRotor:
                  p: SecondRotorParams | None = None) -> None:
         self.p = p = p or SecondRotorParams()
         self.faint = FaintLines(bins, hop_s, floor_span)
+        self._floor_span = floor_span
+        self._updated_t = -math.inf
         self._lo, self._df, self._hop = first_bin, df, hop_s
         self._comb, self._grid, self._index = comb, f0_grid, comb_index
         self._log_grid = np.log(f0_grid)
@@ -100,7 +102,8 @@ class SecondRotor:
         self._heard_t = -math.inf
         self._heard_f0: float | None = None  # folded into 128-256 Hz
         self._heard: deque[tuple[float, float]] = deque()  # (t, log2 f0 mod 1)
-        self.heard_azimuth: float | None = None  # node frame, from the block path's bearing
+        self.heard_azimuth: float | None = None  # node frame, from the block path's bearings
+        self._bearings: deque[tuple[float, float]] = deque()  # (t, azimuth) of those
         self._run: deque[float] = deque(maxlen=self.faint.p.confirm)
         self.f0: float | None = None  # the confirmed second comb, if any
         self.score = 0.0
@@ -121,9 +124,16 @@ class SecondRotor:
             i = b - self._lo
             self._frozen_until[max(i - 1, 0): i + 2] = t + self.p.freeze_s
 
-    def heard_at(self, azimuth_deg: float) -> None:
-        """The block path's bearing on the heard rotor (node frame)."""
-        self.heard_azimuth = azimuth_deg
+    def heard_at(self, t: float, azimuth_deg: float) -> None:
+        """The block path's bearing on the heard rotor (node frame). The heard direction is
+        the median of those over heard_window_s: now and then a block's comb takes the
+        other drone's lines, and a null put there would hide it for as long as it stood."""
+        self._bearings.append((t, azimuth_deg))
+        while self._bearings[0][0] < t - self.p.heard_window_s:
+            self._bearings.popleft()
+        ref = self._bearings[-1][1]
+        offsets = sorted(_wrap(a - ref) for _, a in self._bearings)
+        self.heard_azimuth = (ref + offsets[len(offsets) // 2]) % 360.0
 
     def active(self, t: float) -> bool:
         return (t - self._heard_t <= self.p.heard_memory_s and bool(self._heard)
@@ -140,8 +150,16 @@ class SecondRotor:
         folds = sorted((f - mid + 0.5) % 1.0 for f in folds)
         return float(2.0 ** (7.0 + mid - 0.5 + folds[len(folds) // 2]))
 
+    def wanted(self, t: float) -> bool:
+        """Whether to feed it this hop: only while a rotor is heard (the average starts
+        over when the blocks hear one again; without one the faint path listens)."""
+        return t - self._heard_t <= self.p.heard_memory_s
+
     def update(self, t: float, away_power: np.ndarray, blocked: np.ndarray) -> bool:
         """One hop. True when a second comb is confirmed and was judged at this hop."""
+        if t - self._updated_t > 1.0:
+            self.faint = FaintLines(len(self._frozen), self._hop, self._floor_span)
+        self._updated_t = t
         np.greater(self._frozen_until, t, out=self._frozen)
         active = self.active(t)
         if not active:
@@ -182,7 +200,10 @@ class SecondRotor:
             kept = np.where((d < TRACK_GATE) | (np.abs(d - math.log(2.0)) < TRACK_GATE),
                             strength, 0.0)
             k = int(kept.argmax())
-            if kept[k] >= self._threshold * self.faint.p.keep * self._unit:
+            # ... but not once another comb explains clearly more (it locked onto a
+            # neighbour reading, a fifth or a fourth off, that shares some of the lines).
+            if kept[k] >= max(self._threshold * self.faint.p.keep * self._unit,
+                              self._prefer_low * float(strength.max())):
                 best, f0 = k, float(self._grid[k])
         score = float(strength[best]) / self._unit
         centre = self._index[:, best]
