@@ -220,3 +220,25 @@ def test_audio_blocks_lost_on_the_way_are_holes_to_the_detector() -> None:
         stage.stop()
     assert stage.blocks == len(indices)
     assert stage.detector is not None and stage.detector.holes == 2
+
+
+def test_the_second_drone_path_follows_the_nodes_config() -> None:
+    from edgenode.config import Config
+    from edgenode.daemon.tracking import DetectionStage
+    from hal.acoustic import load_geometry
+
+    def stage(**acoustic: object) -> DetectionStage:
+        config = Config.model_validate({
+            "node": {"site": "s", "id": "n", "latitude_deg": 57.0, "longitude_deg": 11.9,
+                     "altitude_m": 10, "mast_heading_deg": 0},
+            "broker": {"url": "mqtt://127.0.0.1:1883"},
+            "relay": {"backend": "fake", "drive_line": 17, "heartbeat_line": 27,
+                      "aux_line": 22, "key_test_line": 5, "key_operate_line": 6,
+                      "max_on_s": 60},
+            "acoustic": {"backend": "fake", "device": "x", "geometry": "uma16",
+                         "channels": 16, **acoustic}})
+        return DetectionStage(config, Health(), ReadingQueue(), lambda events: None,
+                              geometry_m=load_geometry("uma16").positions_m)
+
+    assert stage().detector.p.second_drone is False  # type: ignore[union-attr]
+    assert stage(second_drone=True).detector.p.second_drone is True  # type: ignore[union-attr]

@@ -113,6 +113,9 @@ class AcousticSection(Section):
     # Capture channel feeding each geometry microphone, in geometry order.
     channel_map: list[Annotated[int, Field(ge=0, le=63)]] | None = None
     stall_timeout_s: float = Field(2.0, ge=0.1, le=60)
+    # Look for a second, distant drone beside one heard nearby (docs/detection.md): off by
+    # default, as it costs about a quarter more of the acoustic chain's CPU.
+    second_drone: bool = False
 
 
 class RelaySection(Section):

@@ -21,6 +21,7 @@ from edgenode.config import Config
 from edgenode.daemon.remoteid import FrameQueue
 from edgenode.daemon.sensing import ReadingQueue, join_or_report
 from edgenode.detect.acoustic import AcousticDetector
+from edgenode.detect.acoustic_params import AcousticParams
 from edgenode.detect.plots import RadarPlotter
 from edgenode.detect.regions import Region
 from edgenode.detect.tracker import Tracker
@@ -70,7 +71,9 @@ class DetectionStage:
             channels = len(geometry_m) if geometry_m is not None else config.acoustic.channels
             self.detector = AcousticDetector(config.acoustic.sample_rate_hz, channels,
                                              positions_m=geometry_m,
-                                             heading_deg=node.mast_heading_deg)
+                                             heading_deg=node.mast_heading_deg,
+                                             params=AcousticParams(
+                                                 second_drone=config.acoustic.second_drone))
         self.tracker = Tracker(
             latitude_deg=node.latitude_deg, longitude_deg=node.longitude_deg,
             altitude_m=node.altitude_m, mast_heading_deg=node.mast_heading_deg,

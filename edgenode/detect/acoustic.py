@@ -76,6 +76,7 @@ from edgenode.detect.rank import (
     running_median,
     small_median,
 )
+from edgenode.detect.second_rotor import SecondRotor
 from edgenode.detect.stationary import StationaryLines
 from edgenode.detect.types import AcousticBearing
 
@@ -176,6 +177,16 @@ class AcousticDetector:
                                  min(hi - lo, int(2000.0 / self.df))), dtype=np.complex64)
                        if self.doa is not None and channels >= self.doa.mics else None)
         self._snap_count = 0
+        # A second drone beside the one the blocks hear (arrays with beams only).
+        self._second = (SecondRotor(bins=hi - lo, first_bin=lo, df=self.df,
+                                    hop_s=self.hop_s, floor_span=self.floor_span,
+                                    comb=lambda ev: self._comb(ev, roll_off=True),
+                                    f0_grid=self._f0_grid, comb_index=self._comb_index,
+                                    threshold=p.threshold, prefer_low=p.prefer_low,
+                                    unit=p.block_hits * 4.0,
+                                    low_harmonics=p.miss_harmonics, doa=self.doa)
+                        if p.second_drone and self._beams is not None
+                        and self._snaps is not None else None)
         self._block_heard_t = -math.inf  # when the block comb or the line pair last decided
 
     def _build_comb(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -308,6 +319,8 @@ class AcousticDetector:
         # window after the comb or the pair last heard a drone, as it adds nothing then.
         if drone:
             self._block_heard_t = t
+            if self._second is not None and f0 is not None:
+                self._second.hear(t, f0, self._peak_bins)
         moving = (self._comoving.best(self._line_history, p.wander_min)
                   if (warm and not drone and not self._lines.helicopter
                       and t - self._block_heard_t > self._comoving.p.window_s) else None)
@@ -322,7 +335,14 @@ class AcousticDetector:
             # its bin are mostly noise.
             self._peak_bins = []
         # A fourth: a comb too faint for any one block, in the power averaged over seconds.
-        faint = self._faint.update(power, self._lines.held_mask | occupied)
+        # Judged only from a little before it may decide (below): the judgements before
+        # that could not act, and cost a comb each.
+        soon = (t - self._block_heard_t
+                > self._faint.p.average_s - (self._faint.p.confirm + 1) * self._faint.p.every_s)
+        if not soon:
+            self._faint_run.clear()
+            self._faint_f0 = None
+        faint = self._faint.update(power, self._lines.held_mask | occupied, judge=soon)
         if faint is not None:
             self._judge_faint(max3(faint))
         # The faint path is for what only the average hears: while the blocks hear a drone,
@@ -350,8 +370,32 @@ class AcousticDetector:
             bearings = self._bearings(band.T, f0, t, score)
             if bearings:
                 self._next_bearing_t = t + self.n / self.rate - 0.5 * self.hop_s
+                if self._second is not None:
+                    self._second.heard_at(t, (bearings[0].azimuth_deg - self.heading_deg) % 360.0)
+        if self._second is not None and self._second.wanted(t):
+            bearings += self._second_bearings(band, occupied, t)
         return AcousticResult(t=t, drone=drone, score=round(score, 4),
                               f0_hz=None if f0 is None else round(f0, 2), bearings=bearings)
+
+    def _second_bearings(self, band: np.ndarray, occupied: np.ndarray,
+                         t: float) -> list[AcousticBearing]:
+        """The second rotor's path (second_rotor.py): every hop, on the beams away from the
+        heard one; a bearing when it holds a comb of its own."""
+        assert self._second is not None and self._beams is not None
+        assert self._snaps is not None
+        away = self._beams.away_power(band, self._second.p.away_beams)
+        if not self._second.update(t, away, self._lines.held_mask | occupied):
+            return []
+        held = min(self._snap_count, len(self._snaps))
+        newest = self._snap_count - 1
+        rows = [(newest - i) % len(self._snaps) for i in range(held)]
+        found = self._second.bearing(self._snaps, rows)
+        if found is None:
+            return []
+        return [AcousticBearing(t=t, azimuth_deg=(self.heading_deg + found.azimuth_deg) % 360.0,
+                                elevation_deg=None, error_deg=found.error_deg,
+                                f0_hz=found.f0_hz, score=found.score,
+                                span_s=self._second.p.doa_s)]
 
     def _judge_faint(self, evidence: np.ndarray) -> None:
         """The faint comb decides once it held one f0 over `confirm` judgements in a row."""

@@ -60,6 +60,7 @@ class BeamBank:
         self.evidence = np.zeros(p.beams)
         self.best = 0
         self.blocks = 0
+        self._away: np.ndarray | None = None  # away_power's products, kept between hops
 
     def power(self, band: np.ndarray, steady: np.ndarray | None = None,
               peaks: np.ndarray | None = None) -> np.ndarray:
@@ -76,6 +77,26 @@ class BeamBank:
             self.best = int(self.evidence.argmax())
         beam = np.add.reduce(x * self.steer_beam[self.best], axis=0)
         return (beam.real**2 + beam.imag**2).astype(np.float64)
+
+    def away_power(self, band: np.ndarray, min_offset: int) -> np.ndarray:
+        """Mean power spectrum of the beams at least `min_offset` beams from the best one (the
+        chosen beam's last choice), for a (channels, F) band spectrum: where a second source
+        is looked for beside the one the best beam follows. The small array gives those beams
+        little directivity below ~1 kHz, so the caller still keeps the first source's lines
+        out of what it judges."""
+        n = len(self.steer_beam)
+        count = n - 2 * min_offset + 1
+        if self._away is None or len(self._away) != count:
+            self._away = np.empty((count, *self.steer_beam.shape[1:]), dtype=np.complex64)
+        # The away beams are a run modulo the bank: at most two slices, no gathered copy.
+        first = (self.best + min_offset) % n
+        head = min(count, n - first)
+        x = band[None, : self.mics]
+        np.multiply(x, self.steer_beam[first:first + head], out=self._away[:head])
+        np.multiply(x, self.steer_beam[: count - head], out=self._away[head:])
+        beams = np.add.reduce(self._away, axis=1)
+        p = beams.real**2 + beams.imag**2
+        return np.add.reduce(p, axis=0).astype(np.float64) / count
 
     def _tonal(self, p: np.ndarray, steady: np.ndarray | None,
                peaks: np.ndarray | None) -> np.ndarray:

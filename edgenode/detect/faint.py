@@ -53,15 +53,21 @@ class FaintLines:
         self._floor_span = floor_span
         self._floor = np.empty(bins)
 
-    def update(self, power: np.ndarray, blocked: np.ndarray) -> np.ndarray | None:
-        """Take one hop's power spectrum and its blocked bins; evidence when due, else None."""
+    def update(self, power: np.ndarray, blocked: np.ndarray,
+               frozen: np.ndarray | None = None, judge: bool = True) -> np.ndarray | None:
+        """Take one hop's power spectrum and its blocked bins; evidence when due, else None.
+        `frozen` bins keep their average (another source's lines pass there now); with
+        `judge` False the average is kept up but not judged (nobody would act on it)."""
         a = self._alpha
-        self._avg *= 1.0 - a
-        self._avg += a * power
+        if frozen is None:
+            self._avg *= 1.0 - a
+            self._avg += a * power
+        else:
+            np.copyto(self._avg, (1.0 - a) * self._avg + a * power, where=~frozen)
         self._blocked *= 1.0 - a
         np.add(self._blocked, a, out=self._blocked, where=blocked)
         self._hops += 1
-        if self._hops < self._warm_hops or self._hops % self._every:
+        if not judge or self._hops < self._warm_hops or self._hops % self._every:
             return None
         level = 10.0 * np.log10(self._avg + float(self._avg.max()) * 1e-12 + 1e-30)
         white = level - running_median(level, self._floor_span, self._floor)

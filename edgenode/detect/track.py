@@ -37,10 +37,10 @@ def quadratic3(g: tuple[float, float, float], P: list[list[float]]) -> float:
 class Track:
     """One object's filter and bookkeeping. Owned by the Tracker."""
 
-    __slots__ = ("P", "acoustic_last_t", "acoustic_score", "classification", "classified_t",
-                 "dup_since", "f0_hz", "first_seen", "has_elevation", "has_range", "hit_times",
-                 "last_hit", "manoeuvre", "object_id", "points", "radar_last_t", "score",
-                 "snr_db", "status", "t", "t_ref", "updates", "v_ref", "vv_ref", "x")
+    __slots__ = ("P", "acoustic_last_t", "acoustic_score", "acoustic_span_s", "classification",
+                 "classified_t", "dup_since", "f0_hz", "first_seen", "has_elevation", "has_range",
+                 "hit_times", "last_hit", "manoeuvre", "object_id", "points", "radar_last_t",
+                 "score", "snr_db", "status", "t", "t_ref", "updates", "v_ref", "vv_ref", "x")
 
     def __init__(self, t: float, x: np.ndarray, P: np.ndarray, *, has_range: bool,
                  has_elevation: bool):
@@ -56,6 +56,7 @@ class Track:
         self.acoustic_last_t: float | None = None
         self.f0_hz: float | None = None
         self.acoustic_score = 0.0
+        self.acoustic_span_s = 0.0  # seconds of audio its bearings integrate (long averages)
         self.snr_db: float | None = None
         self.points: float | None = None
         self.manoeuvre: float | None = None

@@ -454,6 +454,7 @@ class Tracker:
         P[3:, 3:] = np.eye(3) * 25.0
         track = Track(t, x, P, has_range=False, has_elevation=b.elevation_deg is not None)
         track.acoustic_last_t, track.f0_hz, track.acoustic_score = t, b.f0_hz, b.score
+        track.acoustic_span_s = b.span_s
         return track
 
     # ---------------------------------------------------------------- lifecycle
@@ -473,7 +474,11 @@ class Tracker:
             if tr.status == "tentative":
                 if tr.score >= self.confirm_score and tr.updates >= self.min_confirm_hits:
                     tr.status = "confirmed"
-                elif quiet > self.tentative_timeout_s or tr.score < self.delete_score:
+                # A track born of a long average's bearings (a faint drone) may wait longer
+                # for its next one: each judgement stands for seconds of audio, and a few
+                # are dropped as too uncertain.
+                elif (quiet > max(self.tentative_timeout_s, 0.5 * tr.acoustic_span_s)
+                      or tr.score < self.delete_score):
                     tr.status = "ended"
             elif tr.status == "confirmed" and quiet > self.coast_after_s:
                 tr.status = "coasting"
