@@ -120,6 +120,8 @@ class SecondRotor:
         # octave (the exclusions below cover the octaves).
         self._heard.append((t, math.log2(f0) % 1.0))
         self._heard_t = t
+        while self._heard[0][0] < t - self.p.heard_window_s:  # bounded here, judged or not
+            self._heard.popleft()
         for b in peak_bins:
             i = b - self._lo
             self._frozen_until[max(i - 1, 0): i + 2] = t + self.p.freeze_s
