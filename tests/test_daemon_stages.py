@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from edgenode.config import Config
 from edgenode.config.models import I2CDevice, SensorsSection
 from edgenode.daemon.sensing import I2CStage, ReadingQueue, _Stage
 from edgenode.health import ErrorLog, Health, LoopThread
@@ -147,22 +148,30 @@ def test_drops_counted_by_several_readers_at_once_are_exact() -> None:
     assert readings.dropped + readings.depth() == per_thread * threads
 
 
-def test_one_radar_frames_track_events_go_to_the_outbox_together() -> None:
-    """Two drones in every frame: each frame's events (both tracks' news or updates) reach
-    the link in one call, so they commit in one outbox transaction or not at all."""
-    import numpy as np
+UMA16 = {"backend": "fake", "device": "x", "geometry": "uma16", "channels": 16}
 
-    from edgenode.config import Config
-    from edgenode.daemon.tracking import DetectionStage
-    from tests.detect.test_plots import frame_of, radar_points
 
-    config = Config.model_validate({
+def node_config(**sections: dict[str, object]) -> Config:
+    """A node's config with a fake relay and the given sensor sections."""
+    return Config.model_validate({
         "node": {"site": "s", "id": "n", "latitude_deg": 57.0, "longitude_deg": 11.9,
                  "altitude_m": 10, "mast_heading_deg": 0},
         "broker": {"url": "mqtt://127.0.0.1:1883"},
         "relay": {"backend": "fake", "drive_line": 17, "heartbeat_line": 27, "aux_line": 22,
                   "key_test_line": 5, "key_operate_line": 6, "max_on_s": 60},
-        "radar": {"model": "ti-mmwave", "data_port": "/dev/null", "mount_height_m": 3.0}})
+        **sections})
+
+
+def test_one_radar_frames_track_events_go_to_the_outbox_together() -> None:
+    """Two drones in every frame: each frame's events (both tracks' news or updates) reach
+    the link in one call, so they commit in one outbox transaction or not at all."""
+    import numpy as np
+
+    from edgenode.daemon.tracking import DetectionStage
+    from tests.detect.test_plots import frame_of, radar_points
+
+    config = node_config(radar={"model": "ti-mmwave", "data_port": "/dev/null",
+                                "mount_height_m": 3.0})
     readings = ReadingQueue()
     batches: list[list[str]] = []
     stage = DetectionStage(config, Health(), readings,
@@ -189,18 +198,11 @@ def test_audio_blocks_lost_on_the_way_are_holes_to_the_detector() -> None:
     reading queue dropped) the detector must not join the samples either side."""
     import numpy as np
 
-    from edgenode.config import Config
     from edgenode.daemon.tracking import DetectionStage
     from hal.acoustic import load_geometry
     from hal.ports.audio import AudioBlock
 
-    config = Config.model_validate({
-        "node": {"site": "s", "id": "n", "latitude_deg": 57.0, "longitude_deg": 11.9,
-                 "altitude_m": 10, "mast_heading_deg": 0},
-        "broker": {"url": "mqtt://127.0.0.1:1883"},
-        "relay": {"backend": "fake", "drive_line": 17, "heartbeat_line": 27, "aux_line": 22,
-                  "key_test_line": 5, "key_operate_line": 6, "max_on_s": 60},
-        "acoustic": {"backend": "fake", "device": "x", "geometry": "uma16", "channels": 16}})
+    config = node_config(acoustic=UMA16)
     readings = ReadingQueue()
     stage = DetectionStage(config, Health(), readings, lambda events: None,
                            geometry_m=load_geometry("uma16").positions_m)
@@ -223,20 +225,11 @@ def test_audio_blocks_lost_on_the_way_are_holes_to_the_detector() -> None:
 
 
 def test_the_second_drone_path_follows_the_nodes_config() -> None:
-    from edgenode.config import Config
     from edgenode.daemon.tracking import DetectionStage
     from hal.acoustic import load_geometry
 
     def stage(**acoustic: object) -> DetectionStage:
-        config = Config.model_validate({
-            "node": {"site": "s", "id": "n", "latitude_deg": 57.0, "longitude_deg": 11.9,
-                     "altitude_m": 10, "mast_heading_deg": 0},
-            "broker": {"url": "mqtt://127.0.0.1:1883"},
-            "relay": {"backend": "fake", "drive_line": 17, "heartbeat_line": 27,
-                      "aux_line": 22, "key_test_line": 5, "key_operate_line": 6,
-                      "max_on_s": 60},
-            "acoustic": {"backend": "fake", "device": "x", "geometry": "uma16",
-                         "channels": 16, **acoustic}})
+        config = node_config(acoustic={**UMA16, **acoustic})
         return DetectionStage(config, Health(), ReadingQueue(), lambda events: None,
                               geometry_m=load_geometry("uma16").positions_m)
 

@@ -68,7 +68,7 @@ from edgenode.detect.acoustic_params import AcousticParams
 from edgenode.detect.beams import BeamBank, channel_power
 from edgenode.detect.comoving import CoMoving, CoMovingLines
 from edgenode.detect.doa import DoaEstimator
-from edgenode.detect.faint import FaintLines
+from edgenode.detect.faint import FaintLines, extend_run
 from edgenode.detect.lines import TRACK_GATE, LineHistory, LinePair, LinePairs, common_fundamental
 from edgenode.detect.rank import (
     detrended_spread,
@@ -410,13 +410,7 @@ class AcousticDetector:
         if score >= p.threshold * keep:
             best = int((strength >= p.prefer_low * strength[best]).argmax())  # the first
             f0 = float(self._f0_grid[best])
-        last = self._faint_run[-1] if self._faint_run else None
-        # The comb's two readings of one rotor (f0 and f0 / 2 score alike) are one f0 here.
-        if f0 is None or (last is not None and abs(math.log(f0 / last)) >= TRACK_GATE
-                          and abs(abs(math.log(f0 / last)) - math.log(2.0)) >= TRACK_GATE):
-            self._faint_run.clear()
-        if f0 is not None:
-            self._faint_run.append(f0)
+        extend_run(self._faint_run, f0)
         confirmed = len(self._faint_run) >= self._faint.p.confirm
         self._faint_f0 = f0 if confirmed else None
         self._faint_score = score if confirmed else 0.0

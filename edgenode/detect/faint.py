@@ -18,10 +18,12 @@ nothing for an average's length: it is for drones too far for the blocks.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
+from edgenode.detect.lines import TRACK_GATE
 from edgenode.detect.rank import MAD_TO_SIGMA, median, running_median
 
 
@@ -81,3 +83,15 @@ class FaintLines:
         # A bin masked for a tenth of the average's memory held a steady line then.
         peaks &= self._blocked < 0.1
         return np.where(peaks, np.minimum(z, self.p.z_cap) - self.p.z_min + 1.0, 0.0)
+
+
+def extend_run(run: deque[float], f0: float | None) -> None:
+    """Add a judgement's f0 to `run`, the judgements in a row that heard one rotor: within
+    TRACK_GATE of the last in log f, or an octave off it (the comb scores f0 and f0 / 2
+    alike). No f0, or another rotor's, starts the run over."""
+    last = run[-1] if run else None
+    if f0 is None or (last is not None and abs(math.log(f0 / last)) >= TRACK_GATE
+                      and abs(abs(math.log(f0 / last)) - math.log(2.0)) >= TRACK_GATE):
+        run.clear()
+    if f0 is not None:
+        run.append(f0)

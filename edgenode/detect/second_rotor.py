@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgenode.detect.doa import SPEED_OF_SOUND_MPS, DoaEstimator, unit_vectors
-from edgenode.detect.faint import FaintLines
+from edgenode.detect.faint import FaintLines, extend_run
 from edgenode.detect.lines import TRACK_GATE
 from edgenode.detect.rank import max3
 
@@ -210,11 +210,7 @@ class SecondRotor:
         score = float(strength[best]) / self._unit
         centre = self._index[:, best]
         self.bins = (centre[self._evidence[centre] > 0] + self._lo).tolist()
-        if f0 is None or (last is not None and abs(math.log(f0 / last)) >= TRACK_GATE
-                          and abs(abs(math.log(f0 / last)) - math.log(2.0)) >= TRACK_GATE):
-            self._run.clear()
-        if f0 is not None:
-            self._run.append(f0)
+        extend_run(self._run, f0)
         confirmed = len(self._run) >= self.faint.p.confirm
         self.f0 = f0 if confirmed else None
         self.score = score if confirmed else 0.0

@@ -28,11 +28,16 @@ def _packet(command: int, data: bytes, qos: int = 1) -> dict[str, Any]:
             "packet": data, "info": None}
 
 
-def test_queued_acknowledgements_and_qos1_publishes_go_out_in_one_send() -> None:
+def _client_on_fake_socket() -> tuple[Any, FakeSocket]:
+    """Central's paho client, its socket replaced by one that records each send()."""
     client = SharedAwareClient(BrokerOptions(url="mqtt://127.0.0.1:1", client_id="c"))
-    paho = client._client
     sock = FakeSocket()
-    paho._sock = sock
+    client._client._sock = sock
+    return client._client, sock
+
+
+def test_queued_acknowledgements_and_qos1_publishes_go_out_in_one_send() -> None:
+    paho, sock = _client_on_fake_socket()
     paho._out_packet.extend([_packet(PUBACK, b"a1"), _packet(PUBACK, b"a2"),
                              _packet(PUBLISH, b"p3"), _packet(PUBACK, b"a4")])
     paho._packet_write()
@@ -42,10 +47,7 @@ def test_queued_acknowledgements_and_qos1_publishes_go_out_in_one_send() -> None
 
 def test_packets_paho_acts_on_after_writing_are_written_on_their_own() -> None:
     """A QoS 0 PUBLISH fires on_publish once written, a DISCONNECT closes the socket."""
-    client = SharedAwareClient(BrokerOptions(url="mqtt://127.0.0.1:1", client_id="c"))
-    paho = client._client
-    sock = FakeSocket()
-    paho._sock = sock
+    paho, sock = _client_on_fake_socket()
     paho._out_packet.extend([_packet(PUBACK, b"a1"), _packet(PUBACK, b"a2"),
                              _packet(PUBLISH, b"q0", qos=0), _packet(PUBACK, b"a3"),
                              _packet(DISCONNECT, b"d")])
