@@ -86,6 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             extra["cot"] = {"url": args.cot}
         if args.sapient:
             extra["sapient"] = sapient_section(args.sapient)
+        if args.second_drone:
+            extra["acoustic"] = {"second_drone": True}
         path, twin = prepare_sim_run(Path(args.sim), sim_state, args.broker, args.speed,
                                      args.fault or [], extra_sections=extra, mast=args.mast,
                                      sky_epoch=args.sky_epoch)
@@ -165,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "udp://239.2.3.1:6969)")
     p.add_argument("--sapient", metavar="HOST:PORT",
                    help="with --sim: also report to this SAPIENT peer (docs/sapient.md)")
+    p.add_argument("--second-drone", action="store_true",
+                   help="with --sim: also look for a second drone beside one heard nearby "
+                   "([acoustic] second_drone; docs/detection.md)")
     from edgenode.cli.sim import add_sky_options
 
     add_sky_options(p, prefix="with --sim: ")

@@ -3,8 +3,9 @@
 1. the default scenario (one-drone-crossing), radar, microphones, relay and MQTT;
 2. every optional part on: the helicopter-crossing sky (ADS-B, so the airspace rules) with
    the drone broadcasting Remote ID (the receivers and identity guard), Cursor-on-Target to a
-   UDP port on loopback, and a SAPIENT peer (tests/interop/sapient_peer.py) taking
-   registration, status and detection reports. (The status page is its own process.)
+   UDP port on loopback, a SAPIENT peer (tests/interop/sapient_peer.py) taking
+   registration, status and detection reports, and the acoustic second-drone path
+   (`--second-drone`). (The status page is its own process.)
 
 Targets on the dev machine, each run: <= 25 % of one core, <= 150 MB peak RSS, so a Raspberry
 Pi's budget stays in view. The twin runs in its own process and is not counted.
@@ -98,9 +99,10 @@ def main() -> int:
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as cot_sink:
             cot_sink.bind(("127.0.0.1", 0))  # receives and drops what the node sends
-            measure("every part on (ADS-B, Remote ID, CoT, SAPIENT)", "all-parts",
+            measure("every part on (ADS-B, Remote ID, CoT, SAPIENT, second drone)", "all-parts",
                     ["--cot", f"udp://127.0.0.1:{cot_sink.getsockname()[1]}",
-                     "--sapient", f"127.0.0.1:{peer.port}"], seconds, targets)
+                     "--sapient", f"127.0.0.1:{peer.port}", "--second-drone"], seconds,
+                    targets)
         print(f"  SAPIENT peer received {len(peer.received)} messages")
     finally:
         peer.close()
