@@ -62,19 +62,32 @@ def receive_all(sock: socket.socket, seconds: float) -> list[ET.Element]:
     return out
 
 
-def test_a_track_is_sent_at_most_max_rate_hz_but_its_start_and_end_always_go(tmp_path):
+def sent(tmp_path, max_rate_hz: float, feed, seconds: float):
+    """What a CoT output to a UDP port sends while `feed(cot)` hands it track events; and
+    the output (stopped)."""
     sock, port = udp_receiver()
-    cot = output(tmp_path, f"udp://127.0.0.1:{port}", max_rate_hz=1.0)
+    cot = output(tmp_path, f"udp://127.0.0.1:{port}", max_rate_hz=max_rate_hz)
     cot.start()
     try:
-        cot.on_event(event("new"))
-        for k in range(20):
-            cot.on_event(event("update", k * 0.01))
-        cot.on_event(event("end"))
-        got = receive_all(sock, 1.5)
+        feed(cot)
+        return receive_all(sock, seconds), cot
     finally:
         cot.stop()
         sock.close()
+
+
+def burst(**fields):
+    """A track's feed: new, 20 updates 10 ms apart, end."""
+    def feed(cot) -> None:
+        cot.on_event(event("new", **fields))
+        for k in range(20):
+            cot.on_event(event("update", k * 0.01, **fields))
+        cot.on_event(event("end", **fields))
+    return feed
+
+
+def test_a_track_is_sent_at_most_max_rate_hz_but_its_start_and_end_always_go(tmp_path):
+    got, cot = sent(tmp_path, 1.0, burst(), 1.5)
     tracks = [e for e in got if e.get("uid").endswith(OBJECT)]
     assert len(tracks) == 2, [e.get("type") for e in got]  # the new one and the end
     end = tracks[-1]
@@ -88,18 +101,7 @@ def pilots(events: list[ET.Element]) -> list[ET.Element]:
 
 
 def test_a_pilot_marker_is_rate_limited_with_its_track_and_ends_with_it(tmp_path):
-    sock, port = udp_receiver()
-    cot = output(tmp_path, f"udp://127.0.0.1:{port}", max_rate_hz=1.0)
-    cot.start()
-    try:
-        cot.on_event(event("new", operator=(51.5, -0.12)))
-        for k in range(20):
-            cot.on_event(event("update", k * 0.01, operator=(51.5, -0.12)))
-        cot.on_event(event("end", operator=(51.5, -0.12)))
-        got = receive_all(sock, 1.5)
-    finally:
-        cot.stop()
-        sock.close()
+    got, _ = sent(tmp_path, 1.0, burst(operator=(51.5, -0.12)), 1.5)
     markers = pilots(got)
     assert [e.get("type") for e in markers] == ["a-u-G", "a-u-G"]  # the new one and the end
     assert when(markers[0].get("stale")) > when(markers[0].get("start"))
@@ -107,19 +109,14 @@ def test_a_pilot_marker_is_rate_limited_with_its_track_and_ends_with_it(tmp_path
 
 
 def test_a_pilot_no_longer_broadcast_leaves_the_map(tmp_path):
-    sock, port = udp_receiver()
-    cot = output(tmp_path, f"udp://127.0.0.1:{port}", max_rate_hz=10.0)
-    cot.start()
-    try:
+    def feed(cot) -> None:
         cot.on_event(event("new", operator=(51.5, -0.12)))
         time.sleep(0.15)  # past 1/max_rate_hz
         cot.on_event(event("update", 0.15))  # the identity no longer gives the operator
         time.sleep(0.15)
         cot.on_event(event("update", 0.3))
-        got = receive_all(sock, 1.0)
-    finally:
-        cot.stop()
-        sock.close()
+
+    got, _ = sent(tmp_path, 10.0, feed, 1.0)
     assert len([e for e in got if e.get("uid").endswith(OBJECT)]) == 3  # all three went
     markers = pilots(got)
     assert len(markers) == 2, [e.get("uid") for e in got]  # shown, then withdrawn once
