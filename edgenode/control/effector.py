@@ -233,8 +233,14 @@ class Effector(CommandIntake, DeadlineLoop, ClockWatch, Durability, RelayPulse, 
                             "(link_loss_grace_s)", self._eff.link_loss_grace_s)
 
     def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait until queued audit records and state publishes are out (tests, shutdown)."""
-        return self._emitter.flush(timeout_s)
+        """Wait until the audit records and state reports of every change made so far are out
+        (tests, shutdown). The lock first: a change under way has set its state a moment
+        before it queues its records, and `state` is read without the lock."""
+        deadline = time.monotonic() + timeout_s
+        if not self._lock.acquire(timeout=timeout_s):
+            return False
+        self._lock.release()
+        return self._emitter.flush(max(0.0, deadline - time.monotonic()))
 
     def record(self, kind: str, data: dict[str, Any]) -> None:
         """An audit record of something done outside the command path (the status page's

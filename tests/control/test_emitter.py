@@ -14,6 +14,7 @@ import pytest
 
 from edgenode.control.audit import AuditLog, verify
 from edgenode.control.emitter import MAX_QUEUED, Emitter
+from tests.control.conftest import RigFactory, wait_for
 
 
 class HangingDisk:
@@ -85,3 +86,36 @@ def test_a_hanging_audit_disk_never_holds_the_effector_and_its_drops_become_a_ga
     assert gap["data"]["lost"] == gap["data"]["kinds"]["command"] == puts - (len(kept) - 1)
     assert states[-1] == {"n": "latest"}, "the latest state is published"
     assert len(states) <= MAX_QUEUED // 100 + 1
+
+
+class SlowHandler(logging.Handler):
+    """A log sink that takes its time over one message (a slow journald), so a state change
+    stays half made (state set, records not yet queued) for that long."""
+
+    def __init__(self, needle: str, seconds: float) -> None:
+        super().__init__(logging.WARNING)
+        self.needle, self.seconds = needle, seconds
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.needle in record.getMessage():
+            time.sleep(self.seconds)
+
+
+def test_flush_waits_for_a_state_change_half_made(make_rig: RigFactory) -> None:
+    """`flush` after the state is seen changed returns with that change's audit record out
+    (it failed here under mutmut's slow instrumentation: state ARMED, no record yet)."""
+    rig = make_rig()
+    slow = SlowHandler("ENGAGED -> ARMED", 0.5)
+    logger = logging.getLogger("edgenode.control.effector")
+    logger.addHandler(slow)
+    try:
+        assert rig.send("alice", "arm", {"ttl_s": 60})["status"] == "ok"
+        assert rig.send("alice", "engage", {"duration_s": 1, "bearing_deg": 1})["status"] == "ok"
+        assert wait_for(lambda: rig.effector.state == "ARMED", 5)
+        assert rig.effector.flush(5)
+        ends = [r["data"] for r in rig.audit if r.get("kind") == "state"
+                and r["data"]["from"] == "ENGAGED"]
+        assert ends == [{"from": "ENGAGED", "to": "ARMED", "reason": "engagement duration ended",
+                         "command": None}]
+    finally:
+        logger.removeHandler(slow)
