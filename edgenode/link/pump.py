@@ -196,7 +196,9 @@ class Pump:
             self._acked = []
 
     def _drop(self, row: Row, reason: str) -> None:
-        self._outbox.delete([row.id])
+        # Through the writer, as acknowledged rows are: the one thread that writes the file
+        # (a locked or failing outbox must not throw here and lose the drop's gap record).
+        self._delete([row.id])
         if row.stream != "gap":
             seqs = [row.seq] if row.seq is not None else []
             self._on_drops([Dropped(row.stream, row.session, reason, seqs)])

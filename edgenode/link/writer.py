@@ -150,6 +150,23 @@ class OutboxWriter:
         self.unstorable += len(refused)
         return drops + _drop_of(refused, "unpublishable")
 
+    def _delete_or_keep(self, ids: list[int]) -> bool:
+        """Delete sent rows; False if that failed and they are kept for another try. Rows
+        not deleted stay in the outbox and go out again: duplicates, not loss."""
+        try:
+            self._outbox.delete(ids)
+            return True
+        except Exception:
+            with self._cond:
+                if self._closed:
+                    log.exception("link: outbox delete of %d sent row(s) failed at close",
+                                  len(ids))
+                    return True
+                self._acked[:0] = ids
+            log.exception("link: outbox delete of %d sent row(s) failed; trying again",
+                          len(ids))
+            return False
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -161,12 +178,10 @@ class OutboxWriter:
                 acked, self._acked = self._acked, []
                 losses = self._losses.take()
             batch += [self._gap_record(loss) for loss in losses]
-            if acked:
-                try:
-                    self._outbox.delete(acked)
-                except Exception:  # the rows stay and are sent again: duplicates, not loss
-                    log.exception("link: outbox delete of %d acknowledged row(s) failed",
-                                  len(acked))
+            if acked and not self._delete_or_keep(acked) and not batch:
+                with self._cond:  # the disk: try again after a pause, not in a spin
+                    self._cond.wait_for(lambda: self._closed, RETRY_S)
+                continue
             if not batch:
                 continue
             total = len(batch)  # _store takes stored records out of the batch it retries

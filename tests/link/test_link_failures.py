@@ -79,6 +79,35 @@ def test_a_publish_the_broker_refuses_becomes_a_broker_refused_gap(tmp_path: Pat
         broker.stop()
 
 
+def test_a_refusal_while_another_process_locks_the_outbox_still_becomes_a_gap(
+        tmp_path: Path) -> None:
+    # The pump deleted a refused row itself: on a locked file the delete threw in the pump
+    # (after SQLite's 5 s wait), the drop was never reported and no gap record was written.
+    broker = audit_refusing_broker(tmp_path)
+    recorder = Recorder(broker.port).start()
+    link = _link(tmp_path, broker.url)
+    try:
+        link.start()
+        assert wait_until(lambda: link.connected, 10)
+        broker.freeze()  # the refusal comes once the outbox is locked
+        link.publish_audit({"seq": 0, "kind": "test"})
+        assert wait_until(lambda: link.counters()["in_flight"] == 1, 5)
+        lock = sqlite3.connect(link.outbox.path, timeout=0, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+        broker.thaw()
+        time.sleep(6)  # past SQLite's busy wait (5 s)
+        lock.execute("ROLLBACK")
+        lock.close()
+        assert recorder.wait_for(lambda: _gaps(recorder), 10), "no gap record"
+        assert _gaps(recorder)[0]["reason"] == "broker_refused"
+        assert wait_until(lambda: link.counters()["backlog"] == 0, 5)
+        assert link.counters()["refused"] == 1
+    finally:
+        link.stop()
+        recorder.stop()
+        broker.stop()
+
+
 def test_a_publish_the_broker_answers_by_disconnecting_becomes_a_gap_not_a_stall(
         tmp_path: Path) -> None:
     # Mosquitto throws off a client that sends a packet over max_packet_size (as RabbitMQ does

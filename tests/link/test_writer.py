@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -121,3 +122,32 @@ def test_records_waiting_for_a_failing_disk_are_bounded_and_their_loss_counted(
         {"stream": "audit", "session": 1, "reason": "broker_refused",
          "ranges": [[7, 7]], "count": 1}]
     writer.close()
+
+
+class LockedOutbox(Outbox):
+    """A real outbox whose deletes fail the first `failures` times (another process holds
+    the file's lock)."""
+
+    failures = 2
+
+    def delete(self, ids: list[int]) -> None:  # type: ignore[override]
+        if self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database is locked")
+        super().delete(ids)
+
+
+def test_sent_rows_whose_delete_fails_are_deleted_on_a_later_try(tmp_path: Path) -> None:
+    outbox = LockedOutbox(tmp_path / "o.sqlite3", max_bytes=10**8, max_age_s=3600)
+    writer = OutboxWriter(outbox, on_committed=lambda: None, on_drops=lambda d: None,
+                          on_error=lambda e: None, gap_record=_gap)
+    writer.submit([_record(seq) for seq in range(3)])
+    assert writer.flush(5) and outbox.backlog == 3
+    ids = [row.id for row in outbox.claim(0, limit=10)]
+    writer.delete(ids)
+    deadline = time.monotonic() + 5
+    while outbox.backlog and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert outbox.backlog == 0 and outbox.failures == 0
+    writer.close()
+    outbox.close()
