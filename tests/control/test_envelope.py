@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edgenode.control.envelope import Malformed, parse
+from edgenode.control.envelope import Malformed, canonical, parse, sign
 from edgenode.control.operator import build_command, encode
 from tests.control.conftest import OPERATORS
 
@@ -48,6 +49,8 @@ CASES = [
     (envelope(id="01JQ7Z8M4V6WJ2Q1S5T3R9XK0"),
      ("malformed", "field 'id' must be a ULID (26 Crockford base32 chars)", None)),
     (envelope(colour="red"), ("malformed", "unknown field(s) ['colour']", ID)),
+    (envelope(**{f"x{i}": i for i in range(6)}),  # a flood of junk fields: the first five
+     ("malformed", "unknown field(s) ['x0', 'x1', 'x2', 'x3', 'x4']", ID)),
     (envelope(site=None, key_id=None), ("malformed", "missing field(s) ['site', 'key_id']", ID)),
     (envelope(signature=""), ("missing_signature", "no 'signature' field", ID)),
     (envelope(id=7), ("malformed", "field 'id' must be a ULID string", None)),
@@ -101,3 +104,17 @@ def test_a_well_formed_envelope_is_read_whole() -> None:
             env.key_id) == (ID, "site-a", ("mast-01", "mast-02"), True, "a" * 32,
                             {"duration_s": 5}, "alice")
     assert len(env.signature) == 64 and env.raw == raw
+
+
+def test_the_signature_covers_the_canonical_json_an_operator_console_must_reproduce() -> None:
+    """A known answer for other implementations of the operator's side (docs/mqtt.md): keys
+    sorted, no whitespace, UTF-8 as is (no \\u escapes); a stale signature is not signed."""
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    unsigned = {"site": "site-a", "params": {"reason": "Drohne über Tor 3", "b": 1, "a": 2},
+                "v": 1}
+    expected = ('{"params":{"a":2,"b":1,"reason":"Drohne über Tor 3"},"site":"site-a","v":1}'
+                .encode())
+    assert canonical(unsigned) == expected
+    signed = sign({**unsigned, "signature": "c3RhbGU="}, key)
+    assert signed == sign(unsigned, key)
+    key.public_key().verify(base64.b64decode(signed["signature"]), expected)
