@@ -72,9 +72,8 @@ def signed_part(envelope: dict[str, Any]) -> bytes:
 
 def sign(envelope: dict[str, Any], private_key: Ed25519PrivateKey) -> dict[str, Any]:
     """Return the envelope with its `signature` field set."""
-    unsigned = {k: v for k, v in envelope.items() if k != "signature"}
-    signature = private_key.sign(signed_part(unsigned))
-    return {**unsigned, "signature": base64.b64encode(signature).decode("ascii")}
+    signature = private_key.sign(signed_part(envelope))
+    return {**envelope, "signature": base64.b64encode(signature).decode("ascii")}
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

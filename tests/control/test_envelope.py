@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edgenode.control.envelope import Malformed, canonical, parse, sign
+from edgenode.control.envelope import MAX_NODES, Malformed, canonical, parse, sign
 from edgenode.control.operator import build_command, encode
 from tests.control.conftest import OPERATORS
 
@@ -75,6 +75,12 @@ CASES = [
     (envelope(signature="not base64!"), ("bad_signature", "field 'signature' is not base64", ID)),
     (envelope(signature=64), ("bad_signature", "field 'signature' is not base64", ID)),
     (envelope(signature=SIG_10_BYTES), ("bad_signature", "signature is 10 bytes, not 64", ID)),
+    # a real signature with one character outside base64: not skipped over
+    (envelope(signature="!" + envelope()["signature"]),
+     ("bad_signature", "field 'signature' is not base64", ID)),
+    (envelope(node=[f"mast-{i}" for i in range(MAX_NODES + 1)]),
+     ("malformed", "field 'node' must be a node id or a list of them", ID)),
+    (envelope(action="a" * 33), ("malformed", "field 'action' must be a short string", ID)),
 ]
 
 
@@ -95,6 +101,14 @@ def test_a_number_json_reads_as_infinity_has_no_canonical_form() -> None:
 def test_times_from_the_epoch_to_the_year_5138_are_read(when: float) -> None:
     env = parse(encode(envelope(issued_at=when, expires_at=when)))
     assert (env.issued_at, env.expires_at) == (float(when), float(when))
+
+
+@pytest.mark.parametrize(("node", "action"), [(["mast-01"], "x"),
+                                              ([f"mast-{i}" for i in range(MAX_NODES)], "ab")])
+def test_the_shortest_and_longest_node_lists_and_actions_are_read(node: list[str],
+                                                                  action: str) -> None:
+    env = parse(encode(envelope(node=node, action=action)))
+    assert (env.nodes, env.node_is_list, env.action) == (tuple(node), True, action)
 
 
 def test_a_well_formed_envelope_is_read_whole() -> None:
