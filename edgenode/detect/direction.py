@@ -9,20 +9,22 @@ blocks' bearings instead of their f0.
 
 What makes that evidence of a rotor and not of a machine:
 - Noise peaks make combs too, but from anywhere: their bearings (errors of 5-10 deg) fall
-  at random, and seldom four times a second within AGREE_DEG of one another.
+  at random, and seldom within agree_deg of one another three times in each of three
+  seconds (a bearing per window length, ~11 a second, as the comb path takes them).
 - A steady machine's lines are free peaks only until the masks learn them (StationaryLines):
   the short-bin occupancy within about 1.5 s, the fine spectrum's 3 s average within about
   that. Until then its combs come from its direction in nearly every block (in 100 made
   generator-only cases, from switch-on: 2132 such blocks in the first second, 56 in the
-  second, 10 in the third, none after). So the direction must hold in each of SEGMENTS
+  second, 10 in the third, none after). So the direction must hold in each of `segments`
   seconds in a row, longer than the slowest mask takes: lines that keep making free combs
   from one place for that long are not standing still. (Over two seconds, four of the
-  hundred generators switched on would pass.)
+  hundred generator-only cases and one of ten generators switched on mid-run would pass.)
 - What a machine's lines leave once masked (a line between two short bins, a drifting
-  governor's harmonic) comes from the machine: a direction within MACHINE_DEG of where the
+  governor's harmonic) comes from the machine: a direction within machine_deg of where the
   held lines (StationaryLines.held_mask) come from is not taken.
 - A helicopter is vetoed by its main-rotor comb, as for every path, and its governed
-  rotors' lines are masked like a machine's.
+  rotors' lines are masked like a machine's. Where the veto misses it (wind hides the main
+  rotor), nothing here tells it from a drone (docs/detection.md, known limits).
 
 It needs an array that resolves direction, and it decides only where the comb path did not.
 """
