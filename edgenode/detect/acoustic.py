@@ -67,7 +67,6 @@ from scipy import fft as sfft
 from edgenode.detect.acoustic_params import AcousticParams
 from edgenode.detect.beams import BeamBank, channel_power
 from edgenode.detect.comoving import CoMoving, CoMovingLines
-from edgenode.detect.direction import OneDirection
 from edgenode.detect.doa import DoaEstimator
 from edgenode.detect.faint import FaintLines, extend_run
 from edgenode.detect.lines import TRACK_GATE, LineHistory, LinePair, LinePairs, common_fundamental
@@ -189,11 +188,6 @@ class AcousticDetector:
                         if p.second_drone and self._beams is not None
                         and self._snaps is not None else None)
         self._block_heard_t = -math.inf  # when the block comb or the line pair last decided
-        # Combs whose f0 hops but whose bearing holds (direction.py): arrays with beams only.
-        self._direction = (OneDirection(self.hop_s)
-                           if self._beams is not None and self.doa is not None else None)
-        self.last_direction: float | None = None  # node azimuth held, if it decided the block
-        self._next_direction_t = -math.inf
 
     def _build_comb(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bin indices (relative to lo; one past the band where a harmonic is outside it) of
@@ -298,8 +292,7 @@ class AcousticDetector:
             best = int((strength >= p.prefer_low * best_strength).argmax())  # the first
             best_strength = float(strength[best])
             f0 = self._refine_f0(white, best)
-        block_score, block_f0 = best_strength / (p.block_hits * 4.0), f0
-        self._history.append((block_score, f0))
+        self._history.append((best_strength / (p.block_hits * 4.0), f0))
         score, f0_track, wander = self._integrated()
         self.last_wander = wander
         warm = self._blocks > self._warmup_blocks
@@ -322,22 +315,6 @@ class AcousticDetector:
                 score = max(score, pair.strength)
                 f0 = pair.f0_hz
                 self._peak_bins = [round(pair.low_hz / self.df), round(pair.high_hz / self.df)]
-        # Another: combs from one direction over seconds, whatever f0 each block reads.
-        held_bearings: list[AcousticBearing] | None = None
-        self.last_direction = None
-        if self._direction is not None and not drone:
-            held_bearings = []
-            # From the start, not from warm: a machine heard then must fall out of the held
-            # seconds as the masks learn it, as one switched on later does.
-            # One bearing per window length, as for the comb path's bearings.
-            if (not self._lines.helicopter and block_f0 is not None
-                    and block_score >= p.threshold and t >= self._next_direction_t):
-                held_bearings = self._bearings(band.T, block_f0, t, block_score)
-                self._next_direction_t = t + self.n / self.rate - 0.5 * self.hop_s
-            self._direction.push((held_bearings[0].azimuth_deg - self.heading_deg) % 360.0
-                                 if held_bearings else None)
-            if warm and held_bearings and self._held_direction(band):
-                drone, score, f0 = True, block_score, block_f0
         # A third, for a shaft whose partner lines come and go (CoMovingLines): it waits a
         # window after the comb or the pair last heard a drone, as it adds nothing then.
         if drone:
@@ -390,37 +367,15 @@ class AcousticDetector:
         # so a bearing from every hop adds little information for twice the cost.
         elif (drone and self.doa is not None and f0 is not None
                 and t >= self._next_bearing_t):
-            bearings = (held_bearings if self.last_direction is not None and held_bearings
-                        else self._bearings(band.T, f0, t, score))
+            bearings = self._bearings(band.T, f0, t, score)
             if bearings:
                 self._next_bearing_t = t + self.n / self.rate - 0.5 * self.hop_s
                 if self._second is not None:
                     self._second.heard_at(t, (bearings[0].azimuth_deg - self.heading_deg) % 360.0)
-        if self._direction is not None and held_bearings is None:
-            # While the comb path decides, its bearings (one block in two) keep the history.
-            self._direction.push((bearings[0].azimuth_deg - self.heading_deg) % 360.0
-                                 if bearings else None)
         if self._second is not None and self._second.wanted(t):
             bearings += self._second_bearings(band, occupied, t)
         return AcousticResult(t=t, drone=drone, score=round(score, 4),
                               f0_hz=None if f0 is None else round(f0, 2), bearings=bearings)
-
-    def _held_direction(self, band: np.ndarray) -> bool:
-        """Whether the newest block's comb comes from the direction held over seconds
-        (OneDirection), away from where the held lines (a machine's) come from."""
-        assert self._direction is not None and self.doa is not None
-        centre = self._direction.held()
-        if centre is None:
-            return False
-        held = np.flatnonzero(self._lines.held_mask) + self.lo
-        machine = None
-        if len(held) >= 2:  # asked only while a direction holds: rarely, and then cheap
-            found = self.doa.estimate(band.T, held, first_bin=self.lo)
-            machine = None if found is None else found.azimuth_deg
-        if not self._direction.clear_of(centre, machine):
-            return False
-        self.last_direction = centre
-        return True
 
     def _second_bearings(self, band: np.ndarray, occupied: np.ndarray,
                          t: float) -> list[AcousticBearing]:
