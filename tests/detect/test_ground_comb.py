@@ -2,7 +2,7 @@
 
 An array on a mast hears every source in the sky twice: directly and off the ground, later by
 the path difference d (about 2 x mast height x sin(elevation)). Their sum is the source's
-spectrum times |1 + r exp(-j 2 pi f d / c)|: a ripple with crests every c / d Hz, 60-400 Hz for
+spectrum times |1 + r exp(-j 2 pi f d / c)|: a ripple with crests every c / d Hz, 65-650 Hz for
 a 3 m mast and elevations of 5-60 deg, which the comb takes for a rotor's harmonics whatever
 the source. doa_synth's recipe (doa-dev's) renders that reflection (r = 0.7).
 """
