@@ -54,10 +54,10 @@ def test_doa_dev_bearings_meet_the_targets_machine_or_not(
     assert all(c["first_detection_s"] < 6.0 for c in cases if c["detected"])
 
 
-@pytest.mark.xfail(strict=True, reason="DRONE_010 beside a generator: case_006's comb hops "
-                   "between its 2nd-4th harmonics as lines are masked, case_007's hovering track "
-                   "wanders under 0.3 % (it was heard through the generator's own line until "
-                   "the split-line mask); docs/detection.md limits")
+@pytest.mark.xfail(strict=True, reason="DRONE_010 beside a generator: what its blocks read "
+                   "(88/176/265/354 Hz, 123/246/369 Hz) is the ground reflection's comb for "
+                   "those geometries, not its rotor, and without the reflection no block hears "
+                   "it at all; docs/detection.md limits")
 def test_doa_dev_every_case_detected(doa_dev: tuple[list[dict], dict]) -> None:
     cases, summary = doa_dev
     assert summary["detected"] == 14, [c["file"] for c in cases if not c["detected"]]
