@@ -4,10 +4,12 @@ the same with one instance SIGKILLed and restarted mid-run. Run by `make bench`.
 
 Prints events/s per instance and fused-track latency p99 (from the node's publish to the
 fused track's publish). Targets: nothing lost or processed twice (against the simulator's own
-log) in both runs; p99 <= 250 ms in the steady run. Exits 1 when one is missed. In the kill
-run the instances keep resumable sessions (--session-expiry-s 60): Mosquitto queues the dead
-instance's share until it is back, so those events wait out the downtime and p99 there is
-the downtime (printed, not gated); docs/fleet.md.
+log) in both runs; p99 <= 250 ms in both. Exits 1 when one is missed. In the kill run the
+instances keep resumable sessions (--session-expiry-s 60): Mosquitto queues the dead
+instance's share in its session, and the survivor stands in for that session until the
+instance is back (edgenode/central/standin.py), so the killed instance's share is fused
+meanwhile: its p99 (the stand-in's, and the restarted instance's) is gated too; with
+--clean-kill, a run on clean sessions shows what those lose. docs/fleet.md.
 
     .venv/bin/python tests/bench/bench_central.py [--nodes 500] [--seconds 30] [--broker URL]
 """
@@ -141,8 +143,13 @@ def _measure(url: str, procs: dict[str, subprocess.Popen[str]], logs: dict[str, 
               f"duplicates {s['duplicates']}, lost(seq) {s['lost']}, fused tracks "
               f"{s['fused_tracks']}, p99 {s['p99_latency_ms']} ms (of which intake p99 "
               f"{s['intake_p99_ms']} ms)")
+        if s.get("stood_in"):
+            print(f"    standing in for the killed instance: {s['stood_in']} events of its "
+                  f"share, p99 {s['stood_in_p99_latency_ms']} ms")
     print(f"  against the simulator's log: lost {lost}, processed twice {twice}")
-    p99s = [s["p99_latency_ms"] for s in stats.values() if s["p99_latency_ms"] is not None]
+    p99s = [v for s in stats.values() for v in (s["p99_latency_ms"],
+                                                 s.get("stood_in_p99_latency_ms"))
+            if v is not None]
     latency_ok = bool(p99s) and max(p99s) <= P99_TARGET_MS
     ok = lost == 0 and twice == 0 and (latency_ok or not gate_latency)
     gate = f", p99 <= {P99_TARGET_MS} ms" if gate_latency else " (p99 reported, not gated)"
@@ -192,7 +199,7 @@ def main() -> int:
             ok = run(url, work, args.nodes, args.seconds, kill=False, expiry_s=0,
                      gate_latency=True)
             ok = run(url, work, args.nodes, args.seconds, kill=True, expiry_s=60,
-                     gate_latency=False) and ok
+                     gate_latency=True) and ok
             if args.clean_kill:
                 run(url, work, args.nodes, args.seconds, kill=True, expiry_s=0,
                     gate_latency=True)  # informative: what a clean session loses
