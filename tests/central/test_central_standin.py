@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from edgenode.central.fleetsim import FleetSim
-from edgenode.central.standin import Roster
+from edgenode.central.service import Central
+from edgenode.central.standin import Roster, StandIn
+from edgenode.link.mqtt import InboundMessage
 from tests.central.helpers import central_proc, central_ready
 from tests.conftest import Mosquitto, terminate
 from tests.link.helpers import wait_until
@@ -61,6 +63,7 @@ def test_a_killed_instance_s_share_goes_to_a_stand_in_and_back_on_restart_exactl
             "nobody took the dead instance's share"
         assert "standing in for c-b" in logs["a"].read_text()
         time.sleep(max(0.0, DOWN_S - (time.monotonic() - killed)))
+        logs["b"] = tmp_path / "b-restarted.stderr"  # the first run's says "ready" too
         procs["b"] = _instance(broker.url, "c-b", journals["b"], logs["b"])
         central_ready(procs["b"], logs["b"])
         restarted = len(_lines(journals["b"]))
@@ -109,3 +112,52 @@ def test_only_the_lowest_named_live_instance_stands_in_for_a_dead_one():
     assert rosters["c-3"].stands_in_for("c-1") and rosters["c-3"].stands_in_for("c-2")
     rosters["c-3"].update("c-9", "stopped")  # a clean stop is not a live instance
     assert rosters["c-3"].stands_in_for("c-1")
+
+
+@pytest.mark.timeout(90)
+def test_events_in_flight_to_a_slow_stand_in_when_the_instance_returns_are_taken_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The hand-back: a stand-in that takes 50 ms per event has a backlog in flight when the
+    restarted instance takes its session; the broker sends those again to the instance, which
+    must wait for the stand-in to finish what it read (the journal lock) and count them as
+    duplicates."""
+    broker = Mosquitto(tmp_path / "b", extra=QUEUE).start()
+    journals = {n: tmp_path / f"{n}.journal" for n in ("a", "b")}
+    slow = Central._on_stood_in
+
+    def slow_stand_in(self: Central, msg: InboundMessage, stand_in: StandIn) -> None:
+        time.sleep(0.05)
+        slow(self, msg, stand_in)
+
+    monkeypatch.setattr(Central, "_on_stood_in", slow_stand_in)
+    a = Central(broker.url, instance="c-a", events_log=journals["a"], session_expiry_s=30)
+    b_log = tmp_path / "b.stderr"
+    b = _instance(broker.url, "c-b", journals["b"], b_log)
+    try:
+        a.start()
+        assert a.wait_ready()
+        central_ready(b, b_log)
+        sim = FleetSim(broker.url, nodes=20, drones=4, seconds=9, nodes_per_site=5)
+        runner = threading.Thread(target=sim.run)
+        runner.start()
+        time.sleep(2.0)
+        b.send_signal(signal.SIGKILL)
+        b.wait()
+        assert wait_until(lambda: a.stood_in >= 40, 8.0)  # ~20 events/s, served at ~20/s
+        b_log = tmp_path / "b-restarted.stderr"
+        b = _instance(broker.url, "c-b", journals["b"], b_log)
+        central_ready(b, b_log)
+        runner.join()
+        published = set(sim.published_ids)
+        assert wait_until(lambda: len(_lines(journals["a"]) + _lines(journals["b"]))
+                          >= len(published), 15)
+        time.sleep(0.5)
+        stats = _stats(b)
+        taken = _lines(journals["a"]) + _lines(journals["b"])
+        assert set(taken) == published
+        assert len(taken) == len(set(taken)), "taken twice across the hand-back"
+        assert stats["duplicates"] > 0  # the hand-back did send some again
+    finally:
+        a.stop()
+        terminate(b)
+        broker.stop()
