@@ -54,6 +54,10 @@ RELAY_AGAIN_LAST = 10_000
 JOURNAL_WAIT_S = 10.0
 
 
+STATUS = "edgenode/+/+/status"  # the nodes' births (positions)
+OBSERVATIONS = "edgenode/+/central/obs"
+
+
 def obs_topic(site: str) -> str:
     return f"edgenode/{site}/central/obs"
 
@@ -124,8 +128,8 @@ class Central:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        self.client.subscribe("edgenode/+/+/status", self._on_status)
-        self.client.subscribe("edgenode/+/central/obs", self._on_obs)
+        self.client.subscribe(STATUS, self._on_status)
+        self.client.subscribe(OBSERVATIONS, self._on_obs)
         for topic in self._intake_topics("events"):
             self.client.subscribe(topic, self._on_event)
         for topic in self._intake_topics("health"):
@@ -199,6 +203,7 @@ class Central:
             return
         stand_in = StandIn(self.url, name, Path(journal), by=self.instance,
                            intake=self._intake_topics("events") + self._intake_topics("health"),
+                           unwanted=[STATUS, OBSERVATIONS],
                            session_expiry_s=self.session_expiry_s, take=self._on_stood_in,
                            recall=lambda ids: self._recall(ids, f"{journal} ({name}'s)"),
                            gone=lambda s: self.stand_ins.pop(s.dead, None))

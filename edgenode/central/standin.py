@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -76,18 +77,23 @@ class Roster:
 
 
 class StandIn:
-    """One dead instance's session held by this instance. `take(msg, stand_in)` is the
+    """One dead instance's session held by this instance. `intake`: the shared subscriptions
+    to take; `unwanted`: the dead instance's other subscriptions (every observation, every
+    birth), dropped from its session, since the survivor has them on its own connection
+    (the restarted instance subscribes again). `take(msg, stand_in)` is the
     survivor's intake (it journals into `self.journal` and relays on `self.client`, so the
     relay is on the wire before the acknowledgement paho sends when `take` returns);
     `recall(ids)` learns what the dead instance had journaled; `gone(stand_in)` is called
     once, from the stand-in's network thread, when its connection has ended."""
 
     def __init__(self, url: str, dead: str, journal: Path, *, by: str, intake: list[str],
-                 session_expiry_s: int, take: Callable[[InboundMessage, StandIn], None],
+                 unwanted: list[str], session_expiry_s: int,
+                 take: Callable[[InboundMessage, StandIn], None],
                  recall: Callable[[list[str]], None], gone: Callable[[StandIn], None]):
         self.dead, self.by, self.url = dead, by, url
         self.journal_path = journal
         self.intake, self.session_expiry_s = intake, session_expiry_s
+        self.unwanted = unwanted
         self._take, self._recall, self._gone = take, recall, gone
         self.journal: Journal | None = None
         self.client: SharedAwareClient | None = None
@@ -107,20 +113,14 @@ class StandIn:
             return False
         self.journal = journal
         self._recall(journal.read_new())  # taken, maybe not acknowledged: duplicates
-        client = SharedAwareClient(
+        client = _StandInClient(
             BrokerOptions(url=self.url, client_id=self.dead, max_inflight=200,
                           clean_start=False),
             session_expiry_s=self.session_expiry_s, on_connect=self._on_connect,
             on_disconnect=self._on_disconnect)
-        props = Properties(PacketTypes.WILLMESSAGE)
-        props.WillDelayInterval = STAND_IN_WILL_DELAY_S
-        client._client.will_set(instance_topic(self.dead),
-                                state_payload(self.dead, "dead", self.journal_path, self.by),
-                                qos=1, retain=True, properties=props)
-        # paho reconnects by itself; a stand-in must not (it would take the session back
-        # from the restarted instance, which would take it back again, for ever).
-        client._client._reconnect_on_failure = False
-        for topic in self.intake:  # the session has them, unless it had expired
+        client.set_will(state_payload(self.dead, "dead", self.journal_path, self.by))
+        client.unwanted = self.unwanted
+        for topic in self.intake:  # the session has them already: subscribing again is a no-op
             client.subscribe(topic, lambda msg: self._take(msg, self))
         self.client = client
         client.start()
@@ -155,3 +155,39 @@ class StandIn:
             self.client._client.loop_stop()
         if self.journal is not None:
             self.journal.close()
+
+
+class _StandInClient(SharedAwareClient):
+    """The dead instance's client id. Never reconnects: it would take the session back from
+    the restarted instance, which would take it back again, for ever. A session that had
+    expired (the broker made a new, empty one) is ended again before it subscribes to
+    anything, so that no event goes to it, and the dead instance marked `expired`."""
+
+    def __init__(self, options: BrokerOptions, **kwargs: Any):
+        super().__init__(options, **kwargs)
+        self.unwanted: list[str] = []
+        self.expired = False
+        self._client._reconnect_on_failure = False  # paho has no setter for it
+
+    def set_will(self, payload: bytes) -> None:
+        props = Properties(PacketTypes.WILLMESSAGE)
+        props.WillDelayInterval = STAND_IN_WILL_DELAY_S
+        self._client.will_set(instance_topic(self.options.client_id), payload, qos=1,
+                              retain=True, properties=props)
+
+    def _handle_connect(self, client: Any, userdata: object, flags: Any, reason: Any,
+                        properties: object) -> None:
+        if not reason.is_failure and not flags.session_present:
+            self.expired = True
+            dead = self.options.client_id
+            log.warning("central: %s's session had expired: nothing to take, state now "
+                        "'expired'", dead)
+            self._client.publish(instance_topic(dead), state_payload(dead, "expired", None),
+                                 qos=1, retain=True)
+            end = Properties(PacketTypes.DISCONNECT)
+            end.SessionExpiryInterval = 0
+            self._client.disconnect(properties=end)  # before any SUBSCRIBE: none is sent
+            return
+        if not reason.is_failure and self.unwanted:
+            self._client.unsubscribe(self.unwanted)
+        super()._handle_connect(client, userdata, flags, reason, properties)
