@@ -148,6 +148,8 @@ def test_events_in_flight_to_a_slow_stand_in_when_the_instance_returns_are_taken
         b = _instance(broker.url, "c-b", journals["b"], b_log)
         central_ready(b, b_log)
         runner.join()
+        # the stand-in goes once it has handled the (at most 20) messages it had read
+        assert wait_until(lambda: not a.stand_ins, 10.0)
         published = set(sim.published_ids)
         assert wait_until(lambda: len(_lines(journals["a"]) + _lines(journals["b"]))
                           >= len(published), 15)
