@@ -127,8 +127,9 @@ class StandIn:
         return True
 
     def _on_connect(self) -> None:
-        log.warning("central: %s standing in for %s (its session, from its journal %s)",
-                    self.by, self.dead, self.journal_path)
+        log.warning("central: %s standing in for %s, %.0f ms after its will (its session; its "
+                    "journal %s)", self.by, self.dead, (time.monotonic() - self.started) * 1000,
+                    self.journal_path)
 
     def _on_disconnect(self, reason: str) -> None:
         # paho handled every message it read before the close: from here on nothing is

@@ -54,6 +54,8 @@ def stop(proc: subprocess.Popen[str]) -> dict:
     lag = [line.split("intake lag p99 ")[1].split(" ms")[0] for line in err.splitlines()
            if "intake lag p99" in line]
     stats["intake_p99_ms"] = lag[-1] if lag else "?"
+    stats["stand_in"] = [line.split("central: ", 1)[1] for line in err.splitlines()
+                         if "standing in for" in line]
     return stats
 
 
@@ -146,6 +148,8 @@ def _measure(url: str, procs: dict[str, subprocess.Popen[str]], logs: dict[str, 
         if s.get("stood_in"):
             print(f"    standing in for the killed instance: {s['stood_in']} events of its "
                   f"share, p99 {s['stood_in_p99_latency_ms']} ms")
+        for line in s["stand_in"]:
+            print(f"    {line[:160]}")
     print(f"  against the simulator's log: lost {lost}, processed twice {twice}")
     p99s = [v for s in stats.values() for v in (s["p99_latency_ms"],
                                                  s.get("stood_in_p99_latency_ms"))
