@@ -189,3 +189,47 @@ def test_a_dead_instance_whose_session_expired_is_marked_expired_and_not_stood_i
     finally:
         a.stop()
         node.stop()
+
+
+@pytest.mark.timeout(90)
+def test_when_the_stand_in_dies_too_the_next_live_instance_stands_in_for_both(
+        tmp_path: Path):
+    """Three instances: c-c is killed and c-a (the lowest live name) stands in for it; then
+    c-a is killed too: c-b stands in for c-a (its will) and for c-c (the will of c-a's
+    stand-in, 1 s later). Nothing lost, nothing twice, no second stand-in at any time."""
+    broker = Mosquitto(tmp_path / "b", extra=QUEUE).start()
+    names = ("a", "b", "c")
+    journals = {n: tmp_path / f"{n}.journal" for n in names}
+    logs = {n: tmp_path / f"{n}.stderr" for n in names}
+    procs = {n: _instance(broker.url, f"c-{n}", journals[n], logs[n]) for n in names}
+    try:
+        for n, p in procs.items():
+            central_ready(p, logs[n])
+        sim = FleetSim(broker.url, nodes=20, drones=4, seconds=10, nodes_per_site=5)
+        runner = threading.Thread(target=sim.run)
+        runner.start()
+        for n, wait_s in (("c", 2.0), ("a", 3.0)):
+            time.sleep(wait_s)
+            procs[n].send_signal(signal.SIGKILL)
+            procs[n].wait()
+        assert wait_until(lambda: "c-b standing in for c-c" in logs["b"].read_text(), 5.0)
+        runner.join()
+        published = set(sim.published_ids)
+        assert wait_until(lambda: sum(len(_lines(j)) for j in journals.values())
+                          >= len(published), 15)
+        time.sleep(0.5)
+        _stats(procs["b"])
+        taken = [i for j in journals.values() for i in _lines(j)]
+        assert set(taken) == published
+        assert len(taken) == len(set(taken))
+        b_log, a_log = logs["b"].read_text(), logs["a"].read_text()
+        assert "c-b standing in for c-a" in b_log
+        assert "c-a standing in for c-c" in a_log
+        assert "standing in" not in logs["c"].read_text()
+        broker_log = broker.log_path.read_text()
+        assert broker_log.count(" as c-c (") == 3  # c-c, c-a's stand-in, c-b's
+        assert "already connected" not in broker_log  # no one took a session from another
+    finally:
+        for p in procs.values():
+            terminate(p)
+        broker.stop()
