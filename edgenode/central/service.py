@@ -144,11 +144,16 @@ class Central:
         if journal is not None and not journal.locked:
             # A stand-in held our session until our CONNECT took it back: wait until it has
             # handled what it read, then learn what it took (those may come again to us).
+            waited = time.monotonic()
             if not journal.lock(JOURNAL_WAIT_S):
                 log.error("central: %s: journal %s still locked after %.0f s: an event in "
                           "flight to the stand-in may be taken twice", self.instance,
                           journal.path, JOURNAL_WAIT_S)
-            self._recall(journal.read_new(), f"{journal.path} (the stand-in's share)")
+            ids = journal.read_new()
+            self._recall(ids, f"{journal.path} (the stand-in's share)")
+            log.warning("central: %s took its session back from a stand-in: %.0f ms for its "
+                        "journal lock, %d ids journaled since the start", self.instance,
+                        (time.monotonic() - waited) * 1000, len(ids))
         if self.resumable:
             self.client.publish(instance_topic(self.instance), state_payload(
                 self.instance, "online", self.journal.path if self.journal else None),

@@ -55,7 +55,7 @@ def stop(proc: subprocess.Popen[str]) -> dict:
            if "intake lag p99" in line]
     stats["intake_p99_ms"] = lag[-1] if lag else "?"
     stats["stand_in"] = [line.split("central: ", 1)[1] for line in err.splitlines()
-                         if "standing in for" in line]
+                         if "standing in for" in line or "from a stand-in" in line]
     return stats
 
 
