@@ -35,6 +35,7 @@ from edgenode.central.standin import (
     Roster,
     StandIn,
     instance_topic,
+    reachable_journal,
     state_payload,
 )
 from edgenode.central.tracks import fused_payload, tracks_topic
@@ -193,7 +194,7 @@ class Central:
     def _on_instance(self, msg: InboundMessage) -> None:
         try:
             state = json.loads(msg.payload)
-            name, what, journal = state["instance"], state["state"], state.get("journal")
+            name, what = state["instance"], state["state"]
         except (ValueError, KeyError, TypeError):
             log.warning("central: unreadable instance state on %s", msg.topic)
             return
@@ -201,12 +202,13 @@ class Central:
         if (what != "dead" or name == self.instance or name in self.stand_ins
                 or not self.roster.stands_in_for(name)):
             return
-        if not journal or not Path(journal).exists():
-            log.error("central: cannot stand in for %s: its journal %s is not reachable here "
-                      "(give every instance --events-log on one host or shared directory); "
-                      "its share waits for its restart", name, journal)
+        journal = reachable_journal(state)
+        if journal is None:
+            log.error("central: cannot stand in for %s: its journal %s on %s is not here "
+                      "(run the instances on one host, each with --events-log); its share "
+                      "waits for its restart", name, state.get("journal"), state.get("host"))
             return
-        stand_in = StandIn(self.url, name, Path(journal), by=self.instance,
+        stand_in = StandIn(self.url, name, journal, by=self.instance,
                            intake=self._intake_topics("events") + self._intake_topics("health"),
                            unwanted=[STATUS, OBSERVATIONS],
                            session_expiry_s=self.session_expiry_s, take=self._on_stood_in,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,11 +52,20 @@ def instance_topic(instance: str) -> str:
 
 def state_payload(instance: str, state: str, journal: Path | None,
                   by: str | None = None) -> bytes:
-    """`journal`: where the stand-in writes what it takes (the instance's own journal);
-    `by`: the stand-in whose will this is."""
+    """`journal`: where the stand-in writes what it takes (the instance's own journal), on
+    `host`; `by`: the stand-in whose will this is."""
     return json.dumps({"instance": instance, "state": state,
                        "journal": str(journal.resolve()) if journal else None,
-                       "by": by}).encode()
+                       "host": socket.gethostname(), "by": by}).encode()
+
+
+def reachable_journal(state: dict[str, object]) -> Path | None:
+    """The dead instance's journal if this instance can lock it: same host (one path may
+    name two different files on two hosts, even our own journal), and there."""
+    journal = state.get("journal")
+    if state.get("host") != socket.gethostname() or not isinstance(journal, str):
+        return None
+    return Path(journal) if Path(journal).exists() else None
 
 
 class Roster:

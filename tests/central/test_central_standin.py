@@ -15,7 +15,13 @@ import pytest
 
 from edgenode.central.fleetsim import FleetSim
 from edgenode.central.service import Central
-from edgenode.central.standin import Roster, StandIn, instance_topic, state_payload
+from edgenode.central.standin import (
+    Roster,
+    StandIn,
+    instance_topic,
+    reachable_journal,
+    state_payload,
+)
 from edgenode.link.mqtt import BrokerOptions, InboundMessage, MqttClient
 from tests.central.helpers import central_proc, central_ready
 from tests.conftest import Mosquitto, terminate
@@ -233,3 +239,14 @@ def test_when_the_stand_in_dies_too_the_next_live_instance_stands_in_for_both(
         for p in procs.values():
             terminate(p)
         broker.stop()
+
+
+def test_a_journal_named_by_a_will_from_another_host_is_not_ours_to_stand_in_with(
+        tmp_path: Path):
+    """One path may name different files on two hosts, even the survivor's own journal."""
+    journal = tmp_path / "x.journal"
+    journal.write_text("")
+    here = json.loads(state_payload("c-x", "dead", journal))
+    assert reachable_journal(here) == journal.resolve()
+    assert reachable_journal({**here, "host": "another-host"}) is None
+    assert reachable_journal({**here, "journal": str(tmp_path / "missing")}) is None
