@@ -10,7 +10,9 @@ Two stages, so that instances can split the load and still each hold the whole p
    site's fused picture, and so names fused tracks alike. The instance that took an event in
    stage 1 publishes the fused tracks it changed, on `edgenode/<site>/central/tracks`.
 Node positions come from the nodes' retained birth records (`status`). All MQTT handlers run
-on paho's one loop thread, so the state below has one owner.
+on paho's one loop thread, so the state below has one owner; except the intake of a stand-in
+for a dead instance's session (edgenode/central/standin.py), which runs on that client's
+thread and shares the de-dup window under `_intake_lock`.
 """
 
 from __future__ import annotations
