@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from paho.mqtt.client import DISCONNECT, MQTT_ERR_SUCCESS, PUBLISH
@@ -76,8 +77,10 @@ class _Coalescing(_TolerantClient):
 class SharedAwareClient(MqttClient):
     paho_class = _Coalescing
 
-    def __init__(self, options: BrokerOptions, session_expiry_s: int = 0):
-        super().__init__(options)
+    def __init__(self, options: BrokerOptions, session_expiry_s: int = 0,
+                 on_connect: Callable[[], None] | None = None,
+                 on_disconnect: Callable[[str], None] | None = None):
+        super().__init__(options, on_connect=on_connect, on_disconnect=on_disconnect)
         self.session_expiry_s = session_expiry_s
 
     def start(self) -> None:

@@ -114,7 +114,8 @@ def _fleet_in_processes(args: argparse.Namespace, processes: int) -> int:
 
 def register(add: Any) -> None:
     p = add("central", cmd_central, "run one instance of the central fusion service; "
-            "prints {events, duplicates, lost, fused_tracks, p99_latency_ms} when stopped")
+            "prints {events, duplicates, lost, fused_tracks, p99_latency_ms, stood_in, "
+            "stood_in_p99_latency_ms} when stopped")
     p.add_argument("--broker", required=True, help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")
     p.add_argument("--group", default="central",
                    help="shared-subscription group: instances in one group split the events")
@@ -127,8 +128,9 @@ def register(add: Any) -> None:
                    "it back, so a redelivered event counts as a duplicate, not twice")
     p.add_argument("--session-expiry-s", type=int, default=0,
                    help="keep this instance's MQTT session (and its share of the events) this "
-                   "long after a crash, for a restart to resume (needs --instance); 0: the "
-                   "share moves to the other instances at once (docs/fleet.md)")
+                   "long after a crash, for a restart to resume (needs --instance); a live "
+                   "instance stands in for it meanwhile (needs --events-log on one host); 0: "
+                   "the share moves to the other instances at once (docs/fleet.md)")
     p = add("fleet-sim", cmd_fleet_sim, "simulate a fleet of nodes around shared drones; "
             "prints the number of events published")
     p.add_argument("--broker", required=True, help="MQTT broker URL")
