@@ -164,9 +164,12 @@ def parse_key_list(entries: Any) -> list[OperatorKey]:
         try:
             key = OperatorKey.model_validate(entry)
             public_key_from_b64(key.public_key)
-        except (ValidationError, ValueError, binascii.Error) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ValueError(f"keys[{index}] invalid: {first}") from None
+        except ValidationError as exc:  # name the field: "1 validation error" says nothing
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "the entry"
+            raise ValueError(f"keys[{index}] invalid: {where}: {error['msg']}") from None
+        except (ValueError, binascii.Error) as exc:
+            raise ValueError(f"keys[{index}] invalid: public_key: {exc}") from None
         out.append(key)
     ids = [k.id for k in out]
     if len(set(ids)) != len(ids):
