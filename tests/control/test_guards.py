@@ -18,7 +18,7 @@ from edgenode.config.models import RemoteIdSection
 from edgenode.control.guards import AIRSPACE_CHECK_S
 from edgenode.daemon.remoteid import AllowListKeeper
 from edgenode.identify.identity_guard import RemoteIdGuard
-from tests.control.conftest import RigFactory, wait_for
+from tests.control.conftest import Rig, RigFactory, wait_for
 
 EFFECTOR_LOG = "edgenode.control.effector"
 
@@ -149,3 +149,49 @@ def test_an_allow_list_change_is_audited_with_its_command_and_note_and_logged(
         "allow-add", "root", "FARM-0007")
     assert [r.getMessage() for r in caplog.records if r.name == EFFECTOR_LOG
             and r.levelno == logging.WARNING] == ["effector: Remote ID allow-add FARM-0007 by root"]
+
+
+def _allow_rig(make_rig: RigFactory, tmp_path: Path) -> Rig:
+    guard = RemoteIdGuard(RemoteIdSection.model_validate({"allow": []}), 0.0, 0.0)
+    keeper = AllowListKeeper(guard, tmp_path / "remoteid-allow.json")
+    return make_rig(hooks={"allow_list": keeper.change})
+
+
+LATER = 4_000_000_000.0  # 2096: a fixed expiry keeps the ids of the cases stable
+BAD_ALLOW = [
+    ("allow-add", {"uas_id": "FARM-0007"}, "allow-add takes ['expires_at', 'uas_id'] and "
+     "optionally ['note']"),
+    ("allow-add", {"uas_id": "FARM-0007", "expires_at": LATER, "by": "x"},
+     "allow-add takes ['expires_at', 'uas_id'] and optionally ['note']"),
+    ("allow-remove", {"uas_id": "FARM-0007", "note": "gone"}, "allow-remove takes ['uas_id']"),
+    ("allow-add", {"uas_id": "", "expires_at": LATER},
+     "uas_id must be 1 to 20 printable characters"),
+    ("allow-add", {"uas_id": "F" * 21, "expires_at": LATER},
+     "uas_id must be 1 to 20 printable characters"),
+    ("allow-remove", {"uas_id": "FARM\n0007"}, "uas_id must be 1 to 20 printable characters"),
+    ("allow-remove", {"uas_id": 7}, "uas_id must be 1 to 20 printable characters"),
+    ("allow-add", {"uas_id": "FARM-0007", "expires_at": LATER, "note": "n" * 201},
+     "note must be a string of at most 200 characters"),
+    ("allow-add", {"uas_id": "FARM-0007", "expires_at": LATER, "note": 5},
+     "note must be a string of at most 200 characters"),
+]
+
+
+@pytest.mark.parametrize(("action", "params", "problem"), BAD_ALLOW,
+                         ids=[str(i) for i in range(len(BAD_ALLOW))])
+def test_allow_list_commands_with_bad_params_are_refused_naming_the_fault(
+        make_rig: RigFactory, tmp_path: Path, action: str, params: dict[str, Any],
+        problem: str) -> None:
+    result = _allow_rig(make_rig, tmp_path).send("root", action, params)
+    assert (result["status"], result["reason"]) == ("rejected", f"bad_params: {problem}")
+
+
+def test_allow_list_commands_at_their_limits_are_taken(make_rig: RigFactory,
+                                                       tmp_path: Path) -> None:
+    rig = _allow_rig(make_rig, tmp_path)
+    until = time.time() + 3600
+    for params in ({"uas_id": "F", "expires_at": until},
+                   {"uas_id": "F" * 20, "expires_at": until, "note": "n" * 200}):
+        result = rig.send("root", "allow-add", params)
+        assert result["status"] == "ok", result
+    assert rig.send("root", "allow-remove", {"uas_id": "F"})["status"] == "ok"
