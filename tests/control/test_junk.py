@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 
 import pytest
@@ -45,12 +46,22 @@ def test_uncanonical_junk_leaves_an_engagement_running(rig: Rig, poison: str) ->
     assert set(new) <= {"junk"} and len(new) <= 1, new
 
 
-def test_junk_costs_a_bounded_share_of_the_audit_log(rig: Rig) -> None:
-    for i in range(2000):
-        rig.send_raw(uncanonical(STRANGER, ["1e400", '"\\ud800"'][i % 2]))
-        rig.send_raw(b"\xff" * (i % 50))
-    rig.effector.stop()
+def test_junk_costs_a_bounded_share_of_the_audit_log_and_of_the_log(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="edgenode.control"):
+        for i in range(2000):
+            rig.send_raw(uncanonical(STRANGER, ["1e400", '"\\ud800"'][i % 2]))
+            rig.send_raw(b"\xff" * (i % 50))
+        rig.effector.stop()
     junk = [r for r in rig.audit if r["kind"] == "junk"]
     assert 1 <= len(junk) <= 2, [r["kind"] for r in rig.audit]
     assert sum(r["data"]["count"] for r in junk) == 4000
+    assert sum(sum(r["data"]["reasons"].values()) for r in junk) == 4000
+    assert junk[-1]["data"]["total_since_start"] == 4000
+    # only the 2000 without a readable command id count as unparseable
+    assert rig.effector.counters["unparseable"] == 2000
+    # no log line per junk message either: the summary says it
+    assert not [r for r in caplog.records if "effector: command " in r.getMessage()]
+    summaries = [r for r in caplog.records if "unsigned or malformed" in r.getMessage()]
+    assert len(summaries) == len(junk)
     assert not any(r["kind"] in ("command", "result") for r in rig.audit)
