@@ -112,6 +112,11 @@ class SecondRotor:
         self._judgements = 0
         self._retry = 0  # the judgement from which a bearing is worth looking for again
         self._previous: tuple[int, float] | None = None  # (judgement, azimuth) last found
+        self._coarse_az = np.arange(0.0, 360.0, COARSE_DEG)
+        # The coarse scan's wavefronts per bin (from first_bin), made as bins are judged.
+        self._coarse = np.empty((0, 0, 0), dtype=np.complex128)
+        self._coarse_norms = np.empty((0, 0))
+        self._coarse_made = np.zeros(0, dtype=bool)
 
     def hear(self, t: float, f0: float, peak_bins: list[int]) -> None:
         """The block paths heard a rotor at f0 with these comb peak bins (absolute)."""
@@ -274,45 +279,72 @@ class SecondRotor:
         assert self._doa is not None and self.heard_azimuth is not None
         doa = self._doa
         freqs = bins * self._df
-        q = _null_basis(doa.positions, freqs, self.heard_azimuth, self.p)  # (B, M, K)
-        eye = np.eye(doa.mics, dtype=np.complex128)
-        proj = eye[None] - q @ q.conj().transpose(0, 2, 1)
-        nulled = proj @ cross @ proj
+        q, rest = _null_basis(doa.positions, freqs, self.heard_azimuth, self.p)
+        # The data projected onto the heard subspace's complement, in the complement's own
+        # basis: (B, M - K, M - K), the same eigenvalues as P C P for a smaller eigh.
+        nulled = _hermitian(rest) @ cross @ rest
         values, vectors = np.linalg.eigh(nulled)
-        v = vectors[:, :, -1]  # (B, M)
+        v = (rest @ vectors[:, :, -1:])[:, :, 0]  # (B, M): in P's range
         power = np.maximum(np.trace(nulled, axis1=1, axis2=2).real, 1e-30)
         coherence = float(np.mean(np.maximum(values[:, -1], 0.0) / power))
+        # v and q side by side: a wavefront's products with both are one BLAS call.
+        basis = np.ascontiguousarray(np.concatenate([v[:, :, None], q], axis=2).conj())
+        elevations = len(self.p.scan_elevations_deg)
         # Coarse, then 1 degree around the best and around its opposite: the projection
         # leaves a direction and its opposite alike where the array is small against the
         # wavelength, and the higher bins tell them apart.
-        coarse = np.arange(0.0, 360.0, COARSE_DEG)
-        fit = self._fit(freqs, coarse, q, v)
-        i = int(fit.mean(axis=0).argmax())
+        coarse, norms = self._coarse_steering(bins)
+        fit = _projected_fit(coarse, norms, basis).reshape(len(bins), elevations, -1)
+        i = int(fit.max(axis=1).mean(axis=0).argmax())
         fine = np.arange(-COARSE_DEG, COARSE_DEG + 0.5, 1.0)
+        centre = float(self._coarse_az[i])
+        az = np.concatenate([centre + fine, centre + 180.0 + fine])
+        a = np.concatenate([_steering(doa.positions, freqs, az, el)
+                            for el in self.p.scan_elevations_deg], axis=1)  # (B, E * D, M)
+        fit = _projected_fit(a, np.einsum("bdm,bdm->bd", a, a.conj()).real, basis)
+        fit = fit.reshape(len(bins), elevations, 2, len(fine)).max(axis=1)
+        high = freqs >= self.p.mirror_hz
         candidates = []
-        for centre in (coarse[i], coarse[i] + 180.0):
-            az = centre + fine
-            fit = self._fit(freqs, az, q, v)
-            total = fit.mean(axis=0)
+        for side in range(2):
+            total = fit[:, side].mean(axis=0)
             k = int(total.argmax())
-            high = freqs >= self.p.mirror_hz
-            judge = float(fit[high, k].mean()) if high.any() else float(total[k])
+            judge = float(fit[high, side, k].mean()) if high.any() else float(total[k])
             step = (_parabolic3(total[k - 1], total[k], total[k + 1])
-                    if 0 < k < len(az) - 1 else 0.0)
-            candidates.append((judge, float(az[k] + step)))
+                    if 0 < k < len(fine) - 1 else 0.0)
+            candidates.append((judge, float(az[side * len(fine) + k] + step)))
         az_best = max(candidates)[1]
         looks = max(1, len(bins) // 3) * max(1, hops // 2)
         error = max(1.0, doa.error_deg(coherence, looks, freqs))
         return az_best % 360.0, error
 
-    def _fit(self, freqs: np.ndarray, az: np.ndarray, q: np.ndarray,
-             v: np.ndarray) -> np.ndarray:
-        """(B, D) fit of each azimuth, the best over the scanned elevations."""
+    def _coarse_steering(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The coarse scan's wavefronts at the bins, (B, E * D, M), and their squared norms
+        (B, E * D): each bin's made once, when first judged (the exponentials cost more than
+        the fit), then gathered."""
         assert self._doa is not None
-        fit = np.zeros((len(freqs), len(az)))
-        for el in self.p.scan_elevations_deg:
-            np.maximum(fit, _projected_fit(self._doa.positions, freqs, az, el, q, v), out=fit)
-        return fit
+        top = int(bins.max()) - self._lo + 1
+        if len(self._coarse_made) < top:
+            grown = max(top, 2 * len(self._coarse_made))
+            shape = (grown, len(self.p.scan_elevations_deg) * len(self._coarse_az),
+                     self._doa.mics)
+            coarse = np.empty(shape, dtype=np.complex128)
+            norms = np.empty(shape[:2])
+            made = np.zeros(grown, dtype=bool)
+            if len(self._coarse_made):
+                coarse[: len(self._coarse)] = self._coarse
+                norms[: len(self._coarse)] = self._coarse_norms
+                made[: len(self._coarse_made)] = self._coarse_made
+            self._coarse, self._coarse_norms, self._coarse_made = coarse, norms, made
+        rows = bins - self._lo
+        new = np.unique(rows[~self._coarse_made[rows]])
+        if len(new):
+            freqs = (new + self._lo) * self._df
+            a = np.concatenate([_steering(self._doa.positions, freqs, self._coarse_az, el)
+                                for el in self.p.scan_elevations_deg], axis=1)
+            self._coarse[new] = a
+            self._coarse_norms[new] = np.einsum("bdm,bdm->bd", a, a.conj()).real
+            self._coarse_made[new] = True
+        return self._coarse[rows], self._coarse_norms[rows]
 
 
 def cross_spectra(snaps: np.ndarray, bins: np.ndarray, rows: list[int],
@@ -354,25 +386,28 @@ def _steering(positions: np.ndarray, freqs: np.ndarray, az: np.ndarray,
 
 
 def _null_basis(positions: np.ndarray, freqs: np.ndarray, azimuth: float,
-                p: SecondRotorParams) -> np.ndarray:
-    """(B, M, K) orthonormal basis of the heard direction's wavefronts per bin."""
+                p: SecondRotorParams) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal bases per bin of the heard direction's wavefronts (B, M, K) and of their
+    complement (B, M, M - K)."""
     az = np.array([azimuth - p.null_half_deg, azimuth + p.null_half_deg])
     a = np.concatenate([_steering(positions, freqs, az, el) for el in p.null_elevations_deg],
                        axis=1)  # (B, K, M)
-    q, _ = np.linalg.qr(a.transpose(0, 2, 1))
-    return q
+    q, _ = np.linalg.qr(a.transpose(0, 2, 1), mode="complete")
+    k = a.shape[1]
+    return q[:, :, :k], np.ascontiguousarray(q[:, :, k:])
 
 
-def _projected_fit(positions: np.ndarray, freqs: np.ndarray, az: np.ndarray, el: float,
-                   q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """(B, D): how well each direction's wavefront, projected as the data were, matches the
-    nulled principal vector v (B, M): |<P a, v>|^2 / |P a|^2, 0..1."""
-    a = _steering(positions, freqs, az, el)  # (B, D, M)
-    coef = a @ q.conj()  # (B, D, K): the heard subspace's share of each wavefront
-    pa = a - coef @ q.transpose(0, 2, 1)
-    num = np.abs(pa.conj() @ v[:, :, None])[..., 0] ** 2
-    den = np.maximum(np.einsum("bdm,bdm->bd", pa, pa.conj()).real, 1e-30)
-    return num / den
+def _projected_fit(a: np.ndarray, norms: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """(B, D): how well each wavefront a (B, D, M), projected as the data were, matches the
+    nulled principal vector v: |<P a, v>|^2 / |P a|^2, 0..1. `basis` (B, M, 1 + K) holds
+    conj(v), then conj(q), the heard subspace's orthonormal basis; `norms` |a|^2 (B, D).
+
+    v lies in P's range (P v = v), so <P a, v> = <a, v>, and |P a|^2 = |a|^2 - |q^H a|^2:
+    neither needs the projected wavefronts."""
+    r = a @ basis  # (B, D, 1 + K)
+    p = r.real**2 + r.imag**2
+    den = np.maximum(norms - p[..., 1:].sum(axis=-1), 1e-30)
+    return p[..., 0] / den
 
 
 def _parabolic3(a: float, b: float, c: float) -> float:

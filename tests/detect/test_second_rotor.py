@@ -7,6 +7,12 @@ import numpy as np
 
 from edgenode.detect.acoustic import AcousticDetector, AcousticResult
 from edgenode.detect.acoustic_params import AcousticParams
+from edgenode.detect.second_rotor import (
+    SecondRotorParams,
+    _null_basis,
+    _projected_fit,
+    _steering,
+)
 from edgenode.detect.sitenoise import rotor_sound
 from hal.acoustic import load_geometry
 from tests.detect.test_acoustic import arriving_on_uma16, run
@@ -58,3 +64,21 @@ def test_one_drone_with_its_rotors_spread_gives_no_second_bearing() -> None:
     results = _detect(pcm)
     assert sum(r.drone for r in results) > 0.5 * len(results)
     assert _long_bearings(results) == []
+
+
+def test_the_nulled_fit_equals_the_projected_wavefronts_fit() -> None:
+    """_projected_fit skips forming P a (v lies in P's range, |P a|^2 = |a|^2 - |q^H a|^2):
+    the same numbers as projecting every wavefront."""
+    rng = np.random.default_rng(1)
+    positions = load_geometry("uma16").positions_m
+    freqs = np.array([150.0, 400.0, 900.0, 1700.0])
+    q, rest = _null_basis(positions, freqs, 40.0, SecondRotorParams())
+    v = rest @ (rng.standard_normal((4, 12, 1)) + 1j * rng.standard_normal((4, 12, 1)))
+    v = v[:, :, 0] / np.linalg.norm(v[:, :, 0], axis=1, keepdims=True)
+    a = _steering(positions, freqs, np.arange(0.0, 360.0, 7.0), 10.0)  # (B, D, M)
+    pa = a - (a @ q.conj()) @ q.transpose(0, 2, 1)
+    explicit = (np.abs(pa.conj() @ v[:, :, None])[..., 0] ** 2
+                / np.einsum("bdm,bdm->bd", pa, pa.conj()).real)
+    basis = np.concatenate([v[:, :, None], q], axis=2).conj()
+    fast = _projected_fit(a, np.einsum("bdm,bdm->bd", a, a.conj()).real, basis)
+    assert np.allclose(fast, explicit, rtol=1e-6, atol=1e-9)
