@@ -35,6 +35,7 @@ from edgenode.detect.lines import TRACK_GATE
 from edgenode.detect.rank import max3
 
 COARSE_DEG = 5.0
+OWN_SPARE = 0.02  # the fine scan's best fits at most this much better than the coarse one's
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,18 @@ class SecondRotorParams:
     min_separation_deg: float = 20.0
     max_error_deg: float = 15.0
     doa_s: float = 4.0  # the bearing is taken over this much of the average, as faint's
+    # The average's top: a distant rotor's harmonics above a few kHz are lost to air
+    # absorption (~12 dB at 8 kHz over 150 m) and its spectral slope, while the seven away
+    # beams there cost most of the path (bins are even in frequency).
+    top_hz: float = 4000.0
+    # ... so the floor's spread, the judge's unit, is measured on the average's upper half,
+    # where lines are rare (below ~2 kHz both rotors' lines and their leakage fill it).
+    quiet_half: bool = True
+    # The away beams are formed in turns, one part of them per hop, and the average takes
+    # the parts' mean once every part is in: half the products, and at 8 s the average
+    # barely notices that a beam's hop is missing (the small array's beams are much alike
+    # where the lines are).
+    away_parts: int = 2
 
 
 @dataclass(frozen=True)
@@ -88,12 +101,18 @@ class SecondRotor:
                  doa: DoaEstimator | None,
                  p: SecondRotorParams | None = None) -> None:
         self.p = p = p or SecondRotorParams()
-        self.faint = FaintLines(bins, hop_s, floor_span)
+        # The bins averaged: from first_bin up to top_hz.
+        self.averaged_bins = min(bins, max(9, round(p.top_hz / df) - first_bin))
+        self._spread_from = self.averaged_bins // 2 if p.quiet_half else 0
         self._floor_span = floor_span
         self._updated_t = -math.inf
         self._lo, self._df, self._hop = first_bin, df, hop_s
+        self.faint = self._new_average()
+        self.part = 0  # which part of the away beams the next hop forms
+        self._parts = np.zeros(self.averaged_bins)  # their sum so far
         self._comb, self._grid, self._index = comb, f0_grid, comb_index
         self._log_grid = np.log(f0_grid)
+        self._log_same = np.log(np.array(p.same_ratios))
         self._threshold, self._prefer_low, self._unit = threshold, prefer_low, unit
         self._low_harmonics = low_harmonics
         self._doa = doa
@@ -117,6 +136,10 @@ class SecondRotor:
         self._coarse = np.empty((0, 0, 0), dtype=np.complex128)
         self._coarse_norms = np.empty((0, 0))
         self._coarse_made = np.zeros(0, dtype=bool)
+
+    def _new_average(self) -> FaintLines:
+        return FaintLines(self.averaged_bins, self._hop * self.p.away_parts, self._floor_span,
+                          spread_from=self._spread_from)
 
     def hear(self, t: float, f0: float, peak_bins: list[int]) -> None:
         """The block paths heard a rotor at f0 with these comb peak bins (absolute)."""
@@ -163,20 +186,33 @@ class SecondRotor:
         return t - self._heard_t <= self.p.heard_memory_s
 
     def update(self, t: float, away_power: np.ndarray, blocked: np.ndarray) -> bool:
-        """One hop. True when a second comb is confirmed and was judged at this hop."""
+        """One hop: the mean power of the away beams' part `part` at the first
+        averaged_bins bins, the blocked bins of the band. True when a second comb is
+        confirmed and was judged at this hop."""
         if t - self._updated_t > 1.0:
-            self.faint = FaintLines(len(self._frozen), self._hop, self._floor_span)
+            self.faint = self._new_average()
+            self.part = 0
         self._updated_t = t
+        if self.part == 0:
+            np.copyto(self._parts, away_power)
+        else:
+            self._parts += away_power
+        self.part = (self.part + 1) % self.p.away_parts
+        if self.part:
+            return False
+        if self.p.away_parts > 1:
+            away_power = self._parts / self.p.away_parts
         np.greater(self._frozen_until, t, out=self._frozen)
         active = self.active(t)
         if not active:
             self._run.clear()
             self.f0 = None
-        evidence = self.faint.update(away_power, blocked, self._frozen, judge=active)
+        n = self.averaged_bins
+        evidence = self.faint.update(away_power, blocked[:n], self._frozen[:n], judge=active)
         if evidence is None:
             return False
         self._heard_f0 = self._heard_rotor(t)
-        self._evidence[:-1] = max3(evidence)
+        self._evidence[:n] = max3(evidence)  # above top_hz it stays 0
         self._judge(self._evidence[:-1])
         return self.f0 is not None
 
@@ -191,8 +227,8 @@ class SecondRotor:
         strength[~np.logical_or.reduce(self._evidence[low] > 0, axis=0)] = 0.0
         # Not the heard rotor again, nor its comb read an octave or a twelfth off.
         offset = self._log_grid - math.log(self._heard_f0)
-        for r in self.p.same_ratios:
-            strength[np.abs(offset - math.log(r)) < self.p.same_gate] = 0.0
+        same = np.abs(offset[:, None] - self._log_same[None, :]) < self.p.same_gate
+        strength[np.logical_or.reduce(same, axis=1)] = 0.0
         best = int(strength.argmax())
         keep = self.faint.p.keep if self.f0 is not None else 1.0
         f0: float | None = None
@@ -235,20 +271,24 @@ class SecondRotor:
         if len(bins) < 4 or recent < 2:
             return None
         cross = cross_spectra(snaps, bins, rows[:recent], self._lo)
-        found = self._nulled_wavefront(cross, bins, recent)
-        if found is None:
-            return None
-        azimuth, error = found
         # The comb's lines, not nulled, must come from there rather than from the heard
         # rotor: a lone drone's smeared lines make combs too, and the null's residue then
-        # points anywhere, but their own wavefronts still point at the drone.
-        if (error > self.p.max_error_deg
-                or abs(_wrap(azimuth - self.heard_azimuth)) < self.p.min_separation_deg
-                or not self._owned(cross, bins, azimuth)):
+        # points anywhere, but their own wavefronts still point at the drone. Where no
+        # direction far enough from the heard one fits them better (on the coarse scan,
+        # with OWN_SPARE for the fine one), the null need not be looked at.
+        u = np.linalg.eigh(cross)[1][:, :, -1]  # (B, M)
+        need = max(self.p.own_ratio * float(self._own_fit(u, bins, self.heard_azimuth)),
+                   self.p.own_min)
+        found = (self._nulled_wavefront(cross, bins, recent)
+                 if self._best_away_fit(u, bins) * (1.0 + OWN_SPARE) > need else None)
+        if (found is None or found[1] > self.p.max_error_deg
+                or abs(_wrap(found[0] - self.heard_azimuth)) < self.p.min_separation_deg
+                or not self._own_fit(u, bins, found[0]) > need):
             # Mostly the heard rotor's lines: the next judgements' average holds the same
             # lines, so it is not worth their cost to look again at once.
             self._retry = self._judgements + self.p.retry_judgements
             return None
+        azimuth, error = found
         # A source holds its direction from one judgement to the next; a residue hops.
         before, self._previous = self._previous, (self._judgements, azimuth)
         if (before is None or before[0] != self._judgements - 1
@@ -257,20 +297,26 @@ class SecondRotor:
         return SecondBearing(azimuth_deg=azimuth, error_deg=error, f0_hz=self.f0,
                              score=self.score)
 
-    def _owned(self, cross: np.ndarray, bins: np.ndarray, azimuth: float) -> bool:
-        """Whether the bins' own (not nulled) wavefronts fit a source at `azimuth` better
-        than one at the heard azimuth (0..1 each)."""
-        assert self._doa is not None and self.heard_azimuth is not None
-        _, vectors = np.linalg.eigh(cross)
-        u = vectors[:, :, -1]
-        az = np.array([azimuth, self.heard_azimuth])
+    def _own_fit(self, u: np.ndarray, bins: np.ndarray, azimuth: float) -> float:
+        """How well the bins' own (not nulled) principal wavefronts u (B, M) fit a source at
+        `azimuth`, 0..1 (the best of the scanned elevations)."""
+        assert self._doa is not None
+        az = np.array([azimuth])
         freqs = bins * self._df
-        fit = np.zeros(2)
-        for el in self.p.scan_elevations_deg:
-            a = _steering(self._doa.positions, freqs, az, el)  # (B, 2, M)
-            f = np.abs(a.conj() @ u[:, :, None])[..., 0] ** 2 / self._doa.mics
-            fit = np.maximum(fit, f.mean(axis=0))
-        return bool(fit[0] > max(self.p.own_ratio * fit[1], self.p.own_min))
+        a = np.concatenate([_steering(self._doa.positions, freqs, az, el)
+                            for el in self.p.scan_elevations_deg], axis=1)  # (B, E, M)
+        f = np.abs(a.conj() @ u[:, :, None])[..., 0] ** 2 / self._doa.mics
+        return float(f.mean(axis=0).max())
+
+    def _best_away_fit(self, u: np.ndarray, bins: np.ndarray) -> float:
+        """The best _own_fit on the coarse scan over directions min_separation_deg or more
+        from the heard one."""
+        assert self._doa is not None and self.heard_azimuth is not None
+        coarse, _ = self._coarse_steering(bins)
+        f = np.abs(coarse @ u.conj()[:, :, None])[..., 0] ** 2 / self._doa.mics
+        f = f.mean(axis=0).reshape(len(self.p.scan_elevations_deg), -1).max(axis=0)
+        away = np.abs((self._coarse_az - self.heard_azimuth + 180.0) % 360.0 - 180.0)
+        return float(f[away >= self.p.min_separation_deg].max())
 
     def _nulled_wavefront(self, cross: np.ndarray, bins: np.ndarray,
                           hops: int) -> tuple[float, float] | None:
@@ -358,17 +404,15 @@ def cross_spectra(snaps: np.ndarray, bins: np.ndarray, rows: list[int],
                      for b in bins.tolist()])
     near[np.isin(near, bins)] = -1
     near = np.where(near < 0, bins[:, None], near) - first_bin
-    # Bins first, hops last: each bin's (M, hops) block is then contiguous, and a cross
-    # matrix is one BLAS product.
-    lo, hi = int(min(bins.min() - first_bin, near.min())), int(max(bins.max() - first_bin,
-                                                                    near.max())) + 1
-    held = np.ascontiguousarray(snaps[rows][:, :, lo:hi].transpose(2, 1, 0))
-    x = held[bins - first_bin - lo]
-    out = x @ _hermitian(x)
-    for k in range(near.shape[1]):
-        ref = held[near[:, k] - lo]
-        out -= (ref @ _hermitian(ref)) / near.shape[1]
-    return out.astype(np.complex128)
+    # Each bin's cross matrix once (neighbours are shared), from only the rows and bins it
+    # needs: bins first, hops last, so each bin's (M, hops) block is contiguous and its
+    # cross matrix one BLAS product.
+    rel = bins - first_bin
+    needed, which = np.unique(np.concatenate([rel, near.ravel()]), return_inverse=True)
+    held = np.ascontiguousarray(snaps[rows][:, :, needed].transpose(2, 1, 0))  # (U, M, hops)
+    cross = held @ _hermitian(held)
+    ambient = cross[which[len(rel):].reshape(near.shape)].mean(axis=1)
+    return (cross[which[: len(rel)]] - ambient).astype(np.complex128)
 
 
 def _hermitian(x: np.ndarray) -> np.ndarray:

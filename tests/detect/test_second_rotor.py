@@ -7,6 +7,7 @@ import numpy as np
 
 from edgenode.detect.acoustic import AcousticDetector, AcousticResult
 from edgenode.detect.acoustic_params import AcousticParams
+from edgenode.detect.faint import FaintLines
 from edgenode.detect.second_rotor import (
     SecondRotorParams,
     _null_basis,
@@ -82,3 +83,45 @@ def test_the_nulled_fit_equals_the_projected_wavefronts_fit() -> None:
     basis = np.concatenate([v[:, :, None], q], axis=2).conj()
     fast = _projected_fit(a, np.einsum("bdm,bdm->bd", a, a.conj()).real, basis)
     assert np.allclose(fast, explicit, rtol=1e-6, atol=1e-9)
+
+
+def test_the_away_beams_in_turns_are_every_away_beam() -> None:
+    """The second path forms the away beams in parts, one per hop: together the parts are
+    the beams at least away_beams from the best one, each once."""
+    positions = load_geometry("uma16").positions_m
+    det = AcousticDetector(RATE, 16, positions_m=positions)
+    bank = det._beams
+    assert bank is not None
+    rng = np.random.default_rng(2)
+    band = (rng.standard_normal((16, len(det.freqs)))
+            + 1j * rng.standard_normal((16, len(det.freqs)))).astype(np.complex64)
+    bank.best = 10
+    away = [1, 2, 3, 4, 5, 6, 7]  # 3 or more beams from beam 10 of 12
+    power = [np.abs((band * bank.steer_beam[b]).sum(axis=0)) ** 2 for b in away]
+    assert np.allclose(bank.away_power(band, 3), np.mean(power, axis=0), rtol=1e-4)
+    for part in (0, 1):
+        got = bank.away_power(band, 3, 100, part, 2)
+        assert np.allclose(got, np.mean(power[part::2], axis=0)[:100], rtol=1e-4)
+
+
+def test_a_faint_average_judged_in_its_quiet_half_keeps_its_unit() -> None:
+    """The second path's average stops at top_hz; its spread is measured on its upper half,
+    where few lines are: a busy lower half (two rotors' lines and leakage) does not inflate
+    the judge's unit, and a line there still counts."""
+    rng = np.random.default_rng(4)
+    bins = 300
+    busy = np.ones(bins)
+    busy[:200] = 10 ** (rng.normal(0.0, 0.3, 200))  # +-3 dB of structure below
+    busy[:200:3] *= 2.0  # and lines
+    busy[101] = 1.25 * max(busy[100], busy[102])  # the one to find, 1 dB over its neighbours
+    judged = []
+    for spread_from in (0, 200):
+        lines = FaintLines(bins, 0.045, 23, spread_from=spread_from)
+        last = None
+        for _ in range(400):
+            out = lines.update(busy * rng.exponential(1.0, bins) ** 0.1, np.zeros(bins, bool))
+            last = out if out is not None else last
+        assert last is not None
+        judged.append(last)
+    whole, quiet = judged
+    assert quiet[101] > 3.0 * whole[101] > 0.0  # z capped at z_cap in the quiet unit
