@@ -55,6 +55,7 @@ class SecondRotorParams:
     # A null's residue points anywhere and hops; a source holds its direction: a bearing
     # is given only when the judgement before gave one this close.
     consistent_deg: float = 10.0
+    consistent_within: int = 3  # judgements back; a rejection and the one it skips between
     own_ratio: float = 1.0  # the lines fit the found direction this much better than the
     own_min: float = 0.25  # heard one, and at least this well (0..1)
     retry_judgements: int = 2
@@ -249,7 +250,22 @@ class SecondRotor:
                               self._prefer_low * float(strength.max())):
                 best, f0 = k, float(self._grid[k])
         score = float(strength[best]) / self._unit
-        centre = self._index[:, best]
+        # The bearing's bins: a comb read an octave low (the judge takes the lowest f0 that
+        # explains nearly as much) holds at its odd harmonics whatever lines lie there, the
+        # heard rotor's among them, and a bearing from them mixes both drones. Where the
+        # comb an octave up explains nearly as much on its own, its bins are the rotor's.
+        lines = best
+        for _ in range(2):
+            target = self._log_grid[lines] + math.log(2.0)
+            up = min(int(np.searchsorted(self._log_grid, target)), len(self._grid) - 1)
+            if up > 0 and target - self._log_grid[up - 1] < self._log_grid[up] - target:
+                up -= 1
+            if (abs(self._log_grid[up] - target) >= TRACK_GATE
+                    or strength[up] < self._prefer_low * float(strength[lines])
+                    or strength[up] < self._threshold * self.faint.p.keep * self._unit):
+                break
+            lines = up
+        centre = self._index[:, lines]
         self.bins = (centre[self._evidence[centre] > 0] + self._lo).tolist()
         extend_run(self._run, f0)
         confirmed = len(self._run) >= self.faint.p.confirm
@@ -289,9 +305,12 @@ class SecondRotor:
             self._retry = self._judgements + self.p.retry_judgements
             return None
         azimuth, error = found
-        # A source holds its direction from one judgement to the next; a residue hops.
+        # A source holds its direction from one judgement to the next; a residue hops. The
+        # one before may be a few judgements back: one skipped after a rejection (the
+        # heard rotor's lines, or the comb read an octave low for a moment) must not cost
+        # the next bearing too, or a tentative track waits longer than it may (span / 2).
         before, self._previous = self._previous, (self._judgements, azimuth)
-        if (before is None or before[0] != self._judgements - 1
+        if (before is None or before[0] < self._judgements - self.p.consistent_within
                 or abs(_wrap(azimuth - before[1])) > self.p.consistent_deg):
             return None
         return SecondBearing(azimuth_deg=azimuth, error_deg=error, f0_hz=self.f0,

@@ -8,7 +8,9 @@ import numpy as np
 from edgenode.detect.acoustic import AcousticDetector, AcousticResult
 from edgenode.detect.acoustic_params import AcousticParams
 from edgenode.detect.faint import FaintLines
+from edgenode.detect.rank import max3
 from edgenode.detect.second_rotor import (
+    SecondRotor,
     SecondRotorParams,
     _null_basis,
     _projected_fit,
@@ -125,3 +127,44 @@ def test_a_faint_average_judged_in_its_quiet_half_keeps_its_unit() -> None:
         judged.append(last)
     whole, quiet = judged
     assert quiet[101] > 3.0 * whole[101] > 0.0  # z capped at z_cap in the quiet unit
+
+
+def _second_rotor() -> SecondRotor:
+    det = AcousticDetector(RATE, 16, positions_m=load_geometry("uma16").positions_m,
+                           params=AcousticParams(second_drone=True))
+    assert det._second is not None
+    return det._second
+
+
+def test_a_comb_read_an_octave_low_takes_its_bearing_from_the_comb_an_octave_up() -> None:
+    """The judge takes the lowest f0 that explains nearly as much: 110 Hz for a 220 Hz
+    rotor, whose odd harmonics then take in the heard rotor's lines (here one at 330 Hz).
+    The bearing's bins are those of the 220 Hz comb, which explains nearly as much alone."""
+    second = _second_rotor()
+    second._heard_f0 = 180.0
+    evidence = np.zeros(len(second._evidence) - 1)
+    for hz in [220.0 * k for k in range(1, 9)] + [330.0]:
+        evidence[round(hz / second._df) - second._lo] = 5.0
+    second._evidence[:-1] = max3(evidence)  # as update() spreads it
+    second._judge(second._evidence[:-1])
+    assert second._run and abs(second._run[-1] - 110.0) < 3.0  # read an octave low
+    assert all(abs(b - 330.0 / second._df) > 1.0 for b in second.bins), second.bins
+    assert len(second.bins) >= 6  # the 220 Hz comb's own lines
+
+
+def test_a_bearing_after_a_rejection_needs_no_second_one_to_agree_with() -> None:
+    """After a rejection the judge skips one judgement; the next one found agrees with the
+    last found before the rejection: it is given at once (otherwise the gap outlasts a
+    tentative track's wait, span / 2, and the track starts over)."""
+    second = _second_rotor()
+    second.f0, second.bins, second.heard_azimuth = 220.0, [40, 60, 80, 100], 0.0
+    outcomes = iter([(90.0, 3.0), (91.0, 3.0), None, (90.5, 3.0)])
+    second._nulled_wavefront = lambda cross, bins, hops: next(outcomes)  # type: ignore
+    second._own_fit = lambda u, bins, azimuth: 0.9 if azimuth != 0.0 else 0.1  # type: ignore
+    second._best_away_fit = lambda u, bins: 0.9  # type: ignore
+    snaps = np.ones((100, 16, 180), dtype=np.complex64)
+    given = []
+    for judgement in range(1, 6):
+        second._judgements = judgement
+        given.append(second.bearing(snaps, list(range(100))))
+    assert [g is not None for g in given] == [False, True, False, False, True]
