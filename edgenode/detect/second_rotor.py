@@ -59,6 +59,7 @@ class SecondRotorParams:
     own_ratio: float = 1.0  # the lines fit the found direction this much better than the
     own_min: float = 0.25  # heard one, and at least this well (0..1)
     retry_judgements: int = 2
+    max_retry_judgements: int = 8  # the same comb rejected in a row: 2, 3, 5, 9 (4 s)
     null_half_deg: float = 4.0
     null_elevations_deg: tuple[float, float] = (0.0, 30.0)
     scan_elevations_deg: tuple[float, float] = (0.0, 20.0)
@@ -131,6 +132,7 @@ class SecondRotor:
         self._evidence = np.zeros(bins + 1)  # the last slot: where out-of-band harmonics point
         self._judgements = 0
         self._retry = 0  # the judgement from which a bearing is worth looking for again
+        self._rejected: tuple[float, int] | None = None  # (f0, wait) of the last rejection
         self._previous: tuple[int, float] | None = None  # (judgement, azimuth) last found
         self._coarse_az = np.arange(0.0, 360.0, COARSE_DEG)
         # The coarse scan's wavefronts per bin (from first_bin), made as bins are judged.
@@ -301,9 +303,18 @@ class SecondRotor:
                 or abs(_wrap(found[0] - self.heard_azimuth)) < self.p.min_separation_deg
                 or not self._own_fit(u, bins, found[0]) > need):
             # Mostly the heard rotor's lines: the next judgements' average holds the same
-            # lines, so it is not worth their cost to look again at once.
-            self._retry = self._judgements + self.p.retry_judgements
+            # lines, so it is not worth their cost to look again at once; and the same comb
+            # rejected again waits twice as long, up to the bearing's span (a lone drone's
+            # own comb that the judge cannot exclude is looked at every few seconds, not at
+            # every other judgement).
+            same = (self._rejected is not None and self.f0 is not None
+                    and _same_comb(self.f0, self._rejected[0]))
+            wait = min(2 * self._rejected[1] if same and self._rejected else 1,
+                       self.p.max_retry_judgements)
+            self._rejected = (self.f0, wait)
+            self._retry = self._judgements + self.p.retry_judgements - 1 + wait
             return None
+        self._rejected = None
         azimuth, error = found
         # A source holds its direction from one judgement to the next; a residue hops. The
         # one before may be a few judgements back: one skipped after a rejection (the
@@ -471,6 +482,12 @@ def _projected_fit(a: np.ndarray, norms: np.ndarray, basis: np.ndarray) -> np.nd
     p = r.real**2 + r.imag**2
     den = np.maximum(norms - p[..., 1:].sum(axis=-1), 1e-30)
     return p[..., 0] / den
+
+
+def _same_comb(a: float, b: float) -> bool:
+    """One comb's readings: f0 within TRACK_GATE, or an octave off (as extend_run)."""
+    d = abs(math.log(a / b))
+    return d < TRACK_GATE or abs(d - math.log(2.0)) < TRACK_GATE
 
 
 def _parabolic3(a: float, b: float, c: float) -> float:

@@ -168,3 +168,27 @@ def test_a_bearing_after_a_rejection_needs_no_second_one_to_agree_with() -> None
         second._judgements = judgement
         given.append(second.bearing(snaps, list(range(100))))
     assert [g is not None for g in given] == [False, True, False, False, True]
+
+
+def test_the_same_comb_rejected_again_is_looked_at_less_often() -> None:
+    """A lone wandering rotor leaves its own comb in the away average that the judge cannot
+    exclude: each look at it (cross-spectra, eigenvectors) is rejected. Looked at after 2,
+    3, 5, 9 judgements, not at every other one; another comb is looked at again at once."""
+    second = _second_rotor()
+    second.f0, second.bins, second.heard_azimuth = 198.0, [40, 60, 80, 100], 140.0
+    looks = []
+    second._best_away_fit = lambda u, bins: looks.append(second._judgements) or 0.1  # type: ignore
+    snaps = np.ones((100, 16, 180), dtype=np.complex64)
+    for judgement in range(1, 21):
+        second._judgements = judgement
+        assert second.bearing(snaps, list(range(100))) is None
+    assert looks == [1, 3, 6, 11, 20]
+    second.f0 = 150.0  # another comb
+    second._judgements = 21
+    second.bearing(snaps, list(range(100)))
+    assert looks[-1] == 20  # waits out the last wait ...
+    second._judgements = 29
+    second.bearing(snaps, list(range(100)))
+    second._judgements = 31
+    second.bearing(snaps, list(range(100)))
+    assert looks[-2:] == [29, 31]  # ... then starts over at 2
