@@ -18,6 +18,11 @@ every way the heard rotor shows itself:
   source and its opposite (azimuth + 180) alike at low frequencies; the bins at or above
   `mirror_hz` decide between them. A bearing within `min_separation_deg` of the heard one is
   the heard rotor leaking past the null, not a second drone.
+
+Cost (it runs on every hop while a rotor is heard): the average stops at `top_hz` and its
+away beams are formed in `away_parts` turns; the null is looked at only where some
+direction away from the heard one fits the comb's own wavefronts; the same comb rejected
+again is looked at less often.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ a wandering rotor comb arriving on the UMA-16 with true inter-microphone delays 
 independent noise, so detection and direction finding both run (DOA on detecting blocks, at
 most one bearing per window length, over the harmonic bins); a third run adds a generator as
 loud as the rotor from another direction, so the stationary-line stages (issue 12) work too.
+The two rotor cases run with the second-drone path (`[acoustic] second_drone`) and without
+it, in the same minutes, so its cost shows as the difference.
 Issue 12: the chain's cost over the FFT yardstick may not grow by more than a quarter from
 the 3.7x it was (RATIO_LIMIT). Exits non-zero when either target is missed.
 
