@@ -184,8 +184,9 @@ def _daemon_ready(state: Path, proc: subprocess.Popen[bytes]) -> float:
 
 
 def run_twin(scenario: str, out: Path, *, speed: float, seconds: float | None,
-             broker: str | None, gate_deg: float = 10.0) -> Score:
-    """Run the daemon on the twin, collect its events and score them."""
+             broker: str | None, gate_deg: float = 10.0, second_drone: bool = False) -> Score:
+    """Run the daemon on the twin, collect its events and score them (`second_drone`: with
+    the acoustic second-drone path on)."""
     from hal.sim.scenario import load_scenario
 
     duration = seconds if seconds is not None else load_scenario(scenario).duration_s
@@ -203,7 +204,8 @@ def run_twin(scenario: str, out: Path, *, speed: float, seconds: float | None,
         with (out / "daemon.log").open("ab") as daemon_log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "edgenode", "run", "--sim", scenario, "--broker", url,
-                 "--state-dir", str(state), "--speed", repr(speed)],
+                 "--state-dir", str(state), "--speed", repr(speed)]
+                + (["--second-drone"] if second_drone else []),
                 stdout=daemon_log, stderr=subprocess.STDOUT, env=env)
         try:
             t_start = _daemon_ready(state, proc)
@@ -233,7 +235,8 @@ def cmd_eval_twin(args: argparse.Namespace) -> int:
         if args.run is not None:
             out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="edgenode-eval-"))
             score = run_twin(args.run, out, speed=args.speed or 1.0, seconds=args.seconds,
-                             broker=args.broker, gate_deg=args.gate_deg)
+                             broker=args.broker, gate_deg=args.gate_deg,
+                             second_drone=args.second_drone)
         else:
             if args.events is None:
                 log.error("eval: --truth needs --events FILE (the daemon's track events)")

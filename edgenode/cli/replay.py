@@ -77,6 +77,9 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="--run: keep truth, events and the daemon's log here (default: a "
                    "new temporary directory)")
+    p.add_argument("--second-drone", action="store_true",
+                   help="--run: the daemon also looks for a second drone beside one heard "
+                   "nearby (run --sim --second-drone; docs/detection.md)")
     p.add_argument("--gate-deg", type=float, default=10.0, metavar="DEG",
                    help="--truth/--run: bearing gate for a track to count on a target "
                    "(default 10)")

@@ -114,7 +114,8 @@ class AcousticSection(Section):
     channel_map: list[Annotated[int, Field(ge=0, le=63)]] | None = None
     stall_timeout_s: float = Field(2.0, ge=0.1, le=60)
     # Look for a second, distant drone beside one heard nearby (docs/detection.md): off by
-    # default, as it costs about a quarter more of the acoustic chain's CPU.
+    # default: with it the acoustic chain is at the speed bench's limit (0.7-0.8x its FFT
+    # yardstick more).
     second_drone: bool = False
 
 

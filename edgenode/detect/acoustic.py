@@ -383,7 +383,9 @@ class AcousticDetector:
         heard one; a bearing when it holds a comb of its own."""
         assert self._second is not None and self._beams is not None
         assert self._snaps is not None
-        away = self._beams.away_power(band, self._second.p.away_beams)
+        away = self._beams.away_power(band, self._second.p.away_beams,
+                                      self._second.averaged_bins, self._second.part,
+                                      self._second.p.away_parts)
         if not self._second.update(t, away, self._lines.held_mask | occupied):
             return []
         held = min(self._snap_count, len(self._snaps))

@@ -58,5 +58,5 @@ class AcousticParams:
     beam_select_s: float = 1.0  # how long the choice of beam integrates that evidence
     beam_select_every: int = 4  # blocks (~0.18 s); the choice integrates over beam_select_s
     # A second drone beside the one the blocks hear (second_rotor.py): off unless the node's
-    # config asks ([acoustic] second_drone), as it costs about a quarter of the chain.
+    # config asks ([acoustic] second_drone): with it the chain is at the speed bench's limit.
     second_drone: bool = False

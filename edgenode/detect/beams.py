@@ -61,6 +61,7 @@ class BeamBank:
         self.best = 0
         self.blocks = 0
         self._away: np.ndarray | None = None  # away_power's products, kept between hops
+        self._away_steer = np.zeros((0, 0, 0), dtype=np.complex64)
 
     def power(self, band: np.ndarray, steady: np.ndarray | None = None,
               peaks: np.ndarray | None = None) -> np.ndarray:
@@ -78,25 +79,30 @@ class BeamBank:
         beam = np.add.reduce(x * self.steer_beam[self.best], axis=0)
         return (beam.real**2 + beam.imag**2).astype(np.float64)
 
-    def away_power(self, band: np.ndarray, min_offset: int) -> np.ndarray:
+    def away_power(self, band: np.ndarray, min_offset: int, bins: int | None = None,
+                   part: int = 0, parts: int = 1) -> np.ndarray:
         """Mean power spectrum of the beams at least `min_offset` beams from the best one (the
         chosen beam's last choice), for a (channels, F) band spectrum: where a second source
         is looked for beside the one the best beam follows. The small array gives those beams
         little directivity below ~1 kHz, so the caller still keeps the first source's lines
-        out of what it judges."""
+        out of what it judges. `bins`: the first so many bins only. `part` of `parts`: every
+        parts-th of those beams from the part-th on (a caller that averages over hops can
+        take them in turn)."""
         n = len(self.steer_beam)
-        count = n - 2 * min_offset + 1
-        if self._away is None or len(self._away) != count:
-            self._away = np.empty((count, *self.steer_beam.shape[1:]), dtype=np.complex64)
-        # The away beams are a run modulo the bank: at most two slices, no gathered copy.
+        f = self.steer_beam.shape[2] if bins is None else bins
+        if self._away_steer.shape[2] != f:
+            # The bank twice over, contiguous: the away beams, a run modulo the bank, are then
+            # one strided slice (a product over a sliced bank is slower per element).
+            self._away_steer = np.ascontiguousarray(
+                np.concatenate([self.steer_beam, self.steer_beam])[:, :, :f])
         first = (self.best + min_offset) % n
-        head = min(count, n - first)
-        x = band[None, : self.mics]
-        np.multiply(x, self.steer_beam[first:first + head], out=self._away[:head])
-        np.multiply(x, self.steer_beam[: count - head], out=self._away[head:])
+        steer = self._away_steer[first + part: first + n - 2 * min_offset + 1: parts]
+        if self._away is None or self._away.shape != steer.shape:
+            self._away = np.empty(steer.shape, dtype=np.complex64)
+        np.multiply(band[None, : self.mics, :f], steer, out=self._away)
         beams = np.add.reduce(self._away, axis=1)
         p = beams.real**2 + beams.imag**2
-        return np.add.reduce(p, axis=0).astype(np.float64) / count
+        return np.add.reduce(p, axis=0).astype(np.float64) / len(steer)
 
     def _tonal(self, p: np.ndarray, steady: np.ndarray | None,
                peaks: np.ndarray | None) -> np.ndarray:

@@ -44,8 +44,11 @@ class FaintLines:
     for a block's peaks)."""
 
     def __init__(self, bins: int, hop_s: float, floor_span: int,
-                 p: FaintParams | None = None) -> None:
+                 p: FaintParams | None = None, spread_from: int = 0) -> None:
+        """`spread_from`: the floor's spread is measured from this bin up (where the average
+        holds few lines; by default the whole band)."""
         self.p = p = p or FaintParams()
+        self._spread_from = spread_from
         self._alpha = min(1.0, hop_s / p.average_s)
         self._avg = np.zeros(bins)
         self._blocked = np.zeros(bins)  # decays like the average: a masked line's energy too
@@ -73,7 +76,8 @@ class FaintLines:
             return None
         level = 10.0 * np.log10(self._avg + float(self._avg.max()) * 1e-12 + 1e-30)
         white = level - running_median(level, self._floor_span, self._floor)
-        spread = MAD_TO_SIGMA * median(np.abs(white - median(white)))
+        quiet = white[self._spread_from:]
+        spread = MAD_TO_SIGMA * median(np.abs(quiet - median(quiet)))
         if not spread > 0:
             return None
         z = white / spread
