@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from edgenode.config.models import RemoteIdSection
+from edgenode.control.envelope import ULID_RE
 from edgenode.control.guards import AIRSPACE_CHECK_S
 from edgenode.daemon.remoteid import AllowListKeeper
 from edgenode.identify.identity_guard import RemoteIdGuard
@@ -195,3 +196,28 @@ def test_allow_list_commands_at_their_limits_are_taken(make_rig: RigFactory,
         result = rig.send("root", "allow-add", params)
         assert result["status"] == "ok", result
     assert rig.send("root", "allow-remove", {"uas_id": "F"})["status"] == "ok"
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (OSError(28, "No space left on device"),
+     "disk_full: OSError: [Errno 28] No space left on device"),
+    (RuntimeError("allow-list keeper broke"),
+     "internal_error: RuntimeError: allow-list keeper broke"),
+])
+def test_a_command_whose_handling_fails_makes_the_node_safe_and_says_why(
+        make_rig: RigFactory, error: Exception, reason: str) -> None:
+    def failing_keeper(action: str, params: dict[str, Any], by: str) -> str:
+        raise error  # e.g. the allow-list file cannot be written
+
+    rig = make_rig(hooks={"allow_list": failing_keeper})
+    rig.arm_and_engage(duration_s=30)
+    result = rig.send("root", "allow-add", {"uas_id": "FARM-0007",
+                                            "expires_at": time.time() + 3600})
+    assert (result["status"], result["reason"], result["state"]) == ("error", reason, "SAFE")
+    assert ULID_RE.match(result["id"])  # the command's id, read back from its payload
+    assert wait_for(lambda: not rig.drive(), 1)
+    assert rig.effector.flush()
+    states = [r["data"] for r in rig.audit if r.get("kind") == "state"]
+    assert states[-1]["to"] == "SAFE"
+    assert states[-1]["reason"] == f"internal error handling a command: {type(error).__name__}"
+    assert rig.send("alice", "arm", {"ttl_s": 10})["status"] == "ok"  # and it goes on
