@@ -166,7 +166,7 @@ def parse_key_list(entries: Any) -> list[OperatorKey]:
             public_key_from_b64(key.public_key)
         except ValidationError as exc:  # name the field: "1 validation error" says nothing
             error = exc.errors()[0]
-            where = ".".join(str(part) for part in error["loc"]) or "the entry"
+            where = str(error["loc"][0]) if error["loc"] else "the entry"  # entries are flat
             raise ValueError(f"keys[{index}] invalid: {where}: {error['msg']}") from None
         except (ValueError, binascii.Error) as exc:
             raise ValueError(f"keys[{index}] invalid: public_key: {exc}") from None
@@ -253,7 +253,7 @@ class OperatorIdentity:
         return base64.b64encode(raw).decode("ascii")
 
 
-def public_snippet(key_id: str, role: str, public_b64: str, *, demo: bool = False) -> str:
+def public_snippet(key_id: str, role: str, public_b64: str, *, demo: bool) -> str:
     lines = ["[[effector.keys]]", f'id = "{key_id}"', f'role = "{role}"',
              f'public_key = "{public_b64}"']
     if demo:

@@ -51,15 +51,16 @@ def test_junk_costs_a_bounded_share_of_the_audit_log_and_of_the_log(
     with caplog.at_level(logging.INFO, logger="edgenode.control"):
         for i in range(2000):
             rig.send_raw(uncanonical(STRANGER, ["1e400", '"\\ud800"'][i % 2]))
-            rig.send_raw(b"\xff" * (i % 50))
+            if i % 2:
+                rig.send_raw(b"\xff" * (i % 50))
         rig.effector.stop()
     junk = [r for r in rig.audit if r["kind"] == "junk"]
     assert 1 <= len(junk) <= 2, [r["kind"] for r in rig.audit]
-    assert sum(r["data"]["count"] for r in junk) == 4000
-    assert sum(sum(r["data"]["reasons"].values()) for r in junk) == 4000
-    assert junk[-1]["data"]["total_since_start"] == 4000
-    # only the 2000 without a readable command id count as unparseable
-    assert rig.effector.counters["unparseable"] == 2000
+    assert sum(r["data"]["count"] for r in junk) == 3000
+    assert sum(sum(r["data"]["reasons"].values()) for r in junk) == 3000
+    assert junk[-1]["data"]["total_since_start"] == 3000
+    # only the 1000 without a readable command id count as unparseable
+    assert rig.effector.counters["unparseable"] == 1000
     # no log line per junk message either: the summary says it
     assert not [r for r in caplog.records if "effector: command " in r.getMessage()]
     summaries = [r for r in caplog.records if "unsigned or malformed" in r.getMessage()]

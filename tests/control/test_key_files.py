@@ -18,6 +18,7 @@ from edgenode.control.keys import (
     KeyRing,
     KeyStore,
     OperatorIdentity,
+    current_ring,
     generate_key_file,
     load_config_keys,
     load_key_file,
@@ -36,7 +37,7 @@ def ring_of(keys_dir: Path, allow_demo: bool = True) -> dict[str, tuple[str, str
 
 def test_a_generated_key_file_is_private_and_its_public_half_loads_on_a_node(
         tmp_path: Path) -> None:
-    path = tmp_path / "ops" / "alice.key"
+    path = tmp_path / "ops" / "site-a" / "alice.key"  # folders made as needed
     snippet = generate_key_file(path, "alice", "operator")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     identity = load_key_file(path)
@@ -60,10 +61,15 @@ def test_a_demo_key_is_marked_and_left_out_where_demo_keys_are_not_allowed(
     keys_dir = tmp_path / "keys"
     keys_dir.mkdir()
     (keys_dir / "demo.pub").write_text(snippet)
-    assert ring_of(keys_dir) == {"demo-op": ("operator", identity.public_b64, True)}
+    other = OperatorIdentity("demo-two", "operator", Ed25519PrivateKey.generate())
+    (keys_dir / "two.toml").write_text(  # one key at the top level, marked demo
+        f'id = "demo-two"\nrole = "operator"\npublic_key = "{other.public_b64}"\ndemo = true\n')
+    assert ring_of(keys_dir) == {"demo-op": ("operator", identity.public_b64, True),
+                                 "demo-two": ("operator", other.public_b64, True)}
     with caplog.at_level(logging.ERROR):
         assert ring_of(keys_dir, allow_demo=False) == {}
     assert f"demo key 'demo-op' from {keys_dir / 'demo.pub'} ignored" in caplog.text
+    assert f"demo key 'demo-two' from {keys_dir / 'two.toml'} ignored" in caplog.text
 
 
 def test_a_keys_dir_takes_key_lists_and_single_keys_and_skips_what_it_cannot_read(
@@ -76,10 +82,12 @@ def test_a_keys_dir_takes_key_lists_and_single_keys_and_skips_what_it_cannot_rea
         f'[[keys]]\nid = "alice"\nrole = "operator"\npublic_key = "{alice.public_b64}"\n')
     # one key at the top level (an operator's key file: the private half is never taken)
     write_key_file(keys_dir / "bob.toml", bob)
+    (keys_dir / "bob.toml.pub").unlink()  # only the key file's own top level tells of bob
     # the same id with another public key: the first one read stays
     (keys_dir / "c.toml").write_text(
         f'[[keys]]\nid = "alice"\nrole = "admin"\npublic_key = "{root.public_b64}"\n')
     (keys_dir / "d.toml").write_text("[[keys]\n")
+    (keys_dir / "e.toml").write_text("# no keys in here yet\n")
     with caplog.at_level(logging.ERROR):
         ring = ring_of(keys_dir)
     assert ring == {"alice": ("operator", alice.public_b64, False),
@@ -163,3 +171,12 @@ def test_a_keys_update_is_audited_with_the_whole_set(make_rig: RigFactory) -> No
     assert record == {"version": 2, "source": "keys-update",
                       "keys": {"root": "admin", "bob": "operator"},
                       "revoked": ["alice", "mallory", "obs", "tech"]}
+
+
+def test_a_damaged_key_set_is_described_as_unreadable_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "keys.json").write_text('{"version": 3, "keys": [')
+    ring = current_ring(EffectorSection.model_validate({}), KeyStore(tmp_path))
+    assert ring.describe() == {
+        "version": 0, "source": "config", "keys": {}, "revoked": [],
+        "unreadable": f"{tmp_path / 'keys.json'}: JSONDecodeError: Expecting value: line 1 "
+                      "column 25 (char 24)"}
