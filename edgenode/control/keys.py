@@ -161,16 +161,12 @@ def parse_key_list(entries: Any) -> list[OperatorKey]:
         raise ValueError("'keys' must be a non-empty list of at most 1000 keys")
     out = []
     for index, entry in enumerate(entries):
-        try:
-            key = OperatorKey.model_validate(entry)
-            public_key_from_b64(key.public_key)
+        try:  # its pattern leaves a public_key 32 bytes, and Ed25519 takes any 32 bytes
+            out.append(OperatorKey.model_validate(entry))
         except ValidationError as exc:  # name the field: "1 validation error" says nothing
             error = exc.errors()[0]
             where = str(error["loc"][0]) if error["loc"] else "the entry"  # entries are flat
             raise ValueError(f"keys[{index}] invalid: {where}: {error['msg']}") from None
-        except (ValueError, binascii.Error) as exc:
-            raise ValueError(f"keys[{index}] invalid: public_key: {exc}") from None
-        out.append(key)
     ids = [k.id for k in out]
     if len(set(ids)) != len(ids):
         raise ValueError("'keys' lists a key id twice")

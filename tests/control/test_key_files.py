@@ -94,6 +94,7 @@ def test_a_keys_dir_takes_key_lists_and_single_keys_and_skips_what_it_cannot_rea
                     "bob": ("operator", bob.public_b64, False)}
     assert f"key 'alice' in {keys_dir / 'c.toml'} differs from an earlier one" in caplog.text
     assert f"keys file {keys_dir / 'd.toml'} skipped" in caplog.text
+    assert "e.toml" not in caplog.text  # a file without keys is no error
 
 
 @pytest.mark.parametrize(("text", "fault"), [
