@@ -6,7 +6,8 @@ independent noise, so detection and direction finding both run (DOA on detecting
 most one bearing per window length, over the harmonic bins); a third run adds a generator as
 loud as the rotor from another direction, so the stationary-line stages (issue 12) work too.
 The two rotor cases run with the second-drone path (`[acoustic] second_drone`) and without
-it, in the same minutes, so its cost shows as the difference.
+it, in the same minutes, so its cost shows as the difference; the path is off by default, so
+its lines are printed but not held to the targets.
 Issue 12: the chain's cost over the FFT yardstick may not grow by more than a quarter from
 the 3.7x it was (RATIO_LIMIT). Exits non-zero when either target is missed.
 
@@ -116,10 +117,19 @@ def main() -> int:
                 best[label] = (cpu, results)
         fft_cpu = min(fft_cpu, fft_yardstick(pcm, blocks))
     targets = Targets("bench_acoustic")
+    optional = {label for label, _, _, second in cases if second}
+
+    def judge(label: str, what: str, value: float, limit: float, unit: str) -> str:
+        # The second-drone path is off by default (docs/detection.md): its figures are
+        # printed, the node's default chain is what the targets hold.
+        if label in optional:
+            return "(the second-drone path is off by default: not held to the target)"
+        return targets.at_most(what, value, limit, unit)
+
     for label, _, _, _ in cases:
         cpu, results = best[label]
-        verdict = targets.at_most(f"acoustic chain, {label}: real-time factor", cpu / SECONDS,
-                                  TARGET_RTF, "")
+        verdict = judge(label, f"acoustic chain, {label}: real-time factor", cpu / SECONDS,
+                        TARGET_RTF, "")
         drone = sum(r.drone for r in results)
         bearings = sum(len(r.bearings) for r in results)
         print(f"acoustic chain, {label}: 16 ch x {RATE} Hz, {SECONDS:.0f} s of audio in "
@@ -131,7 +141,7 @@ def main() -> int:
     for label, _, _, _ in cases:
         ratio = best[label][0] / fft_cpu
         print(f"{label}: {ratio:.2f}x the yardstick (limit {RATIO_LIMIT:.2f}x): "
-              f"{targets.at_most(f'{label} x FFT yardstick', ratio, RATIO_LIMIT, 'x')}")
+              f"{judge(label, f'{label} x FFT yardstick', ratio, RATIO_LIMIT, 'x')}")
     return targets.exit_code()
 
 
