@@ -69,7 +69,6 @@ from edgenode.detect.beams import BeamBank, channel_power
 from edgenode.detect.comoving import CoMoving, CoMovingLines
 from edgenode.detect.doa import DoaEstimator
 from edgenode.detect.faint import FaintLines, extend_run
-from edgenode.detect.groundcomb import GroundComb
 from edgenode.detect.lines import TRACK_GATE, LineHistory, LinePair, LinePairs, common_fundamental
 from edgenode.detect.rank import (
     detrended_spread,
@@ -143,9 +142,6 @@ class AcousticDetector:
         self._history: deque[tuple[float, float | None]] = deque(
             maxlen=max(2, round(p.persist_s / self.hop_s)))
         self._comb_index, self._comb_valid, self._f0_grid = self._build_comb()
-        # The ground reflection's ripple, folded per block at the comb's f0 (groundcomb.py).
-        self._ground = GroundComb(self.freqs)
-        self._folds: deque[np.ndarray | None] = deque(maxlen=self._history.maxlen)
         self._low_in_band = self._comb_valid[:, : p.miss_harmonics].sum(axis=1)
         self._ev_buf = np.zeros(self.hi - self.lo + 1)
         self._k = np.arange(1, p.harmonics + 1, dtype=np.float64)
@@ -297,13 +293,11 @@ class AcousticDetector:
             best_strength = float(strength[best])
             f0 = self._refine_f0(white, best)
         self._history.append((best_strength / (p.block_hits * 4.0), f0))
-        self._folds.append(None if f0 is None else self._ground.fold(white, f0, steady))
         score, f0_track, wander = self._integrated()
         self.last_wander = wander
         warm = self._blocks > self._warmup_blocks
         drone = (warm and score >= p.threshold and wander >= p.wander_min
-                 and not self._lines.helicopter
-                 and not self._ground.is_ripple(self._history, self._folds))
+                 and not self._lines.helicopter)
         f0 = f0_track
         # A second, independent piece of evidence: two strong lines that wander together at a
         # fixed frequency ratio (one rotating shaft), whatever their ratio or band. It decides
