@@ -55,6 +55,7 @@ class OutboxWriter:
                  gap_record: Callable[[Loss], Record]):
         self._outbox = outbox
         self._on_committed, self._on_drops, self._on_error = on_committed, on_drops, on_error
+        self._delete_failing = False  # (the writer's thread) said once per failing spell
         self._gap_record = gap_record
         self._cond = threading.Condition()
         self._pending: list[Record] = []
@@ -155,17 +156,20 @@ class OutboxWriter:
         not deleted stay in the outbox and go out again: duplicates, not loss."""
         try:
             self._outbox.delete(ids)
-            return True
         except Exception:
             with self._cond:
-                if self._closed:
-                    log.exception("link: outbox delete of %d sent row(s) failed at close",
-                                  len(ids))
-                    return True
-                self._acked[:0] = ids
-            log.exception("link: outbox delete of %d sent row(s) failed; trying again",
-                          len(ids))
-            return False
+                closed = self._closed
+                if not closed:
+                    self._acked[:0] = ids
+            if closed or not self._delete_failing:  # once, not every RETRY_S on a dead card
+                log.exception("link: outbox delete of %d sent row(s) failed%s", len(ids),
+                              " at close" if closed else "; trying again until it works")
+            self._delete_failing = not closed
+            return closed
+        if self._delete_failing:
+            log.warning("link: outbox deletes work again")
+            self._delete_failing = False
+        return True
 
     def _run(self) -> None:
         while True:

@@ -10,6 +10,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
 from edgenode.link.losses import Loss
 from edgenode.link.outbox import Dropped, Outbox, Record
 from edgenode.link.writer import OutboxWriter
@@ -137,7 +139,8 @@ class LockedOutbox(Outbox):
         super().delete(ids)
 
 
-def test_sent_rows_whose_delete_fails_are_deleted_on_a_later_try(tmp_path: Path) -> None:
+def test_sent_rows_whose_delete_fails_are_deleted_on_a_later_try(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     outbox = LockedOutbox(tmp_path / "o.sqlite3", max_bytes=10**8, max_age_s=3600)
     writer = OutboxWriter(outbox, on_committed=lambda: None, on_drops=lambda d: None,
                           on_error=lambda e: None, gap_record=_gap)
@@ -149,5 +152,9 @@ def test_sent_rows_whose_delete_fails_are_deleted_on_a_later_try(tmp_path: Path)
     while outbox.backlog and time.monotonic() < deadline:
         time.sleep(0.01)
     assert outbox.backlog == 0 and outbox.failures == 0
+    said = [r.getMessage() for r in caplog.records if "outbox delete" in r.getMessage()
+            or "deletes work" in r.getMessage()]
+    assert said == ["link: outbox delete of 3 sent row(s) failed; trying again until it works",
+                    "link: outbox deletes work again"]  # once per failing spell, not per try
     writer.close()
     outbox.close()
