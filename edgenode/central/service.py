@@ -114,7 +114,7 @@ class Central:
         self._lock = threading.Lock()
         # Intake runs on our client's thread and on each stand-in's: one at a time.
         self._intake_lock = threading.Lock()
-        self.journal = Journal(events_log) if events_log else None
+        self.journal = Journal(events_log, dedup_capacity) if events_log else None
         if self.journal is not None:
             # Not got: a stand-in holds our session; waited for once connected (_on_connect).
             self.journal.try_lock()
@@ -213,7 +213,8 @@ class Central:
         stand_in = StandIn(self.url, name, journal, by=self.instance,
                            intake=self._intake_topics("events") + self._intake_topics("health"),
                            unwanted=[STATUS, OBSERVATIONS],
-                           session_expiry_s=self.session_expiry_s, take=self._on_stood_in,
+                           session_expiry_s=self.session_expiry_s,
+                           journal_capacity=self.intake_ids.capacity, take=self._on_stood_in,
                            recall=lambda ids: self._recall(ids, f"{journal} ({name}'s)"),
                            gone=lambda s: self.stand_ins.pop(s.dead, None))
         self.stand_ins[name] = stand_in

@@ -94,14 +94,16 @@ class StandIn:
     survivor's intake (it journals into `self.journal` and relays on `self.client`, so the
     relay is on the wire before the acknowledgement paho sends when `take` returns);
     `recall(ids)` learns what the dead instance had journaled; `gone(stand_in)` is called
-    once, from the stand-in's network thread, when its connection has ended."""
+    once, from the stand-in's network thread, when its connection has ended.
+    `journal_capacity`: the survivor's de-dup window, which sizes the journal's rotation
+    while the stand-in writes into it."""
 
     def __init__(self, url: str, dead: str, journal: Path, *, by: str, intake: list[str],
-                 unwanted: list[str], session_expiry_s: int,
+                 unwanted: list[str], session_expiry_s: int, journal_capacity: int,
                  take: Callable[[InboundMessage, StandIn], None],
                  recall: Callable[[list[str]], None], gone: Callable[[StandIn], None]):
         self.dead, self.by, self.url = dead, by, url
-        self.journal_path = journal
+        self.journal_path, self.journal_capacity = journal, journal_capacity
         self.intake, self.session_expiry_s = intake, session_expiry_s
         self.unwanted = unwanted
         self._take, self._recall, self._gone = take, recall, gone
@@ -114,7 +116,7 @@ class StandIn:
     def start(self) -> bool:
         """Open the session (on a thread of its own: it may wait for the lock); False when
         the dead instance's journal lock stays held (it is back, or another stand-in has it)."""
-        journal = Journal(self.journal_path)
+        journal = Journal(self.journal_path, self.journal_capacity)
         if not journal.lock(LOCK_WAIT_S) or self._stopping:
             journal.close()
             log.info("central: not standing in for %s: its journal %s is locked", self.dead,
