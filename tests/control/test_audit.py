@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 from pathlib import Path
 
 from edgenode.control.audit import AuditLog, export, verify
@@ -204,3 +205,53 @@ def test_a_record_with_a_duplicate_key_is_not_the_nodes(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     report = verify(tmp_path)
     assert report.broken and "line 3" in report.broken and "canonical" in report.broken
+
+
+def test_a_new_segment_is_written_through_as_the_first_was(tmp_path: Path) -> None:
+    # Unbuffered in every segment: what append returned from is in the file, with no
+    # buffer to lose in a crash or to write later under a stale seq.
+    log = fill(tmp_path, 60)
+    try:
+        assert len(segment_files(tmp_path)) > 2
+        last_line = segment_files(tmp_path)[-1].read_bytes().splitlines()[-1]
+        assert json.loads(last_line)["data"]["n"] == 59
+    finally:
+        log.close()
+
+
+def test_a_dropped_segment_leaves_an_anchor_naming_its_last_record(tmp_path: Path) -> None:
+    told: list[tuple[int, str]] = []
+    log = AuditLog(tmp_path, segment_bytes=2048, max_segments=3, fsync=False,
+                   on_anchor=lambda seq, digest: told.append((seq, digest)))
+    for i in range(80):
+        log.append("state", {"n": i, "pad": "x" * 100})
+    log.close()
+    first_kept = segment_files(tmp_path)[0]
+    number = int(first_kept.name[6:14]) - 1
+    # The `segment` record at the head of the first kept segment describes the dropped one.
+    note = json.loads(first_kept.read_bytes().splitlines()[0])
+    assert note["kind"] == "segment"
+    anchor = json.loads((tmp_path / "anchor.json").read_text())
+    assert set(anchor) == {"segment", "seq", "hash", "t", "dropped_at"}
+    assert anchor["segment"] == note["data"]["closed"] == f"audit-{number:08d}.jsonl"
+    assert (anchor["seq"], anchor["hash"]) == (note["data"]["last_seq"],
+                                                note["data"]["last_hash"])
+    assert anchor["t"] <= note["t"] <= anchor["dropped_at"] <= time.time()
+    assert told[-1] == (anchor["seq"], anchor["hash"])  # the node keeps its own copy
+    assert not (tmp_path / "anchor.tmp").exists()
+
+
+def test_a_damaged_line_at_a_segment_end_does_not_lose_its_anchor(tmp_path: Path) -> None:
+    log = fill(tmp_path, 30, max_segments=3)
+    log.close()
+    oldest = segment_files(tmp_path)[0]
+    last = json.loads(oldest.read_bytes().splitlines()[-1])
+    with open(oldest, "ab") as fh:
+        fh.write(b'{"torn\n5\n')  # bit rot: a broken line, then JSON that is no record
+    log = AuditLog(tmp_path, segment_bytes=2048, max_segments=3, fsync=False)
+    while oldest.exists():
+        log.append("state", {"pad": "x" * 100})
+    log.close()
+    anchor = json.loads((tmp_path / "anchor.json").read_text())
+    assert (anchor["segment"], anchor["seq"], anchor["hash"]) == (oldest.name, last["seq"],
+                                                                  last["hash"])

@@ -106,6 +106,9 @@ def test_a_keys_dir_takes_key_lists_and_single_keys_and_skips_what_it_cannot_rea
      "needs id, role and a 32-byte base64 private_key (ValueError)"),
     ('id = "x"\nrole = "pilot"\nprivate_key = "' + "A" * 43 + '="\n',
      "role 'pilot' is not one of ['observer', 'technician', 'operator', 'admin']"),
+    # A character outside base64 (a mangled copy) is refused, not skipped over.
+    ('id = "x"\nrole = "operator"\nprivate_key = "' + "A" * 20 + "!" + "A" * 23 + '="\n',
+     "needs id, role and a 32-byte base64 private_key (Error)"),
 ])
 def test_a_bad_key_file_is_refused_naming_the_file_and_the_fault(
         tmp_path: Path, text: str | None, fault: str) -> None:
@@ -181,3 +184,11 @@ def test_a_damaged_key_set_is_described_as_unreadable_naming_the_file(tmp_path: 
         "version": 0, "source": "config", "keys": {}, "revoked": [],
         "unreadable": f"{tmp_path / 'keys.json'}: JSONDecodeError: Expecting value: line 1 "
                       "column 25 (char 24)"}
+
+
+def test_a_demo_key_says_so_in_its_public_snippet(tmp_path: Path) -> None:
+    snippet = generate_key_file(tmp_path / "demo.key", "demo-op", "operator", demo=True)
+    assert snippet.splitlines()[-1] == "demo = true"
+    assert (tmp_path / "demo.key.pub").read_text() == snippet
+    plain = generate_key_file(tmp_path / "op.key", "op", "operator")
+    assert "demo" not in plain

@@ -73,3 +73,15 @@ def test_a_saved_key_set_and_its_rename_are_synced(tmp_path: Path) -> None:
     store.save(KeyRing(3, {key.id: trusted(key)}, set(), "keys-update"))
     assert synced == [str(tmp_path / "keys.tmp"), str(tmp_path)], synced
     assert store.load() is not None and store.load().version == 3
+
+
+def test_a_key_update_makes_the_node_safe_saying_who_replaced_the_set(
+        make_rig: RigFactory) -> None:
+    rig = make_rig()
+    rig.arm_and_engage(duration_s=30)
+    keep = [key_entry(OPERATORS[k]) for k in ("root", "bob")]
+    assert rig.send("root", "keys-update", {"version": 3, "keys": keep})["status"] == "ok"
+    assert not rig.drive()
+    assert rig.effector.flush()
+    last = [r["data"] for r in rig.audit if r["kind"] == "state"][-1]
+    assert (last["to"], last["reason"]) == ("SAFE", "key set replaced by root (version 3)")
