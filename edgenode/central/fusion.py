@@ -7,7 +7,8 @@ Each node reports, per track of its own, a true bearing (and sometimes a radar r
   node track joins the fused track whose position its bearing passes through (gated by the
   combined error); two single-node tracks pair when their bearing rays cross in front of both
   (preferring a crossing a third node's bearing confirms); with three or more members the
-  member with the worst residual is split off when it disagrees; when a node ends a track
+  member with the worst residual is split off when it disagrees; a lone track whose ray
+  comes to cross another node's lone track pairs with it later too; when a node ends a track
   while a newer lone track of its own passes the fused position (its tracker split one
   object in two), the newer one takes the ended one's place. A fused track with one
   member is a bearing line (no position) unless that node measured range.
@@ -366,15 +367,33 @@ class SiteFusion:
 
     def _rejoin(self, track: FusedTrack, obs: Observation) -> list[FusedTrack]:
         """A lone track (bearing line) whose bearing now passes through a fused track with a
-        position joins it; its own line ends."""
+        position joins it; its own line ends. One whose ray now crosses another node's lone
+        track pairs with it, as a new track would have: two nodes' long-lived tracks can each
+        have started while the other was silent (its node coasting it), and would otherwise
+        stay two lines for good. The older fused id lives on; the other line ends."""
         best = self._best(obs)
-        if best is None or best[1].fix is None:
+        if best is None:
             return []
+        _, other, supporters = best
+        if other.fix is None and len(other.members) == 1 and track.first_seen < other.first_seen:
+            ((node, object_id),) = other.members  # this line is the older: the other comes
+            changed = self._move(self.latest[(node, object_id)], track)
+            other = track
+        else:
+            changed = self._move(obs, other)
+        for sup in supporters:
+            if self.track_of(sup.node, sup.object_id) is not other:
+                changed += self._move(sup, other)
+        self._refix(other, obs.t)
+        return [*changed, other]
+
+    def _move(self, obs: Observation, track: FusedTrack) -> list[FusedTrack]:
+        """The node track of `obs` leaves its fused track (ending it if it was its last
+        member) and joins `track`."""
         changed = self.end(obs.node, obs.object_id, obs.t)
         self.latest[(obs.node, obs.object_id)] = obs
-        self._join(best[1], obs)
-        self._refix(best[1], obs.t)
-        return [*changed, best[1]]
+        self._join(track, obs)
+        return changed
 
     def _handover(self, track: FusedTrack, node: str, last_fix: Fix | None,
                   t: float) -> list[FusedTrack]:

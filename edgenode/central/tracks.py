@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from edgenode.central.fusion import FusedTrack, Observation
+from edgenode.central.fusion import STALE_S, FusedTrack, Observation
 from edgenode.central.geometry import LocalFrame
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "central_tracks.json"
@@ -23,9 +23,20 @@ def tracks_topic(site: str) -> str:
     return f"edgenode/{site}/central/tracks"
 
 
+def contributing(track: FusedTrack, members: list[Observation]) -> list[Observation]:
+    """The members that steer the fix: heard within STALE_S of the track's time. A node
+    track that falls silent (the node coasts it: a far drone's sound drops out for seconds)
+    keeps its place in the fused track but is no member of this message; when none is
+    heard, the freshest stands for the track (its bearing line)."""
+    live = [o for o in members if track.t - o.t <= STALE_S]
+    return live or sorted(members, key=lambda o: o.t, reverse=True)[:1]
+
+
 def fused_payload(site: str, track: FusedTrack, members: list[Observation],
                   frame: LocalFrame, instance: str) -> dict[str, Any]:
-    """`members`: the latest observation of each contributing node track."""
+    """`members`: the latest observation of each node track of the fused track; the message
+    names those that contribute (`contributing`)."""
+    members = contributing(track, members)
     kind = "end" if track.ended else ("update" if track.published else "new")
     position = None
     engage_node = None

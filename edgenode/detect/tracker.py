@@ -21,9 +21,11 @@
   log-likelihood ratio of a real object against a chance alignment of false measurements,
   with the false-plot density learnt on site) reaches `confirm_score` after at least
   `min_confirm_hits` measurements; confirmed -> coasting after `coast_after_s` without one;
-  coasting -> confirmed on the next; coasting -> ended after `end_after_s`; a tentative track
-  ends after `tentative_timeout_s` without a measurement or when its score falls below
-  `delete_score`.
+  coasting -> confirmed on the next; coasting -> ended after `end_after_s` (an acoustic-only
+  track: `acoustic_end_after_s`, since a far drone's sound drops out for seconds while it flies
+  on, and ending its track would bring it back under a new id, to central a second object);
+  a tentative track ends after `tentative_timeout_s` without a measurement or when its score
+  falls below `delete_score`.
 - Start regions (`set_regions`, from a tasking system such as a SAPIENT sensor task): a plot
   or bearing that lands on no track starts one only where `regions.passes` lets it (not in
   an ignore area; inside an area of interest when there is one; unknown passes). They gate
@@ -91,6 +93,9 @@ class Tracker:
                  tentative_timeout_s: float = 1.0,
                  coast_after_s: float = 0.5,
                  end_after_s: float = 3.0,
+                 # Twin, two-masts-crossing ~300 m out: silences of up to 5 s offline and
+                 # 7.4 s on a loaded machine; central drops a member silent for 10 s.
+                 acoustic_end_after_s: float = 8.0,
                  init_speed_sigma_mps: float = 10.0,
                  doppler_sigma_mps: float = 0.5,
                  doppler_max_mps: float | None = None,
@@ -127,6 +132,7 @@ class Tracker:
         self.false_plots = FalsePlotDensity()
         self.tentative_timeout_s = tentative_timeout_s
         self.coast_after_s, self.end_after_s = coast_after_s, end_after_s
+        self.acoustic_end_after_s = acoustic_end_after_s
         self.init_speed_sigma_mps = init_speed_sigma_mps
         self.doppler_sigma_mps = doppler_sigma_mps
         self.doppler_max_mps = doppler_max_mps  # the radar's unambiguous radial speed
@@ -482,7 +488,8 @@ class Tracker:
                     tr.status = "ended"
             elif tr.status == "confirmed" and quiet > self.coast_after_s:
                 tr.status = "coasting"
-            if tr.status == "coasting" and quiet > self.end_after_s:
+            if tr.status == "coasting" and quiet > (self.end_after_s if tr.has_range
+                                                    else self.acoustic_end_after_s):
                 tr.status = "ended"
         merge_duplicates(self._tracks, t, self.gate, coast_after_s=self.coast_after_s,
                          merge_after_s=self.merge_after_s)

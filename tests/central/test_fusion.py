@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
+
 from edgenode.central.fusion import Observation, SiteFusion, fused_id, triangulate
 from edgenode.central.geometry import LocalFrame, bearing_deg
+from edgenode.central.tracks import fused_payload
 
 NODES = {"north": (0.0, 200.0), "south": (0.0, -200.0), "east": (250.0, 0.0)}
 
@@ -175,3 +178,55 @@ def test_a_nodes_second_track_on_the_drone_takes_over_when_its_first_one_ends():
     assert line[0].ended and line[0].id not in fusion.tracks  # its own line ended
     assert {t.id for t in changed} == {fid, line[0].id}
     assert fusion.track_of("south", "south-far").members == {("south", "south-far")}
+
+
+def test_a_member_its_node_coasts_in_silence_is_left_out_of_the_message_until_heard_again():
+    """A far drone's sound drops out at one mast for seconds: that node coasts its track (the
+    same id, no bearings), so the fused track has one member that steers nothing. Its message
+    is then the heard mast's bearing line, naming that mast alone (not the silent track's
+    old bearing); once the silent track is heard again, the position is back, same id."""
+    fusion = SiteFusion("s1")
+    frame = LocalFrame(57.0, 11.9)
+    drone = (230.0, 40.0)
+    fusion.observe(obs("north", drone, t=1.0))
+    (track,) = fusion.observe(obs("south", drone, t=1.2))
+    assert track.fix is not None
+    (lapsed,) = fusion.observe(obs("south", (230.0, 10.0), t=5.0))  # north silent 4 s
+    assert lapsed is track and track.fix is None and len(track.members) == 2
+    payload = fused_payload("s1", track, [fusion.latest[k] for k in sorted(track.members)],
+                            frame, "c1")
+    assert payload["position"] is None
+    assert [m["node"] for m in payload["members"]] == ["south"]
+    assert payload["bearing_line"]["node"] == "south"
+    (back,) = fusion.observe(obs("north", (230.0, 5.0), t=5.4))
+    assert back is track and track.fix is not None
+    payload = fused_payload("s1", track, [fusion.latest[k] for k in sorted(track.members)],
+                            frame, "c1")
+    assert [m["node"] for m in payload["members"]] == ["north", "south"]
+    assert payload["position"] is not None and payload["bearing_line"] is None
+
+
+@pytest.mark.parametrize("first_heard_again", ["north", "south"])
+def test_two_lone_tracks_founded_while_the_other_was_silent_pair_when_next_heard(
+        first_heard_again: str) -> None:
+    """The south mast's track starts while the north mast's is silent (its node coasting it:
+    the far drone's sound dropped out), so each is a lone bearing line; then one is heard
+    while the other is silent. When the other is heard, their rays cross on the drone: one
+    fused track with a position, under the older (north's) id; south's line ends."""
+    fusion = SiteFusion("s1")
+
+    def drone(t: float) -> tuple[float, float]:  # southbound at 10 m/s, 230 m east
+        return 230.0, 110.0 - 10.0 * t
+
+    (north_line,) = fusion.observe(obs("north", drone(1.0), t=1.0))
+    (south_line,) = fusion.observe(obs("south", drone(5.0), t=5.0))  # north silent 4 s
+    assert south_line is not north_line and south_line.fix is None
+    fusion.observe(obs(first_heard_again, drone(8.5), t=8.5))  # the other silent 3.5 s
+    assert north_line.fix is None and south_line.fix is None
+    then = "south" if first_heard_again == "north" else "north"
+    changed = fusion.observe(obs(then, drone(9.0), t=9.0))
+    assert {t.id for t in changed} == {north_line.id, south_line.id}
+    assert south_line.ended and south_line.id not in fusion.tracks
+    assert fusion.tracks[north_line.id].members == {("north", "north-1"), ("south", "south-1")}
+    fix = fusion.tracks[north_line.id].fix
+    assert fix is not None and math.hypot(fix.east - 230.0, fix.north - 22.5) < 10.0

@@ -336,3 +336,46 @@ def test_a_published_radar_track_outlives_an_older_tentative_acoustic_one_on_its
     # One object, under the id the operators already see: no flash of a second drone.
     assert seen.status == "confirmed" and heard.status == "ended"
     assert seen.f0_hz == 187.0 and seen.first_seen == T0
+
+
+# Bearings of the far drone of two-masts-crossing as the north mast's twin heard it (rendered
+# offline, seed 1; scenario seconds, true bearing, one-sigma error): heard in bursts, with a
+# 4.95 s silence between 13.3 s and 18.3 s while the drone flew on ~300 m out at 10 m/s.
+FAINT_DRONE_BEARINGS = [
+    (11.700, 86.9, 1.0), (11.790, 85.5, 1.7), (11.880, 91.4, 2.1), (11.970, 87.0, 0.9),
+    (12.060, 87.3, 1.0), (12.645, 88.1, 1.1), (12.735, 88.6, 1.0), (12.825, 87.5, 2.2),
+    (12.915, 90.1, 0.8), (13.005, 89.7, 1.1), (13.140, 90.2, 0.8), (13.320, 91.3, 1.4),
+    (18.270, 103.6, 1.5), (18.360, 101.2, 1.3), (18.450, 104.6, 2.5), (18.540, 102.0, 1.1),
+    (19.080, 105.1, 0.8), (19.170, 101.0, 1.6), (19.530, 107.0, 2.0), (19.710, 107.4, 1.4),
+    (20.880, 108.6, 0.9), (20.970, 109.2, 0.7)]
+
+
+def test_a_faint_drone_heard_in_bursts_keeps_its_id_through_a_silence_of_seconds() -> None:
+    """A distant drone's bearings drop out for seconds at a time: its acoustic-only track
+    coasts through the silence (reported as coasting), and the next burst updates it under
+    the same id instead of ending it and confirming a second track (which central takes for
+    a new object: a second fused id). It still ends once the drone stays silent."""
+    tracker = Tracker(**SITE)
+    events: list[tuple[float, dict]] = []
+    ticks = np.arange(11.5, 21.0, 0.5).tolist()  # the daemon's idle tick
+    timeline = sorted([(s, None) for s in ticks] + [(s, (az, err))
+                                                    for s, az, err in FAINT_DRONE_BEARINGS],
+                      key=lambda item: item[0])
+    for s, b in timeline:
+        bearings = [] if b is None else [AcousticBearing(
+            t=T0 + s, azimuth_deg=b[0], elevation_deg=None, error_deg=b[1], f0_hz=190.0,
+            score=0.9)]
+        events += [(s, e) for e in tracker.update(T0 + s, [], bearings)]
+    assert [e["type"] for _, e in events].count("new") == 1, events
+    assert not [e for _, e in events if e["type"] == "end"]
+    ((_, new),) = [(s, e) for s, e in events if e["type"] == "new"]
+    statuses = {s: e["after"]["status"] for s, e in events if e["object_id"] == new["object_id"]}
+    assert "coasting" in [st for s, st in statuses.items() if 13.3 < s < 18.3]
+    (state,) = [st for st in tracker.tracks() if st["status"] != "tentative"]
+    assert state["object_id"] == new["object_id"] and state["status"] == "confirmed"
+    assert state["azimuth_deg"]["value"] == pytest.approx(109.0, abs=3.0)
+    # Silent for good: the track ends.
+    for s in np.arange(21.0, 21.0 + tracker.acoustic_end_after_s + 1.0, 0.5):
+        events += [(s, e) for e in tracker.update(T0 + s, [], [])]
+    assert events[-1][1]["type"] == "end" and events[-1][1]["object_id"] == new["object_id"]
+    assert tracker.tracks() == []

@@ -34,15 +34,18 @@ ACOUSTIC_RANGE_M = 150.0
 GEOMETRY = "uma16"
 
 
-def render(scenario_name: str, seed: int, seconds: float | None = None) -> np.ndarray:
-    """(frames, mics) float32 of the scenario from time 0, cached on disk per seed."""
+def render(scenario_name: str, seed: int, seconds: float | None = None,
+           mast: str | None = None) -> np.ndarray:
+    """(frames, mics) float32 of the scenario from time 0 as `mast` hears it (a scenario
+    with [[masts]]; None: [node]), cached on disk per seed."""
     scenario = load_scenario(scenario_name)
     seconds = float(seconds or scenario.duration_s)
     cache = Path(os.environ.get("EDGENODE_TWIN_AUDIO", "/tmp/edgenode-twin-audio"))
-    path = cache / f"{scenario.name}-{seed}-{seconds:g}.npy"
+    name = scenario.name if mast is None else f"{scenario.name}-{mast}"
+    path = cache / f"{name}-{seed}-{seconds:g}.npy"
     if path.exists():
         return np.load(path, mmap_mode="r")
-    renderer = ArrayRenderer(scenario, World(scenario), load_geometry(GEOMETRY).positions_m,
+    renderer = ArrayRenderer(scenario, World(scenario, mast), load_geometry(GEOMETRY).positions_m,
                              FS, seed=seed)
     blocks = int(seconds * FS) // BLOCK
     pcm = np.vstack([renderer.render(k * BLOCK / FS, BLOCK) for k in range(blocks)])
