@@ -30,8 +30,11 @@ def test_watch_lists_fused_tracks_and_engage_fused_targets_the_best_placed_node(
                   lambda m: commands.append((m.topic, json.loads(m.payload))))
     spy.start()
     assert spy.subscribed.wait(10)
-    sim = FleetSim(mosquitto.url, nodes=3, drones=1, seconds=9, nodes_per_site=3)
-    runner = threading.Thread(target=sim.run)
+    # Flies until the test is done (at most 30 s): two `edgenode ctl` start-ups under load
+    # took longer than the 9 s flight this had, and the fused track ended before ctl asked.
+    sim = FleetSim(mosquitto.url, nodes=3, drones=1, seconds=30, nodes_per_site=3)
+    done = threading.Event()
+    runner = threading.Thread(target=sim.run, args=(done,))
     try:
         with TrackWatcher(mosquitto.url) as watch:
             runner.start()
@@ -59,6 +62,7 @@ def test_watch_lists_fused_tracks_and_engage_fused_targets_the_best_placed_node(
         assert command["action"] == "engage" and command["params"]["track"] == own[node]
         assert engage.returncode != 0  # no node answers here: ctl says so, nothing engages
     finally:
+        done.set()
         runner.join()
         spy.stop()
         central.stop()
