@@ -138,6 +138,7 @@ def test_segment_records_carry_the_closed_segments_digest(tmp_path: Path) -> Non
         content = closed.read_bytes()
         assert note["data"]["closed"] == closed.name
         assert note["data"]["sha256"] == hashlib.sha256(content).hexdigest()
+        assert note["data"]["bytes"] == len(content)
         assert note["data"]["last_seq"] == json.loads(content.splitlines()[-1])["seq"]
 
 
@@ -255,3 +256,16 @@ def test_a_damaged_line_at_a_segment_end_does_not_lose_its_anchor(tmp_path: Path
     anchor = json.loads((tmp_path / "anchor.json").read_text())
     assert (anchor["segment"], anchor["seq"], anchor["hash"]) == (oldest.name, last["seq"],
                                                                   last["hash"])
+
+
+def test_a_damaged_anchor_that_cannot_be_moved_aside_is_named_with_why(tmp_path: Path) -> None:
+    (tmp_path / "anchor.json").write_text("{not json")
+    now = int(time.time())
+    for t in range(now, now + 5):  # where move_aside would put it: taken by a directory
+        (tmp_path / f"anchor.json.damaged-{t}").mkdir()
+        (tmp_path / f"anchor.json.damaged-{t}" / "x").touch()
+    log = AuditLog(tmp_path, segment_bytes=2048, max_segments=4, fsync=False)
+    log.close()
+    assert len(log.damaged) == 1
+    assert log.damaged[0].startswith(f"{tmp_path / 'anchor.json'} (")
+    assert "; could not move it aside: [Errno 21] Is a directory" in log.damaged[0]

@@ -1,0 +1,73 @@
+"""A latched FAULT outlives a restart until an admin resets it, and the reset does too; the
+engagement a fault cut short counts as ended then; disengage never raises the drive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgenode.control.store import EffectorStore
+from tests.control.conftest import AUX, Rig, RigFactory, wait_for
+
+
+def last_state(rig: Rig) -> dict[str, Any]:
+    assert rig.effector.flush()
+    return [r["data"] for r in rig.audit if r["kind"] == "state"][-1]
+
+
+def test_a_fault_stays_latched_across_a_restart_and_ends_its_engagement(
+        make_rig: RigFactory, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    rig = make_rig(state_dir=state)
+    rig.arm_and_engage(duration_s=30)
+    rig.coil.dead = True  # drops out: aux_open once the settle time has passed
+    assert wait_for(lambda: rig.effector.state == "FAULT", 3)
+    assert last_state(rig)["reason"].startswith("aux_open: ")
+    assert rig.states[-1]["alarm"] is None  # the relay is off: a fault, not a stuck-on alarm
+    rig.effector.stop()
+    again = make_rig(state_dir=state)
+    assert again.effector.state == "FAULT"
+    assert last_state(again)["reason"].startswith("aux_open: latched before restart: ")
+    assert again.send("alice", "arm", {"ttl_s": 10})["status"] == "rejected"
+    again.effector.stop()
+    store = EffectorStore(state / "control")
+    try:  # the duty ledger holds the engagement as it ended, not the 30 s it was given
+        assert 0 < store.duty_used_s(3600) < 5
+    finally:
+        store.close()
+
+
+def test_a_reset_is_recorded_by_whom_and_outlives_a_restart(make_rig: RigFactory,
+                                                            tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    rig = make_rig(state_dir=state)
+    rig.coil.stuck = True
+    assert wait_for(lambda: rig.effector.state == "FAULT", 3)
+    refused = rig.send("root", "reset")
+    assert (refused["status"], refused["reason"], refused["state"]) == (
+        "rejected", "aux_disagrees: the aux contact is closed with the drive off; the relay "
+        "is still stuck", "FAULT")
+    rig.coil.stuck = False
+    assert wait_for(lambda: not rig.gpio.level(AUX), 3)
+    assert rig.send("root", "reset")["status"] == "ok"
+    reset = last_state(rig)
+    assert (reset["from"], reset["to"], reset["reason"]) == ("FAULT", "SAFE", "reset by root")
+    results = [r["data"] for r in rig.audit if r["kind"] == "result"]
+    assert reset["command"] == results[-1]["id"]
+    rig.effector.stop()
+    again = make_rig(state_dir=state)
+    assert again.effector.state == "SAFE"
+    assert again.send("alice", "arm", {"ttl_s": 10})["status"] == "ok"
+
+
+def test_disengage_names_its_command_and_never_raises_the_drive(rig: Rig) -> None:
+    assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    result = rig.send("bob", "disengage")
+    assert (result["status"], result["reason"]) == ("ok", "not engaged (state ARMED)")
+    assert not rig.drive_went_high()
+    rig.arm_and_engage(duration_s=30)
+    result = rig.send("bob", "disengage")
+    assert result["status"] == "ok" and not rig.drive()
+    ended = last_state(rig)
+    assert (ended["to"], ended["reason"], ended["command"]) == ("ARMED", "disengaged by bob",
+                                                                result["id"])
