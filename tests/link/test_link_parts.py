@@ -17,6 +17,7 @@ from edgenode.link.credentials import LinkConfigError, broker_password
 from edgenode.link.losses import Loss
 from edgenode.link.outbox import Dropped, Outbox, Record
 from edgenode.link.payloads import Envelope, encode, seq_ranges
+from edgenode.link.refusal import REFUSAL_WINDOW_S, REFUSED_AFTER, RefusalWatch
 from edgenode.link.topics import Topics
 from edgenode.link.writer import OutboxWriter
 from edgenode.ulid import ulid_time_s
@@ -146,3 +147,24 @@ def wait_for_quiet(writer: OutboxWriter, timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def test_losses_of_two_streams_are_two_gap_records_and_both_count_as_pending(
+        tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3", max_bytes=10**6, max_age_s=3600)
+    writer = OutboxWriter(outbox, on_committed=lambda: None, on_drops=lambda d: None,
+                          on_error=lambda e: None, gap_record=_gap)
+    writer.lost([Dropped("events", 4, "broker_refused", [3]),
+                 Dropped("audit", 4, "broker_refused", [1])])
+    assert writer.flush(5)
+    assert writer.pending == 0  # what health shows as `uncommitted`
+    writer.close()
+    assert outbox.backlog == 2
+    outbox.close()
+
+
+# -- a publish the broker refuses by closing the connection ------------------------------
+def test_closes_within_the_refusal_window_count_up_to_its_very_end() -> None:
+    watch = RefusalWatch()
+    assert [watch.closed(9, REFUSAL_WINDOW_S) for _ in range(REFUSED_AFTER)] == (
+        [None] * (REFUSED_AFTER - 1) + [9])
