@@ -89,6 +89,23 @@ def test_gap_ranges_claim_exactly_the_dropped_seqs(seqs: list[int],
     assert seq_ranges(seqs) == ranges
 
 
+def test_an_event_the_link_cannot_carry_is_refused_naming_what_is_wrong() -> None:
+    env = Envelope("s1", "n1", 3)
+    with pytest.raises(ValueError) as error:
+        env.event({"type": "lost", "object_id": "T1"}, 0, time.time())
+    assert str(error.value) == (
+        "link: event type 'lost' is not one of ('new', 'update', 'end')")
+    with pytest.raises(ValueError) as error:
+        env.event({"type": "new", "object_id": 7}, 0, time.time())
+    assert str(error.value) == "link: event without a string object_id"
+
+
+def test_an_events_id_is_of_the_events_time() -> None:
+    t = time.time() + 0.05  # ahead of every id made so far: ids only ever increase
+    event = Envelope("s1", "n1", 3).event({"type": "new", "object_id": "T1"}, 0, t)
+    assert abs(ulid_time_s(event["event_id"]) - t) < 0.002
+
+
 def test_a_gap_records_id_is_of_the_gap_records_time() -> None:
     t = time.time() + 0.05  # ahead of every id made so far: ids only ever increase
     gap = Envelope("s1", "n1", 3).gap(stream="events", session=2, ranges=[[4, 6]], count=3,
