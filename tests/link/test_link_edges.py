@@ -7,7 +7,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,14 +18,6 @@ from edgenode.link import Link
 from tests.brokers import connected_client
 from tests.conftest import Mosquitto, free_port
 from tests.link.helpers import PREFIX, Recorder, make_config, track_event, wait_until
-
-
-@pytest.fixture
-def links() -> Iterator[list[Link]]:
-    made: list[Link] = []
-    yield made
-    for link in made:
-        link.stop()
 
 
 def _link(tmp_path: Path, url: str, links: list[Link]) -> Link:

@@ -68,14 +68,6 @@ def tls_broker(request: pytest.FixtureRequest, tmp_path: Path, pki: Pki) -> Iter
         broker.stop()
 
 
-@pytest.fixture
-def links() -> Iterator[list[Link]]:
-    made: list[Link] = []
-    yield made
-    for link in made:
-        link.stop()
-
-
 def _link(tmp_path: Path, port: int, links: list[Link], **broker: object) -> Link:
     config = make_config(tmp_path, f"mqtts://127.0.0.1:{port}", reconnect_min_s=0.2,
                          reconnect_max_s=1, **broker)
