@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 EDGENODE = [sys.executable, "-m", "edgenode"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Where PYTHONDONTWRITEBYTECODE is set (container images do), each of the hundreds of
+    `python -m edgenode ...` children a run starts (daemons, twins, `ctl`) compiled edgenode
+    and hal from source again: about 0.4 s of CPU each. The children write their bytecode
+    outside the tree instead (PYTHONPYCACHEPREFIX), which keeps the tree as clean as the
+    variable asked; xdist's workers inherit it."""
+    if os.environ.get("PYTHONDONTWRITEBYTECODE") and "PYTHONPYCACHEPREFIX" not in os.environ:
+        del os.environ["PYTHONDONTWRITEBYTECODE"]
+        os.environ["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir())
+                                                / "edgenode-tests-pycache")
 
 
 def free_port() -> int:

@@ -122,12 +122,19 @@ def test_static_source_bearing_from_the_daemons_direction_finding_is_within_3_de
 def test_jammer_stops_radiating_within_dropout_when_daemon_is_sigkilled_while_on(
         sim_daemon, mosquitto: Mosquitto) -> None:
     daemon = sim_daemon("empty-sky")
-    engage(daemon, mosquitto)
+    # discover=False: finding the one node online is `ctl`'s own test (tests/control/test_ctl.py)
+    engage(daemon, mosquitto, discover=False)
     killed_at = time.time()
     daemon.proc.send_signal(signal.SIGKILL)
     daemon.proc.wait(5)
-    time.sleep(1.5)  # the twin outlives its parent long enough to record the board
-    off = [t for t, radiating in radiating_changes(daemon) if not radiating and t > killed_at]
+    # The twin outlives its parent long enough to record the board; the record is read as soon
+    # as it is there (the bound below is on its timestamp, not on when it was read).
+    deadline = time.monotonic() + 3.0
+    while True:
+        off = [t for t, radiating in radiating_changes(daemon) if not radiating and t > killed_at]
+        if off or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert off, "the jammer kept radiating after the daemon died"
     # Board dropout: 200 ms monostable (+20 %) and the contactor's release time.
     assert off[0] - killed_at <= 0.26

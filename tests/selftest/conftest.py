@@ -41,7 +41,9 @@ def wait_first_selftest(daemon: SimDaemon, timeout_s: float = 30) -> dict[str, A
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="session")
+# Package scope: the daemon and its twin (audio rendered in real time) stop after the last
+# self-test file instead of running on, unused, to the end of the session.
+@pytest.fixture(scope="package")
 def twin_daemon(tmp_path_factory: pytest.TempPathFactory,
                 shared_broker: Mosquitto) -> Iterator[SimDaemon]:
     """`edgenode run --sim one-drone-crossing`, faults injected at run time."""
