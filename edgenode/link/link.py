@@ -33,6 +33,7 @@ from edgenode.link.payloads import (
     result_id,
 )
 from edgenode.link.pump import Pump
+from edgenode.link.ratelimit import TokenBucket
 from edgenode.link.session import next_session
 from edgenode.link.topics import Topics
 from edgenode.link.watch import LinkWatch
@@ -65,7 +66,8 @@ class Link:
     """
 
     def __init__(self, config: Config, state_dir: Path, health: Health, *,
-                 version: str, capabilities: list[str], config_digest: str):
+                 version: str, capabilities: list[str], config_digest: str,
+                 rejected_results: TokenBucket | None = None):
         self._config = config
         broker = config.broker
         self.topics = Topics(config.node.site, config.node.id)
@@ -115,8 +117,8 @@ class Link:
         self._n = {"dropped": 0, "gaps": 0, "connects": 0, "cmd_received": 0,
                    "cmd_results": 0, "cmd_overflow": 0, "responses_refused": 0,
                    "results_suppressed": 0}
-        self._rejected_tokens = REJECTED_RESULTS_BURST
-        self._rejected_at = time.monotonic()
+        self._rejected_results = rejected_results or TokenBucket(REJECTED_RESULTS_PER_S,
+                                                                 REJECTED_RESULTS_BURST)
         self._refused_logged = -REFUSED_LOG_S
         # Retain as published: a command published with the retain flag is refused even
         # when it reaches us live (it would come back on every reconnect).
@@ -476,7 +478,7 @@ class Link:
         self._publish_result(message, result)
 
     def _publish_result(self, message: InboundMessage, result: dict[str, Any]) -> None:
-        if result.get("status") == "rejected" and not self._rejected_token():
+        if result.get("status") == "rejected" and not self._rejected_results.take():
             self._count("results_suppressed")
             return
         body = encode(self._env.result(result, time.time()))
@@ -499,18 +501,6 @@ class Link:
         with self._drops_lock:
             self._n[name] += 1
             return self._n[name]
-
-    def _rejected_token(self) -> bool:
-        # Called from the network thread and the command thread: a lost update only moves
-        # the limit by a token.
-        now = time.monotonic()
-        self._rejected_tokens = min(REJECTED_RESULTS_BURST, self._rejected_tokens
-                                    + (now - self._rejected_at) * REJECTED_RESULTS_PER_S)
-        self._rejected_at = now
-        if self._rejected_tokens < 1:
-            return False
-        self._rejected_tokens -= 1
-        return True
 
     # -- counters ----------------------------------------------------------------------
     def _counts(self) -> dict[str, int]:

@@ -282,22 +282,21 @@ def test_a_short_silence_costs_no_engagement(any_broker: Any, node_factory) -> N
 
 
 def test_a_junk_flood_is_answered_under_a_rate_limit_without_a_log_line_each(
-        tmp_path: Path, any_broker: Any, monkeypatch, caplog) -> None:
+        tmp_path: Path, any_broker: Any, caplog) -> None:
     import logging
 
-    import edgenode.link.link as link_module
     from edgenode.health import Health
     from edgenode.link import Link
+    from edgenode.link.ratelimit import TokenBucket
     from tests.link.helpers import PREFIX as LINK_PREFIX
     from tests.link.helpers import Recorder, make_config
 
     # Small bounds so that the limit bites at any speed (the shipped ones are 1000/s, 2000).
-    monkeypatch.setattr(link_module, "REJECTED_RESULTS_PER_S", 20.0)
-    monkeypatch.setattr(link_module, "REJECTED_RESULTS_BURST", 20.0)
+    limit = TokenBucket(20.0, 20.0)
     v5 = any_broker.mqtt_version == "5"
     link = Link(make_config(tmp_path, any_broker.url, mqtt_version=any_broker.mqtt_version),
                 tmp_path / "state", Health(), version="0.0-test", capabilities=[],
-                config_digest="sha256:test")
+                config_digest="sha256:test", rejected_results=limit)
     link.on_command(lambda m: {"id": None, "reason": "signed" if b"signed" in m.payload
                                else "junk", "status": "ok" if b"signed" in m.payload
                                else "rejected"}, slow=lambda m: False)

@@ -8,35 +8,29 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-import pytest
-
-import edgenode.link.link as link_module
 from edgenode.health import Health
 from edgenode.link import Link
+from edgenode.link.ratelimit import TokenBucket
 from tests.brokers import connected_client
 from tests.conftest import Mosquitto, free_port
 from tests.link.helpers import PREFIX, Recorder, make_config, track_event, wait_until
 
 
-def _link(tmp_path: Path, url: str, links: list[Link]) -> Link:
+def _link(tmp_path: Path, url: str, links: list[Link],
+          rejected_results: TokenBucket | None = None) -> Link:
     link = Link(make_config(tmp_path, url), tmp_path / "state", Health(), version="0.0-test",
-                capabilities=[], config_digest="sha256:test")
+                capabilities=[], config_digest="sha256:test", rejected_results=rejected_results)
     links.append(link)
     return link
 
 
 def test_rejected_results_go_out_at_the_rate_and_burst_and_the_rest_are_counted(
-        tmp_path: Path, mosquitto: Mosquitto, links: list[Link],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # The link's clock stands still unless the test moves it: the count is exact.
+        tmp_path: Path, mosquitto: Mosquitto, links: list[Link]) -> None:
+    # The limit's clock stands still unless the test moves it: the count is exact.
     now = [5000.0]
-    monkeypatch.setattr(link_module, "time", SimpleNamespace(time=time.time,
-                                                             monotonic=lambda: now[0]))
-    monkeypatch.setattr(link_module, "REJECTED_RESULTS_PER_S", 10.0)
-    monkeypatch.setattr(link_module, "REJECTED_RESULTS_BURST", 5.0)
-    link = _link(tmp_path, mosquitto.url, links)
+    link = _link(tmp_path, mosquitto.url, links,
+                 rejected_results=TokenBucket(10.0, 5.0, clock=lambda: now[0]))
     link.on_command(lambda m: {"id": None, "status": "rejected", "reason": "bad_signature"},
                     slow=lambda m: False)
     link.start()

@@ -17,6 +17,7 @@ from edgenode.link.credentials import LinkConfigError, broker_password
 from edgenode.link.losses import Loss
 from edgenode.link.outbox import Dropped, Outbox, Record
 from edgenode.link.payloads import Envelope, encode, seq_ranges
+from edgenode.link.ratelimit import TokenBucket
 from edgenode.link.refusal import REFUSAL_WINDOW_S, REFUSED_AFTER, RefusalWatch
 from edgenode.link.topics import Topics
 from edgenode.link.writer import OutboxWriter
@@ -185,3 +186,13 @@ def test_closes_within_the_refusal_window_count_up_to_its_very_end() -> None:
     watch = RefusalWatch()
     assert [watch.closed(9, REFUSAL_WINDOW_S) for _ in range(REFUSED_AFTER)] == (
         [None] * (REFUSED_AFTER - 1) + [9])
+
+
+def test_a_token_bucket_gives_its_burst_then_its_rate() -> None:
+    now = [100.0]  # steps below are exact in binary, so the token count is too
+    bucket = TokenBucket(8.0, 3.0, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    now[0] += 0.125  # one token
+    assert [bucket.take(), bucket.take()] == [True, False]
+    now[0] += 60.0  # never more than the burst
+    assert sum(bucket.take() for _ in range(10)) == 3
