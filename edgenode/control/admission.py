@@ -207,15 +207,15 @@ class Admission:
         env, key = authentic
         return self._judge(env, key, retained, now)
 
-    def admit_trusted(self, issuer: str, action: str, params: dict[str, Any],
-                      now: float | None = None) -> Admitted | Rejection:
+    def admit_trusted(self, issuer: str, action: str,
+                      params: dict[str, Any]) -> Admitted | Rejection:
         """A command from an issuer the daemon has already authenticated in-process (the
         SAPIENT peer over mutual TLS): no envelope, signature or replay cache to check, so the
         node makes the envelope (a fresh id, issued now) and judges it with every check after
         the signature, under the role `peer` (engage, disengage, safe; never arm)."""
         if not TRUSTED_ISSUER_RE.match(issuer):
             raise ValueError(f"issuer {issuer!r} is not SYSTEM:ID (e.g. sapient:<node uuid>)")
-        now = self._wall() if now is None else now
+        now = self._wall()
         node = self._config.node
         lifetime = min(TRUSTED_LIFETIME_S, self._config.effector.command_max_lifetime_s)
         raw = {"v": 1, "id": new_ulid(), "site": node.site, "node": node.id, "action": action,

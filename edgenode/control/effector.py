@@ -493,22 +493,23 @@ class Effector(CommandIntake, DeadlineLoop, ClockWatch, Durability, RelayPulse, 
         self._disagree_since = None
         self._drive_on_since = None
         self._engaged_until = self._engaged = None
-        if self._duty_row is not None:
-            row, end = self._duty_row, self._wall()
-            self._durably("duty end", lambda: self._store.duty_close(row, end))
-            self._duty_row = None
+        self._close_duty()
         if to == ARMED and (self._armed_until is None or now >= self._armed_until):
             to = SAFE
         if to == SAFE:
             self._armed_until = self._armed_by = None
         self._transition(to, reason, command_id)
 
-    def _enter_fault(self, code: str, detail: str, *, alarm: bool = False) -> None:
-        self._drive(False)
+    def _close_duty(self) -> None:
+        """The open duty interval, if any, ends now: the budget it had not used comes back."""
         if self._duty_row is not None:
             row, end = self._duty_row, self._wall()
             self._durably("duty end", lambda: self._store.duty_close(row, end))
             self._duty_row = None
+
+    def _enter_fault(self, code: str, detail: str, *, alarm: bool = False) -> None:
+        self._drive(False)
+        self._close_duty()
         self._drive_on_since = self._engaged_until = self._engaged = None
         self._armed_until = self._armed_by = None
         self._disagree_since = None

@@ -269,3 +269,12 @@ def test_a_damaged_anchor_that_cannot_be_moved_aside_is_named_with_why(tmp_path:
     assert len(log.damaged) == 1
     assert log.damaged[0].startswith(f"{tmp_path / 'anchor.json'} (")
     assert "; could not move it aside: [Errno 21] Is a directory" in log.damaged[0]
+
+
+def test_a_missing_middle_segment_is_named_by_its_number(tmp_path: Path) -> None:
+    fill(tmp_path, 100).close()
+    segments = segment_files(tmp_path)
+    gone = segments[2]
+    gone.unlink()
+    report = verify(tmp_path)
+    assert report.broken == f"segment {gone.name[6:14]} is missing before {segments[3].name}"

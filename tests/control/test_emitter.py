@@ -119,3 +119,17 @@ def test_flush_waits_for_a_state_change_half_made(make_rig: RigFactory) -> None:
                          "command": None}]
     finally:
         logger.removeHandler(slow)
+
+
+def test_flush_gives_up_at_once_when_the_writer_thread_is_not_running(tmp_path: Path) -> None:
+    # A dead writer never empties the queue: waiting out the timeout would only hold up
+    # the daemon's stop by that much.
+    log = AuditLog(tmp_path, segment_bytes=1 << 20, max_segments=2, fsync=False)
+    emitter = Emitter(log, [].append, [].append)  # never started
+    emitter.put(("state", {"n": 1}))
+    started = time.monotonic()
+    try:
+        assert emitter.flush(60) is False
+        assert time.monotonic() - started < 10, "flush waited for a thread that is gone"
+    finally:
+        log.close()

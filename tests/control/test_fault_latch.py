@@ -3,6 +3,7 @@ engagement a fault cut short counts as ended then; disengage never raises the dr
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,26 @@ def test_disengage_names_its_command_and_never_raises_the_drive(rig: Rig) -> Non
     ended = last_state(rig)
     assert (ended["to"], ended["reason"], ended["command"]) == ("ARMED", "disengaged by bob",
                                                                 result["id"])
+
+
+def test_safe_names_its_command_from_engaged_and_from_armed(rig: Rig) -> None:
+    rig.arm_and_engage(duration_s=30)
+    result = rig.send("obs", "safe")
+    ended = last_state(rig)
+    assert (ended["from"], ended["to"], ended["reason"], ended["command"]) == (
+        "ENGAGED", "SAFE", "safe by obs", result["id"])
+    assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    result = rig.send("obs", "safe")
+    disarmed = last_state(rig)
+    assert (disarmed["from"], disarmed["to"], disarmed["command"]) == ("ARMED", "SAFE",
+                                                                       result["id"])
+
+
+def test_disengage_after_the_arm_ran_out_ends_safe_not_armed(rig: Rig) -> None:
+    rig.arm_and_engage(duration_s=30, ttl_s=1)
+    time.sleep(1.2)  # the arm's time is up; the engagement's is not
+    assert rig.effector.state == "ENGAGED" and rig.drive()
+    result = rig.send("bob", "disengage")
+    assert result["status"] == "ok" and not rig.drive()
+    ended = last_state(rig)
+    assert (ended["from"], ended["to"], ended["command"]) == ("ENGAGED", "SAFE", result["id"])

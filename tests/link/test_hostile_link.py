@@ -197,6 +197,7 @@ def test_commands_that_overflow_the_slow_queue_are_answered_busy(
     from edgenode.health import Health
     from edgenode.link import Link
     from edgenode.link.link import COMMAND_QUEUE
+    from edgenode.ulid import new_ulid
     from tests.link.helpers import PREFIX as LINK_PREFIX
     from tests.link.helpers import Recorder, make_config
 
@@ -216,8 +217,10 @@ def test_commands_that_overflow_the_slow_queue_are_answered_busy(
     try:
         assert wait(lambda: link.connected, 10)
         count = COMMAND_QUEUE + 40
-        for i in range(count):
-            sender.publish(f"{LINK_PREFIX}/cmd", b'{"action":"selftest","n":%d}' % i, qos=1)
+        ids = [new_ulid() for _ in range(count)]
+        for command_id in ids:
+            sender.publish(f"{LINK_PREFIX}/cmd",
+                           b'{"id":"%s","action":"selftest"}' % command_id.encode(), qos=1)
         # One is being handled, COMMAND_QUEUE wait: the rest are answered at once.
         busy = count - COMMAND_QUEUE - 1
         assert recorder.wait_for(lambda: len(recorder.on("cmd/result")) >= busy, 10), (
@@ -225,6 +228,8 @@ def test_commands_that_overflow_the_slow_queue_are_answered_busy(
         answers = [m.payload for m in recorder.on("cmd/result")]
         assert all(a["status"] == "rejected" and a["reason"].startswith("busy:")
                    for a in answers), answers[:2]
+        # each names the command it answers (the last ones sent: the queue took the first)
+        assert sorted(a["id"] for a in answers) == sorted(ids[COMMAND_QUEUE + 1:]), answers[:2]
         release.set()
         assert recorder.wait_for(lambda: len(recorder.on("cmd/result")) == count, 10)
         assert link.counters()["cmd_overflow"] == busy

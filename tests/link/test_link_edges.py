@@ -12,6 +12,7 @@ from pathlib import Path
 from edgenode.health import Health
 from edgenode.link import Link
 from edgenode.link.ratelimit import TokenBucket
+from edgenode.ulid import new_ulid
 from tests.brokers import connected_client
 from tests.conftest import Mosquitto, free_port
 from tests.link.helpers import PREFIX, Recorder, make_config, track_event, wait_until
@@ -123,3 +124,23 @@ def test_flush_gives_up_at_its_timeout_while_another_process_locks_the_outbox(
         blocker.rollback()
         blocker.close()
     assert link.flush(10), "the record was not committed once the lock went"
+
+
+def test_a_node_with_no_command_handler_answers_every_command_rejected(
+        tmp_path: Path, mosquitto: Mosquitto, links: list[Link]) -> None:
+    link = _link(tmp_path, mosquitto.url, links)
+    recorder = Recorder.for_broker(mosquitto, topic=f"{PREFIX}/cmd/result").start()
+    link.start()
+    sender = connected_client(mosquitto.port)
+    try:
+        assert wait_until(lambda: link.connected, 10)
+        command_id = new_ulid()
+        sender.publish(f"{PREFIX}/cmd", b'{"id":"%s","action":"safe"}' % command_id.encode(),
+                       qos=1)
+        assert recorder.wait_for(lambda: len(recorder.on("cmd/result")) == 1, 10)
+        answer = recorder.on("cmd/result")[0].payload
+        assert (answer["id"], answer["status"], answer["reason"]) == (
+            command_id, "rejected", "this node has no command handler")
+    finally:
+        sender.disconnect()
+        recorder.stop()

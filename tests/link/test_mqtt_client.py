@@ -7,7 +7,7 @@ import threading
 
 import paho.mqtt.client as paho
 
-from edgenode.link.mqtt import BrokerOptions, MqttClient, _TolerantClient
+from edgenode.link.mqtt import BrokerOptions, MqttClient, _TolerantClient, plain_filter
 from tests.conftest import Mosquitto
 
 
@@ -38,3 +38,9 @@ def test_a_message_given_up_is_forgotten_once_and_named_by_its_topic() -> None:
     assert client.give_up(queued.mid) == "edgenode/test/n1/audit"
     assert client.give_up(queued.mid) is None  # forgotten: nothing left to send again
     assert client.give_up(queued.mid + 1) is None  # never there (acknowledged after all)
+
+
+def test_a_shared_subscription_matches_on_its_topic_filter() -> None:
+    assert plain_filter("$share/central/edgenode/+/+/events") == "edgenode/+/+/events"
+    assert plain_filter("edgenode/+/+/events") == "edgenode/+/+/events"
+    assert plain_filter("$shared/x/y") == "$shared/x/y"
