@@ -67,7 +67,7 @@ from scipy import fft as sfft
 from edgenode.detect.acoustic_params import AcousticParams
 from edgenode.detect.beams import BeamBank, channel_power
 from edgenode.detect.comoving import CoMoving, CoMovingLines
-from edgenode.detect.doa import DoaEstimator
+from edgenode.detect.doa import DoaEstimate, DoaEstimator
 from edgenode.detect.faint import FaintLines, extend_run
 from edgenode.detect.lines import TRACK_GATE, LineHistory, LinePair, LinePairs, common_fundamental
 from edgenode.detect.rank import (
@@ -85,6 +85,10 @@ log = logging.getLogger(__name__)
 _NEIGHBOURS2 = np.arange(-2, 3)
 FAINT_DOA_S = 4.0  # the faint comb's bearing is taken over this much of its average
 FAINT_MAX_ERROR_DEG = 15.0
+OWN_SHARE = 0.6  # of a block's comb peaks on the track's comb, for the block's bearing
+# A block's bearing must not move by more than this when any one of its bins is left out.
+ONE_DIRECTION_SIGMAS = 2.0
+ONE_DIRECTION_MIN_DEG = 6.0
 
 
 @dataclass(frozen=True)
@@ -477,6 +481,11 @@ class AcousticDetector:
         looks = max(1, len(bins) // 3) * max(1, len(rows) // 2)
         return est.azimuth_deg, max(1.0, self.doa.error_deg(coherence, looks, bins * self.df))
 
+    @staticmethod
+    def _one_direction(est: DoaEstimate) -> bool:
+        return est.spread_deg <= max(ONE_DIRECTION_SIGMAS * est.error_deg,
+                                     ONE_DIRECTION_MIN_DEG)
+
     def _comb(self, evidence: np.ndarray, roll_off: bool = False) -> np.ndarray:
         """Harmonic-sum strength of every candidate f0 over the unmasked tonal evidence.
 
@@ -572,13 +581,20 @@ class AcousticDetector:
         # bin, or stand out in the fine spectrum for a moment, and losing them widens the
         # bearing.)
         near = max3(max3(self._lines.held_mask))
-        bins = [b for b in self._peak_bins
-                if (k := round(b * self.df / f0)) >= 1 and abs(b - k * f0 / self.df) <= 1.5
-                and not near[b - self.lo]]
-        if len(bins) < 2:
+        clear = [b for b in self._peak_bins if not near[b - self.lo]]
+        bins = [b for b in clear
+                if (k := round(b * self.df / f0)) >= 1 and abs(b - k * f0 / self.df) <= 1.5]
+        # Nor a block whose comb is mostly another source's: the track's f0 is the median of
+        # the last blocks', a second drone can win a block, and a low f0's comb (1.5 bins
+        # either side of every harmonic) holds some of anyone's peaks.
+        if len(bins) < max(2, OWN_SHARE * len(clear)):
             return []
-        est = self.doa.estimate(spec, np.array(bins), first_bin=self.lo)
-        if est is None:
+        # One direction only: a second source's lines among the bins (two quads whose combs
+        # share lines: blade-pass 180 and 240 Hz meet every 720 Hz) put the bearing between
+        # the two, where it hangs on which bins the block holds and would start a track of
+        # its own in the gap. No bearing is better than that.
+        est = self.doa.estimate(spec, np.array(bins), first_bin=self.lo, leave_one_out=True)
+        if est is None or not self._one_direction(est):
             return []
         return [AcousticBearing(t=t, azimuth_deg=(self.heading_deg + est.azimuth_deg) % 360.0,
                                 elevation_deg=est.elevation_deg, error_deg=est.error_deg,

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 SPEED_OF_SOUND_MPS = 343.0
+# Leave-one-out needs four bins: three leave two, whose low-frequency beam has several lobes.
+LOO_MIN_BINS = 4
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,10 @@ class DoaEstimate:
     elevation_deg: float | None  # None where the geometry cannot tell
     error_deg: float  # one-sigma azimuth uncertainty
     power: float  # normalised steered power at the peak, 0..1
+    # With leave_one_out: how far the azimuth moves, at most, when any one bin is left out
+    # (0 below LOO_MIN_BINS). One source moves it little; two sources' bins mixed, far.
+    spread_deg: float = 0.0
+    worst_bin: int | None = None  # the bin whose leaving out moves it most
 
 
 def unit_vectors(az_deg: np.ndarray, el_deg: np.ndarray) -> np.ndarray:
@@ -81,10 +87,11 @@ class DoaEstimator:
         self._fine_delay = unit_vectors(fine_az, fine_el) @ self.positions.T / self.c
         self._fine_delay32 = self._fine_delay.astype(np.float32)  # as _steer takes it
 
-    def estimate(self, spectrum: np.ndarray, bins: np.ndarray,
-                 first_bin: int = 0) -> DoaEstimate | None:
+    def estimate(self, spectrum: np.ndarray, bins: np.ndarray, first_bin: int = 0, *,
+                 leave_one_out: bool = False) -> DoaEstimate | None:
         """spectrum: (F, channels) rfft of the block, or the part of it from first_bin on;
-        bins: the harmonic bins to use (indices of the full rfft)."""
+        bins: the harmonic bins to use (indices of the full rfft). leave_one_out: also find
+        spread_deg, from the per-bin powers the search computes anyway."""
         # A dozen bins: a Python set is cheaper than np.unique.
         bins = np.array(sorted({int(b) for b in np.asarray(bins).ravel().tolist()}), dtype=int)
         if len(bins) == 0 or spectrum.shape[1] < self.mics:
@@ -99,17 +106,25 @@ class DoaEstimator:
         # Spatial aliasing: bins above c / (2 d_min) still help, the coarse grid tolerates it.
         if bins[-1] < self._table_bins:
             beam = np.matmul(self._coarse_table[bins], x[:, :, None])[..., 0]
-            power = np.add.reduce(beam.real**2 + beam.imag**2, axis=0)
+            per_bin = beam.real**2 + beam.imag**2
         else:
-            power = self._steer(x, freqs, self._coarse_delay)
+            per_bin = self._steer_bins(x, freqs, self._coarse_delay)
+        power = np.add.reduce(per_bin, axis=0)
         g = int(power.argmax())
         az0, el0 = self._coarse[0][g], self._coarse[1][g]
         # Fine azimuth at the coarse elevation, then elevation at the fine azimuth: the two
         # are nearly separable near the peak, and this costs tens of directions, not hundreds.
-        row = self._steer(x, freqs, self._fine_delay32[g])
+        fine_bins = self._steer_bins(x, freqs, self._fine_delay32[g])
+        row = np.add.reduce(fine_bins, axis=0, dtype=np.float64) / (len(freqs) * self.mics**2)
         i = int(row.argmax())
         best_az = float(az0 + self._fine_offsets[i] + _parabolic(row, i) * 1.0)
         peak = float(row[i])
+        spread, worst = 0.0, None
+        if leave_one_out and len(bins) >= LOO_MIN_BINS:
+            shifts = self._shifts(power - per_bin, fine_bins.sum(axis=0) - fine_bins, az0,
+                                  best_az)
+            k = int(shifts.argmax())
+            spread, worst = float(shifts[k]), int(bins[k])
         elevation: float | None = None
         if self.has_elevation:
             fine_el = np.clip(el0 + np.arange(-30.0, 30.01, 2.5), -90.0, 90.0)
@@ -122,10 +137,29 @@ class DoaEstimator:
         # A flat array's coarse grid still spans elevations (delays shrink with cos el), so
         # its azimuth is not biased by a raised source; the sign of elevation stays unknown.
         return DoaEstimate(azimuth_deg=best_az % 360.0, elevation_deg=elevation,
-                           error_deg=self.error_deg(peak, len(bins), freqs), power=peak)
+                           error_deg=self.error_deg(peak, len(bins), freqs), power=peak,
+                           spread_deg=spread, worst_bin=worst)
 
-    def _steer(self, x: np.ndarray, freqs: np.ndarray, delay: np.ndarray) -> np.ndarray:
-        """Normalised SRP (0..1) for each direction row of delay (G, M)."""
+    def _shifts(self, coarse_without: np.ndarray, fine_without: np.ndarray, az0: float,
+                best_az: float) -> np.ndarray:
+        """How far the azimuth moves without each bin, from the leave-one-out powers (B, G)
+        and (B, A): on the coarse grid where another lobe wins, else on the fine row."""
+        coarse_az = self._coarse[0][coarse_without.argmax(axis=1)]
+        far = np.abs((coarse_az - az0 + 180.0) % 360.0 - 180.0)
+        i = fine_without.argmax(axis=1)
+        rows = np.arange(len(i))
+        inner = np.clip(i, 1, fine_without.shape[1] - 2)  # an edge peak keeps offset 0
+        a, b, c = (fine_without[rows, inner - 1], fine_without[rows, inner],
+                   fine_without[rows, inner + 1])
+        denom = a - 2.0 * b + c
+        safe = np.where(denom == 0, 1.0, denom)
+        offset = np.where((denom == 0) | (inner != i), 0.0,
+                          np.clip(0.5 * (a - c) / safe, -0.5, 0.5))
+        near = np.abs(az0 + self._fine_offsets[i] + offset - best_az)
+        return np.where(far > self.coarse_step, far, near)
+
+    def _steer_bins(self, x: np.ndarray, freqs: np.ndarray, delay: np.ndarray) -> np.ndarray:
+        """Steered power of each bin (B, G) for each direction row of delay (G, M)."""
         # undo the arrival phase exp(+j 2 pi f tau): multiply by exp(-j 2 pi f tau)
         phase = np.multiply.outer((-2.0 * np.pi * freqs).astype(np.float32),
                                   delay.astype(np.float32, copy=False))
@@ -133,7 +167,11 @@ class DoaEstimator:
         np.cos(phase, out=steer.real)  # float32 cos/sin: several times faster than complex exp
         np.sin(phase, out=steer.imag)
         beam = np.matmul(steer, x[:, :, None])[..., 0]  # (B, G)
-        power = np.add.reduce(beam.real**2 + beam.imag**2, axis=0, dtype=np.float64)
+        return beam.real**2 + beam.imag**2
+
+    def _steer(self, x: np.ndarray, freqs: np.ndarray, delay: np.ndarray) -> np.ndarray:
+        """Normalised SRP (0..1) for each direction row of delay (G, M)."""
+        power = np.add.reduce(self._steer_bins(x, freqs, delay), axis=0, dtype=np.float64)
         return power / (len(freqs) * self.mics**2)
 
     def error_deg(self, peak: float, n_bins: int, freqs: np.ndarray) -> float:

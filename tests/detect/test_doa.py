@@ -127,3 +127,26 @@ def test_phase_of_noise_alone_gives_a_wide_uncertainty() -> None:
     spec = rng.standard_normal((2049, 16)) + 1j * rng.standard_normal((2049, 16))
     est = DoaEstimator(positions, RATE, 4096).estimate(spec, np.arange(20, 200, 15))
     assert est is not None and est.error_deg > 5.0
+
+
+def test_leaving_out_a_bin_moves_one_source_little_and_two_mixed_far() -> None:
+    """Six harmonics from one direction, then two of them replaced by another source's lines
+    60 degrees away (two quads whose combs share lines): the bearing then depends on which
+    bins are in, and spread_deg says so."""
+    positions = load_geometry("uma16").positions_m
+    n = 4096
+    df = RATE / n
+    here = rotor_sound(n / RATE, RATE, f0_hz=400.0, wander=0.0, harmonics=6)
+    there = rotor_sound(n / RATE, RATE, f0_hz=500.0, wander=0.0, harmonics=6, seed=2)
+    window = np.hanning(n)[:, None]
+    est = DoaEstimator(positions, RATE, n)
+    one = np.fft.rfft(plane_wave(here, positions, 30.0, 0.0) * window, axis=0)
+    bins = np.rint(400.0 * np.arange(1, 7) / df).astype(int)
+    alone = est.estimate(one, bins, leave_one_out=True)
+    assert alone is not None and abs(angle_error(alone.azimuth_deg, 30.0)) < 2.0
+    assert alone.spread_deg < 3.0
+    mixed = one + np.fft.rfft(plane_wave(there, positions, 90.0, 0.0) * window, axis=0)
+    theirs = np.rint(500.0 * np.array([4, 5]) / df).astype(int)  # 2000 and 2500 Hz
+    both = est.estimate(mixed, np.concatenate([bins[:4], theirs]), leave_one_out=True)
+    assert both is not None and both.spread_deg > 10.0
+    assert est.estimate(one, bins).spread_deg == 0.0, "computed only when asked"
