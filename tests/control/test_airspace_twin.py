@@ -143,6 +143,7 @@ def test_admin_override_engages_and_is_audited(twin: Twin) -> None:
     assert twin.rig.drive()
     (record,) = audit_kinds(twin.rig, "airspace_override")
     assert record["data"]["reason"] == REASON and record["data"]["by"] == "root"
+    assert record["data"]["command"] == result["id"]
     assert record["data"]["overrode"].startswith("manned_aircraft: CHX24")
     time.sleep(0.6)  # the helicopter is still inside: the override holds the engagement
     assert twin.rig.drive()

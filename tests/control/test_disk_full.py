@@ -54,9 +54,15 @@ def test_full_disk_is_named_and_the_audit_chain_recovers(make_rig: RigFactory,
     results = [rig.send("alice", "arm", {"ttl_s": 10}, site="elsewhere") for _ in range(20)]
     assert all(r["status"] == "rejected" and r["reason"].startswith("wrong_site")
                for r in results), results
+    # The engagement's plan cannot go to disk: refused before the relay moves, saying so once.
+    engage = rig.send("alice", "engage", {"duration_s": 5, "bearing_deg": 90})
+    assert (engage["status"], engage["reason"]) == (
+        "rejected", "disk_full: the engagement could not be stored (OperationalError); the "
+        "relay was not moved"), engage
+    assert not rig.drive_went_high()
     safe = rig.send("bob", "safe")
-    assert safe["status"] == "ok", safe
-    assert "rollback" not in (safe["reason"] or "")
+    assert (safe["status"], safe["reason"]) == (
+        "ok", "disk_full: the command id could not be stored (OperationalError)"), safe
     assert not rig.drive() and rig.effector.state == "SAFE"
     rig.effector.flush()
     stage = rig.health.stages["effector"]

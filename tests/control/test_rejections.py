@@ -172,7 +172,11 @@ def test_oversized_payload_is_refused_unread(rig: Rig) -> None:
 
 
 def test_unknown_action_is_refused(rig: Rig) -> None:
-    assert_refused(rig, rig.send("root", "launch", {}), "unknown_action")
+    result = rig.send("root", "launch", {})
+    assert_refused(rig, result, "unknown_action")
+    assert result["reason"] == ("unknown_action: 'launch' is not one of ['arm', 'engage', "
+                                "'disengage', 'safe', 'reset', 'selftest', 'rebirth', "
+                                "'keys-update', 'allow-add', 'allow-remove']")
 
 
 @pytest.mark.parametrize(("action", "params"), [

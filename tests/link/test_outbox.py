@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgenode.link.outbox import ROW_OVERHEAD_BYTES, Outbox, Record
+from edgenode.link.outbox import FRESH_MAX, ROW_OVERHEAD_BYTES, Outbox, Record
 from edgenode.link.payloads import PRIORITY_AUDIT, PRIORITY_GAP, PRIORITY_NEW_END, PRIORITY_UPDATE
 
 PAYLOAD = b"{" + b"x" * 936 + b"}"  # 1000 bytes stored with the row overhead
@@ -178,3 +178,34 @@ def test_the_session_keeps_growing_after_the_outbox_is_reset(tmp_path: Path) -> 
     later = start()
     assert later > time.time() - 60
     assert start() == later + 1
+
+
+def test_rows_deleted_unclaimed_leave_the_file_and_the_byte_count(tmp_path: Path) -> None:
+    # After a restart the rows a broker acknowledged may not have been claimed by this
+    # process: their sizes come from the file.
+    path = tmp_path / "o.sqlite3"
+    box = Outbox(path, max_bytes=10**6, max_age_s=3600)
+    _fill(box, [PRIORITY_UPDATE] * 4)
+    box.close()
+    box = Outbox(path, max_bytes=10**6, max_age_s=3600)
+    ids = [r.id for r in box.claim(0, limit=10)]
+    box.release(ids)
+    box.delete(ids[:3])
+    assert (box.backlog, box.backlog_bytes) == (1, ROW)
+    assert [r.id for r in box.claim(0, limit=10)] == ids[3:]
+
+
+def test_memory_keeps_at_most_the_newest_rows_and_the_rest_come_from_the_file(
+        tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3", max_bytes=10**8, max_age_s=3600)
+    box.keep_fresh(True)
+    count = FRESH_MAX + 25
+    for seq in range(count):
+        box.append("t", b"{}", stream="events", session=1, seq=seq,
+                   priority=PRIORITY_UPDATE, created=1000.0 + seq)
+    assert len(box._fresh) == FRESH_MAX
+    assert min(box._fresh) == box._fresh_from  # the newest, from where the file ends
+    rows = []
+    while batch := box.claim(rows[-1].id if rows else 0, limit=256):
+        rows += batch
+    assert [r.seq for r in rows] == list(range(count))
