@@ -192,3 +192,14 @@ def test_a_demo_key_says_so_in_its_public_snippet(tmp_path: Path) -> None:
     assert (tmp_path / "demo.key.pub").read_text() == snippet
     plain = generate_key_file(tmp_path / "op.key", "op", "operator")
     assert "demo" not in plain
+
+
+def test_a_stored_key_set_keeps_its_demo_keys_only_where_they_are_allowed(
+        tmp_path: Path) -> None:
+    demo = OperatorIdentity("demo-op", "operator", Ed25519PrivateKey.generate())
+    key = OperatorKey(id="demo-op", role="operator", public_key=demo.public_b64, demo=True)
+    store = KeyStore(tmp_path)
+    store.save(KeyRing(version=7, keys={"demo-op": trusted(key)}, source="keys-update"))
+    section = EffectorSection.model_validate({})
+    assert set(current_ring(section, store, allow_demo=True).keys) == {"demo-op"}
+    assert current_ring(section, store, allow_demo=False).keys == {}
