@@ -95,3 +95,23 @@ def test_disengage_after_the_arm_ran_out_ends_safe_not_armed(rig: Rig) -> None:
     assert result["status"] == "ok" and not rig.drive()
     ended = last_state(rig)
     assert (ended["from"], ended["to"], ended["command"]) == ("ENGAGED", "SAFE", result["id"])
+
+
+def test_each_way_an_engagement_ends_is_named_in_its_state_record(make_rig: RigFactory) -> None:
+    rig = make_rig(relay_settings={"max_on_s": 1}, max_engage_s=1)
+    rig.arm_and_engage(duration_s=1)  # the relay's dead-man limit comes due with it
+    assert wait_for(lambda: rig.effector.state == "ARMED", 3)
+    assert last_state(rig)["reason"] == "relay.max_on_s reached"
+    rig.arm_and_engage(duration_s=1)
+    rig.key("test")
+    assert wait_for(lambda: rig.effector.state == "SAFE", 3)
+    assert last_state(rig)["reason"] == "key switch left OPERATE (test)"
+
+
+def test_a_welded_relay_latches_stuck_on_saying_so(rig: Rig) -> None:
+    rig.arm_and_engage()
+    rig.coil.stuck = True
+    assert rig.send("bob", "disengage")["status"] == "ok"
+    assert wait_for(lambda: rig.effector.state == "FAULT", 3)
+    assert last_state(rig)["reason"] == ("stuck_on: the aux contact stayed closed after the "
+                                         "drive dropped: relay stuck on")
