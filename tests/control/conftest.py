@@ -43,7 +43,8 @@ def key_entry(identity: OperatorIdentity) -> dict[str, str]:
     return {"id": identity.id, "role": identity.role, "public_key": identity.public_b64}
 
 
-def make_config(relay: dict[str, Any] | None = None, **effector: Any) -> Config:
+def make_config(relay: dict[str, Any] | None = None, storage: dict[str, Any] | None = None,
+                **effector: Any) -> Config:
     eff = {"enabled": True, "keys": [key_entry(i) for i in OPERATORS.values()],
            "link_loss_grace_s": 0.3, "aux_settle_ms": 60, **effector}
     return Config.model_validate({
@@ -55,6 +56,7 @@ def make_config(relay: dict[str, Any] | None = None, **effector: Any) -> Config:
                   "heartbeat_period_ms": 20, "board_dropout_ms": 200, "max_on_s": 60,
                   **(relay or {})},
         "effector": eff,
+        **({"storage": storage} if storage else {}),
     })
 
 
@@ -171,11 +173,13 @@ def make_rig(tmp_path: Path) -> Iterator[RigFactory]:
     def factory(state_dir: Path | None = None, key: str = "operate", start: bool = True,
                 clock_synced: bool = True, wall: SteppableClock | None = None,
                 health: Health | None = None, hooks: dict[str, Any] | None = None,
-                relay_settings: dict[str, Any] | None = None, **effector: Any) -> Rig:
-        """`effector` settings (and `relay_settings`) go into the config; `hooks` to the
-        Effector itself (the daemon's airspace and identity checks, the allow-list keeper, a
-        `clock_synced` sync source in place of the rig's `clock["synced"]`)."""
-        config = make_config(relay_settings, **effector)
+                relay_settings: dict[str, Any] | None = None,
+                storage_settings: dict[str, Any] | None = None, **effector: Any) -> Rig:
+        """`effector` settings (and `relay_settings`, `storage_settings`) go into the
+        config; `hooks` to the Effector itself (the daemon's airspace and identity checks,
+        the allow-list keeper, a `clock_synced` sync source in place of the rig's
+        `clock["synced"]`)."""
+        config = make_config(relay_settings, storage_settings, **effector)
         gpio = FakeGpio(inputs={KEY_OPERATE: key == "operate", KEY_TEST: key == "test"})
         relay = JammerRelay(gpio, drive_line=DRIVE, heartbeat_line=HEARTBEAT, aux_line=AUX,
                             key_test_line=KEY_TEST, key_operate_line=KEY_OPERATE)

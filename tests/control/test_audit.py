@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from edgenode.control.audit import AuditLog, export, verify
+from edgenode.control.store import EffectorStore
 from tests.conftest import EDGENODE, ROOT
 from tests.control.conftest import Rig, RigFactory
 
@@ -278,3 +279,34 @@ def test_a_missing_middle_segment_is_named_by_its_number(tmp_path: Path) -> None
     gone.unlink()
     report = verify(tmp_path)
     assert report.broken == f"segment {gone.name[6:14]} is missing before {segments[3].name}"
+
+
+def test_the_node_keeps_its_own_copy_of_each_anchor_it_writes(make_rig: RigFactory,
+                                                             tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    rig = make_rig(state_dir=state,
+                   storage_settings={"audit_segment_kb": 16, "audit_max_segments": 2})
+    for _ in range(120):  # ~40 kB of records: the oldest segments go
+        rig.send("alice", "arm", {"ttl_s": 10}, site="elsewhere")
+    rig.effector.stop()
+    anchor = json.loads((state / "audit" / "anchor.json").read_text())
+    store = EffectorStore(state / "control")
+    try:
+        copy = json.loads(store.get("audit_anchor") or "null")
+    finally:
+        store.close()
+    assert copy == {"seq": anchor["seq"], "hash": anchor["hash"]}
+
+
+def test_after_a_damaged_last_line_the_chain_continues_from_the_record_before_it(
+        tmp_path: Path) -> None:
+    fill(tmp_path, 5, segment_bytes=1 << 20).close()
+    (segment,) = segment_files(tmp_path)
+    sound = json.loads(segment.read_bytes().splitlines()[-1])
+    with open(segment, "ab") as fh:
+        fh.write(b'{"seq": "rot"}\n')  # a whole line, but no record
+    log = AuditLog(tmp_path, segment_bytes=1 << 20, max_segments=4, fsync=False)
+    assert log.damaged == [f"{segment} line 6: not a sound record"]
+    record = log.append("state", {"after": "reopen"})
+    log.close()
+    assert (record["seq"], record["prev"]) == (sound["seq"] + 1, sound["hash"])

@@ -115,3 +115,11 @@ def test_a_welded_relay_latches_stuck_on_saying_so(rig: Rig) -> None:
     assert wait_for(lambda: rig.effector.state == "FAULT", 3)
     assert last_state(rig)["reason"] == ("stuck_on: the aux contact stayed closed after the "
                                          "drive dropped: relay stuck on")
+
+
+def test_an_engagement_is_cut_to_what_is_left_of_the_duty_budget(make_rig: RigFactory) -> None:
+    rig = make_rig(duty_max_on_s=2)
+    rig.arm_and_engage(duration_s=5)
+    assert last_state(rig)["reason"] == "engaged by alice for 2 s"
+    assert wait_for(lambda: rig.effector.state == "ARMED", 4)
+    assert 1.8 <= rig.gpio.high_time(17) <= 3.0

@@ -250,6 +250,10 @@ def test_engage_after_the_arm_expired_is_refused_while_the_loop_is_stalled(rig: 
     assert result["status"] == "rejected" and result["reason"].startswith("arm_expired"), result
     assert not rig.drive_went_high()
     assert rig.effector.state == "SAFE"
+    assert rig.effector.flush()
+    expired = [r["data"] for r in rig.audit if r["kind"] == "state"][-1]
+    assert (expired["from"], expired["to"], expired["reason"]) == ("ARMED", "SAFE",
+                                                                   "arm expired")
 
 
 def test_heartbeat_never_toggles_while_the_effector_is_disabled(make_rig: RigFactory) -> None:
