@@ -10,10 +10,19 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgenode.control import Effector
-from edgenode.control.keys import OperatorIdentity
+from edgenode.control.admission import Admission, Rejection
+from edgenode.control.keys import KeyRing, OperatorIdentity
 from edgenode.control.operator import encode
 from edgenode.link.mqtt import InboundMessage
-from tests.control.conftest import NODE, OPERATORS, Rig, RigFactory, command, key_entry
+from tests.control.conftest import (
+    NODE,
+    OPERATORS,
+    Rig,
+    RigFactory,
+    command,
+    key_entry,
+    make_config,
+)
 
 
 def code(result: dict[str, Any]) -> str:
@@ -333,3 +342,17 @@ def test_expired_safe_and_disengage_are_refused_when_the_clock_is_synced(
     stale = rig.send("alice", action, now=time.time() - 20)  # lifetime 10 s: expired
     assert stale["status"] == "rejected" and code(stale) == "expired", stale
     assert rig.drive() and rig.effector.state == "ENGAGED"
+
+
+def test_a_payload_the_checks_cannot_judge_is_refused_as_junk_never_an_error() -> None:
+    # Whatever fails while reading an unsigned message (here the key ring itself) makes it
+    # junk: it must not reach the effector's internal-error path, which goes SAFE.
+    def broken_ring() -> KeyRing:
+        raise RuntimeError("key ring unavailable")
+
+    admission = Admission(make_config(), broken_ring, lambda: True)
+    env = command(OPERATORS["alice"], "arm", {"ttl_s": 10})
+    outcome = admission.admit(encode(env), False)
+    assert isinstance(outcome, Rejection)
+    assert (outcome.code, outcome.detail, outcome.command_id, outcome.authentic) == (
+        "malformed", "unprocessable envelope (RuntimeError)", None, False)

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -161,5 +162,17 @@ def test_a_store_path_that_cannot_be_opened_is_left_alone_and_memory_kept(tmp_pa
         assert (directory / "effector.db").is_dir()  # left in place
         store.remember("01HZZZZZZZZZZZZZZZZZZZZZZ3", time.time() + 60)
         assert store.seen("01HZZZZZZZZZZZZZZZZZZZZZZ3")  # this run's memory, in RAM
+    finally:
+        store.close()
+
+
+def test_the_store_directory_is_the_nodes_and_its_groups_only(tmp_path: Path) -> None:
+    old_umask = os.umask(0o022)  # the usual one, which would leave it world-readable
+    try:
+        store = EffectorStore(tmp_path / "state" / "control")
+    finally:
+        os.umask(old_umask)
+    try:
+        assert stat.S_IMODE((tmp_path / "state" / "control").stat().st_mode) == 0o750
     finally:
         store.close()
