@@ -209,3 +209,13 @@ def test_memory_keeps_at_most_the_newest_rows_and_the_rest_come_from_the_file(
     while batch := box.claim(rows[-1].id if rows else 0, limit=256):
         rows += batch
     assert [r.seq for r in rows] == list(range(count))
+
+
+def test_while_the_broker_is_away_appended_rows_wait_in_the_file_only(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3", max_bytes=10**8, max_age_s=3600)
+    box.keep_fresh(False)
+    for seq in range(300):
+        box.append("t", b"{}", stream="events", session=1, seq=seq,
+                   priority=PRIORITY_UPDATE, created=1000.0 + seq)
+    assert len(box._fresh) == 0, "memory grew with the outage"
+    assert [r.seq for r in box.claim(0, limit=500)] == list(range(300))
