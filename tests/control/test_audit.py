@@ -169,7 +169,9 @@ def test_tail_truncation_is_found_and_seqs_are_never_reused(make_rig: RigFactory
     assert not set(seqs) & set(range(cut_from, written_up_to + 1))
     report = verify(audit)
     assert report.broken is None and not report.ok
-    assert report.missing and f"seq {cut_from}..{written_up_to}" in report.missing[0]
+    assert report.missing and report.missing[0].startswith(
+        f"seq {cut_from}..{written_up_to} removed before ")
+    assert report.missing[0].endswith(" (the node found its log truncated on restart)")
 
 
 def test_head_segments_removed_behind_a_forged_anchor_are_found(make_rig: RigFactory,
@@ -305,6 +307,20 @@ def test_after_a_damaged_last_line_the_chain_continues_from_the_record_before_it
     sound = json.loads(segment.read_bytes().splitlines()[-1])
     with open(segment, "ab") as fh:
         fh.write(b'{"seq": "rot"}\n')  # a whole line, but no record
+    log = AuditLog(tmp_path, segment_bytes=1 << 20, max_segments=4, fsync=False)
+    assert log.damaged == [f"{segment} line 6: not a sound record"]
+    record = log.append("state", {"after": "reopen"})
+    log.close()
+    assert (record["seq"], record["prev"]) == (sound["seq"] + 1, sound["hash"])
+
+
+def test_an_unreadable_last_line_is_named_and_the_chain_goes_on_from_the_one_before(
+        tmp_path: Path) -> None:
+    fill(tmp_path, 5, segment_bytes=1 << 20).close()
+    (segment,) = segment_files(tmp_path)
+    sound = json.loads(segment.read_bytes().splitlines()[-1])
+    with open(segment, "ab") as fh:
+        fh.write(b'{"seq": 7, "hash\n')  # bit rot inside a whole line: not JSON at all
     log = AuditLog(tmp_path, segment_bytes=1 << 20, max_segments=4, fsync=False)
     assert log.damaged == [f"{segment} line 6: not a sound record"]
     record = log.append("state", {"after": "reopen"})

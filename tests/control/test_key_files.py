@@ -3,6 +3,7 @@ reads from its keys_dir, what a keys-update stores and audits, and what each ref
 
 from __future__ import annotations
 
+import json
 import logging
 import stat
 from pathlib import Path
@@ -203,3 +204,12 @@ def test_a_stored_key_set_keeps_its_demo_keys_only_where_they_are_allowed(
     section = EffectorSection.model_validate({})
     assert set(current_ring(section, store, allow_demo=True).keys) == {"demo-op"}
     assert current_ring(section, store, allow_demo=False).keys == {}
+
+
+def test_a_stored_set_at_version_one_without_revocations_loads(tmp_path: Path) -> None:
+    alice = OPERATORS["alice"]
+    (tmp_path / "keys.json").write_text(json.dumps({"version": 1, "keys": [
+        {"id": alice.id, "role": alice.role, "public_key": alice.public_b64}]}))
+    ring = KeyStore(tmp_path).load()
+    assert ring is not None and (ring.version, set(ring.keys), ring.revoked) == (
+        1, {alice.id}, set())

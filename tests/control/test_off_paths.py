@@ -334,3 +334,22 @@ def test_engage_reads_the_key_afresh_when_the_loops_reading_is_stale(rig: Rig) -
     assert (result["status"], result["reason"]) == (
         "rejected", "key_switch_not_operate: key switch at off"), result
     assert not rig.drive_went_high()
+
+
+def test_flush_says_false_while_a_change_holds_the_effector(rig: Rig) -> None:
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with rig.effector._lock:
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+        assert rig.effector.flush(0.1) is False
+    finally:
+        release.set()
+        holder.join()
+    assert rig.effector.flush(5) is True
