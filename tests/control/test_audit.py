@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from edgenode.control.audit import AuditLog, export, verify
 from edgenode.control.store import EffectorStore
 from tests.conftest import EDGENODE, ROOT
@@ -300,27 +302,15 @@ def test_the_node_keeps_its_own_copy_of_each_anchor_it_writes(make_rig: RigFacto
     assert copy == {"seq": anchor["seq"], "hash": anchor["hash"]}
 
 
-def test_after_a_damaged_last_line_the_chain_continues_from_the_record_before_it(
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize("rot", [b'{"seq": "rot"}\n',  # JSON, but no record
+                                 b'{"seq": 7, "hash\n'])  # not JSON at all
+def test_a_damaged_last_line_is_named_and_the_chain_goes_on_from_the_one_before(
+        tmp_path: Path, rot: bytes) -> None:
     fill(tmp_path, 5, segment_bytes=1 << 20).close()
     (segment,) = segment_files(tmp_path)
     sound = json.loads(segment.read_bytes().splitlines()[-1])
     with open(segment, "ab") as fh:
-        fh.write(b'{"seq": "rot"}\n')  # a whole line, but no record
-    log = AuditLog(tmp_path, segment_bytes=1 << 20, max_segments=4, fsync=False)
-    assert log.damaged == [f"{segment} line 6: not a sound record"]
-    record = log.append("state", {"after": "reopen"})
-    log.close()
-    assert (record["seq"], record["prev"]) == (sound["seq"] + 1, sound["hash"])
-
-
-def test_an_unreadable_last_line_is_named_and_the_chain_goes_on_from_the_one_before(
-        tmp_path: Path) -> None:
-    fill(tmp_path, 5, segment_bytes=1 << 20).close()
-    (segment,) = segment_files(tmp_path)
-    sound = json.loads(segment.read_bytes().splitlines()[-1])
-    with open(segment, "ab") as fh:
-        fh.write(b'{"seq": 7, "hash\n')  # bit rot inside a whole line: not JSON at all
+        fh.write(rot)
     log = AuditLog(tmp_path, segment_bytes=1 << 20, max_segments=4, fsync=False)
     assert log.damaged == [f"{segment} line 6: not a sound record"]
     record = log.append("state", {"after": "reopen"})
