@@ -32,7 +32,6 @@ class DoaEstimate:
     # With leave_one_out: how far the azimuth moves, at most, when any one bin is left out
     # (0 below LOO_MIN_BINS). One source moves it little; two sources' bins mixed, far.
     spread_deg: float = 0.0
-    worst_bin: int | None = None  # the bin whose leaving out moves it most
 
 
 def unit_vectors(az_deg: np.ndarray, el_deg: np.ndarray) -> np.ndarray:
@@ -115,16 +114,15 @@ class DoaEstimator:
         # Fine azimuth at the coarse elevation, then elevation at the fine azimuth: the two
         # are nearly separable near the peak, and this costs tens of directions, not hundreds.
         fine_bins = self._steer_bins(x, freqs, self._fine_delay32[g])
-        row = np.add.reduce(fine_bins, axis=0, dtype=np.float64) / (len(freqs) * self.mics**2)
+        fine_total = np.add.reduce(fine_bins, axis=0, dtype=np.float64)
+        row = fine_total / (len(freqs) * self.mics**2)
         i = int(row.argmax())
         best_az = float(az0 + self._fine_offsets[i] + _parabolic(row, i) * 1.0)
         peak = float(row[i])
-        spread, worst = 0.0, None
+        spread = 0.0
         if leave_one_out and len(bins) >= LOO_MIN_BINS:
-            shifts = self._shifts(power - per_bin, fine_bins.sum(axis=0) - fine_bins, az0,
-                                  best_az)
-            k = int(shifts.argmax())
-            spread, worst = float(shifts[k]), int(bins[k])
+            spread = float(self._shifts(power - per_bin, fine_total - fine_bins, az0,
+                                        best_az).max())
         elevation: float | None = None
         if self.has_elevation:
             fine_el = np.clip(el0 + np.arange(-30.0, 30.01, 2.5), -90.0, 90.0)
@@ -138,7 +136,7 @@ class DoaEstimator:
         # its azimuth is not biased by a raised source; the sign of elevation stays unknown.
         return DoaEstimate(azimuth_deg=best_az % 360.0, elevation_deg=elevation,
                            error_deg=self.error_deg(peak, len(bins), freqs), power=peak,
-                           spread_deg=spread, worst_bin=worst)
+                           spread_deg=spread)
 
     def _shifts(self, coarse_without: np.ndarray, fine_without: np.ndarray, az0: float,
                 best_az: float) -> np.ndarray:
