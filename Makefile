@@ -54,9 +54,10 @@ bench: setup
 # `make test`). Every mutant is ~15 hours on a 2-core machine, so by default it runs a seeded
 # random sample of MUTATION_SAMPLE mutants per package (100: about 1.5 hours, the slower half
 # at about a minute each; tests/mutation/sample.py) and reports the rate with its 95 %
-# interval. MUTATION_SAMPLE=0 runs them all; MUTANTS
-# names some instead, e.g. MUTANTS='edgenode.control.deadlines*'. The first mutmut call only
-# generates the mutants and measures which tests reach what (and checks one small mutant).
+# interval. MUTATION_SAMPLE=0 runs them all; MUTANTS names some instead, e.g.
+# MUTANTS='edgenode.control.deadlines*'. The first mutmut call only generates the mutants and
+# measures which tests reach what (and checks one small mutant). mutmut does not notice new
+# assertions in an existing test: after editing tests, delete mutants/mutmut-stats.json.
 # One child by default: tests with deadlines fail under a doubled load, and a flaky failure
 # would count as a killed mutant.
 # Ends with one line per package: `mutation: <package> killed K of N non-equivalent (P %)`.
