@@ -202,6 +202,18 @@ def test_head_segments_removed_behind_a_forged_anchor_are_found(make_rig: RigFac
     assert "anchor.json" in rig.health.stages["effector"].reason
 
 
+def test_an_anchor_other_than_the_nodes_own_is_named_with_both_seqs(tmp_path: Path) -> None:
+    fill(tmp_path, 60, max_segments=3).close()  # old segments dropped: anchor.json written
+    anchor = json.loads((tmp_path / "anchor.json").read_text())
+    seq, digest = anchor["seq"], anchor["hash"]
+    assert seq > 0
+    assert verify(tmp_path, node_anchor=(seq, digest), check_anchor=True).missing == []
+    for mine, written in (((seq + 7, digest), f"seq {seq + 7}"), (None, "none")):
+        assert verify(tmp_path, node_anchor=mine, check_anchor=True).missing == [
+            f"anchor.json (seq {seq}) is not the anchor the node wrote ({written}): "
+            "records before it were removed"]
+
+
 def test_a_record_with_a_duplicate_key_is_not_the_nodes(tmp_path: Path) -> None:
     fill(tmp_path, 5).close()
     path = segment_files(tmp_path)[0]

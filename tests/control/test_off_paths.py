@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -353,3 +354,26 @@ def test_flush_says_false_while_a_change_holds_the_effector(rig: Rig) -> None:
         release.set()
         holder.join()
     assert rig.effector.flush(5) is True
+
+
+def test_flush_gives_up_at_its_timeout_while_the_publisher_is_stuck(rig: Rig) -> None:
+    """A stuck publisher (the link wedged on a dying broker connection) holds the emitter's
+    queue: flush must give up when its time is up, not wait for the publisher. The daemon's
+    stop relies on it."""
+    unstuck = threading.Event()
+
+    class StuckPublisher(list):
+        def append(self, record: Any) -> None:
+            unstuck.wait(10)
+            super().append(record)
+
+    rig.audit = StuckPublisher(rig.audit)
+    try:
+        assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+        started = time.monotonic()
+        assert rig.effector.flush(0.3) is False
+        assert time.monotonic() - started < 3.0, "flush waited past its timeout"
+    finally:
+        unstuck.set()
+    assert rig.effector.flush(5) is True
+    assert any(r["kind"] == "command" for r in rig.audit)

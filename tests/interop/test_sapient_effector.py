@@ -110,12 +110,16 @@ def accepted(ack: TaskAck) -> bool:
 
 
 def engage_refused(node: Linked, reason: str) -> None:
-    """A SAPIENT engage is REJECTED with a reason starting so, and the relay never moves."""
+    """A SAPIENT engage is REJECTED with a reason starting so (in its TaskAck and its audit
+    record), and the relay never moves."""
     ack = node.task("Engage", "duration_s=5;bearing_deg=90")
     assert not accepted(ack)
     assert ack.reason[0].startswith(reason), list(ack.reason)
     time.sleep(0.1)
     assert not node.rig.drive_went_high()
+    # The audit trail says the same as the TaskAck: a refusal, not an error.
+    result = [r["data"] for r in node.audit() if r["kind"] == "result"][-1]
+    assert (result["status"], result["reason"]) == ("rejected", ack.reason[0])
 
 
 def test_an_engage_within_an_operators_arm_is_accepted_and_audited_with_the_sapient_issuer(
