@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edgenode.control.audit import AuditLog, export, verify
+from edgenode.control.audit import AuditLog, export, record_hash, verify
+from edgenode.control.envelope import canonical
 from edgenode.control.store import EffectorStore
 from tests.conftest import EDGENODE, ROOT
 from tests.control.conftest import Rig, RigFactory
@@ -214,6 +215,23 @@ def test_an_anchor_other_than_the_nodes_own_is_named_with_both_seqs(tmp_path: Pa
             "records before it were removed"]
 
 
+@pytest.mark.parametrize("data", ["truncated", ["truncated"], None])
+def test_a_seq_jump_whose_record_data_is_not_an_object_is_a_break_not_a_crash(
+        tmp_path: Path, data: object) -> None:
+    """Whoever can write the log can chain a record of their own after the last one: one
+    whose seq jumps with `data` that is no object must be reported, not crash `verify`."""
+    fill(tmp_path, 3).close()
+    path = segment_files(tmp_path)[0]
+    last = json.loads(path.read_text().splitlines()[-1])
+    record = {"seq": last["seq"] + 5, "t": last["t"], "kind": "recovery", "data": data,
+              "prev": last["hash"]}
+    record["hash"] = record_hash(record)
+    with path.open("ab") as fh:
+        fh.write(canonical(record) + b"\n")
+    report = verify(tmp_path)
+    assert report.broken == f"{path.name} line 4 seq {last['seq'] + 5}: expected seq 3"
+
+
 def test_a_record_with_a_duplicate_key_is_not_the_nodes(tmp_path: Path) -> None:
     fill(tmp_path, 5).close()
     path = segment_files(tmp_path)[0]
@@ -312,6 +330,15 @@ def test_the_node_keeps_its_own_copy_of_each_anchor_it_writes(make_rig: RigFacto
     finally:
         store.close()
     assert copy == {"seq": anchor["seq"], "hash": anchor["hash"]}
+    # A forged anchor further on (the records before it removed) is named with the seq of
+    # the node's own.
+    later = json.loads(segment_files(state / "audit")[0].read_bytes().splitlines()[3])
+    (state / "audit" / "anchor.json").write_text(
+        json.dumps({"seq": later["seq"], "hash": later["hash"]}))
+    rig = make_rig(state_dir=state,
+                   storage_settings={"audit_segment_kb": 16, "audit_max_segments": 2})
+    assert (f"anchor.json is not the anchor this node wrote (seq {anchor['seq']}): audit "
+            "records before it were removed") in rig.health.stages["effector"].reason
 
 
 @pytest.mark.parametrize("rot", [b'{"seq": "rot"}\n',  # JSON, but no record
