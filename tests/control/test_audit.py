@@ -232,6 +232,20 @@ def test_a_seq_jump_whose_record_data_is_not_an_object_is_a_break_not_a_crash(
     assert report.broken == f"{path.name} line 4 seq {last['seq'] + 5}: expected seq 3"
 
 
+def test_a_log_reopened_after_dropping_segments_keeps_its_anchor_and_its_chain(
+        tmp_path: Path) -> None:
+    fill(tmp_path, 60, max_segments=3).close()
+    anchor = (tmp_path / "anchor.json").read_bytes()
+    log = AuditLog(tmp_path, segment_bytes=2048, max_segments=3, fsync=False)
+    log.append("state", {"after": "reopen"})
+    log.close()
+    assert log.damaged == []
+    assert (tmp_path / "anchor.json").read_bytes() == anchor
+    assert not list(tmp_path.glob("anchor.json.damaged-*"))
+    report = verify(tmp_path)
+    assert report.ok and report.records > 0, report
+
+
 def test_a_record_with_a_duplicate_key_is_not_the_nodes(tmp_path: Path) -> None:
     fill(tmp_path, 5).close()
     path = segment_files(tmp_path)[0]
