@@ -3,6 +3,7 @@ waits is bounded, and the records dropped are written as a `gap` record once the
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -133,3 +134,48 @@ def test_flush_gives_up_at_once_when_the_writer_thread_is_not_running(tmp_path: 
         assert time.monotonic() - started < 10, "flush waited for a thread that is gone"
     finally:
         log.close()
+
+
+class FullDisk(HangingDisk):
+    """A real audit log on a disk that is full (ENOSPC on every write) until `full` is
+    cleared."""
+
+    def __init__(self, log: AuditLog) -> None:
+        super().__init__(log)
+        self.full = True
+        self.answer()  # its syncs never hang
+
+    def append(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().append(*args, **kwargs)
+
+
+def test_records_lost_to_a_full_disk_become_a_gap_record_by_kind_and_time(
+        tmp_path: Path) -> None:
+    """What could not be written is counted by kind over the span of its times, and the
+    gap record comes before the first record written again. Records keep the time they were
+    made at, not the time the writer got to them."""
+    log = AuditLog(tmp_path, segment_bytes=1 << 20, max_segments=4, fsync=False)
+    disk = FullDisk(log)
+    emitter = Emitter(disk, [].append, [].append)  # type: ignore[arg-type]
+    emitter.start()
+    made = time.time() - 100.0
+    try:
+        emitter.put(("audit", ("command", {"n": 1}, made)))
+        emitter.put(("audit", ("state", {"n": 2}, made + 1.0)))
+        emitter.put(("audit", ("command", {"n": 3}, made + 2.0)))
+        assert emitter.flush(5)
+        disk.full = False
+        emitter.put(("audit", ("result", {"n": 4}, made + 3.0)))
+        assert emitter.flush(5)
+    finally:
+        emitter.stop()
+        log.close()
+    gap, result = _records(tmp_path)
+    assert gap["kind"] == "gap"
+    assert gap["data"] == {"lost": 3, "kinds": {"command": 2, "state": 1}, "from_t": made,
+                           "to_t": made + 2.0, "reason": "disk_full"}
+    assert (result["kind"], result["data"], result["t"]) == ("result", {"n": 4},
+                                                             round(made + 3.0, 6))
+    assert emitter.lost_total == 3
