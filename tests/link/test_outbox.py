@@ -35,6 +35,24 @@ def test_session_grows_on_every_open_and_survives_restart(tmp_path: Path) -> Non
     assert sessions == [1, 2, 3]
 
 
+def test_an_unreadable_stored_session_counts_on_from_the_floor(tmp_path: Path) -> None:
+    """A session value that is no number (a damaged row) is logged and counted from the
+    floor it is given (the session file's copy), never a crash of the link's start."""
+    path = tmp_path / "outbox.sqlite3"
+    box = Outbox(path, max_bytes=10**6, max_age_s=3600)
+    assert box.next_session() == 1
+    box.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = 'rot' WHERE key = 'session'")
+    db.close()
+    box = Outbox(path, max_bytes=10**6, max_age_s=3600)
+    try:
+        assert box.next_session(floor=41) == 42
+        assert box.next_session() == 43
+    finally:
+        box.close()
+
+
 def test_database_runs_in_wal_with_synchronous_normal(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.sqlite3", max_bytes=10**6, max_age_s=3600)
     db = box._db
