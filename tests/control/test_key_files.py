@@ -54,6 +54,20 @@ def test_a_generated_key_file_is_private_and_its_public_half_loads_on_a_node(
         generate_key_file(path, "alice", "operator")  # never over a key in use
 
 
+def test_a_key_written_for_an_operator_is_no_demo_key_unless_asked(tmp_path: Path) -> None:
+    # Tools that write an operator's key files (the ctl's own, a provisioning script) leave
+    # `demo` out: a demo key is refused on a node with a real relay.
+    identity = OperatorIdentity("carol", "operator", Ed25519PrivateKey.generate())
+    snippet = write_key_file(tmp_path / "carol.key", identity)
+    assert "demo" not in snippet
+    assert (tmp_path / "carol.key.pub").read_text() == snippet
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    (keys_dir / "carol.pub").write_text(snippet)
+    assert ring_of(keys_dir, allow_demo=False) == {
+        "carol": ("operator", identity.public_b64, False)}
+
+
 def test_a_demo_key_is_marked_and_left_out_where_demo_keys_are_not_allowed(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     identity = OperatorIdentity("demo-op", "operator", Ed25519PrivateKey.generate())
