@@ -22,6 +22,7 @@ from tests.control.conftest import (
     command,
     key_entry,
     make_config,
+    wait_for,
 )
 
 
@@ -148,6 +149,25 @@ def test_replayed_command_is_refused_even_after_a_restart(make_rig: RigFactory,
     second = make_rig(state_dir=state)
     assert_refused(second, second.send_raw(arm), "replayed")
     assert second.effector.state == "SAFE"
+
+
+def test_an_engage_replayed_after_its_engagement_ended_is_refused_and_the_relay_stays_off(
+        rig: Rig) -> None:
+    """A recorded engage sent again while the node is still armed must not fire the jammer a
+    second time."""
+    assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    engage = encode(command(OPERATORS["alice"], "engage", {"duration_s": 0.2,
+                                                           "bearing_deg": 90}))
+    assert rig.send_raw(engage)["status"] == "ok"
+    assert wait_for(lambda: rig.effector.state == "ARMED", 5)
+    assert not rig.drive()
+    highs = sum(level for _, level in rig.drive_history())
+    again = rig.send_raw(engage)
+    assert (again["status"], again["reason"]) == (
+        "rejected", "replayed: this command id was already received")
+    time.sleep(0.05)
+    assert rig.effector.state == "ARMED" and not rig.drive()
+    assert sum(level for _, level in rig.drive_history()) == highs
 
 
 def test_retained_command_is_never_acted_on(rig: Rig) -> None:

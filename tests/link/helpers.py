@@ -122,6 +122,7 @@ class Received:
     retain: bool
     t: float
     correlation_data: bytes | None = None
+    qos: int = 1
 
 
 @dataclass
@@ -135,6 +136,9 @@ class Recorder:
     # reconnects after an outage (Mosquitto: a broker started with persistence).
     persistent: bool = False
     mqtt_version: str = "5"  # the broker's: RabbitMQ 3.10 speaks 3.1.1 only
+    # Subscribed at QoS 2, a message arrives at the QoS it was published with (up to what the
+    # broker grants: RabbitMQ grants 1).
+    qos: int = 1
     messages: list[Received] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -152,7 +156,7 @@ class Recorder:
                                   persistent=self.persistent)
         if self.tls:
             self.client.tls_set_context(self.tls)
-        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(self.topic, 1),
+        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(self.topic, self.qos),
                                                          self._ready.set())
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.1, 0.5)
@@ -197,7 +201,7 @@ class Recorder:
         with self._lock:
             self.messages.append(Received(
                 msg.topic, payload, bool(msg.retain), time.monotonic(),
-                getattr(props, "CorrelationData", None) if props else None))
+                getattr(props, "CorrelationData", None) if props else None, msg.qos))
 
     def on(self, suffix: str) -> list[Received]:
         with self._lock:
