@@ -36,6 +36,10 @@ def test_records_commit_in_submission_order_and_flush_waits_for_them(tmp_path: P
     assert writer.flush(5)
     assert writer.pending == 0 and committed.is_set()
     writer.close()
+    # A record handed over after the close (a stage still running while the daemon stops)
+    # is refused, saying why, rather than left in a queue nobody writes.
+    with pytest.raises(RuntimeError, match=r"^outbox writer is closed$"):
+        writer.submit([_record(500)])
     outbox.close()
     # What another process finds in the file (a restart): every record, in order.
     db = sqlite3.connect(tmp_path / "o.sqlite3")
