@@ -14,9 +14,11 @@ from edgenode.control.admission import Admission, Rejection
 from edgenode.control.keys import KeyRing, OperatorIdentity
 from edgenode.control.operator import encode
 from edgenode.link.mqtt import InboundMessage
+from edgenode.ulid import new_ulid
 from tests.control.conftest import (
     NODE,
     OPERATORS,
+    SITE,
     Rig,
     RigFactory,
     command,
@@ -170,8 +172,25 @@ def test_an_engage_replayed_after_its_engagement_ended_is_refused_and_the_relay_
     assert sum(level for _, level in rig.drive_history()) == highs
 
 
+def test_every_authentic_command_is_audited_with_its_signed_envelope_done_or_refused(
+        rig: Rig) -> None:
+    """The trail of who did what: the signed command as it came (what the signature covers,
+    so anyone can check it later), with its topic, whether it was then done or refused."""
+    arm = command(OPERATORS["alice"], "arm", {"ttl_s": 30})
+    elsewhere = command(OPERATORS["bob"], "arm", {"ttl_s": 30}, site="elsewhere")
+    assert rig.send_raw(encode(arm))["status"] == "ok"
+    assert rig.send_raw(encode(elsewhere))["status"] == "rejected"
+    assert rig.effector.flush(5)
+    audited = [r["data"] for r in rig.audit if r["kind"] == "command"]
+    topic = f"edgenode/{SITE}/{NODE}/cmd"
+    assert audited == [{"topic": topic, "retained": False, "envelope": arm},
+                       {"topic": topic, "retained": False, "envelope": elsewhere}]
+
+
 def test_retained_command_is_never_acted_on(rig: Rig) -> None:
-    assert_refused(rig, rig.send("alice", "arm", {"ttl_s": 10}, retain=True), "retained")
+    result = rig.send("alice", "arm", {"ttl_s": 10}, retain=True)
+    assert_refused(rig, result, "retained")
+    assert result["reason"] == "retained: a retained command is never acted on"
     assert rig.effector.state == "SAFE"
 
 
@@ -331,6 +350,23 @@ def test_every_refusal_is_audited_once_and_junk_is_summarised(rig: Rig) -> None:
     assert 1 <= len(junk) <= 2, kinds
     assert sum(r["data"]["count"] for r in junk) == 500
     assert set(junk[0]["data"]["reasons"]) == {"malformed"}
+
+
+def test_commands_signed_by_no_known_key_are_junk_summarised_not_audited_one_by_one(
+        rig: Rig) -> None:
+    """Anyone can sign with a key of their own or forge a signature: such a flood must cost
+    the audit log a summary, as unsigned junk does, not a record each."""
+    mallory = OperatorIdentity("mallory", "admin", Ed25519PrivateKey.generate())
+    forged = command(OPERATORS["alice"], "safe", {})
+    forged["signature"] = base64.b64encode(b"x" * 64).decode()
+    for _ in range(200):
+        assert code(rig.send(mallory, "safe", {})) == "unknown_key"
+        assert code(rig.send_raw(encode(forged | {"id": new_ulid()}))) == "bad_signature"
+    rig.effector.stop()
+    assert not [r for r in rig.audit if r["kind"] in ("command", "result")]
+    junk = [r["data"] for r in rig.audit if r["kind"] == "junk"]
+    assert sum(j["count"] for j in junk) == 400
+    assert set().union(*(j["reasons"] for j in junk)) == {"unknown_key", "bad_signature"}
 
 
 def test_arm_issued_before_the_node_started_is_refused(make_rig: RigFactory) -> None:
