@@ -351,8 +351,9 @@ def test_the_node_keeps_its_own_copy_of_each_anchor_it_writes(make_rig: RigFacto
         json.dumps({"seq": later["seq"], "hash": later["hash"]}))
     rig = make_rig(state_dir=state,
                    storage_settings={"audit_segment_kb": 16, "audit_max_segments": 2})
-    assert (f"anchor.json is not the anchor this node wrote (seq {anchor['seq']}): audit "
-            "records before it were removed") in rig.health.stages["effector"].reason
+    assert rig.health.stages["effector"].reason == (
+        f"state_damaged: {state / 'audit' / 'anchor.json'} is not the anchor this node wrote "
+        f"(seq {anchor['seq']}): audit records before it were removed (state)")
 
 
 @pytest.mark.parametrize("rot", [b'{"seq": "rot"}\n',  # JSON, but no record

@@ -387,3 +387,24 @@ def test_the_effector_loop_is_late_after_five_board_dropouts_and_never_under_a_s
     then. Never under a second, so a loaded machine's scheduling hiccup is not a fault."""
     rig = make_rig(relay_settings={"board_dropout_ms": dropout_ms})
     assert rig.health.stages["effector"].deadline_s == pytest.approx(deadline_s)
+
+
+def test_an_engage_takes_the_key_switch_from_the_loops_fresh_reading(
+        make_rig: RigFactory) -> None:
+    """A command does not read the relay board itself while the loop's reading is fresh
+    (three loop periods): a read is a round trip on some boards, and one that wedges would
+    hold the command, under the effector's lock, for as long as it wedges."""
+    rig = make_rig(relay_settings={"heartbeat_period_ms": 150, "board_dropout_ms": 600})
+    assert rig.send("alice", "arm", {"ttl_s": 30})["status"] == "ok"
+    time.sleep(0.2)
+    release = rig.gpio.wedge_reads(KEY_OPERATE)  # from now on, the loop's next read too
+    results: list[dict[str, Any]] = []
+    engage = threading.Thread(target=lambda: results.append(
+        rig.send("alice", "engage", {"duration_s": 1, "bearing_deg": 90})), daemon=True)
+    engage.start()
+    engage.join(timeout=2.0)
+    try:
+        assert not engage.is_alive(), "the engage waited for a read of the key switch"
+        assert results[0]["status"] == "ok", results
+    finally:
+        release.set()
