@@ -92,7 +92,8 @@ def test_a_torn_last_record_is_cut_off_and_noted(tmp_path: Path) -> None:
     report = verify(tmp_path)
     assert report.ok, report.broken
     records = list(export(tmp_path))
-    assert records[-1]["kind"] == "recovery" and records[-1]["data"]["torn_bytes"] == 27
+    assert records[-1]["kind"] == "recovery"
+    assert records[-1]["data"] == {"torn_bytes": 27, "segment": last.name}
 
 
 def test_effector_audits_commands_results_and_state_changes(rig: Rig) -> None:

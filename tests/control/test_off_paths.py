@@ -44,6 +44,17 @@ def test_key_switch_leaving_operate_drops_the_relay(rig: Rig) -> None:
     assert wait_for(lambda: rig.effector.state == "SAFE", 3)
 
 
+def test_a_turn_of_the_key_is_published_at_once_while_safe(rig: Rig) -> None:
+    """Operators see the key switch as it turns, not only with the next command: the
+    effector state goes out on every change of the key (or of the aux contact)."""
+    assert wait_for(lambda: bool(rig.states) and rig.states[-1]["key_switch"] == "operate")
+    rig.key("test")
+    assert wait_for(lambda: rig.states[-1]["key_switch"] == "test", 3), rig.states[-1]
+    rig.key("off")
+    assert wait_for(lambda: rig.states[-1]["key_switch"] == "off", 3), rig.states[-1]
+    assert rig.effector.state == "SAFE"
+
+
 def test_relay_that_does_not_pull_in_is_a_fault(rig: Rig) -> None:
     rig.coil.dead = True
     rig.arm_and_engage()
