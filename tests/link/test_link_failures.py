@@ -259,6 +259,17 @@ def test_reconnect_delays_double_from_the_minimum_to_the_maximum_with_jitter() -
     assert len({round(x, 6) for x in delays}) == len(delays), "no jitter"
 
 
+def test_a_stopped_link_says_so_in_its_health_stage(tmp_path: Path) -> None:
+    # Stopped on purpose, not broken: the stage says which.
+    health = Health()
+    link = Link(make_config(tmp_path, f"mqtt://127.0.0.1:{free_port()}"), tmp_path / "state",
+                health, version="0.1.0", capabilities=[], config_digest="sha256:x")
+    link.start()
+    link.stop()
+    stage = health.stages["link"]
+    assert (stage.state, stage.reason) == ("failed", "stopped")
+
+
 def test_deleted_rows_leave_the_in_flight_map(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.sqlite3", max_bytes=10**6, max_age_s=3600)
     for seq in range(5):
