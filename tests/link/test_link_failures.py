@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from edgenode.link.refusal import REFUSAL_WINDOW_S, REFUSED_AFTER, RefusalWatch
 from edgenode.link.writer import MAX_PENDING
 from edgenode.ulid import new_ulid
 from tests.brokers import connected_client, needs_mqtt5
-from tests.conftest import Mosquitto, free_port
+from tests.conftest import ROOT, Mosquitto, free_port
 from tests.link.helpers import (
     PREFIX,
     Recorder,
@@ -268,6 +270,26 @@ def test_a_stopped_link_says_so_in_its_health_stage(tmp_path: Path) -> None:
     link.stop()
     stage = health.stages["link"]
     assert (stage.state, stage.reason) == ("failed", "stopped")
+
+
+def test_a_process_that_never_stops_its_link_still_exits(tmp_path: Path) -> None:
+    """A daemon that dies on an error without stopping its link must exit (and systemd
+    restart it), not hang on the link's threads: they are daemon threads, every one."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from edgenode.health import Health\n"
+        "from edgenode.link import Link\n"
+        "from tests.link.helpers import make_config, track_event\n"
+        f"tmp = Path({str(tmp_path)!r})\n"
+        f"link = Link(make_config(tmp, 'mqtt://127.0.0.1:{free_port()}'), tmp / 'state',\n"
+        "            Health(), version='0.1.0', capabilities=[], config_digest='sha256:x')\n"
+        "link.start()\n"
+        "link.publish_event(track_event('new'))\n"
+        "sys.exit(3)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=20)
+    assert proc.returncode == 3, proc.stderr
 
 
 def test_deleted_rows_leave_the_in_flight_map(tmp_path: Path) -> None:
