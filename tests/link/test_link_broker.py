@@ -151,6 +151,7 @@ def test_every_payload_on_every_topic_matches_its_schema(any_broker: Any,
     assert seen[0].correlation_data == (b"corr-42" if v5 else None)
     health = recorder.on("health")[-1].payload
     assert health["system"]["cpu_temp_c"] == 55.0 and health["link"]["session"] == 1
+    assert health["link"]["silences"] == 0  # its pings came back
 
 
 def _publish_steadily(link: Link, stop: threading.Event, rate_hz: float) -> list[int]:

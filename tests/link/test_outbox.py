@@ -198,6 +198,26 @@ def test_the_session_keeps_growing_after_the_outbox_is_reset(tmp_path: Path) -> 
     assert start() == later + 1
 
 
+@pytest.mark.parametrize(("stored", "kept"), [(1, True), (2**53 - 1, True), (0, False),
+                                              (2**53, False), (-5, False)])
+def test_a_session_file_outside_1_to_2_53_is_not_believed(tmp_path: Path, stored: int,
+                                                         kept: bool) -> None:
+    # Sessions are JSON numbers for consumers: exact only below 2^53. A value outside that
+    # (a damaged or hand-edited file) is not continued from; the clock is the floor instead.
+    from edgenode.link.session import SESSION_FILE, next_session
+
+    (tmp_path / SESSION_FILE).write_text(f"{stored}\n")
+    box = Outbox(tmp_path / "outbox.sqlite3", max_bytes=10**6, max_age_s=3600)
+    try:
+        session = next_session(tmp_path, box)
+    finally:
+        box.close()
+    if kept:
+        assert session == stored + 1
+    else:
+        assert time.time() - 60 < session < time.time() + 60
+
+
 def test_rows_deleted_unclaimed_leave_the_file_and_the_byte_count(tmp_path: Path) -> None:
     # After a restart the rows a broker acknowledged may not have been claimed by this
     # process: their sizes come from the file.
