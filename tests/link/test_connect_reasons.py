@@ -114,10 +114,14 @@ def test_a_tls_handshake_with_something_else_says_what_openssl_found(
     assert client.last_error == f"TLS handshake failed: {seen.value.reason}"
 
 
+@pytest.mark.parametrize("when", ["before the connection is up", "once connected"])
 def test_a_shared_subscription_reaches_its_handler(mosquitto: Mosquitto,
-                                                   clients: list[MqttClient]) -> None:
+                                                   clients: list[MqttClient],
+                                                   when: str) -> None:
     got: list[InboundMessage] = []
     client = _client(clients, mosquitto.url)
+    if when == "once connected":  # subscribed at once, not at the next connect
+        assert wait_until(client.connected.is_set, 5)
     client.subscribe("$share/central/edgenode/+/+/events", got.append)
     assert wait_until(client.subscribed.is_set, 5)
     sender = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)

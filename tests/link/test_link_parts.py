@@ -70,6 +70,11 @@ def test_only_a_plain_topic_under_cmd_result_is_a_response_topic(topic: str, own
 
 
 # -- payloads --------------------------------------------------------------------------
+def test_payloads_are_compact_json() -> None:
+    # Every byte goes over a field unit's mobile link, many times a second.
+    assert encode({"a": 1, "b": [1, 2], "c": {"d": None}}) == b'{"a":1,"b":[1,2],"c":{"d":null}}'
+
+
 def test_non_finite_numbers_become_null_and_every_other_value_stays() -> None:
     payload = {"type": "update", "range_m": 12.5, "snr_db": math.nan, "n": 3, "ok": True,
                "after": {"speed_mps": math.inf, "heading_deg": 90.0, "label": "drone"},

@@ -26,7 +26,7 @@ def _fill(box: Outbox, kinds: list[int], created: float = 1000.0) -> list:
 
 
 def test_session_grows_on_every_open_and_survives_restart(tmp_path: Path) -> None:
-    path = tmp_path / "outbox.sqlite3"
+    path = tmp_path / "state" / "link" / "outbox.sqlite3"  # its directories made as needed
     sessions = []
     for _ in range(3):
         box = Outbox(path, max_bytes=10**6, max_age_s=3600)
