@@ -123,3 +123,19 @@ def test_an_engagement_is_cut_to_what_is_left_of_the_duty_budget(make_rig: RigFa
     assert last_state(rig)["reason"] == "engaged by alice for 2 s"
     assert wait_for(lambda: rig.effector.state == "ARMED", 4)
     assert 1.8 <= rig.gpio.high_time(17) <= 3.0
+
+
+def test_a_relay_that_welds_again_right_after_a_reset_latches_fault_again(rig: Rig) -> None:
+    """The reset is taken while the contact is open; the relay welds again before the loop's
+    next look. That look must start the settle time afresh and latch FAULT again."""
+    rig.coil.stuck = True
+    assert wait_for(lambda: rig.effector.state == "FAULT", 3)
+    rig.coil.stuck = False
+    assert wait_for(lambda: not rig.gpio.level(AUX), 3)
+    rig.health.stall("effector", 0.5)  # the loop holds still from its next step
+    time.sleep(0.1)
+    assert rig.send("root", "reset")["status"] == "ok"
+    rig.coil.stuck = True
+    assert wait_for(lambda: rig.gpio.level(AUX), 3)
+    assert wait_for(lambda: rig.effector.state == "FAULT", 3)
+    assert last_state(rig)["reason"].startswith("stuck_on: ")
