@@ -5,6 +5,7 @@ its 3.1.1 mode): tests/conftest.py's `any_broker`."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -398,4 +399,26 @@ def test_a_slow_command_never_holds_up_a_quick_one(any_broker: Any,
     assert recorder.wait_for(lambda: len(recorder.messages) == 2)
     assert recorder.messages[1].payload["id"] == slow["id"]
     operator.loop_stop()
+    recorder.stop()
+
+
+def test_a_graceful_stop_waits_for_the_brokers_acks_and_leaves_nothing_to_resend(
+        mosquitto: Any, make_link: MakeLink, tmp_path: Path) -> None:
+    """What was handed over before `stop` is sent and acknowledged within the stop's flush:
+    the outbox file is empty after it, so the next start resends nothing."""
+    recorder = Recorder.for_broker(mosquitto, topic=f"{PREFIX}/events").start()
+    link = make_link(mosquitto)
+    link.start()
+    assert wait_until(lambda: link.connected, 10)
+    ids = []
+    for _ in range(60):
+        event = track_event("new")
+        ids.append(event["object_id"])
+        link.publish_event(event)
+    link.stop()
+    rows = sqlite3.connect(tmp_path / "state" / "outbox.sqlite3").execute(
+        "SELECT COUNT(*) FROM outbox").fetchone()[0]
+    assert rows == 0
+    assert recorder.wait_for(lambda: len(recorder.track_events()) == 60)
+    assert sorted(e["object_id"] for e in recorder.track_events()) == sorted(ids)
     recorder.stop()
