@@ -106,6 +106,9 @@ def test_stuck_relay_at_start_up_is_a_fault_before_anything_else(make_rig: RigFa
     rig.coil.stuck = True
     rig.effector.start()
     assert rig.effector.state == "FAULT"
+    assert rig.effector.flush(5)
+    assert rig.states[-1]["fault"] == {
+        "code": "stuck_on", "detail": "aux contact closed at start-up with the drive off"}
     time.sleep(0.1)
     assert rig.heartbeat_toggles() == 1, "heartbeat toggled with a stuck relay at start-up"
 

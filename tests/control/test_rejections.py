@@ -113,6 +113,7 @@ def test_wrong_node_is_refused(rig: Rig) -> None:
 def test_arm_and_engage_must_name_exactly_one_node(rig: Rig) -> None:
     result = rig.send("alice", "arm", {"ttl_s": 10}, node=[NODE, "mast-02"])
     assert_refused(rig, result, "wrong_node")
+    assert result["reason"] == "wrong_node: arm must name exactly one node, not a list"
     assert rig.effector.state == "SAFE"
 
 
