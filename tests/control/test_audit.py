@@ -158,7 +158,7 @@ def test_tail_truncation_is_found_and_seqs_are_never_reused(make_rig: RigFactory
     last = segment_files(audit)[-1]
     lines = last.read_bytes().splitlines(keepends=True)
     cut_from = json.loads(lines[-4])["seq"]
-    written_up_to = json.loads(lines[-1])["seq"]
+    written_up_to, last_hash = json.loads(lines[-1])["seq"], json.loads(lines[-1])["hash"]
     last.write_bytes(b"".join(lines[:-4]))  # the last four records removed
     # Offline: `audit verify` knows from the store what the node wrote.
     bad = subprocess.run([*EDGENODE, "audit", "verify", "--state-dir", str(state)],
@@ -176,6 +176,10 @@ def test_tail_truncation_is_found_and_seqs_are_never_reused(make_rig: RigFactory
     assert report.missing and report.missing[0].startswith(
         f"seq {cut_from}..{written_up_to} removed before ")
     assert report.missing[0].endswith(" (the node found its log truncated on restart)")
+    # The recovery record names the last record the node wrote, by seq and hash.
+    (recovery,) = [r for r in export(audit) if r["kind"] == "recovery"]
+    assert recovery["data"]["truncated"] == {"first_seq": cut_from, "last_seq": written_up_to,
+                                             "last_hash": last_hash}
 
 
 def test_head_segments_removed_behind_a_forged_anchor_are_found(make_rig: RigFactory,

@@ -148,8 +148,15 @@ def test_a_damaged_store_file_is_closed_before_it_is_moved_aside(tmp_path: Path)
         aside = [p for p in directory.iterdir() if ".damaged-" in p.name]
         assert aside, list(directory.iterdir())
         assert not {str(p) for p in aside} & _open_files()  # no handle left on it
+        # A new store in the old one's place, and what goes in it is there after a restart.
+        store.remember("01HZZZZZZZZZZZZZZZZZZZZZZ4", time.time() + 60)
     finally:
         store.close()
+    again = EffectorStore(directory)
+    try:
+        assert again.damaged is None and again.seen("01HZZZZZZZZZZZZZZZZZZZZZZ4")
+    finally:
+        again.close()
 
 
 def test_a_store_path_that_cannot_be_opened_is_left_alone_and_memory_kept(tmp_path: Path) -> None:
