@@ -59,6 +59,23 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
+def test_a_connection_the_broker_refuses_keeps_the_brokers_own_reason(
+        tmp_path: Path, clients: list[MqttClient]) -> None:
+    """A wrong password on the mast: the broker's CONNACK says why, and the disconnect that
+    follows must not overwrite that with a guess."""
+    port = free_port()
+    broker = Mosquitto(tmp_path / "broker", port=port,
+                       extra=f"listener {port} 127.0.0.1\nallow_anonymous false\n").start()
+    try:
+        client = _client(clients, broker.url)
+        assert wait_until(lambda: client.last_error != "", 5)
+        time.sleep(0.5)  # several more tries, each refused and then disconnected
+        assert client.last_error == "broker refused the connection: Not authorized"
+        assert not client.connected.is_set()
+    finally:
+        broker.stop()
+
+
 def test_a_server_certificate_the_system_store_does_not_vouch_for_names_the_store(
         tmp_path: Path, pki: Pki, clients: list[MqttClient]) -> None:
     port = free_port()

@@ -307,6 +307,33 @@ def test_deleted_rows_leave_the_in_flight_map(tmp_path: Path) -> None:
     box.close()
 
 
+def test_an_echo_of_a_ping_already_seen_proves_nothing(tmp_path: Path,
+                                                      mosquitto: Mosquitto) -> None:
+    """Only a fresh ping coming back proves the broker carries messages: one replayed from
+    earlier (a broker redelivering, or anyone with write access to the topic) counts for
+    nothing."""
+    recorder = Recorder(mosquitto.port, topic=f"{PREFIX}/ping").start()
+    link = _link(tmp_path, mosquitto.url)
+    sender = connected_client(mosquitto.port, mosquitto.mqtt_version, "replayer")
+    try:
+        link.start()
+        assert recorder.wait_for(lambda: len(recorder.on("ping")) >= 2, 10)
+        old = recorder.on("ping")[0].payload
+        assert wait_until(lambda: link.counters()["echoes"] >= 2, 10)
+        before = link.counters()["echoes"]
+        for _ in range(50):
+            sender.publish(f"{PREFIX}/ping", json.dumps(old), qos=1).wait_for_publish(5)
+        assert recorder.wait_for(
+            lambda: sum(m.payload == old for m in recorder.on("ping")) == 51, 10)
+        time.sleep(0.2)
+        assert link.counters()["echoes"] - before < 10  # its own pings only
+    finally:
+        sender.disconnect()
+        sender.loop_stop()
+        link.stop()
+        recorder.stop()
+
+
 def test_a_link_whose_pings_never_come_back_counts_as_lost(tmp_path: Path,
                                                            any_broker: Any) -> None:
     _mosquitto_acl_only(any_broker)
