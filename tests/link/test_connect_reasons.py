@@ -131,6 +131,17 @@ def test_a_tls_handshake_with_something_else_says_what_openssl_found(
     assert client.last_error == f"TLS handshake failed: {seen.value.reason}"
 
 
+@pytest.mark.parametrize("version", ["5", "3.1.1"])
+def test_a_subscription_asks_for_qos_1_in_either_mqtt_version(
+        mosquitto: Mosquitto, clients: list[MqttClient], version: str) -> None:
+    # At QoS 0 a command sent while the node reconnects would be lost, not queued for it.
+    client = _client(clients, mosquitto.url, mqtt_version=version)
+    client.subscribe("edgenode/site-a/node-1/cmd", lambda message: None)
+    assert wait_until(client.subscribed.is_set, 5)
+    log = mosquitto.log_path.read_text()
+    assert "edgenode/site-a/node-1/cmd (QoS 1)" in log, log[-1500:]
+
+
 @pytest.mark.parametrize("when", ["before the connection is up", "once connected"])
 def test_a_shared_subscription_reaches_its_handler(mosquitto: Mosquitto,
                                                    clients: list[MqttClient],
