@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 
 from edgenode.health import Health
 from edgenode.link import Link
+from edgenode.link.credentials import LinkConfigError
 from edgenode.link.mqtt import BrokerOptions, MqttClient
 from edgenode.link.outbox import Outbox
 from edgenode.link.payloads import PRIORITY_AUDIT
@@ -259,6 +260,17 @@ def test_reconnect_delays_double_from_the_minimum_to_the_maximum_with_jitter() -
         assert d / 2 <= got <= d, delays
     assert len(rest) >= 4, delays
     assert len({round(x, 6) for x in delays}) == len(delays), "no jitter"
+
+
+def test_a_ca_file_with_a_plain_mqtt_url_is_a_config_error(tmp_path: Path) -> None:
+    # The installer meant TLS: a connection in the clear would look configured and be open.
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read before the check\n")
+    with pytest.raises(LinkConfigError, match=r"^broker.ca_file is set but broker.url "
+                       r"mqtt://127.0.0.1:1 is not mqtts://: the connection would not be "
+                       r"encrypted$"):
+        Link(make_config(tmp_path, "mqtt://127.0.0.1:1", ca_file=ca), tmp_path / "state",
+             Health(), version="0.1.0", capabilities=[], config_digest="sha256:x")
 
 
 def test_a_stopped_link_says_so_in_its_health_stage(tmp_path: Path) -> None:
